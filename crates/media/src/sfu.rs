@@ -1,0 +1,758 @@
+//! The sans-I/O SFU core: every member's `Rtc`, rooms, demultiplexing, forwarding, timers.
+//!
+//! Inputs: [`Sfu::handle_cmd`], [`Sfu::handle_datagram`], [`Sfu::handle_timeout`].
+//! Outputs: [`Sfu::poll_transmit`], [`Sfu::poll_event`], [`Sfu::next_timeout`].
+//! No sockets, threads or clocks inside: the caller supplies time.
+//!
+//! Every call into one member's `Rtc` runs under `catch_unwind`: a panic there drops that
+//! member alone, and the room and the other members go on.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::config::DtlsCert;
+use str0m::ice::{IceCreds, StunMessage};
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid};
+use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, RtcConfig};
+use tracing::{debug, info, warn};
+
+use crate::peer::Peer;
+use crate::{MediaCmd, MediaErrorCode, MediaEvent, PeerId, RoomId, TrackKind};
+
+/// How often speaking state and connection deadlines are checked.
+const HOUSEKEEPING: Duration = Duration::from_millis(250);
+/// The fewest milliseconds between two keyframe requests to one publisher track.
+const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// The local addresses media arrives at and leaves from; each is offered as a host
+    /// candidate. A datagram's `destination` must be one of them.
+    pub candidates: Vec<SocketAddr>,
+    /// A member whose media has not connected this long after their offer is dropped.
+    pub connect_timeout: Duration,
+    /// A member whose ICE stays disconnected this long is dropped.
+    pub disconnect_grace: Duration,
+}
+
+impl SfuConfig {
+    pub fn new(candidates: Vec<SocketAddr>) -> SfuConfig {
+        SfuConfig {
+            candidates,
+            connect_timeout: Duration::from_secs(30),
+            disconnect_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the core holds, for health checks and for tests that prove state is freed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SfuStats {
+    pub rooms: usize,
+    pub peers: usize,
+    /// Remote addresses known for demultiplexing.
+    pub addrs: usize,
+    /// ICE usernames known for demultiplexing.
+    pub ufrags: usize,
+    pub timers: usize,
+    /// Media packets written to subscribers.
+    pub forwarded: u64,
+    /// Datagrams that were not STUN, DTLS, RTP or RTCP.
+    pub garbage: u64,
+    /// Datagrams from an address and with a username nobody here knows.
+    pub unknown: u64,
+    /// Members dropped because their media state failed or panicked.
+    pub failed: u64,
+}
+
+pub struct Sfu {
+    config: SfuConfig,
+    /// One DTLS certificate for the whole process half: generating one per member costs a
+    /// key generation per join for nothing.
+    cert: Option<DtlsCert>,
+    peers: HashMap<PeerId, Peer>,
+    rooms: HashMap<RoomId, Vec<PeerId>>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    by_ufrag: HashMap<String, PeerId>,
+    timers: BTreeSet<(Instant, PeerId)>,
+    next_housekeeping: Instant,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<(RoomId, MediaEvent)>,
+    /// str0m events polled from members and not yet acted on.
+    work: VecDeque<(PeerId, Event)>,
+    /// Reused per forwarded packet: the subscribers to write to.
+    scratch: Vec<(PeerId, Mid)>,
+    stats: SfuStats,
+    #[cfg(test)]
+    panic_on_poll: Option<PeerId>,
+}
+
+impl Sfu {
+    pub fn new(config: SfuConfig, now: Instant) -> Sfu {
+        let provider = str0m::crypto::from_feature_flags();
+        let cert = provider.dtls_provider.generate_certificate();
+        provider.install_process_default();
+        Sfu {
+            config,
+            cert,
+            peers: HashMap::new(),
+            rooms: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            timers: BTreeSet::new(),
+            next_housekeeping: now + HOUSEKEEPING,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            work: VecDeque::new(),
+            scratch: Vec::new(),
+            stats: SfuStats::default(),
+            #[cfg(test)]
+            panic_on_poll: None,
+        }
+    }
+
+    pub fn stats(&self) -> SfuStats {
+        SfuStats {
+            rooms: self.rooms.len(),
+            peers: self.peers.len(),
+            addrs: self.by_addr.len(),
+            ufrags: self.by_ufrag.len(),
+            timers: self.timers.len(),
+            ..self.stats
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the signalling layer, with the room of the member it concerns.
+    pub fn poll_event(&mut self) -> Option<(RoomId, MediaEvent)> {
+        self.events.pop_front()
+    }
+
+    /// When [`Sfu::handle_timeout`] is next due.
+    pub fn next_timeout(&self) -> Instant {
+        match self.timers.first() {
+            Some((t, _)) => (*t).min(self.next_housekeeping),
+            None => self.next_housekeeping,
+        }
+    }
+
+    pub fn handle_cmd(&mut self, cmd: MediaCmd, now: Instant) {
+        match cmd {
+            MediaCmd::AddPeer { room, peer, offer } => self.add_peer(room, peer, &offer, now),
+            MediaCmd::Offer { peer, sdp } => self.client_offer(peer, &sdp, now),
+            MediaCmd::Answer { peer, sdp } => self.client_answer(peer, &sdp, now),
+            MediaCmd::Candidate { peer, candidate } => self.candidate(peer, &candidate, now),
+            MediaCmd::RemovePeer { peer } => {
+                self.detach(peer, now);
+            }
+        }
+        self.process_work(now);
+    }
+
+    /// One datagram from `source`, received on the local address `destination`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
+        let Ok(contents) = DatagramRecv::try_from(data) else {
+            self.stats.garbage += 1;
+            return;
+        };
+        let known = self.by_addr.get(&source).copied();
+        let Some(id) = known.or_else(|| self.peer_by_stun_username(data)) else {
+            self.stats.unknown += 1;
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        let accepted = self.with_peer(id, now, |peer| {
+            if !peer.rtc.accepts(&input) {
+                return false;
+            }
+            if let Err(e) = peer.rtc.handle_input(input) {
+                debug!(peer = peer.id, "input refused: {e}");
+            }
+            true
+        });
+        if accepted == Some(true) && known.is_none() {
+            self.remember_addr(id, source);
+        }
+        self.poll_peer(id, now);
+        self.process_work(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(t, id)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(peer) = self.peers.get_mut(&id) {
+                // Re-registered by poll_peer below.
+                peer.timeout = now + HOUSEKEEPING;
+            }
+            self.with_peer(id, now, |peer| {
+                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                    debug!(peer = peer.id, "timeout refused: {e}");
+                }
+            });
+            self.poll_peer(id, now);
+        }
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + HOUSEKEEPING;
+            self.housekeeping(now);
+        }
+        self.process_work(now);
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        let mut doomed = Vec::new();
+        for peer in self.peers.values_mut() {
+            if let Some(speaking) = peer.speaking.tick(now) {
+                let event = MediaEvent::Speaking {
+                    peer: peer.id,
+                    speaking,
+                };
+                self.events.push_back((peer.room, event));
+            }
+            if !peer.connected
+                && now.saturating_duration_since(peer.created) > self.config.connect_timeout
+            {
+                doomed.push((peer.id, "media did not connect in time"));
+            } else if peer
+                .disconnected_since
+                .is_some_and(|t| now.saturating_duration_since(t) > self.config.disconnect_grace)
+            {
+                doomed.push((peer.id, "media connection lost"));
+            }
+        }
+        for (id, reason) in doomed {
+            self.fail_peer(id, reason, now);
+        }
+    }
+
+    fn peer_by_stun_username(&self, data: &[u8]) -> Option<PeerId> {
+        let msg = StunMessage::parse(data).ok()?;
+        let (local, _remote) = msg.split_username()?;
+        self.by_ufrag.get(local).copied()
+    }
+
+    fn remember_addr(&mut self, id: PeerId, addr: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if let Some(evicted) = peer.remember_addr(addr) {
+            if self.by_addr.get(&evicted) == Some(&id) {
+                self.by_addr.remove(&evicted);
+            }
+        }
+        // An address another member was known by now belongs to this one.
+        if let Some(previous) = self.by_addr.insert(addr, id) {
+            if previous != id {
+                if let Some(p) = self.peers.get_mut(&previous) {
+                    p.addrs.retain(|a| *a != addr);
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on one member's state, containing any panic to that member.
+    fn with_peer<R>(
+        &mut self,
+        id: PeerId,
+        now: Instant,
+        f: impl FnOnce(&mut Peer) -> R,
+    ) -> Option<R> {
+        let peer = self.peers.get_mut(&id)?;
+        match catch_unwind(AssertUnwindSafe(|| f(peer))) {
+            Ok(r) => Some(r),
+            Err(_) => {
+                self.fail_peer(id, "internal error in the media session", now);
+                None
+            }
+        }
+    }
+
+    /// Drains one member's output until its next timeout, as str0m requires after each change.
+    fn poll_peer(&mut self, id: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        #[cfg(test)]
+        let inject_panic = self.panic_on_poll == Some(id);
+        let transmits = &mut self.transmits;
+        let work = &mut self.work;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            #[cfg(test)]
+            if inject_panic {
+                panic!("injected panic");
+            }
+            loop {
+                match peer.rtc.poll_output() {
+                    Ok(Output::Transmit(t)) => transmits.push_back(t),
+                    Ok(Output::Event(e)) => work.push_back((peer.id, e)),
+                    Ok(Output::Timeout(t)) => return Ok(t),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }));
+        let next = match result {
+            Ok(Ok(t)) if peer.rtc.is_alive() => t,
+            Ok(Ok(_)) => return self.fail_peer(id, "media session closed", now),
+            Ok(Err(e)) => {
+                debug!(peer = id, "media session error: {e}");
+                return self.fail_peer(id, "media session error", now);
+            }
+            Err(_) => return self.fail_peer(id, "internal error in the media session", now),
+        };
+        // Never sooner than now: a timeout in the past would spin the caller.
+        let next = next.max(now);
+        if next != peer.timeout {
+            self.timers.remove(&(peer.timeout, id));
+            peer.timeout = next;
+        }
+        self.timers.insert((next, id));
+    }
+
+    /// Acts on polled str0m events until none are left. Acting may poll further members.
+    fn process_work(&mut self, now: Instant) {
+        while let Some((id, event)) = self.work.pop_front() {
+            if !self.peers.contains_key(&id) {
+                continue;
+            }
+            match event {
+                Event::Connected => {
+                    if let Some(p) = self.peers.get_mut(&id) {
+                        p.connected = true;
+                    }
+                    self.emit(MediaEvent::Connected { peer: id });
+                }
+                Event::IceConnectionStateChange(state) => {
+                    if let Some(p) = self.peers.get_mut(&id) {
+                        p.disconnected_since = match state {
+                            IceConnectionState::Disconnected => Some(now),
+                            _ => None,
+                        };
+                    }
+                }
+                Event::MediaAdded(added) => {
+                    let receiving =
+                        matches!(added.direction, Direction::RecvOnly | Direction::SendRecv);
+                    if receiving {
+                        let kind = match added.kind {
+                            MediaKind::Audio => TrackKind::Audio,
+                            MediaKind::Video => TrackKind::Video,
+                        };
+                        self.publish(id, added.mid, kind, now);
+                    }
+                }
+                Event::MediaData(data) => self.forward(id, data, now),
+                Event::KeyframeRequest(req) => {
+                    let source = self.peers.get(&id).and_then(|p| {
+                        p.subs
+                            .iter()
+                            .find(|s| s.open_mid() == Some(req.mid))
+                            .map(|s| (s.source, s.source_mid))
+                    });
+                    if let Some((src, src_mid)) = source {
+                        self.request_keyframe(src, src_mid, now);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn publish(&mut self, id: PeerId, mid: Mid, kind: TrackKind, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if peer.published.iter().any(|p| p.mid == mid) {
+            return;
+        }
+        peer.published.push(crate::peer::Published {
+            mid,
+            kind,
+            last_keyframe_request: None,
+        });
+        let room = peer.room;
+        self.emit(MediaEvent::TrackPublished {
+            peer: id,
+            track: mid.to_string(),
+            kind,
+        });
+        let others: Vec<PeerId> = self.room_members(room).filter(|o| *o != id).collect();
+        for other in others {
+            if let Some(p) = self.peers.get_mut(&other) {
+                p.subscribe(id, mid, kind);
+            }
+            self.negotiate(other, now);
+        }
+    }
+
+    fn room_members(&self, room: RoomId) -> impl Iterator<Item = PeerId> + '_ {
+        self.rooms.get(&room).into_iter().flatten().copied()
+    }
+
+    /// Sends the member a server offer if their subscriptions changed and none is outstanding.
+    fn negotiate(&mut self, id: PeerId, now: Instant) {
+        let ready = self.peers.get(&id).is_some_and(|p| p.negotiated);
+        if !ready {
+            return;
+        }
+        if let Some(Some(sdp)) = self.with_peer(id, now, |p| p.make_offer()) {
+            self.emit(MediaEvent::Offer { peer: id, sdp });
+            self.poll_peer(id, now);
+        }
+    }
+
+    fn forward(&mut self, src: PeerId, data: MediaData, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&src) else {
+            return;
+        };
+        let room = peer.room;
+        let kind = peer
+            .published
+            .iter()
+            .find(|p| p.mid == data.mid)
+            .map(|p| p.kind);
+        if kind == Some(TrackKind::Audio) {
+            if let Some(level) = data.ext_vals.audio_level {
+                if let Some(speaking) = peer.speaking.observe(now, level) {
+                    let event = MediaEvent::Speaking {
+                        peer: src,
+                        speaking,
+                    };
+                    self.events.push_back((room, event));
+                }
+            }
+        }
+        if kind == Some(TrackKind::Video) && !data.contiguous {
+            self.request_keyframe(src, data.mid, now);
+        }
+
+        let mut targets = std::mem::take(&mut self.scratch);
+        targets.clear();
+        if let Some(members) = self.rooms.get(&room) {
+            for dst in members.iter().filter(|d| **d != src) {
+                let open = self.peers.get(dst).and_then(|p| {
+                    p.subs
+                        .iter()
+                        .find(|s| s.source == src && s.source_mid == data.mid)
+                        .and_then(|s| s.open_mid())
+                });
+                if let Some(mid) = open {
+                    targets.push((*dst, mid));
+                }
+            }
+        }
+        for &(dst, mid) in &targets {
+            let written = self.with_peer(dst, now, |p| {
+                let writer = p.rtc.writer(mid)?;
+                let pt = writer.match_params(data.params)?;
+                writer
+                    .write(pt, data.network_time, data.time, data.data.clone())
+                    .ok()
+            });
+            if let Some(Some(())) = written {
+                self.stats.forwarded += 1;
+            }
+            self.poll_peer(dst, now);
+        }
+        self.scratch = targets;
+    }
+
+    fn request_keyframe(&mut self, src: PeerId, mid: Mid, now: Instant) {
+        self.with_peer(src, now, |p| {
+            let Some(track) = p.published.iter_mut().find(|t| t.mid == mid) else {
+                return;
+            };
+            if track
+                .last_keyframe_request
+                .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_THROTTLE)
+            {
+                return;
+            }
+            track.last_keyframe_request = Some(now);
+            if let Some(mut w) = p.rtc.writer(mid) {
+                let _ = w.request_keyframe(None, KeyframeRequestKind::Pli);
+            }
+        });
+        self.poll_peer(src, now);
+    }
+
+    /// Queues an event about a member for their room's signalling.
+    fn emit(&mut self, event: MediaEvent) {
+        match self.peers.get(&event.peer()) {
+            Some(p) => self.events.push_back((p.room, event)),
+            None => debug!(
+                peer = event.peer(),
+                "event for a member who is gone: {event:?}"
+            ),
+        }
+    }
+
+    fn error(&mut self, peer: PeerId, code: MediaErrorCode, message: impl Into<String>) {
+        self.emit(MediaEvent::Error {
+            peer,
+            code,
+            message: message.into(),
+        });
+    }
+
+    /// Refuses a first offer: the member gets no media session.
+    fn refuse(&mut self, room: RoomId, peer: PeerId, message: impl Into<String>) {
+        let message = message.into();
+        self.events
+            .push_back((room, MediaEvent::Refused { peer, message }));
+    }
+
+    fn add_peer(&mut self, room: RoomId, id: PeerId, offer: &str, now: Instant) {
+        if self.peers.contains_key(&id) {
+            return self.error(id, MediaErrorCode::InvalidSdp, "media session exists");
+        }
+        let offer = match parse_offer(offer) {
+            Ok(o) => o,
+            Err(e) => return self.refuse(room, id, e),
+        };
+        let ufrag: String = random_token(16);
+        let creds = IceCreds {
+            ufrag: ufrag.clone(),
+            pass: random_token(32),
+        };
+        let mut config = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_local_ice_credentials(creds)
+            .enable_opus(true, true);
+        if let Some(cert) = &self.cert {
+            config = config.set_dtls_cert(cert.clone());
+        }
+        let candidates = self.config.candidates.clone();
+        let built = catch_unwind(AssertUnwindSafe(move || {
+            let mut rtc = config.build(now);
+            for addr in candidates {
+                if let Ok(c) = Candidate::host(addr, "udp") {
+                    rtc.add_local_candidate(c);
+                }
+            }
+            let answer = rtc.sdp_api().accept_offer(offer);
+            (rtc, answer)
+        }));
+        let (rtc, answer) = match built {
+            Ok((rtc, Ok(answer))) => (rtc, answer.to_sdp_string()),
+            Ok((_, Err(e))) => {
+                return self.refuse(room, id, format!("offer refused: {e}"));
+            }
+            Err(_) => return self.refuse(room, id, "offer refused"),
+        };
+        if !has_active_media(&answer) {
+            return self.refuse(room, id, "the offer has nothing this server can use");
+        }
+        info!(peer = id, room, "media session created");
+        let mut peer = Peer::new(id, room, rtc, ufrag.clone(), now);
+        peer.negotiated = true;
+        // Receive what the others in the room already publish.
+        let existing: Vec<(PeerId, Mid, TrackKind)> = self
+            .room_members(room)
+            .filter_map(|o| self.peers.get(&o))
+            .flat_map(|o| o.published.iter().map(move |t| (o.id, t.mid, t.kind)))
+            .collect();
+        for (src, mid, kind) in existing {
+            peer.subscribe(src, mid, kind);
+        }
+        self.peers.insert(id, peer);
+        self.rooms.entry(room).or_default().push(id);
+        self.by_ufrag.insert(ufrag, id);
+        self.emit(MediaEvent::Answer {
+            peer: id,
+            sdp: answer,
+        });
+        self.poll_peer(id, now);
+        self.process_work(now);
+        self.negotiate(id, now);
+    }
+
+    fn client_offer(&mut self, id: PeerId, sdp: &str, now: Instant) {
+        let Some(peer) = self.peers.get(&id) else {
+            return self.error(id, MediaErrorCode::UnknownPeer, "no media session");
+        };
+        if peer.pending.is_some() {
+            // Glare: we are the impolite side. The client rolls back and offers again later.
+            debug!(
+                peer = id,
+                "client offer ignored: a server offer is outstanding"
+            );
+            return;
+        }
+        let offer = match parse_offer(sdp) {
+            Ok(o) => o,
+            Err(e) => return self.error(id, MediaErrorCode::InvalidSdp, e),
+        };
+        match self.with_peer(id, now, |p| p.rtc.sdp_api().accept_offer(offer)) {
+            Some(Ok(answer)) => self.emit(MediaEvent::Answer {
+                peer: id,
+                sdp: answer.to_sdp_string(),
+            }),
+            Some(Err(e)) => self.error(id, MediaErrorCode::InvalidSdp, format!("{e}")),
+            None => return,
+        }
+        self.poll_peer(id, now);
+        self.process_work(now);
+        self.negotiate(id, now);
+    }
+
+    fn client_answer(&mut self, id: PeerId, sdp: &str, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return self.error(id, MediaErrorCode::UnknownPeer, "no media session");
+        };
+        if peer.pending.is_none() {
+            return self.error(id, MediaErrorCode::UnexpectedAnswer, "no offer outstanding");
+        }
+        let answer = match SdpAnswer::from_sdp_string(sdp) {
+            Ok(a) => a,
+            Err(e) => return self.error(id, MediaErrorCode::InvalidSdp, format!("{e}")),
+        };
+        let result = self.with_peer(id, now, |p| {
+            let pending = p.pending.take()?;
+            let r = p.rtc.sdp_api().accept_answer(pending, answer);
+            p.settle_offer(r.is_ok());
+            Some(r)
+        });
+        match result {
+            Some(Some(Ok(()))) => {
+                let video: Vec<(PeerId, Mid)> = self
+                    .peers
+                    .get(&id)
+                    .into_iter()
+                    .flat_map(|p| p.subs.iter())
+                    .filter(|s| s.kind == TrackKind::Video && s.open_mid().is_some())
+                    .map(|s| (s.source, s.source_mid))
+                    .collect();
+                for (src, mid) in video {
+                    self.request_keyframe(src, mid, now);
+                }
+            }
+            Some(Some(Err(e))) => self.error(id, MediaErrorCode::InvalidSdp, format!("{e}")),
+            _ => return,
+        }
+        self.poll_peer(id, now);
+        self.process_work(now);
+        self.negotiate(id, now);
+    }
+
+    fn candidate(&mut self, id: PeerId, line: &str, now: Instant) {
+        if !self.peers.contains_key(&id) {
+            return self.error(id, MediaErrorCode::UnknownPeer, "no media session");
+        }
+        let line = line.trim();
+        let line = line.strip_prefix("a=").unwrap_or(line);
+        if line.is_empty() {
+            return;
+        }
+        // Browsers hide their addresses behind mDNS names we cannot resolve; their
+        // connectivity checks tell us the address anyway.
+        if line
+            .split_whitespace()
+            .nth(4)
+            .is_some_and(|a| a.ends_with(".local"))
+        {
+            return;
+        }
+        let candidate = match Candidate::from_sdp_string(line) {
+            Ok(c) => c,
+            Err(e) => return self.error(id, MediaErrorCode::InvalidCandidate, format!("{e}")),
+        };
+        self.with_peer(id, now, |p| p.rtc.add_remote_candidate(candidate));
+        self.poll_peer(id, now);
+    }
+
+    fn fail_peer(&mut self, id: PeerId, reason: &str, now: Instant) {
+        if let Some(room) = self.detach(id, now) {
+            warn!(peer = id, "media session dropped: {reason}");
+            self.stats.failed += 1;
+            let event = MediaEvent::PeerFailed {
+                peer: id,
+                reason: reason.to_owned(),
+            };
+            self.events.push_back((room, event));
+        }
+    }
+
+    /// Forgets a member and everything that points at them. Returns their room if they existed.
+    fn detach(&mut self, id: PeerId, now: Instant) -> Option<RoomId> {
+        let peer = self.peers.remove(&id)?;
+        self.timers.remove(&(peer.timeout, id));
+        self.by_ufrag.remove(&peer.ufrag);
+        for addr in &peer.addrs {
+            if self.by_addr.get(addr) == Some(&id) {
+                self.by_addr.remove(addr);
+            }
+        }
+        let room = peer.room;
+        drop(peer);
+        let others: Vec<PeerId> = match self.rooms.get_mut(&room) {
+            Some(members) => {
+                members.retain(|m| *m != id);
+                members.clone()
+            }
+            None => Vec::new(),
+        };
+        if others.is_empty() {
+            self.rooms.remove(&room);
+        }
+        for other in others {
+            if let Some(p) = self.peers.get_mut(&other) {
+                p.unsubscribe_all_from(id);
+            }
+            self.negotiate(other, now);
+        }
+        Some(room)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inject_panic_on_poll(&mut self, id: PeerId) {
+        self.panic_on_poll = Some(id);
+    }
+}
+
+fn parse_offer(sdp: &str) -> Result<SdpOffer, String> {
+    if !sdp.lines().any(|l| l.starts_with("m=")) {
+        return Err("the offer has no media sections".into());
+    }
+    SdpOffer::from_sdp_string(sdp).map_err(|e| format!("the offer does not parse: {e}"))
+}
+
+/// Whether an SDP answer accepts any media section (a port other than 0).
+fn has_active_media(answer: &str) -> bool {
+    answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("m="))
+        .any(|m| m.split_whitespace().nth(1).is_some_and(|port| port != "0"))
+}
+
+fn random_token(len: usize) -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}

@@ -1,0 +1,239 @@
+//! The I/O shell around one [`Sfu`]: a thread with its own single-threaded async runtime, the
+//! UDP sockets media arrives on, and channels to the signalling layer.
+//!
+//! Everything that decides anything lives in the core; this file only moves bytes and time
+//! between the sockets, the clock, the channels and the core.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::rc::Rc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::{MediaCmd, MediaEvent, RoomId, Sfu, SfuConfig, SfuStats};
+
+/// How many messages may wait for a worker before senders wait.
+const CMD_QUEUE: usize = 4096;
+/// Largest datagram we read. Anything larger is not WebRTC.
+const RECV_BUF: usize = 2048;
+
+/// One media socket: where to bind, and the address to offer in candidates if it differs
+/// (a public address in front of a NAT).
+#[derive(Debug, Clone, Copy)]
+pub struct SocketSpec {
+    pub bind: SocketAddr,
+    pub advertise: Option<IpAddr>,
+}
+
+/// Messages to a worker.
+#[derive(Debug)]
+pub enum WorkerMsg {
+    /// Route this room's media events to `events`.
+    OpenRoom {
+        room: RoomId,
+        events: mpsc::Sender<MediaEvent>,
+    },
+    /// The room is gone; its members must have been removed first.
+    CloseRoom {
+        room: RoomId,
+    },
+    Cmd(MediaCmd),
+    Stats(oneshot::Sender<SfuStats>),
+}
+
+/// The signalling layer's handle on a worker thread.
+pub struct WorkerHandle {
+    tx: mpsc::Sender<WorkerMsg>,
+    addrs: Vec<SocketAddr>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The worker thread has stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("the media worker has stopped")]
+pub struct WorkerGone;
+
+impl WorkerHandle {
+    /// Binds the sockets and starts the worker thread.
+    pub fn spawn(index: usize, specs: &[SocketSpec]) -> io::Result<WorkerHandle> {
+        let mut sockets = Vec::new();
+        let mut addrs = Vec::new();
+        for spec in specs {
+            let socket = StdUdpSocket::bind(spec.bind)?;
+            socket.set_nonblocking(true)?;
+            let local = socket.local_addr()?;
+            let advertised = SocketAddr::new(spec.advertise.unwrap_or(local.ip()), local.port());
+            info!(worker = index, %local, %advertised, "media socket bound");
+            sockets.push((socket, advertised));
+            addrs.push(advertised);
+        }
+        let (tx, rx) = mpsc::channel(CMD_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name(format!("media-{index}"))
+            .spawn(move || run(sockets, rx))?;
+        Ok(WorkerHandle {
+            tx,
+            addrs,
+            thread: Some(thread),
+        })
+    }
+
+    /// The addresses offered as host candidates.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    pub async fn send(&self, msg: WorkerMsg) -> Result<(), WorkerGone> {
+        self.tx.send(msg).await.map_err(|_| WorkerGone)
+    }
+
+    pub async fn stats(&self) -> Result<SfuStats, WorkerGone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(WorkerMsg::Stats(reply)).await?;
+        rx.await.map_err(|_| WorkerGone)
+    }
+
+    /// Stops the worker (dropping every media session) and waits for its thread.
+    pub fn shutdown(mut self) {
+        let thread = self.thread.take();
+        drop(self);
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Shell {
+    sfu: Sfu,
+    sockets: Vec<(Rc<UdpSocket>, SocketAddr)>,
+    rooms: HashMap<RoomId, mpsc::Sender<MediaEvent>>,
+}
+
+impl Shell {
+    /// Sends what the core wants sent and hands its events to their rooms.
+    fn flush(&mut self) {
+        while let Some(t) = self.sfu.poll_transmit() {
+            let socket = self.sockets.iter().find(|(_, addr)| *addr == t.source);
+            let Some((socket, _)) = socket else {
+                debug!(source = %t.source, "no socket for transmit");
+                continue;
+            };
+            // UDP: a full socket buffer drops the datagram, as the network would.
+            if let Err(e) = socket.try_send_to(&t.contents, t.destination) {
+                debug!(destination = %t.destination, "send failed: {e}");
+            }
+        }
+        while let Some((room, event)) = self.sfu.poll_event() {
+            match self.rooms.get(&room) {
+                Some(tx) => {
+                    if let Err(e) = tx.try_send(event) {
+                        warn!(room, "media event dropped: {e}");
+                    }
+                }
+                None => debug!(room, "media event for a closed room: {event:?}"),
+            }
+        }
+    }
+}
+
+fn run(sockets: Vec<(StdUdpSocket, SocketAddr)>, rx: mpsc::Receiver<WorkerMsg>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            warn!("media worker could not start its runtime: {e}");
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let mut bound = Vec::new();
+        for (socket, advertised) in sockets {
+            match UdpSocket::from_std(socket) {
+                Ok(s) => bound.push((Rc::new(s), advertised)),
+                Err(e) => warn!(%advertised, "media socket unusable: {e}"),
+            }
+        }
+        let config = SfuConfig::new(bound.iter().map(|(_, a)| *a).collect());
+        let shell = Rc::new(RefCell::new(Shell {
+            sfu: Sfu::new(config, Instant::now()),
+            sockets: bound.clone(),
+            rooms: HashMap::new(),
+        }));
+        let wake = Rc::new(Notify::new());
+
+        for (socket, advertised) in bound {
+            tokio::task::spawn_local(receive(socket, advertised, shell.clone(), wake.clone()));
+        }
+        tokio::task::spawn_local(timer(shell.clone(), wake.clone()));
+        commands(rx, shell, wake).await;
+    });
+}
+
+async fn commands(mut rx: mpsc::Receiver<WorkerMsg>, shell: Rc<RefCell<Shell>>, wake: Rc<Notify>) {
+    while let Some(msg) = rx.recv().await {
+        let mut sh = shell.borrow_mut();
+        match msg {
+            WorkerMsg::OpenRoom { room, events } => {
+                sh.rooms.insert(room, events);
+            }
+            WorkerMsg::CloseRoom { room } => {
+                sh.rooms.remove(&room);
+            }
+            WorkerMsg::Cmd(cmd) => sh.sfu.handle_cmd(cmd, Instant::now()),
+            WorkerMsg::Stats(reply) => {
+                let _ = reply.send(sh.sfu.stats());
+            }
+        }
+        sh.flush();
+        drop(sh);
+        wake.notify_one();
+    }
+}
+
+async fn receive(
+    socket: Rc<UdpSocket>,
+    local: SocketAddr,
+    shell: Rc<RefCell<Shell>>,
+    wake: Rc<Notify>,
+) {
+    let mut buf = vec![0u8; RECV_BUF];
+    loop {
+        let (n, source) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                // ICMP errors surface here on some systems; they concern one remote only.
+                debug!(%local, "receive error: {e}");
+                continue;
+            }
+        };
+        let mut sh = shell.borrow_mut();
+        sh.sfu
+            .handle_datagram(Instant::now(), source, local, &buf[..n]);
+        sh.flush();
+        drop(sh);
+        wake.notify_one();
+    }
+}
+
+async fn timer(shell: Rc<RefCell<Shell>>, wake: Rc<Notify>) {
+    loop {
+        let due = shell.borrow().sfu.next_timeout();
+        tokio::select! {
+            _ = tokio::time::sleep_until(due.into()) => {
+                let mut sh = shell.borrow_mut();
+                sh.sfu.handle_timeout(Instant::now());
+                sh.flush();
+            }
+            _ = wake.notified() => {}
+        }
+    }
+}

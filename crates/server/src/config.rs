@@ -1,0 +1,228 @@
+//! Configuration: command line, then environment, then a TOML file, then defaults.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// free4chat: voice chat rooms in the browser, from one binary.
+///
+/// Every option can also be set in the environment (the variable named beside it) or in a
+/// TOML file given with --config (the same names in snake_case, e.g. `media_port = 40000`).
+/// The command line wins over the environment, which wins over the file.
+#[derive(Debug, Default, Parser)]
+#[command(name = "free4chat", version, about, long_about)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, env = "FREE4CHAT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// HTTP and WebSocket address to listen on [default: 127.0.0.1:4000].
+    #[arg(long, env = "FREE4CHAT_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+
+    /// IP address(es) to offer to browsers as media candidates, comma-separated or repeated
+    /// (e.g. the public address of a server behind 1:1 NAT). Default: the addresses of every
+    /// network interface, loopback included.
+    #[arg(
+        long = "public-ip",
+        env = "FREE4CHAT_PUBLIC_IP",
+        value_delimiter = ',',
+        value_name = "IP"
+    )]
+    pub public_ip: Vec<IpAddr>,
+
+    /// First UDP port for media; worker N uses this port + N. 0 picks free ports
+    /// [default: 40000].
+    #[arg(long, env = "FREE4CHAT_MEDIA_PORT", value_name = "PORT")]
+    pub media_port: Option<u16>,
+
+    /// Media worker threads, each with its own sockets and rooms [default: one per core].
+    #[arg(long, env = "FREE4CHAT_MEDIA_WORKERS", value_name = "N")]
+    pub media_workers: Option<usize>,
+
+    /// Most rooms at once [default: 10000].
+    #[arg(long, env = "FREE4CHAT_MAX_ROOMS", value_name = "N")]
+    pub max_rooms: Option<usize>,
+
+    /// Most members in one room [default: 50].
+    #[arg(long, env = "FREE4CHAT_MAX_ROOM_MEMBERS", value_name = "N")]
+    pub max_room_members: Option<usize>,
+
+    /// Most members across all rooms [default: 10000].
+    #[arg(long, env = "FREE4CHAT_MAX_PEERS", value_name = "N")]
+    pub max_peers: Option<usize>,
+
+    /// Log filter, in the syntax of RUST_LOG [default: info].
+    #[arg(long, env = "FREE4CHAT_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// The TOML file's contents; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    #[serde(default)]
+    pub public_ip: Vec<IpAddr>,
+    pub media_port: Option<u16>,
+    pub media_workers: Option<usize>,
+    pub max_rooms: Option<usize>,
+    pub max_room_members: Option<usize>,
+    pub max_peers: Option<usize>,
+    pub log: Option<String>,
+}
+
+/// The configuration in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub public_ip: Vec<IpAddr>,
+    pub media_port: u16,
+    pub media_workers: usize,
+    pub max_rooms: usize,
+    pub max_room_members: usize,
+    pub max_peers: usize,
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
+            public_ip: Vec::new(),
+            media_port: 40000,
+            media_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_rooms: 10_000,
+            max_room_members: 50,
+            max_peers: 10_000,
+            log: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(&'static str),
+}
+
+impl Config {
+    /// Merges the command line (with its environment variables) over the file over defaults.
+    pub fn resolve(cli: Cli) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        Config::merge(cli, file)
+    }
+
+    fn merge(cli: Cli, file: FileConfig) -> Result<Config, ConfigError> {
+        let d = Config::default();
+        let config = Config {
+            listen: cli.listen.or(file.listen).unwrap_or(d.listen),
+            public_ip: if cli.public_ip.is_empty() {
+                file.public_ip
+            } else {
+                cli.public_ip
+            },
+            media_port: cli.media_port.or(file.media_port).unwrap_or(d.media_port),
+            media_workers: cli
+                .media_workers
+                .or(file.media_workers)
+                .unwrap_or(d.media_workers),
+            max_rooms: cli.max_rooms.or(file.max_rooms).unwrap_or(d.max_rooms),
+            max_room_members: cli
+                .max_room_members
+                .or(file.max_room_members)
+                .unwrap_or(d.max_room_members),
+            max_peers: cli.max_peers.or(file.max_peers).unwrap_or(d.max_peers),
+            log: cli.log.or(file.log).unwrap_or(d.log),
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if !(1..=256).contains(&self.media_workers) {
+            return Err(ConfigError::Invalid("media_workers must be 1 to 256"));
+        }
+        if self.media_port != 0
+            && usize::from(self.media_port) + self.media_workers - 1 > usize::from(u16::MAX)
+        {
+            return Err(ConfigError::Invalid(
+                "media_port + media_workers runs past port 65535",
+            ));
+        }
+        if self.max_rooms == 0 || self.max_room_members == 0 || self.max_peers == 0 {
+            return Err(ConfigError::Invalid("limits must be at least 1"));
+        }
+        let mut families = self
+            .public_ip
+            .iter()
+            .map(|ip| ip.is_ipv4())
+            .collect::<Vec<_>>();
+        families.sort();
+        if families.windows(2).any(|w| w[0] == w[1]) {
+            return Err(ConfigError::Invalid(
+                "at most one public_ip per address family (IPv4, IPv6)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_wins_over_file_and_defaults_fill_the_rest() {
+        let cli = Cli::parse_from(["free4chat", "--listen", "127.0.0.1:5000"]);
+        let file: FileConfig =
+            toml::from_str("listen = \"0.0.0.0:80\"\nmedia_port = 50000\n").unwrap();
+        let c = Config::merge(cli, file).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(c.media_port, 50000);
+        assert_eq!(c.max_room_members, 50);
+    }
+
+    #[test]
+    fn bad_files_and_values_are_refused_with_a_reason() {
+        assert!(toml::from_str::<FileConfig>("listne = \"x\"").is_err());
+        assert!(toml::from_str::<FileConfig>("media_port = 70000").is_err());
+        let cli = Cli::parse_from(["free4chat", "--media-workers", "0"]);
+        assert!(Config::merge(cli, FileConfig::default()).is_err());
+        let cli = Cli::parse_from(["free4chat", "--public-ip", "1.2.3.4,5.6.7.8"]);
+        assert!(Config::merge(cli, FileConfig::default()).is_err());
+        let cli = Cli::parse_from(["free4chat", "--media-port", "65535", "--media-workers", "2"]);
+        assert!(Config::merge(cli, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn a_missing_file_is_a_clear_error() {
+        let cli = Cli::parse_from(["free4chat", "--config", "/nonexistent/free4chat.toml"]);
+        let err = Config::resolve(cli).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/free4chat.toml"), "{err}");
+    }
+}

@@ -1,0 +1,12 @@
+//! The free4chat server: HTTP and WebSocket signalling, rooms, and the media workers.
+
+pub mod config;
+mod http;
+mod rate;
+mod rooms;
+mod server;
+mod session;
+mod web;
+
+pub use rooms::Counts;
+pub use server::Server;

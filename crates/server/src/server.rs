@@ -1,0 +1,174 @@
+//! Starting and stopping the whole server: media workers, rooms, HTTP.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use free4chat_media::SfuStats;
+use free4chat_media::worker::{SocketSpec, WorkerHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::http::{AppState, router};
+use crate::rooms::{Counts, Limits, Registry};
+
+/// A running server.
+pub struct Server {
+    http_addr: SocketAddr,
+    media_addrs: Vec<SocketAddr>,
+    registry: Arc<Registry>,
+    workers: Vec<Arc<WorkerHandle>>,
+    shutdown: watch::Sender<bool>,
+    http: JoinHandle<io::Result<()>>,
+}
+
+impl Server {
+    /// Binds every socket and starts serving.
+    pub async fn start(config: &Config) -> io::Result<Server> {
+        let mut workers = Vec::new();
+        let mut media_addrs = Vec::new();
+        for index in 0..config.media_workers {
+            let port = if config.media_port == 0 {
+                0
+            } else {
+                config.media_port + index as u16
+            };
+            let specs = media_sockets(&config.public_ip, port);
+            if specs.is_empty() {
+                return Err(io::Error::other("no address to offer for media"));
+            }
+            let worker = WorkerHandle::spawn(index, &specs)?;
+            media_addrs.extend_from_slice(worker.addrs());
+            workers.push(Arc::new(worker));
+        }
+        let limits = Limits {
+            max_rooms: config.max_rooms,
+            max_room_members: config.max_room_members,
+            max_peers: config.max_peers,
+        };
+        let registry = Registry::new(workers.clone(), limits);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let listener = TcpListener::bind(config.listen).await?;
+        let http_addr = listener.local_addr()?;
+        let app = router(AppState {
+            registry: registry.clone(),
+            shutdown: shutdown_rx.clone(),
+        });
+        let mut stop = shutdown_rx;
+        let http = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        info!(%http_addr, ?media_addrs, "free4chat listening on http://{http_addr}");
+        Ok(Server {
+            http_addr,
+            media_addrs,
+            registry,
+            workers,
+            shutdown,
+            http,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    pub fn media_addrs(&self) -> &[SocketAddr] {
+        &self.media_addrs
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.registry.counts()
+    }
+
+    pub async fn media_stats(&self) -> SfuStats {
+        self.registry.media_stats().await
+    }
+
+    /// Tells every member the server is going away, closes every connection, stops the
+    /// media workers.
+    pub async fn shutdown(self) {
+        info!("shutting down");
+        let _ = self.shutdown.send(true);
+        if tokio::time::timeout(Duration::from_secs(5), self.registry.shutdown())
+            .await
+            .is_err()
+        {
+            warn!("rooms did not close in time");
+        }
+        match tokio::time::timeout(Duration::from_secs(5), self.http).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => warn!("http server: {e}"),
+            Ok(Err(e)) => warn!("http server task: {e}"),
+            Err(_) => warn!("connections did not close in time"),
+        }
+        drop(self.registry);
+        let workers = self.workers;
+        let _ = tokio::task::spawn_blocking(move || {
+            for w in workers {
+                if let Ok(w) = Arc::try_unwrap(w) {
+                    w.shutdown();
+                }
+            }
+        })
+        .await;
+        info!("stopped");
+    }
+}
+
+/// The media sockets of one worker.
+///
+/// With public IPs: one socket per address family, bound to that IP if it is local, else to
+/// the unspecified address, offering the public IP. Without: one socket per interface address
+/// (loopback included, link-local IPv6 excluded), each offering itself.
+fn media_sockets(public_ip: &[IpAddr], port: u16) -> Vec<SocketSpec> {
+    if !public_ip.is_empty() {
+        return public_ip
+            .iter()
+            .map(|ip| {
+                let bind_ip = if is_local(*ip) {
+                    *ip
+                } else if ip.is_ipv4() {
+                    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+                } else {
+                    IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                };
+                SocketSpec {
+                    bind: SocketAddr::new(bind_ip, port),
+                    advertise: Some(*ip),
+                }
+            })
+            .collect();
+    }
+    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .map(|list| list.into_iter().map(|i| i.ip()).collect())
+        .unwrap_or_default();
+    ips.retain(|ip| match ip {
+        IpAddr::V4(_) => true,
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
+    });
+    ips.sort();
+    ips.dedup();
+    if ips.is_empty() {
+        ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    ips.into_iter()
+        .map(|ip| SocketSpec {
+            bind: SocketAddr::new(ip, port),
+            advertise: None,
+        })
+        .collect()
+}
+
+/// Whether `ip` belongs to this machine.
+fn is_local(ip: IpAddr) -> bool {
+    UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}

@@ -1,0 +1,285 @@
+//! One WebSocket connection: reads and checks every frame, enforces the rate limit, passes
+//! in-room messages to the member's room, and writes what the room sends back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use free4chat_signal::{
+    ByeReason, ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg, validate_chat_text,
+    validate_client_ref, validate_nickname, validate_room_name,
+};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tracing::debug;
+
+use crate::rate::TokenBucket;
+use crate::rooms::{MEMBER_QUEUE, Membership, Registry};
+
+/// Refused or dropped messages in a row that end a connection.
+const MAX_STRIKES: u32 = 50;
+/// A connection must join within this time.
+const JOIN_DEADLINE: Duration = Duration::from_secs(30);
+/// A WebSocket ping is sent this often...
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// ...and a connection silent for this long is gone.
+const SILENCE_LIMIT: Duration = Duration::from_secs(45);
+
+enum Outgoing {
+    Msg(ServerMsg),
+    Ping,
+}
+
+pub async fn run(socket: WebSocket, registry: Arc<Registry>, mut shutdown: watch::Receiver<bool>) {
+    let (sink, mut stream) = socket.split();
+    // The room writes into `room_tx`; this task writes its own replies into `own_tx`.
+    let (room_tx, room_rx) = mpsc::channel::<ServerMsg>(MEMBER_QUEUE);
+    let (own_tx, own_rx) = mpsc::channel::<Outgoing>(64);
+    let mut writer = tokio::spawn(write_loop(sink, room_rx, own_rx));
+    let mut writer_done = false;
+
+    let mut session = Session {
+        registry,
+        own_tx,
+        room_tx: Some(room_tx),
+        membership: None,
+        strikes: 0,
+        general: TokenBucket::new(40.0, 20.0),
+        chat: TokenBucket::new(10.0, 2.0),
+    };
+    let opened = Instant::now();
+    let mut last_heard = Instant::now();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+
+    let said_leave = loop {
+        tokio::select! {
+            frame = stream.next() => {
+                let Some(Ok(frame)) = frame else { break false };
+                last_heard = Instant::now();
+                match session.frame(frame).await {
+                    Flow::Continue => {}
+                    Flow::Leave => break true,
+                    Flow::Close => break false,
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > SILENCE_LIMIT {
+                    debug!("connection silent too long");
+                    break false;
+                }
+                if session.membership.is_none() && opened.elapsed() > JOIN_DEADLINE {
+                    session.reply(ServerMsg::error(ErrorCode::NotJoined, "join took too long"));
+                    break false;
+                }
+                let _ = session.own_tx.try_send(Outgoing::Ping);
+            }
+            _ = shutdown.changed() => {
+                // Joined members hear it from their room; the others from here.
+                if session.membership.is_none() {
+                    session.reply(ServerMsg::Bye { reason: ByeReason::ServerShutdown });
+                    break false;
+                }
+                // The room sends bye and drops its queue, which ends the writer.
+                if tokio::time::timeout(Duration::from_secs(5), &mut writer).await.is_ok() {
+                    writer_done = true;
+                }
+                break false;
+            }
+            // The room dropped this member (left, failed, stalled, shutting down).
+            _ = &mut writer, if !writer_done => {
+                writer_done = true;
+                break false;
+            }
+        }
+    };
+    if let Some(m) = session.membership.take() {
+        m.leave(said_leave).await;
+    }
+    drop(session);
+    // The writer ends once both queues are closed and drained.
+    if !writer_done {
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    }
+}
+
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut room_rx: mpsc::Receiver<ServerMsg>,
+    mut own_rx: mpsc::Receiver<Outgoing>,
+) {
+    let mut own_open = true;
+    loop {
+        let out = tokio::select! {
+            msg = room_rx.recv() => match msg {
+                Some(m) => Outgoing::Msg(m),
+                // The room dropped this member (left, failed, stalled or shutting down).
+                None => break,
+            },
+            msg = own_rx.recv(), if own_open => match msg {
+                Some(m) => m,
+                None => { own_open = false; continue; }
+            },
+        };
+        let (frame, last) = match out {
+            Outgoing::Msg(m) => {
+                let last = matches!(m, ServerMsg::Bye { .. });
+                (Message::Text(Utf8Bytes::from(m.to_json())), last)
+            }
+            Outgoing::Ping => (Message::Ping(Default::default()), false),
+        };
+        if sink.send(frame).await.is_err() {
+            return;
+        }
+        if last {
+            break;
+        }
+    }
+    // Anything this task queued itself (an error before a bye) still goes out.
+    while let Ok(Outgoing::Msg(m)) = own_rx.try_recv() {
+        if sink
+            .send(Message::Text(Utf8Bytes::from(m.to_json())))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let _ = sink.send(Message::Close(None)).await;
+    let _ = sink.close().await;
+}
+
+enum Flow {
+    Continue,
+    Leave,
+    Close,
+}
+
+struct Session {
+    registry: Arc<Registry>,
+    own_tx: mpsc::Sender<Outgoing>,
+    /// Handed to the room on join.
+    room_tx: Option<mpsc::Sender<ServerMsg>>,
+    membership: Option<Membership>,
+    strikes: u32,
+    general: TokenBucket,
+    chat: TokenBucket,
+}
+
+impl Session {
+    fn reply(&self, msg: ServerMsg) {
+        let _ = self.own_tx.try_send(Outgoing::Msg(msg));
+    }
+
+    /// Refuses a message. Too many refusals in a row end the connection.
+    fn refuse(&mut self, code: ErrorCode, message: impl Into<String>) -> Flow {
+        self.strikes += 1;
+        if self.strikes >= MAX_STRIKES {
+            self.reply(ServerMsg::error(code, message));
+            self.reply(ServerMsg::Bye {
+                reason: ByeReason::ProtocolViolation,
+            });
+            return Flow::Close;
+        }
+        self.reply(ServerMsg::error(code, message));
+        Flow::Continue
+    }
+
+    async fn frame(&mut self, frame: Message) -> Flow {
+        let text = match frame {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                return self.refuse(ErrorCode::BinaryNotSupported, "send JSON text frames");
+            }
+            Message::Close(_) => return Flow::Close,
+            Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
+        };
+        let now = Instant::now();
+        if !self.general.take(now) {
+            return self.refuse(ErrorCode::RateLimited, "too many messages");
+        }
+        let msg = match ClientMsg::parse(text.as_str()) {
+            Ok(m) => m,
+            Err((code, message)) => return self.refuse(code, message),
+        };
+        let flow = match msg {
+            ClientMsg::Ping => {
+                self.reply(ServerMsg::Pong);
+                Flow::Continue
+            }
+            ClientMsg::Join {
+                v,
+                room,
+                name,
+                muted,
+            } => self.join(v, &room, &name, muted).await,
+            _ if self.membership.is_none() => {
+                return self.refuse(ErrorCode::NotJoined, "send join first");
+            }
+            ClientMsg::Leave => Flow::Leave,
+            ClientMsg::Rename { name } => match validate_nickname(&name) {
+                Ok(name) => self.to_room(ClientMsg::Rename { name }).await,
+                Err(e) => return self.refuse(e.code, e.message),
+            },
+            ClientMsg::Chat { text, client_ref } => {
+                if !self.chat.take(now) {
+                    return self.refuse(ErrorCode::RateLimited, "too many chat messages");
+                }
+                if let Err(e) = validate_chat_text(&text) {
+                    return self.refuse(e.code, e.message);
+                }
+                if let Some(Err(e)) = client_ref.as_deref().map(validate_client_ref) {
+                    return self.refuse(e.code, e.message);
+                }
+                self.to_room(ClientMsg::Chat { text, client_ref }).await
+            }
+            msg @ (ClientMsg::Offer { .. }
+            | ClientMsg::Answer { .. }
+            | ClientMsg::Candidate { .. }
+            | ClientMsg::Mute { .. }) => self.to_room(msg).await,
+        };
+        if matches!(flow, Flow::Continue) {
+            self.strikes = 0;
+        }
+        flow
+    }
+
+    async fn to_room(&mut self, msg: ClientMsg) -> Flow {
+        match &self.membership {
+            Some(m) if m.send(msg).await => Flow::Continue,
+            _ => Flow::Close,
+        }
+    }
+
+    async fn join(&mut self, v: u32, room: &str, name: &str, muted: bool) -> Flow {
+        if self.membership.is_some() {
+            return self.refuse(ErrorCode::AlreadyJoined, "already in a room");
+        }
+        if v != PROTOCOL_VERSION {
+            return self.refuse(
+                ErrorCode::UnsupportedVersion,
+                format!("this server speaks version {PROTOCOL_VERSION}"),
+            );
+        }
+        if let Err(e) = validate_room_name(room) {
+            return self.refuse(e.code, e.message);
+        }
+        let name = match validate_nickname(name) {
+            Ok(n) => n,
+            Err(e) => return self.refuse(e.code, e.message),
+        };
+        let Some(out) = self.room_tx.take() else {
+            return Flow::Close;
+        };
+        match self.registry.join(room, name, muted, out.clone()).await {
+            Ok(m) => {
+                self.membership = Some(m);
+                Flow::Continue
+            }
+            Err(r) => {
+                self.room_tx = Some(out);
+                self.refuse(r.code, r.message)
+            }
+        }
+    }
+}

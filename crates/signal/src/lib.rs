@@ -1,0 +1,315 @@
+//! The free4chat signalling protocol: every JSON message that crosses the `/ws` WebSocket,
+//! and the validation of everything a client may send.
+//!
+//! `docs/protocol.md` documents the same messages for client authors; keep the two in step.
+//! Nothing here does I/O: the server and the test client both build on these types.
+
+use serde::{Deserialize, Serialize};
+
+mod validate;
+
+pub use validate::{
+    ValidationError, validate_chat_text, validate_client_ref, validate_nickname, validate_room_name,
+};
+
+/// The protocol version this crate speaks. A `join` with another version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest WebSocket message the server accepts, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The largest chat message, in characters (Unicode scalar values).
+pub const MAX_CHAT_CHARS: usize = 2_000;
+
+/// How many chat messages a room keeps for those who join later.
+pub const CHAT_HISTORY_LEN: usize = 100;
+
+/// The identity the server gives each member of a room. Unique for the server's lifetime.
+pub type PeerId = u64;
+
+/// Messages a client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// Enter a room. Must be the first message on a connection, and is sent once.
+    Join {
+        /// Must equal [`PROTOCOL_VERSION`].
+        v: u32,
+        room: String,
+        name: String,
+        #[serde(default)]
+        muted: bool,
+    },
+    /// An SDP offer: the client's first offer, or a renegotiation the client starts.
+    Offer { sdp: String },
+    /// The client's answer to a server [`ServerMsg::Offer`].
+    Answer { sdp: String },
+    /// A trickled ICE candidate (the `candidate` attribute line, with or without `a=`).
+    /// An empty string means end of candidates.
+    Candidate { candidate: String },
+    /// The member's own microphone state, shown to everyone.
+    Mute { muted: bool },
+    /// Change the member's nickname.
+    Rename { name: String },
+    /// A chat message. `client_ref` comes back in the acknowledgement.
+    Chat {
+        text: String,
+        #[serde(default)]
+        client_ref: Option<String>,
+    },
+    /// Leave the room; the server closes the connection after `bye`.
+    Leave,
+    /// Keep-alive; answered with `pong`.
+    Ping,
+}
+
+/// A member of a room as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: PeerId,
+    pub name: String,
+    pub muted: bool,
+    pub speaking: bool,
+}
+
+/// One chat message as stored in the room and sent to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Increases by one per message within a room.
+    pub seq: u64,
+    pub from: PeerId,
+    /// The sender's nickname at the time of sending.
+    pub name: String,
+    pub text: String,
+    /// Milliseconds since the Unix epoch, server clock.
+    pub ts: u64,
+}
+
+/// The kind of a media track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackKind {
+    Audio,
+    Video,
+}
+
+/// A track a member publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Track {
+    /// The publishing member. In SDP, the server's `msid` stream id for this track is this id
+    /// in decimal, so a browser's `track` event names its member in `streams[0].id`.
+    pub peer: PeerId,
+    /// The track's id within the publishing member's session (its `mid` there).
+    pub id: String,
+    pub kind: TrackKind,
+}
+
+/// Why the server ends a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ByeReason {
+    /// The client sent `leave`.
+    Left,
+    /// The server is shutting down.
+    ServerShutdown,
+    /// The client broke the protocol badly or repeatedly; see the preceding `error`.
+    ProtocolViolation,
+    /// The member's media session failed; reconnecting joins afresh.
+    MediaFailed,
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The answer to `join`.
+    Joined {
+        v: u32,
+        room: String,
+        /// This member's id.
+        id: PeerId,
+        /// The others already in the room.
+        members: Vec<Member>,
+        /// Tracks the others already publish.
+        tracks: Vec<Track>,
+        /// The room's recent chat, oldest first, at most [`CHAT_HISTORY_LEN`].
+        chat: Vec<ChatMessage>,
+    },
+    MemberJoined {
+        member: Member,
+    },
+    MemberLeft {
+        id: PeerId,
+    },
+    MemberRenamed {
+        id: PeerId,
+        name: String,
+    },
+    /// A member's microphone state changed (including one's own, as confirmation).
+    Mute {
+        id: PeerId,
+        muted: bool,
+    },
+    /// A member started or stopped speaking, judged from the audio-level header extension.
+    Speaking {
+        id: PeerId,
+        speaking: bool,
+    },
+    TrackAdded {
+        track: Track,
+    },
+    TrackRemoved {
+        track: Track,
+    },
+    /// The server's answer to a client offer.
+    Answer {
+        sdp: String,
+    },
+    /// A renegotiation the server starts (e.g. a new member's audio to receive).
+    Offer {
+        sdp: String,
+    },
+    /// A chat message from another member.
+    Chat {
+        message: ChatMessage,
+    },
+    /// The acknowledgement of the sender's own chat message, as stored.
+    ChatAck {
+        client_ref: Option<String>,
+        message: ChatMessage,
+    },
+    Pong,
+    /// Something the client sent was refused. The connection stays open unless a `bye` follows.
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    /// The server ends this connection.
+    Bye {
+        reason: ByeReason,
+    },
+}
+
+/// Stable error codes. Clients switch on these; the message is for humans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or JSON that is not a known message with the right fields.
+    BadMessage,
+    /// Binary frames are not part of the protocol.
+    BinaryNotSupported,
+    /// A message over [`MAX_MESSAGE_BYTES`].
+    MessageTooLarge,
+    /// `join` with a version other than [`PROTOCOL_VERSION`].
+    UnsupportedVersion,
+    /// A message other than `join` (or `ping`) before joining.
+    NotJoined,
+    /// A second `join` on the same connection.
+    AlreadyJoined,
+    InvalidRoomName,
+    InvalidNickname,
+    /// The room has reached its member limit.
+    RoomFull,
+    /// The server has reached its room or member limit.
+    ServerFull,
+    /// SDP that does not parse, or offers nothing the server can use.
+    InvalidSdp,
+    /// An answer when no server offer is outstanding.
+    UnexpectedAnswer,
+    InvalidCandidate,
+    ChatTooLong,
+    ChatEmpty,
+    InvalidClientRef,
+    /// Too many messages; slow down. Repeated abuse ends the connection.
+    RateLimited,
+    /// The media session failed; the server drops this member.
+    MediaFailed,
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+impl ClientMsg {
+    /// Parses one text frame. Errors carry a stable code and a human message.
+    pub fn parse(text: &str) -> Result<ClientMsg, (ErrorCode, String)> {
+        if text.len() > MAX_MESSAGE_BYTES {
+            return Err((
+                ErrorCode::MessageTooLarge,
+                format!("messages are limited to {MAX_MESSAGE_BYTES} bytes"),
+            ));
+        }
+        serde_json::from_str(text).map_err(|e| (ErrorCode::BadMessage, e.to_string()))
+    }
+}
+
+impl ServerMsg {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerMsg {
+        ServerMsg::Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The JSON text of this message.
+    pub fn to_json(&self) -> String {
+        // Serialising these plain structs cannot fail: every map key is a string.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"type\":\"pong\"}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_parses_with_default_mute() {
+        let m = ClientMsg::parse(r#"{"type":"join","v":1,"room":"practice","name":"Alice"}"#);
+        assert_eq!(
+            m,
+            Ok(ClientMsg::Join {
+                v: 1,
+                room: "practice".into(),
+                name: "Alice".into(),
+                muted: false
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_type_and_fields_are_bad_messages() {
+        for text in [
+            r#"{"type":"explode"}"#,
+            r#"{"type":"mute","muted":true,"extra":1}"#,
+            r#"{"type":"mute","muted":"yes"}"#,
+            r#"not json"#,
+            r#"[]"#,
+            "",
+        ] {
+            let err = ClientMsg::parse(text).unwrap_err();
+            assert_eq!(err.0, ErrorCode::BadMessage, "{text}");
+        }
+    }
+
+    #[test]
+    fn oversized_message_is_refused_before_parsing() {
+        let text = format!(
+            r#"{{"type":"chat","text":"{}"}}"#,
+            "a".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(
+            ClientMsg::parse(&text).unwrap_err().0,
+            ErrorCode::MessageTooLarge
+        );
+    }
+
+    #[test]
+    fn server_messages_are_tagged_snake_case() {
+        let j = ServerMsg::Speaking {
+            id: 3,
+            speaking: true,
+        }
+        .to_json();
+        assert_eq!(j, r#"{"type":"speaking","id":3,"speaking":true}"#);
+        let j = ServerMsg::error(ErrorCode::InvalidRoomName, "x").to_json();
+        assert!(j.contains(r#""code":"invalid_room_name""#), "{j}");
+    }
+}

@@ -1,0 +1,145 @@
+//! Checks for the strings clients choose: room names, nicknames, chat text.
+
+use crate::{ErrorCode, MAX_CHAT_CHARS};
+
+/// A refused input, with its stable code and a human explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    pub code: ErrorCode,
+    pub message: &'static str,
+}
+
+fn err(code: ErrorCode, message: &'static str) -> ValidationError {
+    ValidationError { code, message }
+}
+
+/// A room name is 1–64 characters of `[A-Za-z0-9_-]`.
+pub fn validate_room_name(name: &str) -> Result<(), ValidationError> {
+    let ok_len = (1..=64).contains(&name.len());
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok_len && ok_chars {
+        Ok(())
+    } else {
+        Err(err(
+            ErrorCode::InvalidRoomName,
+            "a room name is 1 to 64 characters of letters, digits, '-' and '_'",
+        ))
+    }
+}
+
+/// A nickname is 1–32 characters (Unicode scalar values), none of them control characters,
+/// and not only white space. Returns the nickname with surrounding white space removed.
+pub fn validate_nickname(name: &str) -> Result<String, ValidationError> {
+    let trimmed = name.trim();
+    let count = trimmed.chars().count();
+    if !(1..=32).contains(&count) || trimmed.chars().any(char::is_control) {
+        return Err(err(
+            ErrorCode::InvalidNickname,
+            "a nickname is 1 to 32 characters without control characters",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Chat text is 1–2,000 characters and not only white space. Line breaks and tabs are allowed;
+/// other control characters are not.
+pub fn validate_chat_text(text: &str) -> Result<(), ValidationError> {
+    if text.trim().is_empty() {
+        return Err(err(ErrorCode::ChatEmpty, "a chat message cannot be empty"));
+    }
+    if text.chars().count() > MAX_CHAT_CHARS {
+        return Err(err(
+            ErrorCode::ChatTooLong,
+            "a chat message is at most 2000 characters",
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(err(
+            ErrorCode::BadMessage,
+            "a chat message cannot contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A chat `client_ref` is at most 64 printable ASCII characters.
+pub fn validate_client_ref(r: &str) -> Result<(), ValidationError> {
+    if r.len() <= 64 && r.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(err(
+            ErrorCode::InvalidClientRef,
+            "client_ref is at most 64 printable ASCII characters",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names() {
+        for ok in ["a", "practice", "Brave-Amber_2", &"x".repeat(64)] {
+            assert!(validate_room_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            &"x".repeat(65),
+            "a b",
+            "../etc",
+            "é",
+            "<script>",
+            "a/b",
+            "a.b",
+        ] {
+            assert_eq!(
+                validate_room_name(bad).unwrap_err().code,
+                ErrorCode::InvalidRoomName,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn nicknames() {
+        assert_eq!(validate_nickname("  Alice ").unwrap(), "Alice");
+        assert_eq!(validate_nickname("小明🙂").unwrap(), "小明🙂");
+        assert_eq!(
+            validate_nickname("<b>x</b>").unwrap(),
+            "<b>x</b>",
+            "HTML is text"
+        );
+        assert!(validate_nickname(&"é".repeat(32)).is_ok());
+        for bad in ["", "   ", "a\u{0}b", "a\nb", "\u{7f}", &"é".repeat(33)] {
+            assert_eq!(
+                validate_nickname(bad).unwrap_err().code,
+                ErrorCode::InvalidNickname,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn chat_text() {
+        assert!(validate_chat_text("hi\nthere").is_ok());
+        assert!(validate_chat_text(&"字".repeat(2000)).is_ok());
+        assert_eq!(
+            validate_chat_text(&"字".repeat(2001)).unwrap_err().code,
+            ErrorCode::ChatTooLong
+        );
+        assert_eq!(
+            validate_chat_text(" \n").unwrap_err().code,
+            ErrorCode::ChatEmpty
+        );
+        assert_eq!(
+            validate_chat_text("a\u{1b}[31m").unwrap_err().code,
+            ErrorCode::BadMessage
+        );
+    }
+}
