@@ -1,0 +1,170 @@
+// Microphone capture and the one RTCPeerConnection a member has with the server.
+//
+// Negotiation follows the "perfect negotiation" pattern with this side POLITE: the server never
+// yields, so when a server offer arrives while our own offer is pending, we roll ours back, answer
+// the server, and offer again once the connection is stable (the browser fires
+// `negotiationneeded` again for anything still unnegotiated).
+
+/** Audio processing the browser applies to the microphone, unless raw audio is requested. */
+export function audioConstraints(raw) {
+  const on = !raw;
+  return { echoCancellation: on, noiseSuppression: on, autoGainControl: on };
+}
+
+/** Why the microphone could not be opened, in words a person understands. */
+export function describeMicError(err) {
+  switch (err && err.name) {
+    case 'NotAllowedError':
+    case 'SecurityError':
+      return 'Microphone permission was denied. You can still listen and chat; allow the microphone in the browser and rejoin to talk.';
+    case 'NotFoundError':
+    case 'OverconstrainedError':
+      return 'No microphone was found. You can still listen and chat.';
+    case 'NotReadableError':
+    case 'AbortError':
+      return 'The microphone is in use by another program or could not be started. You can still listen and chat.';
+    default:
+      if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+        return 'This browser cannot use a microphone here (a secure https:// page is needed). You can still listen and chat.';
+      }
+      return `The microphone could not be opened (${err && err.message ? err.message : 'unknown error'}). You can still listen and chat.`;
+  }
+}
+
+/** Opens the microphone. Rejects with the browser's error (see describeMicError). */
+export async function openMicrophone({ raw = false } = {}) {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    const err = new Error('getUserMedia is not available');
+    err.name = 'NotSupportedError';
+    throw err;
+  }
+  return navigator.mediaDevices.getUserMedia({ audio: audioConstraints(raw), video: false });
+}
+
+/** The hostnames browsers use to hide local addresses; the server cannot resolve them. */
+function isMdnsCandidate(line) {
+  return /\s[0-9a-f-]+\.local\s/i.test(line);
+}
+
+/**
+ * The peer connection with the server.
+ *
+ * options:
+ *   iceServers   — passed to RTCPeerConnection (none are needed for a directly reachable server)
+ *   send(msg)    — sends a signalling message ({type:'offer'|'answer'|'candidate', ...})
+ *   onTrack(event)            — a remote track arrived
+ *   onStateChange(state)      — the connection state changed ('new'|'connecting'|'connected'|...)
+ *   onError(err)              — negotiation failed
+ */
+export class PeerSession {
+  constructor({ iceServers = [], send, onTrack, onStateChange, onError } = {}) {
+    this.send = send;
+    this.onError = onError ?? ((err) => console.error('negotiation failed', err));
+    this.closed = false;
+    // Every negotiation step runs on this chain, one at a time, in arrival order.
+    this.chain = Promise.resolve();
+
+    const pc = new RTCPeerConnection({
+      iceServers: Array.isArray(iceServers) ? iceServers : [],
+      bundlePolicy: 'max-bundle',
+      rtcpMuxPolicy: 'require',
+    });
+    this.pc = pc;
+
+    pc.addEventListener('negotiationneeded', () => this.enqueue(() => this.makeOffer()));
+    pc.addEventListener('track', (ev) => onTrack && onTrack(ev));
+    pc.addEventListener('connectionstatechange', () => {
+      if (onStateChange) onStateChange(pc.connectionState);
+    });
+    pc.addEventListener('icecandidate', (ev) => {
+      if (this.closed) return;
+      if (ev.candidate === null) {
+        this.send({ type: 'candidate', candidate: '' });
+        return;
+      }
+      const line = ev.candidate.candidate;
+      // An empty line is a per-section end marker; the null event above ends them all.
+      if (!line || isMdnsCandidate(line)) return;
+      this.send({ type: 'candidate', candidate: line });
+    });
+  }
+
+  enqueue(step) {
+    const run = this.chain.then(async () => {
+      if (this.closed) return;
+      try {
+        await step();
+      } catch (err) {
+        if (!this.closed) this.onError(err);
+      }
+    });
+    this.chain = run;
+    return run;
+  }
+
+  /**
+   * Publishes a local track. A send-only transceiver is used rather than addTrack so that a
+   * server offer can never claim it for media we receive: our track is always negotiated by an
+   * offer of our own.
+   */
+  addLocalTrack(track, stream) {
+    return this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+  }
+
+  /** Asks to receive audio without sending any (no microphone). */
+  addReceiveOnlyAudio() {
+    return this.pc.addTransceiver('audio', { direction: 'recvonly' });
+  }
+
+  async makeOffer() {
+    const pc = this.pc;
+    // Offer only from a stable state; if something is pending, the browser fires
+    // negotiationneeded again once we are back to stable.
+    if (pc.signalingState !== 'stable') return;
+    await pc.setLocalDescription();
+    this.send({ type: 'offer', sdp: pc.localDescription.sdp });
+  }
+
+  /** A server offer (a renegotiation). We are polite: our own pending offer gives way. */
+  handleOffer(sdp) {
+    return this.enqueue(async () => {
+      const pc = this.pc;
+      if (pc.signalingState === 'have-local-offer') {
+        // Glare: the server ignores our offer, so drop it and answer the server's instead.
+        await pc.setLocalDescription({ type: 'rollback' });
+      }
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      await pc.setLocalDescription();
+      this.send({ type: 'answer', sdp: pc.localDescription.sdp });
+    });
+  }
+
+  /** The server's answer to our offer. */
+  handleAnswer(sdp) {
+    return this.enqueue(async () => {
+      const pc = this.pc;
+      if (pc.signalingState !== 'have-local-offer') {
+        // An answer to an offer we already rolled back; nothing to apply it to.
+        console.warn('ignoring an answer in signalling state', pc.signalingState);
+        return;
+      }
+      await pc.setRemoteDescription({ type: 'answer', sdp });
+    });
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.pc.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+/** Stops every track of a stream (releases the microphone). */
+export function stopStream(stream) {
+  if (!stream) return;
+  for (const track of stream.getTracks()) track.stop();
+}

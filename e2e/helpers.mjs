@@ -1,0 +1,307 @@
+// Shared pieces of the end-to-end tests: the server process, test tones, browsers, and the
+// in-page audio measurement.
+
+import { spawn, execFile } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const execFileP = promisify(execFile);
+
+export const E2E_DIR = path.dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = path.resolve(E2E_DIR, '..');
+export const OUT_DIR = path.join(E2E_DIR, 'out');
+
+export const CHROMIUM = process.env.FREE4CHAT_CHROMIUM ?? '/usr/bin/chromium';
+
+export function serverBinary() {
+  return process.env.FREE4CHAT_BIN ?? path.join(REPO_ROOT, 'target', 'debug', 'free4chat');
+}
+
+export function ensureOutDir() {
+  mkdirSync(OUT_DIR, { recursive: true });
+  return OUT_DIR;
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Writes a sine tone: 48 kHz mono 16-bit, `seconds` long, at half of full scale (-6 dBFS). */
+export async function makeTone(file, freq, seconds = 30) {
+  await execFileP(
+    'sox',
+    ['-n', '-r', '48000', '-c', '1', '-b', '16', file, 'synth', String(seconds), 'sine', String(freq), 'vol', '0.5'],
+    { timeout: 20_000 },
+  );
+  return file;
+}
+
+/**
+ * Starts the server on 127.0.0.1:`port` and waits for /api/health.
+ * Its output goes to `logFile`, and the last lines are kept for failure reports.
+ */
+export async function startServer({ port, logFile, healthTimeoutMs = 20_000 }) {
+  const bin = serverBinary();
+  if (!existsSync(bin)) {
+    throw new Error(`server binary not found at ${bin}; build it first (cargo build) or set FREE4CHAT_BIN`);
+  }
+  const args = ['--listen', `127.0.0.1:${port}`, '--media-port', '0', '--public-ip', '127.0.0.1'];
+  const child = spawn(bin, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  const log = createWriteStream(logFile);
+  const tail = [];
+  let exit = null;
+  const keep = (chunk) => {
+    log.write(chunk);
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (line === '') continue;
+      tail.push(line);
+      if (tail.length > 200) tail.shift();
+    }
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const exited = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      exit = { code, signal };
+      resolve(exit);
+    });
+  });
+  child.on('error', (err) => {
+    exit = { error: err };
+  });
+
+  const server = {
+    port,
+    base: `http://127.0.0.1:${port}`,
+    logFile,
+    child,
+    tail: () => tail.join('\n'),
+    async stop() {
+      if (exit === null) {
+        child.kill('SIGTERM');
+        const done = await Promise.race([exited, sleep(3000).then(() => null)]);
+        if (done === null && exit === null) {
+          child.kill('SIGKILL');
+          await Promise.race([exited, sleep(2000)]);
+        }
+      }
+      await new Promise((resolve) => log.end(resolve));
+    },
+  };
+
+  const deadline = Date.now() + healthTimeoutMs;
+  let lastProblem = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (exit !== null) {
+      await server.stop();
+      throw new Error(`server exited during start-up (${JSON.stringify(exit)}):\n${server.tail()}`);
+    }
+    try {
+      const res = await fetch(`${server.base}/api/health`, { signal: AbortSignal.timeout(1000) });
+      if (res.status === 200) return server;
+      lastProblem = `status ${res.status}`;
+    } catch (err) {
+      lastProblem = err.message;
+    }
+    await sleep(200);
+  }
+  await server.stop();
+  throw new Error(`server not healthy after ${healthTimeoutMs} ms (${lastProblem}):\n${server.tail()}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Browsers
+
+/** Chromium switches every test browser gets, besides its own fake microphone file. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
+
+/** Features we switch off on top of the launcher's own list. */
+const EXTRA_DISABLED_FEATURES = ['WebRtcHideLocalIpsWithMdns'];
+
+let launcherFeatureArg; // the launcher's own --disable-features switch, once known
+
+/**
+ * Chromium honours only the last --disable-features switch, so ours must carry the launcher's
+ * list too, or the launcher's (which keeps the browser from calling home) would be dropped.
+ * The launcher's switch is read once from a short-lived browser's command line.
+ */
+async function launcherDisabledFeatures() {
+  if (launcherFeatureArg !== undefined) return launcherFeatureArg;
+  const probe = await chromium.launchServer({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 30_000,
+  });
+  try {
+    const args = probe.process().spawnargs;
+    launcherFeatureArg = args.filter((a) => a.startsWith('--disable-features=')).at(-1) ?? null;
+  } finally {
+    await probe.close();
+  }
+  return launcherFeatureArg;
+}
+
+/** Launches a headless Chromium whose microphone plays `wavFile` (looped). */
+export async function launchBrowser(wavFile) {
+  const base = await launcherDisabledFeatures();
+  const features = [
+    ...(base ? base.slice('--disable-features='.length).split(',').filter(Boolean) : []),
+    ...EXTRA_DISABLED_FEATURES,
+  ];
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 30_000,
+    ignoreDefaultArgs: base ? [base] : undefined,
+    args: [
+      ...CHROMIUM_ARGS,
+      `--disable-features=${[...new Set(features)].join(',')}`,
+      ...(wavFile ? [`--use-file-for-fake-audio-capture=${wavFile}`] : []),
+    ],
+  });
+}
+
+/**
+ * Opens a page in a fresh context of `browser`, recording its console and errors.
+ * Returns {label, page, context, log, pageErrors}.
+ */
+export async function openPage(browser, url, label) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const handle = { label, page, context, log: [], pageErrors: [] };
+  page.on('console', (m) => handle.log.push(`[${label}] ${m.type()}: ${m.text()}`));
+  page.on('pageerror', (err) => {
+    handle.pageErrors.push(err.message);
+    handle.log.push(`[${label}] pageerror: ${err.message}`);
+  });
+  await page.goto(url, { timeout: 15_000, waitUntil: 'load' });
+  return handle;
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-page probes (these functions run inside the page: they must be self-contained)
+
+/** A plain snapshot of window.f4c. */
+export function f4cSnapshot() {
+  const f = window.f4c;
+  if (!f) return null;
+  return {
+    state: f.state,
+    selfId: f.selfId,
+    members: Object.fromEntries([...f.members].map(([id, m]) => [id, { ...m }])),
+    remoteStreams: [...f.remoteStreams].map(([id, s]) => ({
+      id,
+      tracks: s.getTracks().map((t) => ({ kind: t.kind, readyState: t.readyState, muted: t.muted })),
+    })),
+    pc: f.pc ? { connectionState: f.pc.connectionState, signalingState: f.pc.signalingState } : null,
+    chat: f.chat,
+    everSpoke: [...f.everSpoke],
+    errors: f.errors,
+    bye: f.bye,
+    micError: f.micError,
+  };
+}
+
+/**
+ * Listens to every remote stream through Web Audio and reports, per publishing member id, the
+ * dominant frequency (at or above 100 Hz), its level in dB and the signal's RMS.
+ */
+export async function measureRemoteTones({ durationMs = 2000, samples = 10, fftSize = 8192 }) {
+  const sleepIn = (ms) => new Promise((r) => setTimeout(r, ms));
+  const median = (xs) => {
+    const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+    if (v.length === 0) return null;
+    const mid = Math.floor(v.length / 2);
+    return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+  };
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const sink = ctx.createGain();
+  sink.gain.value = 0;
+  sink.connect(ctx.destination);
+  const probes = [];
+  for (const [id, stream] of window.f4c.remoteStreams) {
+    const source = ctx.createMediaStreamSource(stream);
+    const analyser = ctx.createAnalyser();
+    analyser.fftSize = fftSize;
+    analyser.smoothingTimeConstant = 0;
+    source.connect(analyser);
+    analyser.connect(sink);
+    probes.push({
+      id,
+      analyser,
+      spectrum: new Float32Array(analyser.frequencyBinCount),
+      wave: new Float32Array(analyser.fftSize),
+      peaks: [],
+      levels: [],
+      rms: [],
+    });
+  }
+  const binHz = ctx.sampleRate / fftSize;
+  const firstBin = Math.ceil(100 / binHz);
+  await sleepIn(300); // let the analysers fill once
+  for (let i = 0; i < samples; i++) {
+    await sleepIn(durationMs / samples);
+    for (const p of probes) {
+      p.analyser.getFloatFrequencyData(p.spectrum);
+      let best = -1;
+      for (let k = firstBin; k < p.spectrum.length; k++) {
+        if (best < 0 || p.spectrum[k] > p.spectrum[best]) best = k;
+      }
+      let hz = best * binHz;
+      const level = p.spectrum[best];
+      // Refine the peak between bins with a parabola through its neighbours.
+      if (best > firstBin && best < p.spectrum.length - 1) {
+        const [a, b, c] = [p.spectrum[best - 1], level, p.spectrum[best + 1]];
+        const denom = a - 2 * b + c;
+        if (Number.isFinite(denom) && denom !== 0) hz += (0.5 * (a - c) / denom) * binHz;
+      }
+      p.peaks.push(Number.isFinite(level) ? hz : NaN);
+      p.levels.push(level);
+      p.analyser.getFloatTimeDomainData(p.wave);
+      let sum = 0;
+      for (const x of p.wave) sum += x * x;
+      p.rms.push(Math.sqrt(sum / p.wave.length));
+    }
+  }
+  const sampleRate = ctx.sampleRate;
+  await ctx.close();
+  return probes.map((p) => ({
+    id: p.id,
+    freq: median(p.peaks),
+    level: median(p.levels),
+    rms: median(p.rms),
+    peaks: p.peaks.map((x) => Math.round(x * 10) / 10),
+    sampleRate,
+  }));
+}
