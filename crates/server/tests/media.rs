@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use free4chat_signal::ServerMsg;
+use free4chat_client::{Client, ClientConfig};
+use free4chat_signal::{ClientMsg, ServerMsg};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_is_forwarded_both_ways() {
@@ -14,8 +15,244 @@ async fn audio_is_forwarded_both_ways() {
     let bob = join(&server, "practice", "Bob").await;
     assert!(hears(&bob, &alice, 25).await, "Bob hears Alice");
     assert!(hears(&alice, &bob, 25).await, "Alice hears Bob");
-    // Nobody hears themselves.
+    // Nobody hears themselves, and nothing else arrives.
     assert_eq!(alice.received_from(alice.id), 0);
     assert_eq!(bob.received_from(bob.id), 0);
+    assert_eq!(alice.with_state(|s| s.foreign_packets), 0);
+    server.shutdown().await;
+}
+
+/// Packets `to` has received from `from` so far.
+fn count(to: &Client, from: &Client) -> u64 {
+    to.received_from(from.id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_and_leaves_renegotiate_without_interrupting_audio() {
+    let server = server().await;
+    let alice = join(&server, "busy", "Alice").await;
+    let bob = join(&server, "busy", "Bob").await;
+    assert!(hears(&bob, &alice, 10).await && hears(&alice, &bob, 10).await);
+
+    // Carol joins: Alice and Bob each get a server offer for her track.
+    let carol = join(&server, "busy", "Carol").await;
+    let before = (count(&bob, &alice), count(&alice, &bob));
+    for (to, from) in [
+        (&carol, &alice),
+        (&carol, &bob),
+        (&alice, &carol),
+        (&bob, &carol),
+    ] {
+        assert!(hears(to, from, 10).await, "{} hears {}", to.id, from.id);
+    }
+    assert!(alice.with_state(|s| s.renegotiations) >= 1);
+
+    // Measure the Alice↔Bob flow across Carol's arrival and departure: at 50 packets/s a gap
+    // of more than a few packets would show.
+    let t0 = std::time::Instant::now();
+    carol.leave().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let dave = join(&server, "busy", "Dave").await;
+    assert!(hears(&dave, &alice, 10).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let after = (count(&bob, &alice), count(&alice, &bob));
+    let expected = (elapsed * 50.0) as u64;
+    for (label, got) in [
+        ("Bob from Alice", after.0 - before.0),
+        ("Alice from Bob", after.1 - before.1),
+    ] {
+        assert!(
+            got + 10 >= expected,
+            "{label}: {got} packets in {elapsed:.2}s, expected about {expected}"
+        );
+    }
+    // Alice and Bob were told about Carol's track going away.
+    assert!(alice.with_state(|s| s.messages.iter().any(
+        |m| matches!(m, ServerMsg::TrackRemoved { track } if track.peer == carol_id(&s.messages))
+    )));
+    server.shutdown().await;
+}
+
+fn carol_id(messages: &[ServerMsg]) -> u64 {
+    messages
+        .iter()
+        .find_map(|m| match m {
+            ServerMsg::MemberJoined { member } if member.name == "Carol" => Some(member.id),
+            _ => None,
+        })
+        .unwrap_or(u64::MAX)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speaking_follows_the_audio_level() {
+    let server = server().await;
+    let mut quiet = ClientConfig::new(server.http_addr(), "talk", "Quiet");
+    quiet.audio_level = -127;
+    let listener = Client::join(quiet).await.unwrap();
+    let mut loud = ClientConfig::new(server.http_addr(), "talk", "Loud");
+    loud.audio_level = -127;
+    let speaker = Client::join(loud).await.unwrap();
+    assert!(hears(&listener, &speaker, 10).await);
+    let sid = speaker.id;
+    let spoke = |s: &free4chat_client::ClientState, v: bool| {
+        s.messages.iter().any(|m| {
+            *m == ServerMsg::Speaking {
+                id: sid,
+                speaking: v,
+            }
+        })
+    };
+    assert!(
+        !listener.with_state(|s| spoke(s, true)),
+        "silence is not speech"
+    );
+    speaker.set_level(-20).await;
+    assert!(
+        listener.wait_for(WAIT, |s| spoke(s, true)).await,
+        "starts speaking"
+    );
+    speaker.set_level(-127).await;
+    assert!(
+        listener.wait_for(WAIT, |s| spoke(s, false)).await,
+        "stops speaking"
+    );
+    // Nobody else was said to speak.
+    assert!(listener.with_state(|s| {
+        !s.messages
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Speaking { id, .. } if *id != sid))
+    }));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_leave_frees_the_room_and_all_media_state() {
+    let server = server().await;
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        clients.push(join(&server, "ephemeral", &format!("m{i}")).await);
+    }
+    assert!(hears(&clients[0], &clients[3], 10).await);
+    let stats = server.media_stats().await;
+    assert_eq!((stats.rooms, stats.peers), (1, 4));
+    assert!(
+        stats.addrs >= 4 && stats.ufrags == 4 && stats.timers == 4,
+        "{stats:?}"
+    );
+    assert_eq!(server.counts().peers, 4);
+
+    // Two leave politely, two vanish (connection dropped without a word).
+    let mut it = clients.into_iter();
+    it.next().unwrap().leave().await;
+    it.next().unwrap().leave().await;
+    drop(it);
+    let freed = wait_until(|| async {
+        let s = server.media_stats().await;
+        let c = server.counts();
+        (
+            s.rooms, s.peers, s.addrs, s.ufrags, s.timers, c.rooms, c.peers,
+        ) == (0, 0, 0, 0, 0, 0, 0)
+    })
+    .await;
+    assert!(
+        freed,
+        "state left: {:?} {:?}",
+        server.media_stats().await,
+        server.counts()
+    );
+
+    // The same room name works again afterwards.
+    let a = join(&server, "ephemeral", "again-a").await;
+    let b = join(&server, "ephemeral", "again-b").await;
+    assert!(hears(&b, &a, 10).await);
+    server.shutdown().await;
+}
+
+async fn wait_until<F, Fut>(f: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_datagrams_on_the_media_port_disturb_nobody() {
+    let server = server().await;
+    let alice = join(&server, "noisy", "Alice").await;
+    let bob = join(&server, "noisy", "Bob").await;
+    assert!(hears(&bob, &alice, 10).await);
+    let media = server.media_addrs()[0];
+    let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let before = count(&bob, &alice);
+    let shapes: [&[u8]; 6] = [
+        b"",
+        b"\x00\x01\x00\x00garbage-stun",
+        &[0x80; 12],               // an RTP header and nothing else
+        &[0x80, 0xc8, 0, 1, 0, 0], // a truncated RTCP sender report
+        &[22, 254, 253, 0, 0],     // a truncated DTLS record
+        &[0xff; 1500],
+    ];
+    for i in 0..2000u32 {
+        let shape = shapes[(i % 6) as usize];
+        let mut d = shape.to_vec();
+        d.extend_from_slice(&i.to_be_bytes());
+        let _ = junk.send_to(&d, media).await;
+    }
+    // Datagrams from Bob's own address pretending to be media are refused too: they fail
+    // SRTP authentication inside his session.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(hears(&bob, &alice, before + 20).await, "audio still flows");
+    assert!(hears(&alice, &bob, count(&alice, &bob) + 20).await);
+    let stats = server.media_stats().await;
+    assert!(stats.garbage + stats.unknown >= 1900, "{stats:?}");
+    assert_eq!(stats.failed, 0);
+    assert_eq!(stats.peers, 2);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_vanishes_mid_negotiation_is_cleaned_up() {
+    let server = server().await;
+    let alice = join(&server, "flaky", "Alice").await;
+    // Join and offer by hand, then drop the connection before ICE ever starts.
+    let mut w = ws(&server).await;
+    ws_join(&mut w, "flaky", "Ghost").await;
+    let offer = {
+        let mut rtc = str0m::Rtc::new(std::time::Instant::now());
+        let mut api = rtc.sdp_api();
+        api.add_media(
+            str0m::media::MediaKind::Audio,
+            str0m::media::Direction::SendRecv,
+            None,
+            None,
+            None,
+        );
+        api.apply().unwrap().0.to_sdp_string()
+    };
+    let msg = serde_json::to_string(&ClientMsg::Offer { sdp: offer }).unwrap();
+    send_text(&mut w, &msg).await;
+    assert!(matches!(next(&mut w).await, Some(ServerMsg::Answer { .. })));
+    drop(w);
+    let gone = wait_until(|| async {
+        server.media_stats().await.peers == 1 && server.counts().peers == 1
+    })
+    .await;
+    assert!(gone, "{:?}", server.media_stats().await);
+    assert!(
+        alice
+            .wait_for(WAIT, |s| s
+                .messages
+                .iter()
+                .any(|m| matches!(m, ServerMsg::MemberLeft { .. })))
+            .await
+    );
     server.shutdown().await;
 }

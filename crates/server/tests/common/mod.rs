@@ -49,3 +49,60 @@ pub async fn hears(client: &Client, from: &Client, n: u64) -> bool {
         })
         .await
 }
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A bare WebSocket to the server, for speaking the protocol by hand.
+pub async fn ws(server: &Server) -> Ws {
+    let url = format!("ws://{}/ws", server.http_addr());
+    tokio_tungstenite::connect_async(url).await.expect("ws").0
+}
+
+pub async fn send_text(ws: &mut Ws, text: &str) {
+    ws.send(Message::text(text)).await.expect("send");
+}
+
+/// The next protocol message, skipping pings; None when the connection ended.
+pub async fn next(ws: &mut Ws) -> Option<ServerMsg> {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next()).await.ok()??;
+        match frame.ok()? {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).ok(),
+            Message::Close(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+/// The next message that matches, skipping others.
+pub async fn next_matching(ws: &mut Ws, f: impl Fn(&ServerMsg) -> bool) -> Option<ServerMsg> {
+    loop {
+        let m = next(ws).await?;
+        if f(&m) {
+            return Some(m);
+        }
+    }
+}
+
+pub async fn expect_error(ws: &mut Ws, code: ErrorCode) {
+    match next(ws).await {
+        Some(ServerMsg::Error { code: c, .. }) if c == code => {}
+        other => panic!("expected error {code:?}, got {other:?}"),
+    }
+}
+
+/// Joins by hand; returns the `joined` message.
+pub async fn ws_join(ws: &mut Ws, room: &str, name: &str) -> ServerMsg {
+    let join = serde_json::json!({"type":"join","v":1,"room":room,"name":name});
+    send_text(ws, &join.to_string()).await;
+    match next(ws).await {
+        Some(m @ ServerMsg::Joined { .. }) => m,
+        other => panic!("expected joined, got {other:?}"),
+    }
+}
+
+pub use free4chat_signal::{ErrorCode, ServerMsg};

@@ -1,0 +1,329 @@
+//! The signalling protocol and its refusals, spoken by hand over a real WebSocket.
+
+mod common;
+
+use common::*;
+use free4chat_signal::{ByeReason, Member};
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn members_see_each_other_join_rename_mute_and_leave() {
+    let server = server().await;
+    let mut a = ws(&server).await;
+    let ServerMsg::Joined {
+        id: a_id, members, ..
+    } = ws_join(&mut a, "r1", "Alice").await
+    else {
+        unreachable!()
+    };
+    assert!(members.is_empty());
+    let mut b = ws(&server).await;
+    let ServerMsg::Joined {
+        id: b_id, members, ..
+    } = ws_join(&mut b, "r1", "Bob").await
+    else {
+        unreachable!()
+    };
+    assert_ne!(a_id, b_id);
+    assert_eq!(
+        members,
+        vec![Member {
+            id: a_id,
+            name: "Alice".into(),
+            muted: false,
+            speaking: false
+        }]
+    );
+    assert_eq!(
+        next(&mut a).await,
+        Some(ServerMsg::MemberJoined {
+            member: Member {
+                id: b_id,
+                name: "Bob".into(),
+                muted: false,
+                speaking: false
+            }
+        })
+    );
+
+    send_text(&mut b, r#"{"type":"rename","name":"  Bobby "}"#).await;
+    let renamed = ServerMsg::MemberRenamed {
+        id: b_id,
+        name: "Bobby".into(),
+    };
+    assert_eq!(next(&mut a).await.as_ref(), Some(&renamed));
+    assert_eq!(next(&mut b).await.as_ref(), Some(&renamed));
+
+    send_text(&mut b, r#"{"type":"mute","muted":true}"#).await;
+    let muted = ServerMsg::Mute {
+        id: b_id,
+        muted: true,
+    };
+    assert_eq!(next(&mut a).await.as_ref(), Some(&muted));
+    assert_eq!(next(&mut b).await.as_ref(), Some(&muted));
+
+    // A third member sees the current names and mute state.
+    let mut c = ws(&server).await;
+    let ServerMsg::Joined { members, .. } = ws_join(&mut c, "r1", "Carol").await else {
+        unreachable!()
+    };
+    assert!(members.contains(&Member {
+        id: b_id,
+        name: "Bobby".into(),
+        muted: true,
+        speaking: false
+    }));
+
+    send_text(&mut b, r#"{"type":"leave"}"#).await;
+    let bye = next_matching(&mut b, |m| matches!(m, ServerMsg::Bye { .. })).await;
+    assert_eq!(
+        bye,
+        Some(ServerMsg::Bye {
+            reason: ByeReason::Left
+        })
+    );
+    assert_eq!(next(&mut b).await, None, "closed after bye");
+    let left = ServerMsg::MemberLeft { id: b_id };
+    assert_eq!(
+        next_matching(&mut a, |m| matches!(m, ServerMsg::MemberLeft { .. })).await,
+        Some(left.clone())
+    );
+    assert_eq!(
+        next_matching(&mut c, |m| matches!(m, ServerMsg::MemberLeft { .. })).await,
+        Some(left)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn chat_is_acknowledged_broadcast_and_kept_for_late_joiners() {
+    let server = server().await;
+    let mut a = ws(&server).await;
+    ws_join(&mut a, "chatty", "Alice").await;
+    let mut b = ws(&server).await;
+    ws_join(&mut b, "chatty", "Bob").await;
+    next(&mut a).await; // member_joined
+
+    send_text(
+        &mut a,
+        r#"{"type":"chat","text":"hello <b>you</b> 🙂","client_ref":"m1"}"#,
+    )
+    .await;
+    let Some(ServerMsg::ChatAck {
+        client_ref,
+        message,
+    }) = next(&mut a).await
+    else {
+        panic!("ack expected")
+    };
+    assert_eq!(client_ref.as_deref(), Some("m1"));
+    assert_eq!(message.text, "hello <b>you</b> 🙂");
+    assert_eq!(message.name, "Alice");
+    assert_eq!(
+        next(&mut b).await,
+        Some(ServerMsg::Chat {
+            message: message.clone()
+        })
+    );
+
+    // 120 more messages: the room keeps the last 100. Pace them under the chat rate limit
+    // by spreading them over both members and refilling time.
+    for i in 0..120 {
+        let sender = if i % 2 == 0 { &mut a } else { &mut b };
+        send_text(sender, &format!(r#"{{"type":"chat","text":"n{i}"}}"#)).await;
+        // The chat bucket holds 10 and refills 2 per second per member.
+        if i % 16 == 15 {
+            tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
+        }
+    }
+    // Drain until the last message arrives at Alice; nothing may have been refused.
+    next_matching(&mut a, |m| {
+        assert!(!matches!(m, ServerMsg::Error { .. }), "{m:?}");
+        matches!(m, ServerMsg::Chat { message } | ServerMsg::ChatAck { message, .. } if message.text == "n119")
+    })
+    .await
+    .expect("last chat");
+    let mut late = ws(&server).await;
+    let ServerMsg::Joined { chat, .. } = ws_join(&mut late, "chatty", "Late").await else {
+        unreachable!()
+    };
+    // 121 messages were sent (two members interleave, so order is by arrival): the history
+    // is the last 100 of them, oldest first.
+    let seqs: Vec<u64> = chat.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (22..=121).collect::<Vec<u64>>());
+    assert!(chat.iter().all(|m| m.text.starts_with('n')));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_messages_get_stable_error_codes_and_disturb_nobody() {
+    let server = server().await;
+    let mut other = ws(&server).await;
+    ws_join(&mut other, "calm", "Other").await;
+
+    let mut w = ws(&server).await;
+    // Before joining.
+    send_text(&mut w, r#"{"type":"mute","muted":true}"#).await;
+    expect_error(&mut w, ErrorCode::NotJoined).await;
+    send_text(&mut w, "{not json").await;
+    expect_error(&mut w, ErrorCode::BadMessage).await;
+    send_text(&mut w, r#"{"type":"launch_missiles"}"#).await;
+    expect_error(&mut w, ErrorCode::BadMessage).await;
+    send_text(&mut w, r#"{"type":"join","v":2,"room":"calm","name":"X"}"#).await;
+    expect_error(&mut w, ErrorCode::UnsupportedVersion).await;
+    for room in [
+        "",
+        "has space",
+        "../../etc/passwd",
+        "<script>",
+        &"x".repeat(65),
+    ] {
+        let j = serde_json::json!({"type":"join","v":1,"room":room,"name":"X"});
+        send_text(&mut w, &j.to_string()).await;
+        expect_error(&mut w, ErrorCode::InvalidRoomName).await;
+    }
+    for name in ["", "   ", "a\u{0}b", &"n".repeat(33)] {
+        let j = serde_json::json!({"type":"join","v":1,"room":"calm","name":name});
+        send_text(&mut w, &j.to_string()).await;
+        expect_error(&mut w, ErrorCode::InvalidNickname).await;
+    }
+    w.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    expect_error(&mut w, ErrorCode::BinaryNotSupported).await;
+    send_text(
+        &mut w,
+        &format!(r#"{{"type":"chat","text":"{}"}}"#, "a".repeat(70_000)),
+    )
+    .await;
+    expect_error(&mut w, ErrorCode::MessageTooLarge).await;
+    send_text(&mut w, r#"{"type":"ping"}"#).await;
+    assert_eq!(next(&mut w).await, Some(ServerMsg::Pong));
+
+    // After joining.
+    ws_join(&mut w, "calm", "Tester").await;
+    send_text(
+        &mut w,
+        r#"{"type":"join","v":1,"room":"calm","name":"Again"}"#,
+    )
+    .await;
+    expect_error(&mut w, ErrorCode::AlreadyJoined).await;
+    send_text(
+        &mut w,
+        &format!(r#"{{"type":"chat","text":"{}"}}"#, "字".repeat(2001)),
+    )
+    .await;
+    expect_error(&mut w, ErrorCode::ChatTooLong).await;
+    send_text(&mut w, r#"{"type":"chat","text":"  "}"#).await;
+    expect_error(&mut w, ErrorCode::ChatEmpty).await;
+    send_text(
+        &mut w,
+        r#"{"type":"chat","text":"hi","client_ref":"has space"}"#,
+    )
+    .await;
+    expect_error(&mut w, ErrorCode::InvalidClientRef).await;
+    send_text(&mut w, r#"{"type":"rename","name":"\u0007bell"}"#).await;
+    expect_error(&mut w, ErrorCode::InvalidNickname).await;
+    send_text(&mut w, r#"{"type":"answer","sdp":"v=0"}"#).await;
+    expect_error(&mut w, ErrorCode::UnexpectedAnswer).await;
+    send_text(&mut w, r#"{"type":"offer","sdp":"this is not sdp"}"#).await;
+    expect_error(&mut w, ErrorCode::InvalidSdp).await;
+    send_text(&mut w, r#"{"type":"offer","sdp":"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"}"#).await;
+    expect_error(&mut w, ErrorCode::InvalidSdp).await;
+
+    // The calm member saw only the tester arrive, nothing else.
+    let seen = next(&mut other).await;
+    assert!(
+        matches!(seen, Some(ServerMsg::MemberJoined { .. })),
+        "{seen:?}"
+    );
+    send_text(&mut other, r#"{"type":"ping"}"#).await;
+    assert_eq!(next(&mut other).await, Some(ServerMsg::Pong));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_flood_is_rate_limited_then_disconnected() {
+    let server = server().await;
+    let mut calm = ws(&server).await;
+    ws_join(&mut calm, "flood", "Calm").await;
+    let mut w = ws(&server).await;
+    ws_join(&mut w, "flood", "Flooder").await;
+    for _ in 0..200 {
+        if w.send(Message::text(r#"{"type":"mute","muted":false}"#))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let mut limited = 0;
+    let mut bye = None;
+    while let Some(m) = next(&mut w).await {
+        match m {
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            } => limited += 1,
+            ServerMsg::Bye { reason } => bye = Some(reason),
+            _ => {}
+        }
+    }
+    assert!(limited >= 50, "{limited} rate-limit errors");
+    assert_eq!(bye, Some(ByeReason::ProtocolViolation));
+    // The calm member saw the flooder leave and is still served.
+    next_matching(&mut calm, |m| matches!(m, ServerMsg::MemberLeft { .. }))
+        .await
+        .expect("left");
+    send_text(&mut calm, r#"{"type":"ping"}"#).await;
+    assert_eq!(
+        next_matching(&mut calm, |m| *m == ServerMsg::Pong).await,
+        Some(ServerMsg::Pong)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn room_and_server_limits_are_enforced() {
+    let mut config = config();
+    config.max_room_members = 2;
+    config.max_rooms = 2;
+    config.max_peers = 3;
+    let server = free4chat::Server::start(&config).await.unwrap();
+    let mut a = ws(&server).await;
+    ws_join(&mut a, "one", "A").await;
+    let mut b = ws(&server).await;
+    ws_join(&mut b, "one", "B").await;
+    let mut c = ws(&server).await;
+    send_text(&mut c, r#"{"type":"join","v":1,"room":"one","name":"C"}"#).await;
+    expect_error(&mut c, ErrorCode::RoomFull).await;
+    ws_join(&mut c, "two", "C").await;
+    let mut d = ws(&server).await;
+    send_text(&mut d, r#"{"type":"join","v":1,"room":"three","name":"D"}"#).await;
+    expect_error(&mut d, ErrorCode::ServerFull).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_says_bye_to_everyone() {
+    let server = server().await;
+    let mut a = ws(&server).await;
+    ws_join(&mut a, "bye", "A").await;
+    let mut idle = ws(&server).await;
+    let stop = tokio::spawn(server.shutdown());
+    let m = next_matching(&mut a, |m| matches!(m, ServerMsg::Bye { .. })).await;
+    assert_eq!(
+        m,
+        Some(ServerMsg::Bye {
+            reason: ByeReason::ServerShutdown
+        })
+    );
+    assert_eq!(next(&mut a).await, None);
+    let m = next_matching(&mut idle, |m| matches!(m, ServerMsg::Bye { .. })).await;
+    assert_eq!(
+        m,
+        Some(ServerMsg::Bye {
+            reason: ByeReason::ServerShutdown
+        })
+    );
+    stop.await.unwrap();
+}
