@@ -198,6 +198,19 @@ test('each browser hears exactly the other two tones', { timeout: 90_000 }, asyn
       }),
     );
 
+    // Media is encrypted with an AEAD-AES-GCM SRTP profile, and audio uses Opus.
+    for (const h of handles) {
+      const media = await h.page.evaluate(async () => {
+        const stats = [...(await window.f4c.pc.getStats()).values()];
+        const transport = stats.find((s) => s.type === 'transport' && s.srtpCipher);
+        const codecs = stats.filter((s) => s.type === 'codec').map((s) => s.mimeType);
+        return { cipher: transport?.srtpCipher ?? null, codecs };
+      });
+      t.diagnostic(`${h.label}: SRTP ${media.cipher}, codecs ${[...new Set(media.codecs)].join(' ')}`);
+      assert.match(media.cipher ?? '', /^(SRTP_)?AEAD_AES_(128|256)_GCM$/, `${h.label}: SRTP cipher`);
+      assert.ok(media.codecs.includes('audio/opus'), `${h.label}: Opus negotiated`);
+    }
+
     for (const h of handles) {
       assert.deepEqual(h.pageErrors, [], `${h.label}: page errors`);
       const refused = await h.page.evaluate(() => window.f4c.errors);

@@ -32,7 +32,7 @@ pub const PACKET_INTERVAL: Duration = Duration::from_millis(20);
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("websocket: {0}")]
-    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    Ws(#[from] Box<tokio_tungstenite::tungstenite::Error>),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("refused: {0:?}")]
@@ -41,6 +41,12 @@ pub enum ClientError {
     Protocol(String),
     #[error("timed out: {0}")]
     Timeout(&'static str),
+}
+
+impl From<tokio_tungstenite::tungstenite::Error> for ClientError {
+    fn from(e: tokio_tungstenite::tungstenite::Error) -> ClientError {
+        ClientError::Ws(Box::new(e))
+    }
 }
 
 /// How to join.
@@ -331,11 +337,10 @@ impl Media {
                         if leaving {
                             // Wait for the server's bye and close.
                             while let Some(Ok(frame)) = ws.next().await {
-                                if let Message::Text(t) = frame {
-                                    if let Ok(msg) = serde_json::from_str::<ServerMsg>(t.as_str()) {
+                                if let Message::Text(t) = frame
+                                    && let Ok(msg) = serde_json::from_str::<ServerMsg>(t.as_str()) {
                                         self.lock().messages.push(msg);
                                     }
-                                }
                             }
                             return Ok(());
                         }

@@ -260,18 +260,17 @@ impl Sfu {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        if let Some(evicted) = peer.remember_addr(addr) {
-            if self.by_addr.get(&evicted) == Some(&id) {
-                self.by_addr.remove(&evicted);
-            }
+        if let Some(evicted) = peer.remember_addr(addr)
+            && self.by_addr.get(&evicted) == Some(&id)
+        {
+            self.by_addr.remove(&evicted);
         }
         // An address another member was known by now belongs to this one.
-        if let Some(previous) = self.by_addr.insert(addr, id) {
-            if previous != id {
-                if let Some(p) = self.peers.get_mut(&previous) {
-                    p.addrs.retain(|a| *a != addr);
-                }
-            }
+        if let Some(previous) = self.by_addr.insert(addr, id)
+            && previous != id
+            && let Some(p) = self.peers.get_mut(&previous)
+        {
+            p.addrs.retain(|a| *a != addr);
         }
     }
 
@@ -435,16 +434,15 @@ impl Sfu {
             .iter()
             .find(|p| p.mid == data.mid)
             .map(|p| p.kind);
-        if kind == Some(TrackKind::Audio) {
-            if let Some(level) = data.ext_vals.audio_level {
-                if let Some(speaking) = peer.speaking.observe(now, level) {
-                    let event = MediaEvent::Speaking {
-                        peer: src,
-                        speaking,
-                    };
-                    self.events.push_back((room, event));
-                }
-            }
+        if kind == Some(TrackKind::Audio)
+            && let Some(level) = data.ext_vals.audio_level
+            && let Some(speaking) = peer.speaking.observe(now, level)
+        {
+            let event = MediaEvent::Speaking {
+                peer: src,
+                speaking,
+            };
+            self.events.push_back((room, event));
         }
         if kind == Some(TrackKind::Video) && !data.contiguous {
             self.request_keyframe(src, data.mid, now);
@@ -756,3 +754,6 @@ fn random_token(len: usize) -> String {
         .map(char::from)
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -219,10 +219,10 @@ impl Registry {
 
     async fn room_sender(self: &Arc<Self>, name: &str) -> Result<mpsc::Sender<RoomCmd>, Refusal> {
         let mut rooms = self.rooms.lock().await;
-        if let Some(entry) = rooms.get(name) {
-            if !entry.tx.is_closed() {
-                return Ok(entry.tx.clone());
-            }
+        if let Some(entry) = rooms.get(name)
+            && !entry.tx.is_closed()
+        {
+            return Ok(entry.tx.clone());
         }
         if rooms.len() >= self.limits.max_rooms {
             return Err(Refusal::new(ErrorCode::ServerFull, "too many rooms"));
@@ -396,12 +396,11 @@ impl Room {
     /// Queues a message for one member. A member whose queue is full has stalled and is
     /// dropped; dropping their queue ends their connection.
     fn send_to(&self, id: PeerId, msg: ServerMsg) {
-        if let Some(m) = self.members.get(&id) {
-            if let Err(mpsc::error::TrySendError::Full(_)) = m.out.try_send(msg) {
-                if let Ok(mut v) = self.stalled.lock() {
-                    v.push(id);
-                }
-            }
+        if let Some(m) = self.members.get(&id)
+            && let Err(mpsc::error::TrySendError::Full(_)) = m.out.try_send(msg)
+            && let Ok(mut v) = self.stalled.lock()
+        {
+            v.push(id);
         }
     }
 

@@ -218,7 +218,7 @@ impl Session {
             }
             ClientMsg::Leave => Flow::Leave,
             ClientMsg::Rename { name } => match validate_nickname(&name) {
-                Ok(name) => self.to_room(ClientMsg::Rename { name }).await,
+                Ok(name) => self.pass_to_room(ClientMsg::Rename { name }).await,
                 Err(e) => return self.refuse(e.code, e.message),
             },
             ClientMsg::Chat { text, client_ref } => {
@@ -231,12 +231,13 @@ impl Session {
                 if let Some(Err(e)) = client_ref.as_deref().map(validate_client_ref) {
                     return self.refuse(e.code, e.message);
                 }
-                self.to_room(ClientMsg::Chat { text, client_ref }).await
+                self.pass_to_room(ClientMsg::Chat { text, client_ref })
+                    .await
             }
             msg @ (ClientMsg::Offer { .. }
             | ClientMsg::Answer { .. }
             | ClientMsg::Candidate { .. }
-            | ClientMsg::Mute { .. }) => self.to_room(msg).await,
+            | ClientMsg::Mute { .. }) => self.pass_to_room(msg).await,
         };
         if matches!(flow, Flow::Continue) {
             self.strikes = 0;
@@ -244,7 +245,7 @@ impl Session {
         flow
     }
 
-    async fn to_room(&mut self, msg: ClientMsg) -> Flow {
+    async fn pass_to_room(&mut self, msg: ClientMsg) -> Flow {
         match &self.membership {
             Some(m) if m.send(msg).await => Flow::Continue,
             _ => Flow::Close,

@@ -1,0 +1,263 @@
+//! The core driven without any network: str0m clients exchange datagrams with the `Sfu` in
+//! memory, on a simulated clock.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use super::*;
+
+const SERVER: &str = "127.0.0.1:5000";
+const STEP: Duration = Duration::from_millis(5);
+
+struct TestClient {
+    id: PeerId,
+    addr: SocketAddr,
+    rtc: Rtc,
+    mid: Mid,
+    pending: Option<SdpPendingOffer>,
+    /// Media packets received, by the first payload byte (the sender's id).
+    received: HashMap<u8, u64>,
+    last_sent: Instant,
+    started: Instant,
+}
+
+struct Harness {
+    now: Instant,
+    sfu: Sfu,
+    clients: Vec<TestClient>,
+    events: Vec<MediaEvent>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let now = Instant::now();
+        let config = SfuConfig::new(vec![SERVER.parse().unwrap()]);
+        Harness {
+            now,
+            sfu: Sfu::new(config, now),
+            clients: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn join(&mut self, room: RoomId, id: PeerId) {
+        let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + id).parse().unwrap();
+        let mut rtc = Rtc::new(self.now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        self.clients.push(TestClient {
+            id,
+            addr,
+            rtc,
+            mid,
+            pending: Some(pending),
+            received: HashMap::new(),
+            last_sent: self.now,
+            started: self.now,
+        });
+        let offer = offer.to_sdp_string();
+        self.sfu.handle_cmd(
+            MediaCmd::AddPeer {
+                room,
+                peer: id,
+                offer,
+            },
+            self.now,
+        );
+    }
+
+    fn client(&mut self, id: PeerId) -> &mut TestClient {
+        self.clients.iter_mut().find(|c| c.id == id).unwrap()
+    }
+
+    /// Runs the simulation for `d`.
+    fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now += STEP;
+            let now = self.now;
+            for c in &mut self.clients {
+                let _ = c.rtc.handle_input(Input::Timeout(now));
+                if c.rtc.is_connected()
+                    && now.duration_since(c.last_sent) >= Duration::from_millis(20)
+                {
+                    c.last_sent = now;
+                    let w = c.rtc.writer(c.mid).unwrap();
+                    let pt = w
+                        .payload_params()
+                        .find(|p| p.spec().codec == Codec::Opus)
+                        .unwrap()
+                        .pt();
+                    let samples = now.duration_since(c.started).as_millis() as u64 * 48;
+                    let t = MediaTime::new(samples, Frequency::FORTY_EIGHT_KHZ);
+                    w.write(pt, now, t, vec![c.id as u8; 60]).unwrap();
+                }
+            }
+            self.sfu.handle_timeout(now);
+            self.exchange();
+        }
+    }
+
+    /// Moves datagrams and signalling until everything is quiet.
+    fn exchange(&mut self) {
+        let now = self.now;
+        for _ in 0..100 {
+            let mut moved = false;
+            for i in 0..self.clients.len() {
+                loop {
+                    let c = &mut self.clients[i];
+                    match c.rtc.poll_output().unwrap() {
+                        Output::Timeout(_) => break,
+                        Output::Transmit(t) => {
+                            moved = true;
+                            self.sfu
+                                .handle_datagram(now, t.source, t.destination, &t.contents);
+                        }
+                        Output::Event(Event::MediaData(d)) => {
+                            *c.received.entry(d.data[0]).or_default() += 1;
+                        }
+                        Output::Event(_) => {}
+                    }
+                }
+            }
+            while let Some(t) = self.sfu.poll_transmit() {
+                moved = true;
+                if let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination) {
+                    let input = Input::Receive(
+                        now,
+                        Receive {
+                            proto: Protocol::Udp,
+                            source: t.source,
+                            destination: t.destination,
+                            contents: (&t.contents[..]).try_into().unwrap(),
+                        },
+                    );
+                    let _ = c.rtc.handle_input(input);
+                }
+            }
+            while let Some((_, event)) = self.sfu.poll_event() {
+                moved = true;
+                self.signal(event.clone());
+                self.events.push(event);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn signal(&mut self, event: MediaEvent) {
+        let now = self.now;
+        match event {
+            MediaEvent::Answer { peer, sdp } => {
+                let c = self.client(peer);
+                let pending = c.pending.take().unwrap();
+                let answer = SdpAnswer::from_sdp_string(&sdp).unwrap();
+                c.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+            }
+            MediaEvent::Offer { peer, sdp } => {
+                let c = self.client(peer);
+                let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
+                let answer = c.rtc.sdp_api().accept_offer(offer).unwrap();
+                let sdp = answer.to_sdp_string();
+                self.sfu.handle_cmd(MediaCmd::Answer { peer, sdp }, now);
+            }
+            MediaEvent::PeerFailed { peer, .. } => {
+                self.clients.retain(|c| c.id != peer);
+            }
+            _ => {}
+        }
+    }
+
+    fn heard(&mut self, listener: PeerId, speaker: PeerId) -> u64 {
+        self.client(listener)
+            .received
+            .get(&(speaker as u8))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+#[test]
+fn forwards_audio_between_members_of_a_room_only() {
+    let mut h = Harness::new();
+    h.join(1, 1);
+    h.join(1, 2);
+    h.join(2, 3);
+    h.run(Duration::from_secs(2));
+    assert!(h.heard(1, 2) > 50, "{}", h.heard(1, 2));
+    assert!(h.heard(2, 1) > 50);
+    assert_eq!(h.heard(3, 1) + h.heard(3, 2), 0, "other rooms hear nothing");
+    assert_eq!(h.heard(1, 3) + h.heard(2, 3), 0);
+    assert_eq!(h.sfu.stats().rooms, 2);
+}
+
+#[test]
+fn a_panic_in_one_members_session_drops_that_member_alone() {
+    let mut h = Harness::new();
+    for id in 1..=3 {
+        h.join(7, id);
+    }
+    h.run(Duration::from_secs(2));
+    assert!(h.heard(1, 3) > 50 && h.heard(3, 1) > 50);
+
+    h.sfu.inject_panic_on_poll(2);
+    h.run(Duration::from_millis(200));
+    let failed: Vec<_> = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, MediaEvent::PeerFailed { .. }))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].peer(), 2);
+    let stats = h.sfu.stats();
+    assert_eq!(
+        (stats.rooms, stats.peers, stats.ufrags, stats.failed),
+        (1, 2, 2, 1)
+    );
+
+    // The others go on talking.
+    let (a, b) = (h.heard(1, 3), h.heard(3, 1));
+    h.run(Duration::from_secs(1));
+    assert!(h.heard(1, 3) >= a + 40, "{} → {}", a, h.heard(1, 3));
+    assert!(h.heard(3, 1) >= b + 40);
+}
+
+#[test]
+fn hostile_offers_are_refused_without_a_session() {
+    let mut h = Harness::new();
+    let long_line = format!("v=0\r\nm=audio {} RTP/AVP 0\r\n", "9".repeat(10_000));
+    let offers = [
+        "",
+        "v=0",
+        "m=",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n",
+        "v=0\r\no=- 0 0 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        long_line.as_str(),
+        "\u{0}\u{1}\u{2}m=video",
+    ];
+    for (i, offer) in offers.iter().enumerate() {
+        let peer = 100 + i as u64;
+        h.sfu.handle_cmd(
+            MediaCmd::AddPeer {
+                room: 1,
+                peer,
+                offer: offer.to_string(),
+            },
+            h.now,
+        );
+        match h.sfu.poll_event() {
+            Some((1, MediaEvent::Refused { peer: p, .. })) if p == peer => {}
+            other => panic!("offer {i}: {other:?}"),
+        }
+    }
+    assert_eq!(h.sfu.stats(), SfuStats::default());
+}

@@ -1,0 +1,148 @@
+//! The `free4chat` binary itself: options, health check, clean exit on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{ServerMsg, next_matching, ws_join};
+use free4chat_signal::ByeReason;
+
+const BIN: &str = env!("CARGO_BIN_EXE_free4chat");
+
+#[test]
+fn help_documents_every_option() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for option in [
+        "--config",
+        "--listen",
+        "--public-ip",
+        "--media-port",
+        "--media-workers",
+        "--max-rooms",
+        "--max-room-members",
+        "--max-peers",
+        "--log",
+        "FREE4CHAT_LISTEN",
+    ] {
+        assert!(help.contains(option), "--help lacks {option}:\n{help}");
+    }
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error_not_a_panic() {
+    let dir = std::env::temp_dir().join(format!("f4c-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "listen = 12\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml") && !err.contains("panicked"),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .args(["--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_health_and_the_client_then_exits_zero_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("f4c-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("free4chat.toml");
+    // Options from a file, one overridden from the environment.
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:1\"\nmedia_port = 0\npublic_ip = [\"127.0.0.1\"]\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .env("FREE4CHAT_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit("http://").next().unwrap().to_owned();
+    assert!(addr.starts_with("127.0.0.1:"), "{line}");
+
+    let health = http_get(&addr, "/api/health");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let json: serde_json::Value =
+        serde_json::from_str(health.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(json["rooms"], 0);
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+
+    let page = http_get(&addr, "/room/practice?name=Alice");
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("<html"),
+        "{page}"
+    );
+    assert!(page.to_lowercase().contains("content-security-policy"));
+    assert!(http_get(&addr, "/app.js").contains("javascript"));
+    assert!(http_get(&addr, "/no-such-file.js").starts_with("HTTP/1.1 404"));
+
+    // A member is told the server is going away; the process exits 0.
+    let url = format!("ws://{addr}/ws");
+    let mut ws = tokio_tungstenite::connect_async(url).await.unwrap().0;
+    ws_join(&mut ws, "sig", "Alice").await;
+    let health = http_get(&addr, "/api/health");
+    assert!(
+        health.contains("\"peers\":1") && health.contains("\"rooms\":1"),
+        "{health}"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let bye = next_matching(&mut ws, |m| matches!(m, ServerMsg::Bye { .. })).await;
+    assert_eq!(
+        bye,
+        Some(ServerMsg::Bye {
+            reason: ByeReason::ServerShutdown
+        })
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        for _ in 0..100 {
+            if let Some(s) = child.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        None
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+}
