@@ -62,6 +62,10 @@ pub struct ClientConfig {
     pub audio_level: i8,
     /// The local IP for the client's UDP socket.
     pub local_ip: IpAddr,
+    /// Offer Opus with RED (RFC 2198 redundancy), as browsers do.
+    pub red: bool,
+    /// Simulated uplink loss: drop every Nth outgoing RTP datagram (after encryption).
+    pub drop_every_nth_rtp: Option<u32>,
 }
 
 impl ClientConfig {
@@ -73,6 +77,8 @@ impl ClientConfig {
             publish: true,
             audio_level: -30,
             local_ip: IpAddr::from([127, 0, 0, 1]),
+            red: false,
+            drop_every_nth_rtp: None,
         }
     }
 }
@@ -85,6 +91,37 @@ pub struct Received {
     pub seq_end: u32,
     /// One-way latencies through the server, in microseconds.
     pub latencies_us: Vec<u64>,
+    /// Distinct sequence numbers received (bounded to the first million).
+    seen: Vec<u64>,
+    pub distinct: u64,
+}
+
+impl Received {
+    fn record(&mut self, seq: u32) {
+        let (word, bit) = ((seq / 64) as usize, seq % 64);
+        if word >= 1 << 14 {
+            return;
+        }
+        if self.seen.len() <= word {
+            self.seen.resize(word + 1, 0);
+        }
+        if self.seen[word] & (1 << bit) == 0 {
+            self.seen[word] |= 1 << bit;
+            self.distinct += 1;
+        }
+    }
+
+    /// Sequence numbers below `end` that never arrived.
+    pub fn missing_below(&self, end: u32) -> u64 {
+        let got = (0..end)
+            .filter(|s| {
+                self.seen
+                    .get((s / 64) as usize)
+                    .is_some_and(|w| w & (1 << (s % 64)) != 0)
+            })
+            .count() as u64;
+        u64::from(end) - got
+    }
 }
 
 /// What the client has seen; shared with the test.
@@ -159,7 +196,9 @@ impl Client {
 
         let socket = UdpSocket::bind(SocketAddr::new(config.local_ip, 0)).await?;
         let local = socket.local_addr()?;
-        let mut rtc = RtcConfig::new().build(Instant::now());
+        let mut rtc = RtcConfig::new()
+            .enable_opus(true, config.red)
+            .build(Instant::now());
         let candidate =
             Candidate::host(local, "udp").map_err(|e| ClientError::Protocol(e.to_string()))?;
         rtc.add_local_candidate(candidate);
@@ -191,6 +230,8 @@ impl Client {
             level: config.audio_level,
             seq: 0,
             started: Instant::now(),
+            drop_every: config.drop_every_nth_rtp,
+            rtp_sent: 0,
             state: state.clone(),
         };
         let task_state = state.clone();
@@ -280,6 +321,8 @@ struct Media {
     level: i8,
     seq: u32,
     started: Instant,
+    drop_every: Option<u32>,
+    rtp_sent: u32,
     state: Arc<Mutex<ClientState>>,
 }
 
@@ -433,6 +476,15 @@ impl Media {
             {
                 Output::Timeout(t) => return Ok(t),
                 Output::Transmit(t) => {
+                    if is_rtp(&t.contents) {
+                        self.rtp_sent = self.rtp_sent.wrapping_add(1);
+                        if self
+                            .drop_every
+                            .is_some_and(|n| n > 0 && self.rtp_sent % n == 0)
+                        {
+                            continue;
+                        }
+                    }
                     let _ = self.socket.try_send_to(&t.contents, t.destination);
                 }
                 Output::Event(Event::Connected) => self.lock().connected = true,
@@ -443,6 +495,7 @@ impl Media {
                         Some((sender, seq, sent)) => {
                             let r = s.received.entry(sender).or_default();
                             r.packets += 1;
+                            r.record(seq);
                             r.seq_end = r.seq_end.max(seq.wrapping_add(1));
                             if r.latencies_us.len() < 100_000 {
                                 r.latencies_us.push(now.saturating_sub(sent));
@@ -455,6 +508,11 @@ impl Media {
             }
         }
     }
+}
+
+/// Whether a datagram is RTP (not RTCP, STUN or DTLS): RFC 7983 and RFC 5761.
+fn is_rtp(d: &[u8]) -> bool {
+    d.len() >= 12 && (128..=191).contains(&d[0]) && !(64..=95).contains(&(d[1] & 0x7f))
 }
 
 /// (sender, sequence, send time in µs since the Unix epoch) of a test payload.

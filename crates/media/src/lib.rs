@@ -7,6 +7,7 @@
 //!   to the signalling layer over channels.
 
 mod peer;
+mod sdp;
 mod sfu;
 mod speaking;
 pub mod worker;

@@ -23,6 +23,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, RtcConfig};
 use tracing::{debug, info, warn};
 
 use crate::peer::Peer;
+use crate::sdp::request_opus_dtx;
 use crate::{MediaCmd, MediaErrorCode, MediaEvent, PeerId, RoomId, TrackKind};
 
 /// How often speaking state and connection deadlines are checked.
@@ -419,6 +420,7 @@ impl Sfu {
             return;
         }
         if let Some(Some(sdp)) = self.with_peer(id, now, |p| p.make_offer()) {
+            let sdp = request_opus_dtx(&sdp);
             self.emit(MediaEvent::Offer { peer: id, sdp });
             self.poll_peer(id, now);
         }
@@ -556,7 +558,7 @@ impl Sfu {
             (rtc, answer)
         }));
         let (rtc, answer) = match built {
-            Ok((rtc, Ok(answer))) => (rtc, answer.to_sdp_string()),
+            Ok((rtc, Ok(answer))) => (rtc, request_opus_dtx(&answer.to_sdp_string())),
             Ok((_, Err(e))) => {
                 return self.refuse(room, id, format!("offer refused: {e}"));
             }
@@ -608,7 +610,7 @@ impl Sfu {
         match self.with_peer(id, now, |p| p.rtc.sdp_api().accept_offer(offer)) {
             Some(Ok(answer)) => self.emit(MediaEvent::Answer {
                 peer: id,
-                sdp: answer.to_sdp_string(),
+                sdp: request_opus_dtx(&answer.to_sdp_string()),
             }),
             Some(Err(e)) => self.error(id, MediaErrorCode::InvalidSdp, format!("{e}")),
             None => return,

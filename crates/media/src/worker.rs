@@ -131,11 +131,14 @@ impl Shell {
         }
         while let Some((room, event)) = self.sfu.poll_event() {
             match self.rooms.get(&room) {
-                Some(tx) => {
-                    if let Err(e) = tx.try_send(event) {
-                        warn!(room, "media event dropped: {e}");
+                Some(tx) => match tx.try_send(event) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(e)) => {
+                        warn!(room, "room not keeping up, media event dropped: {e:?}");
                     }
-                }
+                    // The room is closing; what it would have been told no longer matters.
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                },
                 None => debug!(room, "media event for a closed room: {event:?}"),
             }
         }

@@ -172,3 +172,34 @@ fn media_sockets(public_ip: &[IpAddr], port: u16) -> Vec<SocketSpec> {
 fn is_local(ip: IpAddr) -> bool {
     UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_default_every_interface_address_is_offered_loopback_included() {
+        let specs = media_sockets(&[], 0);
+        assert!(
+            specs
+                .iter()
+                .any(|s| s.bind.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST))
+        );
+        assert!(specs.iter().all(|s| s.advertise.is_none()));
+        assert!(specs.iter().all(|s| match s.bind.ip() {
+            IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
+            IpAddr::V4(_) => true,
+        }));
+    }
+
+    #[test]
+    fn a_public_ip_is_offered_and_bound_where_possible() {
+        let specs = media_sockets(&["127.0.0.1".parse().unwrap()], 4000);
+        assert_eq!(specs.len(), 1);
+        assert_eq!(specs[0].bind, "127.0.0.1:4000".parse().unwrap());
+        // An address this machine does not have (TEST-NET-3) is offered, bound to any.
+        let specs = media_sockets(&["203.0.113.7".parse().unwrap()], 4000);
+        assert_eq!(specs[0].bind, "0.0.0.0:4000".parse().unwrap());
+        assert_eq!(specs[0].advertise, Some("203.0.113.7".parse().unwrap()));
+    }
+}

@@ -256,3 +256,62 @@ async fn a_connection_that_vanishes_mid_negotiation_is_cleaned_up() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opus_red_fec_and_dtx_are_negotiated_and_red_recovers_uplink_loss() {
+    let server = server().await;
+    let listener = join(&server, "lossy", "Listener").await;
+    // Two speakers lose every 10th packet on their way to the server: one sends RED.
+    let mut with_red = ClientConfig::new(server.http_addr(), "lossy", "Red");
+    with_red.red = true;
+    with_red.drop_every_nth_rtp = Some(10);
+    let red = Client::join(with_red).await.unwrap();
+    let mut without = ClientConfig::new(server.http_addr(), "lossy", "Plain");
+    without.drop_every_nth_rtp = Some(10);
+    let plain = Client::join(without).await.unwrap();
+
+    // The server's answer to the RED client keeps RED and in-band FEC, and asks for DTX.
+    let answered = |s: &free4chat_client::ClientState| {
+        s.messages
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Answer { .. }))
+    };
+    assert!(red.wait_for(WAIT, answered).await);
+    let answer = red.with_state(|s| {
+        s.messages.iter().find_map(|m| match m {
+            ServerMsg::Answer { sdp } => Some(sdp.clone()),
+            _ => None,
+        })
+    });
+    let answer = answer.expect("answer");
+    assert!(answer.contains("red/48000/2"), "{answer}");
+    assert!(
+        answer.contains("useinbandfec=1") && answer.contains("usedtx=1"),
+        "{answer}"
+    );
+
+    assert!(hears(&listener, &red, 100).await && hears(&listener, &plain, 100).await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let missing = |c: &Client| {
+        listener.with_state(|s| {
+            let r = &s.received[&c.id];
+            // Ignore the most recent packets, which may still be in flight.
+            let end = r.seq_end.saturating_sub(10);
+            (r.missing_below(end), end)
+        })
+    };
+    let (red_missing, red_total) = missing(&red);
+    let (plain_missing, plain_total) = missing(&plain);
+    let red_loss = red_missing as f64 / red_total as f64;
+    let plain_loss = plain_missing as f64 / plain_total as f64;
+    println!("uplink loss 10%: with RED {red_loss:.3} lost, without {plain_loss:.3} lost");
+    assert!(
+        plain_loss > 0.05,
+        "the loss is real: {plain_missing}/{plain_total}"
+    );
+    assert!(
+        red_loss < plain_loss / 5.0,
+        "RED recovers: {red_missing}/{red_total}"
+    );
+    server.shutdown().await;
+}
