@@ -480,7 +480,7 @@ impl Media {
                         self.rtp_sent = self.rtp_sent.wrapping_add(1);
                         if self
                             .drop_every
-                            .is_some_and(|n| n > 0 && self.rtp_sent % n == 0)
+                            .is_some_and(|n| n > 0 && self.rtp_sent.is_multiple_of(n))
                         {
                             continue;
                         }
