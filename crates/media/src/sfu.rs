@@ -28,6 +28,10 @@ use crate::{MediaCmd, MediaErrorCode, MediaEvent, PeerId, RoomId, TrackKind};
 
 /// How often speaking state and connection deadlines are checked.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
+/// The most tracks one member may publish (microphone, camera, screen, with room to spare).
+/// Further m-lines are negotiated but not forwarded, so one member cannot make every other
+/// member's session grow.
+pub const MAX_PUBLISHED_TRACKS: usize = 4;
 /// The fewest milliseconds between two keyframe requests to one publisher track.
 const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
 
@@ -387,6 +391,10 @@ impl Sfu {
             return;
         };
         if peer.published.iter().any(|p| p.mid == mid) {
+            return;
+        }
+        if peer.published.len() >= MAX_PUBLISHED_TRACKS {
+            debug!(peer = id, "track not forwarded: too many published");
             return;
         }
         peer.published.push(crate::peer::Published {

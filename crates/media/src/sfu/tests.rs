@@ -47,11 +47,18 @@ impl Harness {
     }
 
     fn join(&mut self, room: RoomId, id: PeerId) {
+        self.join_with_tracks(room, id, 1);
+    }
+
+    fn join_with_tracks(&mut self, room: RoomId, id: PeerId, tracks: usize) {
         let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + id).parse().unwrap();
         let mut rtc = Rtc::new(self.now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         let mut api = rtc.sdp_api();
         let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        for _ in 1..tracks {
+            api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        }
         let (offer, pending) = api.apply().unwrap();
         self.clients.push(TestClient {
             id,
@@ -260,4 +267,21 @@ fn hostile_offers_are_refused_without_a_session() {
         }
     }
     assert_eq!(h.sfu.stats(), SfuStats::default());
+}
+
+#[test]
+fn a_member_publishing_many_tracks_makes_others_receive_only_a_few() {
+    let mut h = Harness::new();
+    h.join(1, 1);
+    h.join_with_tracks(1, 2, 40);
+    h.run(Duration::from_millis(500));
+    let published = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, MediaEvent::TrackPublished { peer: 2, .. }))
+        .count();
+    assert_eq!(published, MAX_PUBLISHED_TRACKS);
+    let subs = h.sfu.peers.get(&1).map(|p| p.subs.len());
+    assert_eq!(subs, Some(MAX_PUBLISHED_TRACKS));
+    assert!(h.heard(1, 2) > 0, "the first track still flows");
 }
