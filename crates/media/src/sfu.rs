@@ -594,6 +594,12 @@ impl Sfu {
             peer: id,
             sdp: answer,
         });
+        self.after_sdp(id, now);
+    }
+
+    /// After an SDP step: drain the member, act on what it produced, and send them our own
+    /// offer if their subscriptions are waiting for one.
+    fn after_sdp(&mut self, id: PeerId, now: Instant) {
         self.poll_peer(id, now);
         self.process_work(now);
         self.negotiate(id, now);
@@ -623,9 +629,7 @@ impl Sfu {
             Some(Err(e)) => self.error(id, MediaErrorCode::InvalidSdp, format!("{e}")),
             None => return,
         }
-        self.poll_peer(id, now);
-        self.process_work(now);
-        self.negotiate(id, now);
+        self.after_sdp(id, now);
     }
 
     fn client_answer(&mut self, id: PeerId, sdp: &str, now: Instant) {
@@ -662,9 +666,7 @@ impl Sfu {
             Some(Some(Err(e))) => self.error(id, MediaErrorCode::InvalidSdp, format!("{e}")),
             _ => return,
         }
-        self.poll_peer(id, now);
-        self.process_work(now);
-        self.negotiate(id, now);
+        self.after_sdp(id, now);
     }
 
     fn candidate(&mut self, id: PeerId, line: &str, now: Instant) {
