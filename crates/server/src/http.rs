@@ -10,6 +10,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::rooms::Registry;
+use crate::session::Connections;
 use crate::{session, web};
 
 /// Frames larger than this are refused by the WebSocket layer itself; between
@@ -19,6 +20,7 @@ const WS_FRAME_LIMIT: usize = 256 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
+    pub connections: Arc<Connections>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -50,5 +52,7 @@ async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Respons
     upgrade
         .max_message_size(WS_FRAME_LIMIT)
         .max_frame_size(WS_FRAME_LIMIT)
-        .on_upgrade(move |socket| session::run(socket, state.registry, state.shutdown))
+        .on_upgrade(move |socket| {
+            session::run(socket, state.registry, state.connections, state.shutdown)
+        })
 }

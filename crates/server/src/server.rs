@@ -15,12 +15,14 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::http::{AppState, router};
 use crate::rooms::{Counts, Limits, Registry};
+use crate::session::Connections;
 
 /// A running server.
 pub struct Server {
     http_addr: SocketAddr,
     media_addrs: Vec<SocketAddr>,
     registry: Arc<Registry>,
+    connections: Arc<Connections>,
     workers: Vec<Arc<WorkerHandle>>,
     shutdown: watch::Sender<bool>,
     http: JoinHandle<io::Result<()>>,
@@ -54,8 +56,10 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let listener = TcpListener::bind(config.listen).await?;
         let http_addr = listener.local_addr()?;
+        let connections = Arc::new(Connections::default());
         let app = router(AppState {
             registry: registry.clone(),
+            connections: connections.clone(),
             shutdown: shutdown_rx.clone(),
         });
         let mut stop = shutdown_rx;
@@ -71,6 +75,7 @@ impl Server {
             http_addr,
             media_addrs,
             registry,
+            connections,
             workers,
             shutdown,
             http,
@@ -103,6 +108,13 @@ impl Server {
             .is_err()
         {
             warn!("rooms did not close in time");
+        }
+        // Every connection writes its last words (bye) before the process goes.
+        if tokio::time::timeout(Duration::from_secs(5), self.connections.all_closed())
+            .await
+            .is_err()
+        {
+            warn!("connections did not close in time");
         }
         match tokio::time::timeout(Duration::from_secs(5), self.http).await {
             Ok(Ok(Ok(()))) => {}

@@ -25,12 +25,57 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 /// ...and a connection silent for this long is gone.
 const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 
+/// Counts open connections, so shutdown can wait until each has said goodbye.
+#[derive(Default)]
+pub struct Connections {
+    open: std::sync::atomic::AtomicUsize,
+    closed: tokio::sync::Notify,
+}
+
+impl Connections {
+    /// Waits until no connection is open.
+    pub async fn all_closed(&self) {
+        loop {
+            let notified = self.closed.notified();
+            if self.open.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Marks one connection open while it lives.
+struct OpenConnection(Arc<Connections>);
+
+impl OpenConnection {
+    fn new(c: Arc<Connections>) -> OpenConnection {
+        c.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        OpenConnection(c)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.closed.notify_waiters();
+    }
+}
+
 enum Outgoing {
     Msg(ServerMsg),
     Ping,
 }
 
-pub async fn run(socket: WebSocket, registry: Arc<Registry>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    socket: WebSocket,
+    registry: Arc<Registry>,
+    connections: Arc<Connections>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _open = OpenConnection::new(connections);
     let (sink, mut stream) = socket.split();
     // The room writes into `room_tx`; this task writes its own replies into `own_tx`.
     let (room_tx, room_rx) = mpsc::channel::<ServerMsg>(MEMBER_QUEUE);

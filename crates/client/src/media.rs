@@ -1,0 +1,383 @@
+//! One WebRTC session on str0m, with its own UDP socket, independent of any signalling: SDP
+//! goes in and out through channels. Outgoing audio packets carry the sender's id, a sequence
+//! number and the send time; incoming ones are attributed, counted and timed.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use free4chat_signal::ServerMsg;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::ClientError;
+
+/// Marks our test payloads.
+const MAGIC: &[u8; 4] = b"F4CT";
+/// The size of a test payload: about one 20 ms Opus frame at 32 kbit/s.
+pub const PAYLOAD_LEN: usize = 80;
+/// One audio packet every 20 ms.
+pub const PACKET_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How a session behaves.
+#[derive(Debug, Clone)]
+pub struct MediaOptions {
+    /// The local IP for the session's UDP socket.
+    pub local_ip: IpAddr,
+    /// Offer or accept Opus with RED (RFC 2198 redundancy), as browsers do.
+    pub red: bool,
+    /// Simulated uplink loss: drop every Nth outgoing RTP datagram (after encryption).
+    pub drop_every_nth_rtp: Option<u32>,
+    /// The audio level (dBov, 0 loudest) written into each packet's header extension.
+    pub audio_level: i8,
+    /// Send audio packets (once connected, on the session's own audio m-line).
+    pub publish: bool,
+    /// The id written into outgoing packets.
+    pub sender_id: u64,
+}
+
+impl Default for MediaOptions {
+    fn default() -> MediaOptions {
+        MediaOptions {
+            local_ip: IpAddr::from([127, 0, 0, 1]),
+            red: false,
+            drop_every_nth_rtp: None,
+            audio_level: -30,
+            publish: true,
+            sender_id: 0,
+        }
+    }
+}
+
+/// Packets received from one sender.
+#[derive(Debug, Default, Clone)]
+pub struct Received {
+    pub packets: u64,
+    /// The highest sequence number seen, +1 (0 when none).
+    pub seq_end: u32,
+    /// One-way latencies from sender to receiver, in microseconds (the first 100,000).
+    pub latencies_us: Vec<u64>,
+    /// Distinct sequence numbers received (counted for the first million).
+    pub distinct: u64,
+    seen: Vec<u64>,
+}
+
+impl Received {
+    fn record(&mut self, seq: u32) {
+        let (word, bit) = ((seq / 64) as usize, seq % 64);
+        if word >= 1 << 14 {
+            return;
+        }
+        if self.seen.len() <= word {
+            self.seen.resize(word + 1, 0);
+        }
+        if self.seen[word] & (1 << bit) == 0 {
+            self.seen[word] |= 1 << bit;
+            self.distinct += 1;
+        }
+    }
+
+    /// Sequence numbers below `end` that never arrived.
+    pub fn missing_below(&self, end: u32) -> u64 {
+        let got = (0..end)
+            .filter(|s| {
+                self.seen
+                    .get((s / 64) as usize)
+                    .is_some_and(|w| w & (1 << (s % 64)) != 0)
+            })
+            .count() as u64;
+        u64::from(end) - got
+    }
+}
+
+/// What a session (and its signalling) has seen; shared with whoever drives it.
+#[derive(Debug, Default)]
+pub struct ClientState {
+    /// Every signalling message received, in order.
+    pub messages: Vec<ServerMsg>,
+    /// Test packets received, by sender id.
+    pub received: HashMap<u64, Received>,
+    /// Media packets that were not test packets.
+    pub foreign_packets: u64,
+    pub sent_packets: u64,
+    pub connected: bool,
+    /// When the first media packet arrived.
+    pub first_media: Option<Instant>,
+    /// Remote offers answered.
+    pub renegotiations: u32,
+    /// Set when the session's task has ended.
+    pub ended: Option<String>,
+}
+
+/// Shared session state.
+pub type SharedState = Arc<Mutex<ClientState>>;
+
+pub(crate) fn lock(state: &SharedState) -> MutexGuard<'_, ClientState> {
+    match state.lock() {
+        Ok(s) => s,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// What drives a running session.
+#[derive(Debug)]
+pub enum Control {
+    /// A remote offer; the answer comes back on the session's SDP channel.
+    RemoteOffer(String),
+    /// The remote answer to our offer.
+    RemoteAnswer(String),
+    SetLevel(i8),
+    SetPublishing(bool),
+    SetSenderId(u64),
+}
+
+/// A WebRTC session, before it runs.
+pub struct MediaSession {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    pending: Option<SdpPendingOffer>,
+    mid: Option<Mid>,
+    opts: MediaOptions,
+    seq: u32,
+    started: Instant,
+    rtp_sent: u32,
+    state: SharedState,
+}
+
+fn proto_err(e: impl std::fmt::Display) -> ClientError {
+    ClientError::Protocol(e.to_string())
+}
+
+impl MediaSession {
+    /// Binds the session's socket.
+    pub async fn bind(opts: MediaOptions, state: SharedState) -> Result<MediaSession, ClientError> {
+        let socket = UdpSocket::bind(SocketAddr::new(opts.local_ip, 0)).await?;
+        let local = socket.local_addr()?;
+        let mut rtc = RtcConfig::new()
+            .enable_opus(true, opts.red)
+            .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(local, "udp").map_err(proto_err)?);
+        Ok(MediaSession {
+            rtc,
+            socket,
+            local,
+            pending: None,
+            mid: None,
+            opts,
+            seq: 0,
+            started: Instant::now(),
+            rtp_sent: 0,
+            state,
+        })
+    }
+
+    /// Makes our first offer: one audio m-line, sending (if publishing) and receiving.
+    pub fn offer(&mut self, dir: Direction) -> Result<String, ClientError> {
+        let mut api = self.rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Audio, dir, None, None, None);
+        let (offer, pending) = api.apply().ok_or_else(|| proto_err("nothing to offer"))?;
+        self.mid = Some(mid);
+        self.pending = Some(pending);
+        Ok(offer.to_sdp_string())
+    }
+
+    /// Runs until the control channel closes or the session fails. Answers to remote offers
+    /// go out on `sdp_out`.
+    pub async fn run(
+        mut self,
+        mut control: mpsc::Receiver<Control>,
+        sdp_out: mpsc::Sender<String>,
+    ) -> Result<(), ClientError> {
+        let mut buf = vec![0u8; 2048];
+        let mut tick = tokio::time::interval(PACKET_INTERVAL);
+        loop {
+            let timeout = self.poll()?;
+            tokio::select! {
+                r = self.socket.recv_from(&mut buf) => {
+                    let (n, source) = r?;
+                    if let Ok(contents) = (&buf[..n]).try_into() {
+                        let input = Input::Receive(Instant::now(), Receive {
+                            proto: Protocol::Udp,
+                            source,
+                            destination: self.local,
+                            contents,
+                        });
+                        if let Err(e) = self.rtc.handle_input(input) {
+                            tracing::debug!("client input: {e}");
+                        }
+                    }
+                }
+                _ = tick.tick() => self.send_audio(),
+                _ = tokio::time::sleep_until(timeout.into()) => {
+                    self.rtc.handle_input(Input::Timeout(Instant::now())).map_err(proto_err)?;
+                }
+                c = control.recv() => match c {
+                    None => return Ok(()),
+                    Some(Control::RemoteOffer(sdp)) => {
+                        let answer = self.accept_offer(&sdp)?;
+                        if sdp_out.send(answer).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Some(Control::RemoteAnswer(sdp)) => self.accept_answer(&sdp)?,
+                    Some(Control::SetLevel(l)) => self.opts.audio_level = l,
+                    Some(Control::SetPublishing(on)) => self.opts.publish = on,
+                    Some(Control::SetSenderId(id)) => self.opts.sender_id = id,
+                },
+            }
+        }
+    }
+
+    fn accept_offer(&mut self, sdp: &str) -> Result<String, ClientError> {
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(proto_err)?;
+        let answer = self.rtc.sdp_api().accept_offer(offer).map_err(proto_err)?;
+        lock(&self.state).renegotiations += 1;
+        Ok(answer.to_sdp_string())
+    }
+
+    fn accept_answer(&mut self, sdp: &str) -> Result<(), ClientError> {
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(proto_err)?;
+        if let Some(pending) = self.pending.take() {
+            self.rtc
+                .sdp_api()
+                .accept_answer(pending, answer)
+                .map_err(proto_err)?;
+        }
+        Ok(())
+    }
+
+    fn send_audio(&mut self) {
+        if !self.opts.publish || !self.rtc.is_connected() {
+            return;
+        }
+        let Some(writer) = self.mid.and_then(|mid| self.rtc.writer(mid)) else {
+            return;
+        };
+        let Some(pt) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .map(|p| p.pt())
+        else {
+            return;
+        };
+        let mut payload = [0u8; PAYLOAD_LEN];
+        payload[..4].copy_from_slice(MAGIC);
+        payload[4..12].copy_from_slice(&self.opts.sender_id.to_be_bytes());
+        payload[12..16].copy_from_slice(&self.seq.to_be_bytes());
+        payload[16..24].copy_from_slice(&unix_micros().to_be_bytes());
+        let now = Instant::now();
+        let samples = now.duration_since(self.started).as_micros() as u64 * 48 / 1000;
+        let time = MediaTime::new(samples, Frequency::FORTY_EIGHT_KHZ);
+        let level = self.opts.audio_level;
+        let written = writer
+            .audio_level(level, level > -50)
+            .write(pt, now, time, payload.to_vec());
+        if written.is_ok() {
+            self.seq = self.seq.wrapping_add(1);
+            lock(&self.state).sent_packets += 1;
+        }
+    }
+
+    /// Drains the Rtc's output; returns when it next wants a timeout.
+    fn poll(&mut self) -> Result<Instant, ClientError> {
+        loop {
+            match self.rtc.poll_output().map_err(proto_err)? {
+                Output::Timeout(t) => return Ok(t),
+                Output::Transmit(t) => {
+                    if is_rtp(&t.contents) {
+                        self.rtp_sent = self.rtp_sent.wrapping_add(1);
+                        let drop_every = self.opts.drop_every_nth_rtp;
+                        if drop_every.is_some_and(|n| n > 0 && self.rtp_sent.is_multiple_of(n)) {
+                            continue;
+                        }
+                    }
+                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                }
+                Output::Event(Event::Connected) => lock(&self.state).connected = true,
+                // A session that made no offer of its own publishes on the first audio
+                // m-line the remote lets it send on.
+                Output::Event(Event::MediaAdded(m))
+                    if self.mid.is_none()
+                        && m.kind == MediaKind::Audio
+                        && m.direction.is_sending() =>
+                {
+                    self.mid = Some(m.mid);
+                }
+                Output::Event(Event::MediaData(data)) => {
+                    let now = unix_micros();
+                    let mut s = lock(&self.state);
+                    s.first_media.get_or_insert_with(Instant::now);
+                    match parse_payload(&data.data) {
+                        Some((sender, seq, sent)) => {
+                            let r = s.received.entry(sender).or_default();
+                            r.packets += 1;
+                            r.record(seq);
+                            r.seq_end = r.seq_end.max(seq.wrapping_add(1));
+                            if r.latencies_us.len() < 100_000 {
+                                r.latencies_us.push(now.saturating_sub(sent));
+                            }
+                        }
+                        None => s.foreign_packets += 1,
+                    }
+                }
+                Output::Event(_) => {}
+            }
+        }
+    }
+}
+
+/// Whether a datagram is RTP (not RTCP, STUN or DTLS): RFC 7983 and RFC 5761.
+fn is_rtp(d: &[u8]) -> bool {
+    d.len() >= 12 && (128..=191).contains(&d[0]) && !(64..=95).contains(&(d[1] & 0x7f))
+}
+
+/// (sender, sequence, send time in µs since the Unix epoch) of a test payload.
+pub fn parse_payload(data: &[u8]) -> Option<(u64, u32, u64)> {
+    if data.len() < 24 || &data[..4] != MAGIC {
+        return None;
+    }
+    let sender = u64::from_be_bytes(data[4..12].try_into().ok()?);
+    let seq = u32::from_be_bytes(data[12..16].try_into().ok()?);
+    let sent = u64::from_be_bytes(data[16..24].try_into().ok()?);
+    Some((sender, seq, sent))
+}
+
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_strangers_are_not_ours() {
+        let mut p = [0u8; PAYLOAD_LEN];
+        p[..4].copy_from_slice(MAGIC);
+        p[4..12].copy_from_slice(&7u64.to_be_bytes());
+        p[12..16].copy_from_slice(&9u32.to_be_bytes());
+        p[16..24].copy_from_slice(&11u64.to_be_bytes());
+        assert_eq!(parse_payload(&p), Some((7, 9, 11)));
+        assert_eq!(parse_payload(&p[..20]), None);
+        assert_eq!(parse_payload(&[0u8; PAYLOAD_LEN]), None);
+    }
+
+    #[test]
+    fn losses_are_counted_by_sequence() {
+        let mut r = Received::default();
+        for s in [0, 1, 3, 3, 5] {
+            r.record(s);
+        }
+        assert_eq!(r.distinct, 4);
+        assert_eq!(r.missing_below(6), 2);
+    }
+}
