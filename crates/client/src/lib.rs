@@ -178,9 +178,14 @@ impl Client {
         })
     }
 
+    /// The client's shared state.
+    pub fn state(&self) -> SharedState {
+        self.state.clone()
+    }
+
     /// Runs `f` on the client's state.
     pub fn with_state<R>(&self, f: impl FnOnce(&ClientState) -> R) -> R {
-        f(&media::lock(&self.state))
+        f(&media::lock_state(&self.state))
     }
 
     /// Waits until `f` holds, up to `timeout`. Returns whether it held.
@@ -226,7 +231,7 @@ impl Client {
 }
 
 fn end(state: &SharedState, result: Result<(), ClientError>) {
-    media::lock(state).ended.get_or_insert(match result {
+    media::lock_state(state).ended.get_or_insert(match result {
         Ok(()) => "closed".into(),
         Err(e) => e.to_string(),
     });
@@ -257,7 +262,7 @@ async fn signalling(
                             ServerMsg::Offer { sdp } => Some(Control::RemoteOffer(sdp.clone())),
                             _ => None,
                         };
-                        media::lock(state).messages.push(msg);
+                        media::lock_state(state).messages.push(msg);
                         if let Some(c) = to_media
                             && control.send(c).await.is_err()
                         {

@@ -118,7 +118,8 @@ pub struct ClientState {
 /// Shared session state.
 pub type SharedState = Arc<Mutex<ClientState>>;
 
-pub(crate) fn lock(state: &SharedState) -> MutexGuard<'_, ClientState> {
+/// Locks shared state (a poisoned lock still yields the data).
+pub fn lock_state(state: &SharedState) -> MutexGuard<'_, ClientState> {
     match state.lock() {
         Ok(s) => s,
         Err(p) => p.into_inner(),
@@ -238,7 +239,7 @@ impl MediaSession {
     fn accept_offer(&mut self, sdp: &str) -> Result<String, ClientError> {
         let offer = SdpOffer::from_sdp_string(sdp).map_err(proto_err)?;
         let answer = self.rtc.sdp_api().accept_offer(offer).map_err(proto_err)?;
-        lock(&self.state).renegotiations += 1;
+        lock_state(&self.state).renegotiations += 1;
         Ok(answer.to_sdp_string())
     }
 
@@ -281,7 +282,7 @@ impl MediaSession {
             .write(pt, now, time, payload.to_vec());
         if written.is_ok() {
             self.seq = self.seq.wrapping_add(1);
-            lock(&self.state).sent_packets += 1;
+            lock_state(&self.state).sent_packets += 1;
         }
     }
 
@@ -300,7 +301,7 @@ impl MediaSession {
                     }
                     let _ = self.socket.try_send_to(&t.contents, t.destination);
                 }
-                Output::Event(Event::Connected) => lock(&self.state).connected = true,
+                Output::Event(Event::Connected) => lock_state(&self.state).connected = true,
                 // A session that made no offer of its own publishes on the first audio
                 // m-line the remote lets it send on.
                 Output::Event(Event::MediaAdded(m))
@@ -312,7 +313,7 @@ impl MediaSession {
                 }
                 Output::Event(Event::MediaData(data)) => {
                     let now = unix_micros();
-                    let mut s = lock(&self.state);
+                    let mut s = lock_state(&self.state);
                     s.first_media.get_or_insert_with(Instant::now);
                     match parse_payload(&data.data) {
                         Some((sender, seq, sent)) => {

@@ -1,0 +1,364 @@
+//! `free4chat-bench`: drives R rooms × S speakers × L listeners of real WebRTC clients (str0m:
+//! full ICE, DTLS, SRTP) against a server, and measures what the server does with them.
+//!
+//! Speakers send one 80-byte audio packet every 20 ms carrying their id, a sequence number and
+//! the send time, so every receiver measures loss and one-way latency through the server
+//! exactly. The server's CPU seconds and RSS are read from `/proc/<pid>`.
+//!
+//! Output: a human table, then, as the last line, one JSON object with every figure.
+
+mod janus;
+mod procstat;
+mod stats;
+mod target;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use free4chat_client::PACKET_INTERVAL;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::procstat::ProcSample;
+use crate::target::{Member, Role, Target};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TargetKind {
+    Free4chat,
+    Janus,
+}
+
+/// Load generator for free4chat (and Janus, for comparison).
+#[derive(Debug, Parser)]
+#[command(name = "free4chat-bench", version, about)]
+struct Args {
+    /// Which server to drive.
+    #[arg(long, value_enum, default_value = "free4chat")]
+    target: TargetKind,
+    /// free4chat: its HTTP address. Janus: the HTTP API URL (e.g. http://10.0.0.1:8088/janus).
+    #[arg(long, default_value = "127.0.0.1:4000")]
+    server: String,
+    /// The server's process id, to read its CPU time and memory from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Rooms.
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
+    /// Speakers per room (they publish and hear each other).
+    #[arg(long, default_value_t = 2)]
+    speakers: usize,
+    /// Listeners per room (receive only).
+    #[arg(long, default_value_t = 0)]
+    listeners: usize,
+    /// Members joining per second during the ramp.
+    #[arg(long, default_value_t = 50.0)]
+    ramp: f64,
+    /// Seconds to wait after the ramp before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds to measure for.
+    #[arg(long, default_value_t = 10.0)]
+    hold: f64,
+    /// Local IP for the clients' UDP sockets.
+    #[arg(long, default_value = "127.0.0.1")]
+    local_ip: IpAddr,
+    /// Join-and-leave cycles of one speaker pair after the run, to show memory returns to its
+    /// idle baseline (0: skip).
+    #[arg(long, default_value_t = 0)]
+    churn: usize,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("free4chat-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(report) => {
+            let title = format!(
+                "{} · {} rooms × {} speakers × {} listeners",
+                report["target"].as_str().unwrap_or("?"),
+                report["rooms"],
+                report["speakers"],
+                report["listeners"]
+            );
+            stats::print_table(&title, &report);
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("free4chat-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn make_target(args: &Args) -> Result<Target, String> {
+    Ok(match args.target {
+        TargetKind::Free4chat => Target::Free4chat {
+            http: args
+                .server
+                .parse::<SocketAddr>()
+                .map_err(|e| format!("--server {}: {e}", args.server))?,
+            run: format!("{:x}", std::process::id()),
+        },
+        TargetKind::Janus => Target::Janus(janus::Janus::new(&args.server)),
+    })
+}
+
+/// Everything counted at one instant.
+struct Snapshot {
+    at: Instant,
+    proc: Option<ProcSample>,
+    /// (receiver, sender id) → packets received.
+    received: HashMap<(usize, u64), u64>,
+    /// (receiver, sender id) → latencies recorded so far.
+    latency_len: HashMap<(usize, u64), usize>,
+    /// sender id → packets sent.
+    sent: HashMap<u64, u64>,
+}
+
+fn snapshot(members: &[Member], pid: Option<u32>) -> Snapshot {
+    let mut received = HashMap::new();
+    let mut latency_len = HashMap::new();
+    let mut sent = HashMap::new();
+    for (i, m) in members.iter().enumerate() {
+        let s = free4chat_client::media::lock_state(&m.state);
+        for (sender, r) in &s.received {
+            received.insert((i, *sender), r.packets);
+            latency_len.insert((i, *sender), r.latencies_us.len());
+        }
+        if m.role == Role::Speaker {
+            sent.insert(m.sender_id, s.sent_packets);
+        }
+    }
+    Snapshot {
+        at: Instant::now(),
+        proc: pid.and_then(procstat::sample),
+        received,
+        latency_len,
+        sent,
+    }
+}
+
+async fn run(args: Args) -> Result<Value, String> {
+    let target = Arc::new(make_target(&args)?);
+    let idle = args.server_pid.and_then(procstat::sample);
+
+    // Ramp: speakers of each room first, then its listeners, at the configured rate.
+    let per_room = args.speakers + args.listeners;
+    let gap = Duration::from_secs_f64(1.0 / args.ramp.max(0.1));
+    let mut tasks = Vec::new();
+    let ramp_started = Instant::now();
+    for room in 0..args.rooms {
+        for index in 0..per_room {
+            let role = if index < args.speakers {
+                Role::Speaker
+            } else {
+                Role::Listener
+            };
+            let t = target.clone();
+            let ip = args.local_ip;
+            tasks.push(tokio::spawn(
+                async move { t.join(room, index, role, ip).await },
+            ));
+            tokio::time::sleep(gap).await;
+        }
+    }
+    let mut members = Vec::new();
+    let mut join_errors = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(Ok(m)) => members.push(m),
+            Ok(Err(e)) => join_errors.push(e),
+            Err(e) => join_errors.push(e.to_string()),
+        }
+    }
+    if let Some(e) = join_errors.first() {
+        return Err(format!("{} joins failed, first: {e}", join_errors.len()));
+    }
+    for room in 0..args.rooms {
+        let start = members.iter().position(|m| m.room == room).unwrap_or(0);
+        let end = members
+            .iter()
+            .rposition(|m| m.room == room)
+            .map_or(0, |e| e + 1);
+        target.room_complete(room, &mut members[start..end]).await?;
+    }
+    let ramp_s = ramp_started.elapsed().as_secs_f64();
+
+    // Everyone who should receive something has received something (bounded wait).
+    let expects_media = |m: &Member| args.speakers > 1 || m.role == Role::Listener;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let waiting = members
+            .iter()
+            .filter(|m| expects_media(m))
+            .filter(|m| {
+                free4chat_client::media::lock_state(&m.state)
+                    .first_media
+                    .is_none()
+            })
+            .count();
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut join_ms: Vec<u64> = Vec::new();
+    let mut never_received = 0;
+    for m in members.iter().filter(|m| expects_media(m)) {
+        match free4chat_client::media::lock_state(&m.state).first_media {
+            Some(t) => join_ms.push(t.saturating_duration_since(m.started).as_millis() as u64),
+            None => never_received += 1,
+        }
+    }
+
+    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    let a = snapshot(&members, args.server_pid);
+    tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
+    let b = snapshot(&members, args.server_pid);
+    let window = b.at.duration_since(a.at).as_secs_f64();
+
+    // What each speaker sent in the window, fanned out to everyone else in its room, is what
+    // the server had to forward; what arrived is what it delivered.
+    let mut expected = 0u64;
+    let mut delivered = 0u64;
+    let mut latencies: Vec<u64> = Vec::new();
+    for (i, receiver) in members.iter().enumerate() {
+        let s = free4chat_client::media::lock_state(&receiver.state);
+        for sender in members
+            .iter()
+            .filter(|m| m.room == receiver.room && m.role == Role::Speaker)
+            .filter(|m| m.sender_id != receiver.sender_id || receiver.role == Role::Listener)
+        {
+            let key = (i, sender.sender_id);
+            let sent = b.sent.get(&sender.sender_id).copied().unwrap_or(0)
+                - a.sent.get(&sender.sender_id).copied().unwrap_or(0);
+            expected += sent;
+            let got = b.received.get(&key).copied().unwrap_or(0)
+                - a.received.get(&key).copied().unwrap_or(0);
+            delivered += got;
+            if let Some(r) = s.received.get(&sender.sender_id) {
+                let from = a.latency_len.get(&key).copied().unwrap_or(0);
+                let to = b
+                    .latency_len
+                    .get(&key)
+                    .copied()
+                    .unwrap_or(0)
+                    .min(r.latencies_us.len());
+                latencies.extend_from_slice(&r.latencies_us[from.min(to)..to]);
+            }
+        }
+    }
+    let loss_pct = if expected == 0 {
+        0.0
+    } else {
+        (1.0 - delivered as f64 / expected as f64).max(0.0) * 100.0
+    };
+    let sent_total: u64 = b.sent.values().sum::<u64>() - a.sent.values().sum::<u64>();
+
+    let server = match (idle, a.proc, b.proc) {
+        (Some(idle), Some(pa), Some(pb)) => {
+            let cpu = pb.cpu_s - pa.cpu_s;
+            json!({
+                "cpu_s": cpu,
+                "cpu_pct": cpu / window * 100.0,
+                "us_per_packet": if delivered == 0 { 0.0 } else { cpu * 1e6 / delivered as f64 },
+                "rss_idle_kib": idle.rss_kib,
+                "rss_loaded_kib": pb.rss_kib,
+                "rss_per_member_kib": pb.rss_kib.saturating_sub(idle.rss_kib) as f64
+                    / members.len().max(1) as f64,
+            })
+        }
+        _ => Value::Null,
+    };
+
+    // Everyone leaves; then memory should return to where it was.
+    let leaving = Arc::new(Semaphore::new(64));
+    let mut leaves = Vec::new();
+    for m in members {
+        let permit = leaving.clone();
+        leaves.push(tokio::spawn(async move {
+            let _p = permit.acquire().await;
+            m.leave().await;
+        }));
+    }
+    for l in leaves {
+        let _ = l.await;
+    }
+    let churn = churn(&target, &args).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = args.server_pid.and_then(procstat::sample);
+
+    let mut report = json!({
+        "target": target.name(),
+        "rooms": args.rooms,
+        "speakers": args.speakers,
+        "listeners": args.listeners,
+        "members": args.rooms * per_room,
+        "ramp_s": ramp_s,
+        "hold_s": window,
+        "sent_pps": sent_total as f64 / window,
+        "forwarded_pps": expected as f64 / window,
+        "delivered_pps": delivered as f64 / window,
+        "loss_pct": loss_pct,
+        "latency_us": stats::summary(&mut latencies),
+        "join_ms": stats::summary(&mut join_ms),
+        "never_received": never_received,
+        "churn_cycles": churn,
+        "server": server,
+    });
+    if let (Some(idle), Some(after), Some(obj)) = (idle, after, report["server"].as_object_mut()) {
+        obj.insert("rss_after_kib".into(), json!(after.rss_kib));
+        obj.insert(
+            "rss_after_vs_idle_pct".into(),
+            json!((after.rss_kib as f64 / idle.rss_kib as f64 - 1.0) * 100.0),
+        );
+    }
+    Ok(report)
+}
+
+/// Joins and leaves two speakers `args.churn` times, in a room of their own.
+async fn churn(target: &Target, args: &Args) -> Result<usize, String> {
+    let room = args.rooms + 1;
+    for i in 0..args.churn {
+        let a = target
+            .join(room, 2 * i, Role::Speaker, args.local_ip)
+            .await?;
+        let b = target
+            .join(room, 2 * i + 1, Role::Speaker, args.local_ip)
+            .await?;
+        // Each hears the other before leaving: the full media path was exercised.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline
+            && [&a, &b].iter().any(|m| {
+                free4chat_client::media::lock_state(&m.state)
+                    .first_media
+                    .is_none()
+            })
+        {
+            tokio::time::sleep(PACKET_INTERVAL).await;
+        }
+        a.leave().await;
+        b.leave().await;
+    }
+    Ok(args.churn)
+}
