@@ -10,6 +10,7 @@ mod peer;
 mod sdp;
 mod sfu;
 mod speaking;
+mod udp;
 pub mod worker;
 
 pub use sfu::{Sfu, SfuConfig, SfuStats};

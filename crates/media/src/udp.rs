@@ -1,0 +1,193 @@
+//! Batched UDP I/O: many datagrams per system call (`sendmmsg`, `recvmmsg`).
+//!
+//! An SFU turns one incoming packet into one outgoing packet per listener, each to a different
+//! address, so GSO (one destination per batch) does not apply; `sendmmsg` sends them all with
+//! one system call instead of one each.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt, sockopt,
+};
+
+/// The most datagrams one system call carries.
+pub const BATCH: usize = 64;
+/// The largest datagram we receive. Anything larger is not WebRTC.
+pub const MAX_DATAGRAM: usize = 2048;
+/// Socket buffer size we ask for, so a burst of fan-out fits.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Asks the kernel for larger socket buffers; it may grant less.
+pub fn enlarge_buffers(socket: &impl AsFd) {
+    let fd = socket.as_fd();
+    let _ = setsockopt(&fd, sockopt::SndBuf, &SOCKET_BUFFER);
+    let _ = setsockopt(&fd, sockopt::RcvBuf, &SOCKET_BUFFER);
+}
+
+/// Reusable state for sending batches.
+pub struct Sender {
+    headers: MultiHeaders<SockaddrStorage>,
+    addrs: Vec<Option<SockaddrStorage>>,
+}
+
+impl Default for Sender {
+    fn default() -> Sender {
+        Sender {
+            headers: MultiHeaders::preallocate(BATCH, None),
+            addrs: Vec::with_capacity(BATCH),
+        }
+    }
+}
+
+impl Sender {
+    /// Sends each `(destination, bytes)` once, `BATCH` per system call. Returns how many were
+    /// handed to the kernel; the rest were dropped (a full socket buffer, as a network would).
+    pub fn send(&mut self, fd: RawFd, datagrams: &[(SocketAddr, &[u8])]) -> usize {
+        let mut sent = 0;
+        for chunk in datagrams.chunks(BATCH) {
+            self.addrs.clear();
+            self.addrs
+                .extend(chunk.iter().map(|(a, _)| Some(SockaddrStorage::from(*a))));
+            let slices: Vec<[IoSlice<'_>; 1]> =
+                chunk.iter().map(|(_, b)| [IoSlice::new(b)]).collect();
+            let mut offset = 0;
+            // A partial send leaves the rest for one more try; then they are dropped.
+            for _ in 0..2 {
+                let result = sendmmsg(
+                    fd,
+                    &mut self.headers,
+                    &slices[offset..],
+                    &self.addrs[offset..],
+                    [],
+                    MsgFlags::MSG_DONTWAIT,
+                );
+                match result {
+                    Ok(r) => offset += r.count(),
+                    Err(Errno::EINTR) => continue,
+                    Err(_) => break,
+                }
+                if offset == chunk.len() {
+                    break;
+                }
+            }
+            sent += offset;
+        }
+        sent
+    }
+}
+
+/// Reusable buffers for receiving batches.
+pub struct Receiver {
+    headers: MultiHeaders<SockaddrStorage>,
+    bufs: Vec<[u8; MAX_DATAGRAM]>,
+    /// (length, source) of each datagram of the last batch.
+    meta: Vec<(usize, SocketAddr)>,
+}
+
+impl Default for Receiver {
+    fn default() -> Receiver {
+        Receiver {
+            headers: MultiHeaders::preallocate(BATCH, None),
+            bufs: vec![[0u8; MAX_DATAGRAM]; BATCH],
+            meta: Vec::with_capacity(BATCH),
+        }
+    }
+}
+
+impl Receiver {
+    /// Reads what is waiting, up to `BATCH` datagrams, without blocking.
+    pub fn recv(&mut self, fd: RawFd) -> std::io::Result<usize> {
+        self.meta.clear();
+        let mut slices: Vec<[IoSliceMut<'_>; 1]> = self
+            .bufs
+            .iter_mut()
+            .map(|b| [IoSliceMut::new(&mut b[..])])
+            .collect();
+        let results = recvmmsg(
+            fd,
+            &mut self.headers,
+            slices.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )
+        .map_err(std::io::Error::from)?;
+        for r in results {
+            let source = r.address.as_ref().and_then(to_socket_addr);
+            // Truncated datagrams (larger than our buffer) are not ours to parse.
+            if r.flags.contains(MsgFlags::MSG_TRUNC) {
+                continue;
+            }
+            if let Some(source) = source {
+                self.meta.push((r.bytes, source));
+            }
+        }
+        Ok(self.meta.len())
+    }
+
+    /// The datagrams of the last batch.
+    pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        self.meta
+            .iter()
+            .zip(&self.bufs)
+            .map(|((len, source), buf)| (*source, &buf[..*len]))
+    }
+}
+
+fn to_socket_addr(s: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = s.as_sockaddr_in() {
+        return Some(SocketAddr::from(*v4));
+    }
+    s.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_batch_goes_out_and_comes_back_in_order() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        enlarge_buffers(&rx);
+        let to = rx.local_addr().unwrap();
+        let payloads: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 10 + i as usize]).collect();
+        let datagrams: Vec<(SocketAddr, &[u8])> =
+            payloads.iter().map(|p| (to, p.as_slice())).collect();
+        assert_eq!(Sender::default().send(tx.as_raw_fd(), &datagrams), 100);
+
+        let mut receiver = Receiver::default();
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            if receiver.recv(rx.as_raw_fd()).is_ok() {
+                got.extend(receiver.datagrams().map(|(from, d)| (from, d.to_vec())));
+            }
+            if got.len() == 100 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(got.len(), 100);
+        assert!(
+            got.iter()
+                .all(|(from, _)| *from == tx.local_addr().unwrap())
+        );
+        assert_eq!(
+            got.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
+            payloads
+        );
+    }
+
+    #[test]
+    fn an_empty_socket_would_block() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let err = Receiver::default().recv(rx.as_raw_fd()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    }
+}
