@@ -66,6 +66,13 @@ struct Args {
     /// Local IP for the clients' UDP sockets.
     #[arg(long, default_value = "127.0.0.1")]
     local_ip: IpAddr,
+    /// A shell command run just before the measurement window opens (e.g. to start a
+    /// profiler's collection).
+    #[arg(long, value_name = "CMD")]
+    at_hold_start: Option<String>,
+    /// A shell command run just after the measurement window closes.
+    #[arg(long, value_name = "CMD")]
+    at_hold_end: Option<String>,
     /// Join-and-leave cycles of one speaker pair after the run, to show memory returns to its
     /// idle baseline (0: skip).
     #[arg(long, default_value_t = 0)]
@@ -232,9 +239,11 @@ async fn run(args: Args) -> Result<Value, String> {
     }
 
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    hook(args.at_hold_start.as_deref()).await?;
     let a = snapshot(&members, args.server_pid);
     tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
     let b = snapshot(&members, args.server_pid);
+    hook(args.at_hold_end.as_deref()).await?;
     let window = b.at.duration_since(a.at).as_secs_f64();
 
     // What each speaker sent in the window, fanned out to everyone else in its room, is what
@@ -334,6 +343,21 @@ async fn run(args: Args) -> Result<Value, String> {
         );
     }
     Ok(report)
+}
+
+/// Runs a hook command to completion.
+async fn hook(cmd: Option<&str>) -> Result<(), String> {
+    let Some(cmd) = cmd else { return Ok(()) };
+    let status = tokio::process::Command::new("sh")
+        .args(["-c", cmd])
+        .status()
+        .await
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd}: {status}"))
+    }
 }
 
 /// Joins and leaves two speakers `args.churn` times, in a room of their own.

@@ -26,6 +26,8 @@ use crate::peer::Peer;
 use crate::sdp::request_opus_dtx;
 use crate::{MediaCmd, MediaErrorCode, MediaEvent, PeerId, RoomId, TrackKind};
 
+/// How many already-due deadlines one drain of a member serves before deferring to the timer.
+const MAX_DUE_ROUNDS: u32 = 4;
 /// How often speaking state and connection deadlines are checked.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 /// The most tracks one member may publish (microphone, camera, screen, with room to spare).
@@ -310,10 +312,19 @@ impl Sfu {
             if inject_panic {
                 panic!("injected panic");
             }
+            // A deadline that is already due (str0m packetizes a write on its next timeout) is
+            // served at once rather than through the timer set: a few rounds at most.
+            let mut due_rounds = 0;
             loop {
                 match peer.rtc.poll_output() {
                     Ok(Output::Transmit(t)) => transmits.push_back(t),
                     Ok(Output::Event(e)) => work.push_back((peer.id, e)),
+                    Ok(Output::Timeout(t)) if t <= now && due_rounds < MAX_DUE_ROUNDS => {
+                        due_rounds += 1;
+                        if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                            return Err(e.to_string());
+                        }
+                    }
                     Ok(Output::Timeout(t)) => return Ok(t),
                     Err(e) => return Err(e.to_string()),
                 }
@@ -550,7 +561,13 @@ impl Sfu {
         let mut config = RtcConfig::new()
             .set_ice_lite(true)
             .set_local_ice_credentials(creds)
-            .enable_opus(true, true);
+            .enable_opus(true, true)
+            .set_send_buffer_audio(
+                std::env::var("F4C_SBA")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(50),
+            );
         if let Some(cert) = &self.cert {
             config = config.set_dtls_cert(cert.clone());
         }
