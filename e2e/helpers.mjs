@@ -17,6 +17,15 @@ export const OUT_DIR = path.join(E2E_DIR, 'out');
 
 export const CHROMIUM = process.env.FREE4CHAT_CHROMIUM ?? '/usr/bin/chromium';
 
+/** Where the suite leaves the screenshots the README shows (overwritten on every run). */
+export const SCREENSHOT_DIR = path.join(REPO_ROOT, 'docs', 'screenshots');
+
+/** The web client's sources (for checks that read them directly). */
+export const WEB_DIR = path.join(REPO_ROOT, 'crates', 'server', 'web');
+
+export const DESKTOP = { width: 1280, height: 800 };
+export const PHONE = { width: 360, height: 740 };
+
 export function serverBinary() {
   return process.env.FREE4CHAT_BIN ?? path.join(REPO_ROOT, 'target', 'debug', 'free4chat');
 }
@@ -54,6 +63,7 @@ export async function makeTone(file, freq, seconds = 30) {
 /**
  * Starts the server on 127.0.0.1:`port` and waits for /api/health.
  * Its output goes to `logFile`, and the last lines are kept for failure reports.
+ * `restart()` stops it and starts it again on the same port (the same address for the pages).
  */
 export async function startServer({ port, logFile, healthTimeoutMs = 20_000 }) {
   const bin = serverBinary();
@@ -61,13 +71,8 @@ export async function startServer({ port, logFile, healthTimeoutMs = 20_000 }) {
     throw new Error(`server binary not found at ${bin}; build it first (cargo build) or set FREE4CHAT_BIN`);
   }
   const args = ['--listen', `127.0.0.1:${port}`, '--media-port', '0', '--public-ip', '127.0.0.1'];
-  const child = spawn(bin, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
-  });
   const log = createWriteStream(logFile);
   const tail = [];
-  let exit = null;
   const keep = (chunk) => {
     log.write(chunk);
     for (const line of chunk.toString('utf8').split('\n')) {
@@ -76,55 +81,95 @@ export async function startServer({ port, logFile, healthTimeoutMs = 20_000 }) {
       if (tail.length > 200) tail.shift();
     }
   };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  const exited = new Promise((resolve) => {
-    child.on('exit', (code, signal) => {
-      exit = { code, signal };
-      resolve(exit);
+
+  let proc = null; // {child, exit, exited}
+  const spawnOne = () => {
+    const child = spawn(bin, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
     });
-  });
-  child.on('error', (err) => {
-    exit = { error: err };
-  });
+    const p = { child, exit: null, exited: null };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    p.exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        p.exit = { code, signal };
+        resolve(p.exit);
+      });
+    });
+    child.on('error', (err) => {
+      p.exit = { error: err };
+    });
+    proc = p;
+    return p;
+  };
+
+  /** Ends the current process: `signal` first, SIGKILL if it lingers. */
+  const endProcess = async (signal = 'SIGTERM') => {
+    const p = proc;
+    if (!p || p.exit !== null) return p ? p.exit : null;
+    p.child.kill(signal);
+    const done = await Promise.race([p.exited, sleep(3000).then(() => null)]);
+    if (done === null && p.exit === null) {
+      p.child.kill('SIGKILL');
+      await Promise.race([p.exited, sleep(2000)]);
+    }
+    return p.exit;
+  };
+
+  const waitHealthy = async () => {
+    const deadline = Date.now() + healthTimeoutMs;
+    let lastProblem = 'no answer yet';
+    while (Date.now() < deadline) {
+      if (proc.exit !== null) {
+        throw new Error(`server exited during start-up (${JSON.stringify(proc.exit)}):\n${tail.join('\n')}`);
+      }
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/api/health`, { signal: AbortSignal.timeout(1000) });
+        if (res.status === 200) return;
+        lastProblem = `status ${res.status}`;
+      } catch (err) {
+        lastProblem = err.message;
+      }
+      await sleep(150);
+    }
+    throw new Error(`server not healthy after ${healthTimeoutMs} ms (${lastProblem}):\n${tail.join('\n')}`);
+  };
 
   const server = {
     port,
     base: `http://127.0.0.1:${port}`,
     logFile,
-    child,
+    get child() {
+      return proc.child;
+    },
     tail: () => tail.join('\n'),
+    /**
+     * Stops the server (`signal`: SIGTERM lets it say goodbye to every member; SIGKILL drops
+     * every connection without a word), waits `downMs`, and starts it again on the same port.
+     */
+    async restart({ signal = 'SIGTERM', downMs = 0 } = {}) {
+      const exit = await endProcess(signal);
+      keep(Buffer.from(`--- e2e: server stopped (${JSON.stringify(exit)}); restarting ---\n`));
+      if (downMs > 0) await sleep(downMs);
+      spawnOne();
+      await waitHealthy();
+      return exit;
+    },
     async stop() {
-      if (exit === null) {
-        child.kill('SIGTERM');
-        const done = await Promise.race([exited, sleep(3000).then(() => null)]);
-        if (done === null && exit === null) {
-          child.kill('SIGKILL');
-          await Promise.race([exited, sleep(2000)]);
-        }
-      }
+      await endProcess('SIGTERM');
       await new Promise((resolve) => log.end(resolve));
     },
   };
 
-  const deadline = Date.now() + healthTimeoutMs;
-  let lastProblem = 'no answer yet';
-  while (Date.now() < deadline) {
-    if (exit !== null) {
-      await server.stop();
-      throw new Error(`server exited during start-up (${JSON.stringify(exit)}):\n${server.tail()}`);
-    }
-    try {
-      const res = await fetch(`${server.base}/api/health`, { signal: AbortSignal.timeout(1000) });
-      if (res.status === 200) return server;
-      lastProblem = `status ${res.status}`;
-    } catch (err) {
-      lastProblem = err.message;
-    }
-    await sleep(200);
+  spawnOne();
+  try {
+    await waitHealthy();
+  } catch (err) {
+    await server.stop();
+    throw err;
   }
-  await server.stop();
-  throw new Error(`server not healthy after ${healthTimeoutMs} ms (${lastProblem}):\n${server.tail()}`);
+  return server;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,8 +216,12 @@ async function launcherDisabledFeatures() {
   return launcherFeatureArg;
 }
 
-/** Launches a headless Chromium whose microphone plays `wavFile` (looped). */
-export async function launchBrowser(wavFile) {
+/**
+ * Launches a headless Chromium whose microphone plays `wavFile` (looped; without one, Chromium's
+ * own fake microphone beeps). `grantMic: false` leaves out the switch that answers permission
+ * prompts with "allow", so pages are refused the microphone.
+ */
+export async function launchBrowser(wavFile, { grantMic = true } = {}) {
   const base = await launcherDisabledFeatures();
   const features = [
     ...(base ? base.slice('--disable-features='.length).split(',').filter(Boolean) : []),
@@ -184,7 +233,7 @@ export async function launchBrowser(wavFile) {
     timeout: 30_000,
     ignoreDefaultArgs: base ? [base] : undefined,
     args: [
-      ...CHROMIUM_ARGS,
+      ...CHROMIUM_ARGS.filter((a) => grantMic || a !== '--use-fake-ui-for-media-stream'),
       `--disable-features=${[...new Set(features)].join(',')}`,
       ...(wavFile ? [`--use-file-for-fake-audio-capture=${wavFile}`] : []),
     ],
@@ -192,12 +241,14 @@ export async function launchBrowser(wavFile) {
 }
 
 /**
- * Opens a page in a fresh context of `browser`, recording its console and errors.
+ * Opens a page in a fresh context of `browser` (`contextOptions`: viewport, locale, …), recording
+ * its console and errors. `init`: a function run in the page before its scripts (with `initArg`).
  * Returns {label, page, context, log, pageErrors}.
  */
-export async function openPage(browser, url, label) {
-  const context = await browser.newContext();
+export async function openPage(browser, url, label, { contextOptions = {}, init, initArg } = {}) {
+  const context = await browser.newContext(contextOptions);
   const page = await context.newPage();
+  if (init) await page.addInitScript(init, initArg);
   const handle = { label, page, context, log: [], pageErrors: [] };
   page.on('console', (m) => handle.log.push(`[${label}] ${m.type()}: ${m.text()}`));
   page.on('pageerror', (err) => {
@@ -304,4 +355,35 @@ export async function measureRemoteTones({ durationMs = 2000, samples = 10, fftS
     peaks: p.peaks.map((x) => Math.round(x * 10) / 10),
     sampleRate,
   }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting for the page
+
+/** Waits until the page is in its room with `members` members (ourselves included). */
+export function waitJoined(page, members, timeout = 30_000) {
+  return page.waitForFunction(
+    (n) => {
+      const f = window.f4c;
+      return !!f && f.state === 'joined' && f.members.size === n;
+    },
+    members,
+    { timeout, polling: 200 },
+  );
+}
+
+/** Waits until the page receives live audio from exactly `count` other members. */
+export function waitStreams(page, count, timeout = 30_000) {
+  return page.waitForFunction(
+    (n) => {
+      const f = window.f4c;
+      return (
+        !!f &&
+        f.remoteStreams.size === n &&
+        [...f.remoteStreams.values()].every((s) => s.getAudioTracks().some((t) => t.readyState === 'live'))
+      );
+    },
+    count,
+    { timeout, polling: 250 },
+  );
 }

@@ -8,12 +8,15 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 import {
+  DESKTOP,
   OUT_DIR,
+  PHONE,
+  SCREENSHOT_DIR,
   ensureOutDir,
   f4cSnapshot,
   freePort,
@@ -22,6 +25,8 @@ import {
   measureRemoteTones,
   openPage,
   startServer,
+  waitJoined,
+  waitStreams,
 } from './helpers.mjs';
 
 const PEOPLE = [
@@ -91,10 +96,13 @@ after(async () => {
 
 test('each browser hears exactly the other two tones', { timeout: 90_000 }, async (t) => {
   await withDiagnostics('voice', async () => {
-    const room = randomRoom('e2e');
+    // A plain room name: this room is also the one in the README's screenshots.
+    const room = 'practice';
     const handles = [];
     for (const [i, person] of PEOPLE.entries()) {
-      const h = await openPage(browsers[i], roomUrl(room, person.name), person.name);
+      const h = await openPage(browsers[i], roomUrl(room, person.name), person.name, {
+        contextOptions: { viewport: DESKTOP },
+      });
       pages.push(h);
       handles.push(h);
     }
@@ -216,6 +224,108 @@ test('each browser hears exactly the other two tones', { timeout: 90_000 }, asyn
       const refused = await h.page.evaluate(() => window.f4c.errors);
       assert.deepEqual(refused, [], `${h.label}: the server refused something the client sent`);
     }
+
+    // The README's pictures of a room with three members: a few chat lines, then one page as
+    // on a desktop and one as on a phone.
+    const [alice, bob, carol] = handles;
+    const say = async (h, text) => {
+      await h.page.fill('#chat-input', text);
+      await h.page.press('#chat-input', 'Enter');
+    };
+    await say(alice, 'Hi both! Shall we practise the past tense today?');
+    await say(bob, 'Sure. Yesterday I walked to the market and bought some apples.');
+    await say(carol, 'Good one! A short guide: https://en.wikipedia.org/wiki/Past_tense');
+    await Promise.all(
+      handles.map((h) =>
+        h.page.waitForFunction(() => window.f4c.chat.length >= 3, null, { timeout: 10_000, polling: 100 }),
+      ),
+    );
+    for (const h of [alice, carol]) await h.page.click('#headphones-dismiss');
+    mkdirSync(SCREENSHOT_DIR, { recursive: true });
+    await alice.page.waitForTimeout(400);
+    await alice.page.screenshot({ path: path.join(SCREENSHOT_DIR, 'room-desktop.png') });
+    await carol.page.setViewportSize(PHONE);
+    await carol.page.waitForTimeout(400);
+    assert.ok(
+      (await carol.page.evaluate(() => document.documentElement.scrollWidth)) <= PHONE.width,
+      'the room fits a phone without scrolling sideways',
+    );
+    await carol.page.screenshot({ path: path.join(SCREENSHOT_DIR, 'room-phone.png'), fullPage: true });
+  });
+});
+
+test('switching the microphone and the speaker: the others keep hearing the new microphone', { timeout: 60_000 }, async (t) => {
+  await withDiagnostics('devices', async () => {
+    const room = randomRoom('e2e-devices');
+    const alice = await openPage(browsers[0], roomUrl(room, 'Alice'), 'Alice-devices');
+    pages.push(alice);
+    const bob = await openPage(browsers[1], roomUrl(room, 'Bob'), 'Bob-devices');
+    pages.push(bob);
+    await Promise.all([alice, bob].map((h) => waitJoined(h.page, 2)));
+    await Promise.all([alice, bob].map((h) => waitStreams(h.page, 1)));
+    const aliceId = await alice.page.evaluate(() => window.f4c.selfId);
+
+    // The devices panel lists the browser's microphones and speakers by name.
+    await alice.page.click('#devices-btn');
+    assert.equal(await alice.page.getAttribute('#devices-btn', 'aria-expanded'), 'true');
+    await alice.page.waitForFunction(
+      () => document.querySelectorAll('#mic-select option').length >= 2 && document.querySelectorAll('#speaker-select option').length >= 2,
+      null,
+      { timeout: 10_000, polling: 100 },
+    );
+    const mics = await alice.page.$$eval('#mic-select option', (os) => os.map((o) => ({ value: o.value, label: o.textContent })));
+    const speakers = await alice.page.$$eval('#speaker-select option', (os) => os.map((o) => ({ value: o.value, label: o.textContent })));
+    t.diagnostic(`microphones: ${mics.map((m) => m.label).join(', ')}; speakers: ${speakers.map((m) => m.label).join(', ')}`);
+    assert.ok(mics.every((m) => m.label.trim() !== ''), 'every microphone has a name');
+
+    const sent = () =>
+      window.f4c.pc.getSenders().filter((s) => s.track).map((s) => ({ id: s.track.id, device: s.track.getSettings().deviceId, state: s.track.readyState }));
+    const before = await alice.page.evaluate(sent);
+    assert.equal(before.length, 1, 'one microphone track is sent');
+    const target = mics.find((m) => m.value && m.value !== 'default' && m.value !== before[0].device);
+    assert.ok(target, `another microphone to pick: ${JSON.stringify(mics)}`);
+
+    // Pick it: the sent track is replaced in place, the old one released.
+    await alice.page.selectOption('#mic-select', target.value);
+    await alice.page.waitForFunction(
+      (device) => window.f4c.pc.getSenders().some((s) => s.track && s.track.getSettings().deviceId === device),
+      target.value,
+      { timeout: 10_000, polling: 100 },
+    );
+    const after = await alice.page.evaluate(sent);
+    assert.equal(after.length, 1, 'still one microphone track');
+    assert.notEqual(after[0].id, before[0].id, 'a new track');
+    assert.equal(await alice.page.evaluate(() => localStorage.getItem('free4chat.mic')), target.value, 'the choice is remembered');
+    assert.equal(await alice.page.evaluate(() => window.f4c.micError), null);
+
+    // Bob hears Alice's tone from the new microphone.
+    await bob.page.waitForTimeout(500);
+    const measured = await bob.page.evaluate(measureRemoteTones, { durationMs: 1500, samples: 8 });
+    const m = measured.find((x) => x.id === aliceId);
+    t.diagnostic(`Bob hears Alice after the switch: ${m?.freq?.toFixed(1)} Hz, rms ${m?.rms?.toFixed(3)}`);
+    assert.ok(m && Math.abs(m.freq - PEOPLE[0].freq) <= FREQ_TOLERANCE_HZ && m.rms > 0.02, `Bob hears Alice: ${JSON.stringify(measured)}`);
+
+    // A speaker: every remote audio element plays on it.
+    const out = speakers.find((s) => s.value && s.value !== 'default');
+    assert.ok(out, 'another speaker to pick');
+    await alice.page.selectOption('#speaker-select', out.value);
+    await alice.page.waitForFunction(
+      (id) => {
+        const all = [...document.querySelectorAll('#remote-audio audio')];
+        return all.length === 1 && all.every((a) => a.sinkId === id);
+      },
+      out.value,
+      { timeout: 10_000, polling: 100 },
+    );
+    assert.equal(await alice.page.evaluate(() => localStorage.getItem('free4chat.speaker')), out.value);
+
+    for (const h of [alice, bob]) {
+      assert.deepEqual(h.pageErrors, [], `${h.label}: page errors`);
+      assert.deepEqual(await h.page.evaluate(() => window.f4c.errors), [], `${h.label}: refused messages`);
+    }
+    // Done with this room: leave it, and keep these pages out of the later checks.
+    for (const h of [alice, bob]) pages.splice(pages.indexOf(h), 1);
+    await Promise.all([alice, bob].map((h) => h.context.close()));
   });
 });
 

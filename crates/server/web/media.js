@@ -11,34 +11,74 @@ export function audioConstraints(raw) {
   return { echoCancellation: on, noiseSuppression: on, autoGainControl: on };
 }
 
-/** Why the microphone could not be opened, in words a person understands. */
-export function describeMicError(err) {
+/**
+ * Why the microphone could not be opened, as a message key (see messages.js) and its values.
+ * `retry`: whether trying again may help without changing anything else.
+ */
+export function micErrorInfo(err) {
   switch (err && err.name) {
     case 'NotAllowedError':
+    case 'PermissionDeniedError':
     case 'SecurityError':
-      return 'Microphone permission was denied. You can still listen and chat; allow the microphone in the browser and rejoin to talk.';
+      return { key: 'mic.denied', args: {}, code: 'denied' };
     case 'NotFoundError':
+    case 'DevicesNotFoundError':
     case 'OverconstrainedError':
-      return 'No microphone was found. You can still listen and chat.';
+      return { key: 'mic.notFound', args: {}, code: 'not_found' };
     case 'NotReadableError':
+    case 'TrackStartError':
     case 'AbortError':
-      return 'The microphone is in use by another program or could not be started. You can still listen and chat.';
+      return { key: 'mic.busy', args: {}, code: 'busy' };
+    case 'NotSupportedError':
+      return { key: 'mic.insecure', args: {}, code: 'unsupported' };
     default:
       if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-        return 'This browser cannot use a microphone here (a secure https:// page is needed). You can still listen and chat.';
+        return { key: 'mic.insecure', args: {}, code: 'unsupported' };
       }
-      return `The microphone could not be opened (${err && err.message ? err.message : 'unknown error'}). You can still listen and chat.`;
+      return {
+        key: 'mic.other',
+        args: { reason: err && err.message ? err.message : String(err) },
+        code: 'other',
+      };
   }
 }
 
-/** Opens the microphone. Rejects with the browser's error (see describeMicError). */
-export async function openMicrophone({ raw = false } = {}) {
+/**
+ * Opens the microphone. `deviceId`: a device to use; `exact` makes it a requirement rather than
+ * a preference. Rejects with the browser's error (see micErrorInfo).
+ */
+export async function openMicrophone({ raw = false, deviceId = null, exact = false } = {}) {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     const err = new Error('getUserMedia is not available');
     err.name = 'NotSupportedError';
     throw err;
   }
-  return navigator.mediaDevices.getUserMedia({ audio: audioConstraints(raw), video: false });
+  const audio = audioConstraints(raw);
+  if (deviceId) audio.deviceId = exact ? { exact: deviceId } : { ideal: deviceId };
+  return navigator.mediaDevices.getUserMedia({ audio, video: false });
+}
+
+/** The audio inputs and outputs the browser lists (labels are empty before permission). */
+export async function listAudioDevices() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) {
+    return { inputs: [], outputs: [] };
+  }
+  let all = [];
+  try {
+    all = await navigator.mediaDevices.enumerateDevices();
+  } catch {
+    return { inputs: [], outputs: [] };
+  }
+  const pick = (kind) =>
+    all
+      .filter((d) => d.kind === kind && d.deviceId !== 'communications')
+      .map((d) => ({ deviceId: d.deviceId, label: d.label }));
+  return { inputs: pick('audioinput'), outputs: pick('audiooutput') };
+}
+
+/** Whether this browser can send audio elements to a chosen output device. */
+export function canChooseSpeaker() {
+  return typeof HTMLMediaElement !== 'undefined' && 'setSinkId' in HTMLMediaElement.prototype;
 }
 
 /** The hostnames browsers use to hide local addresses; the server cannot resolve them. */
@@ -61,6 +101,8 @@ export class PeerSession {
     this.send = send;
     this.onError = onError ?? ((err) => console.error('negotiation failed', err));
     this.closed = false;
+    this.micTransceiver = null;
+    this.placeholder = null;
     // Every negotiation step runs on this chain, one at a time, in arrival order.
     this.chain = Promise.resolve();
 
@@ -72,7 +114,9 @@ export class PeerSession {
     this.pc = pc;
 
     pc.addEventListener('negotiationneeded', () => this.enqueue(() => this.makeOffer()));
-    pc.addEventListener('track', (ev) => onTrack && onTrack(ev));
+    pc.addEventListener('track', (ev) => {
+      if (onTrack && !this.isPlaceholder(ev)) onTrack(ev);
+    });
     pc.addEventListener('connectionstatechange', () => {
       if (onStateChange) onStateChange(pc.connectionState);
     });
@@ -108,12 +152,42 @@ export class PeerSession {
    * offer of our own.
    */
   addLocalTrack(track, stream) {
-    return this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    this.micTransceiver = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    return this.micTransceiver;
   }
 
-  /** Asks to receive audio without sending any (no microphone). */
+  /**
+   * Sends `track` from now on: replaces the published track in place (no renegotiation) if
+   * there is one, or publishes it (a renegotiation) if there is none yet.
+   */
+  async setMicTrack(track, stream) {
+    if (this.closed) return;
+    const tr = this.micTransceiver;
+    if (tr && !tr.stopped && tr.currentDirection !== 'stopped') {
+      await tr.sender.replaceTrack(track);
+      return;
+    }
+    this.addLocalTrack(track, stream);
+  }
+
+  /** The track we currently send, if any. */
+  get micTrack() {
+    return this.micTransceiver ? this.micTransceiver.sender.track : null;
+  }
+
+  /**
+   * Asks to receive audio without sending any (no microphone). The server sends others' audio
+   * on transceivers of its own offers, so this one never carries a member's audio: its `track`
+   * event is not reported (see `isPlaceholder`).
+   */
   addReceiveOnlyAudio() {
-    return this.pc.addTransceiver('audio', { direction: 'recvonly' });
+    this.placeholder = this.pc.addTransceiver('audio', { direction: 'recvonly' });
+    return this.placeholder;
+  }
+
+  /** Whether a `track` event belongs to our own receive-only placeholder. */
+  isPlaceholder(ev) {
+    return !!this.placeholder && ev.transceiver === this.placeholder;
   }
 
   async makeOffer() {

@@ -1,0 +1,110 @@
+// The live audio level of each member, drawn as a small bar under their name. One AudioContext
+// for the page; each stream feeds an AnalyserNode, read about 15 times a second while the page
+// is visible. Purely visual: nothing here changes what is heard.
+
+const FRAME_MS = 66;
+const FLOOR_DB = -60;
+
+export class LevelMeters {
+  /** `target(id)` returns the element whose width shows member `id`'s level, or null. */
+  constructor(target) {
+    this.target = target;
+    this.ctx = null;
+    this.sink = null;
+    this.meters = new Map(); // id → {stream, source, analyser, buf, level}
+    this.raf = 0;
+    this.last = 0;
+    this.tick = this.tick.bind(this);
+  }
+
+  context() {
+    if (this.ctx) return this.ctx;
+    const Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return null;
+    try {
+      this.ctx = new Ctx();
+    } catch {
+      return null;
+    }
+    // Analysers only run when something downstream pulls them: a silent sink does.
+    this.sink = this.ctx.createGain();
+    this.sink.gain.value = 0;
+    this.sink.connect(this.ctx.destination);
+    return this.ctx;
+  }
+
+  /** Starts the context after a user gesture if the browser kept it suspended. */
+  resume() {
+    if (this.ctx && this.ctx.state === 'suspended') this.ctx.resume().catch(() => {});
+  }
+
+  attach(id, stream) {
+    const existing = this.meters.get(id);
+    if (existing && existing.stream === stream) return;
+    this.detach(id);
+    if (!stream || stream.getAudioTracks().length === 0) return;
+    const ctx = this.context();
+    if (!ctx) return;
+    let source;
+    try {
+      source = ctx.createMediaStreamSource(stream);
+    } catch {
+      return;
+    }
+    const analyser = ctx.createAnalyser();
+    analyser.fftSize = 512;
+    analyser.smoothingTimeConstant = 0;
+    source.connect(analyser);
+    analyser.connect(this.sink);
+    this.meters.set(id, { stream, source, analyser, buf: new Float32Array(analyser.fftSize), level: 0 });
+    this.start();
+  }
+
+  detach(id) {
+    const m = this.meters.get(id);
+    if (!m) return;
+    this.meters.delete(id);
+    try {
+      m.source.disconnect();
+      m.analyser.disconnect();
+    } catch {
+      // Already disconnected.
+    }
+    const bar = this.target(id);
+    if (bar) bar.style.transform = 'scaleX(0)';
+  }
+
+  detachAll() {
+    for (const id of [...this.meters.keys()]) this.detach(id);
+  }
+
+  /** The last measured level of member `id`, 0…1. */
+  level(id) {
+    return this.meters.get(id)?.level ?? 0;
+  }
+
+  start() {
+    if (!this.raf && this.meters.size > 0) this.raf = requestAnimationFrame(this.tick);
+  }
+
+  tick(now) {
+    this.raf = 0;
+    if (this.meters.size === 0) return;
+    if (now - this.last >= FRAME_MS) {
+      this.last = now;
+      for (const [id, m] of this.meters) {
+        m.analyser.getFloatTimeDomainData(m.buf);
+        let sum = 0;
+        for (let i = 0; i < m.buf.length; i++) sum += m.buf[i] * m.buf[i];
+        const rms = Math.sqrt(sum / m.buf.length);
+        const db = rms > 0 ? 20 * Math.log10(rms) : -Infinity;
+        const target = Math.max(0, Math.min(1, (db - FLOOR_DB) / -FLOOR_DB));
+        // Rise at once, fall gently, so the bar reads as a level rather than flicker.
+        m.level = target > m.level ? target : m.level * 0.7 + target * 0.3;
+        const bar = this.target(id);
+        if (bar) bar.style.transform = `scaleX(${m.level.toFixed(3)})`;
+      }
+    }
+    this.raf = requestAnimationFrame(this.tick);
+  }
+}
