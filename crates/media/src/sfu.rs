@@ -19,12 +19,30 @@ use str0m::config::DtlsCert;
 use str0m::ice::{IceCreds, StunMessage};
 use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
+use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, RtcConfig};
 use tracing::{debug, info, warn};
 
 use crate::peer::Peer;
 use crate::sdp::request_opus_dtx;
 use crate::{MediaCmd, MediaErrorCode, MediaEvent, PeerId, RoomId, TrackKind};
+
+/// Outgoing audio packets str0m keeps per stream. Audio is not retransmitted (browsers do not
+/// negotiate NACK for Opus; RED covers loss), so the buffer only bridges a write and the drain
+/// that follows it; str0m's default of 50 costs memory in every stream of every member.
+const SEND_BUFFER_AUDIO: usize = 16;
+
+/// The RTP header extensions we negotiate. Transport-wide sequence numbers and absolute send
+/// time exist for send-side bandwidth estimation, which audio does not use; leaving them out
+/// spares a 1000-entry feedback register per member and work on every packet. Video, with
+/// bandwidth estimation, will bring them back.
+const HEADER_EXTENSIONS: [(u8, Extension); 5] = [
+    (1, Extension::AudioLevel),
+    (4, Extension::RtpMid),
+    (10, Extension::RtpStreamId),
+    (11, Extension::RepairedRtpStreamId),
+    (13, Extension::VideoOrientation),
+];
 
 /// How many already-due deadlines one drain of a member serves before deferring to the timer.
 const MAX_DUE_ROUNDS: u32 = 4;
@@ -562,12 +580,11 @@ impl Sfu {
             .set_ice_lite(true)
             .set_local_ice_credentials(creds)
             .enable_opus(true, true)
-            .set_send_buffer_audio(
-                std::env::var("F4C_SBA")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(50),
-            );
+            .set_send_buffer_audio(SEND_BUFFER_AUDIO)
+            .clear_extension_map();
+        for (id, ext) in HEADER_EXTENSIONS {
+            config = config.set_extension(id, ext);
+        }
         if let Some(cert) = &self.cert {
             config = config.set_dtls_cert(cert.clone());
         }

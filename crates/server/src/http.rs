@@ -16,6 +16,10 @@ use crate::{session, web};
 /// Frames larger than this are refused by the WebSocket layer itself; between
 /// [`free4chat_signal::MAX_MESSAGE_BYTES`] and this, the session answers `message_too_large`.
 const WS_FRAME_LIMIT: usize = 256 * 1024;
+/// Signalling messages are small: a read buffer of this size serves almost all of them in one
+/// read (larger frames still arrive whole). The WebSocket library's default of 128 KiB for
+/// each of its read and write buffers would be most of a member's memory.
+const WS_BUFFER: usize = 4 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -50,6 +54,8 @@ async fn health(State(state): State<AppState>) -> Response {
 
 async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     upgrade
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(WS_BUFFER)
         .max_message_size(WS_FRAME_LIMIT)
         .max_frame_size(WS_FRAME_LIMIT)
         .on_upgrade(move |socket| {

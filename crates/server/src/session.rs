@@ -97,6 +97,7 @@ pub async fn run(
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
 
+    let mut violation = None;
     let said_leave = loop {
         tokio::select! {
             frame = stream.next() => {
@@ -106,6 +107,10 @@ pub async fn run(
                     Flow::Continue => {}
                     Flow::Leave => break true,
                     Flow::Close => break false,
+                    Flow::Violation(error) => {
+                        violation = Some(error);
+                        break false;
+                    }
                 }
             }
             _ = ping.tick() => {
@@ -138,14 +143,42 @@ pub async fn run(
             }
         }
     };
+    // The last words go in our own queue before the room lets go of the member, so the writer
+    // sends them before it closes.
+    if let Some(error) = violation {
+        for msg in [
+            error,
+            ServerMsg::Bye {
+                reason: ByeReason::ProtocolViolation,
+            },
+        ] {
+            let queued = session.own_tx.send(Outgoing::Msg(msg));
+            let _ = tokio::time::timeout(Duration::from_secs(2), queued).await;
+        }
+    }
     if let Some(m) = session.membership.take() {
         m.leave(said_leave).await;
     }
     drop(session);
-    // The writer ends once both queues are closed and drained.
-    if !writer_done {
-        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-    }
+    // Close cleanly: the writer sends what is queued and a close frame, while we read (and
+    // discard) what the client still sends until its close. Closing a socket with unread data
+    // would reset the connection, and the client would lose our last messages.
+    let drain = async {
+        while let Some(Ok(frame)) = stream.next().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let finish = async {
+        if !writer_done {
+            let _ = (&mut writer).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        tokio::join!(drain, finish);
+    })
+    .await;
 }
 
 async fn write_loop(
@@ -198,6 +231,8 @@ enum Flow {
     Continue,
     Leave,
     Close,
+    /// Too many refusals: end the connection after this error and a bye.
+    Violation(ServerMsg),
 }
 
 struct Session {
@@ -220,11 +255,7 @@ impl Session {
     fn refuse(&mut self, code: ErrorCode, message: impl Into<String>) -> Flow {
         self.strikes += 1;
         if self.strikes >= MAX_STRIKES {
-            self.reply(ServerMsg::error(code, message));
-            self.reply(ServerMsg::Bye {
-                reason: ByeReason::ProtocolViolation,
-            });
-            return Flow::Close;
+            return Flow::Violation(ServerMsg::error(code, message));
         }
         self.reply(ServerMsg::error(code, message));
         Flow::Continue
