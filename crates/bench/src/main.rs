@@ -167,6 +167,11 @@ fn snapshot(members: &[Member], pid: Option<u32>) -> Snapshot {
 
 async fn run(args: Args) -> Result<Value, String> {
     let target = Arc::new(make_target(&args)?);
+    // The idle baseline is taken after one room has come and gone, so it includes what any
+    // first use allocates for good (buffers, runtime threads' stacks).
+    if args.server_pid.is_some() {
+        warm_up(&target, &args).await?;
+    }
     let idle = args.server_pid.and_then(procstat::sample);
 
     // Ramp: speakers of each room first, then its listeners, at the configured rate.
@@ -360,10 +365,25 @@ async fn hook(cmd: Option<&str>) -> Result<(), String> {
     }
 }
 
+/// One pair of speakers joins, hears each other and leaves; then the server settles.
+async fn warm_up(target: &Target, args: &Args) -> Result<(), String> {
+    churn_cycles(target, args, args.rooms + 2, 1).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(())
+}
+
 /// Joins and leaves two speakers `args.churn` times, in a room of their own.
 async fn churn(target: &Target, args: &Args) -> Result<usize, String> {
-    let room = args.rooms + 1;
-    for i in 0..args.churn {
+    churn_cycles(target, args, args.rooms + 1, args.churn).await
+}
+
+async fn churn_cycles(
+    target: &Target,
+    args: &Args,
+    room: usize,
+    cycles: usize,
+) -> Result<usize, String> {
+    for i in 0..cycles {
         let a = target
             .join(room, 2 * i, Role::Speaker, args.local_ip)
             .await?;
@@ -384,5 +404,5 @@ async fn churn(target: &Target, args: &Args) -> Result<usize, String> {
         a.leave().await;
         b.leave().await;
     }
-    Ok(args.churn)
+    Ok(cycles)
 }

@@ -101,7 +101,8 @@ pub struct Sfu {
     /// One DTLS certificate for the whole process half: generating one per member costs a
     /// key generation per join for nothing.
     cert: Option<DtlsCert>,
-    peers: HashMap<PeerId, Peer>,
+    /// Boxed: a member's state is large (its `Rtc`), and a map's table keeps its capacity.
+    peers: HashMap<PeerId, Box<Peer>>,
     rooms: HashMap<RoomId, Vec<PeerId>>,
     by_addr: HashMap<SocketAddr, PeerId>,
     by_ufrag: HashMap<String, PeerId>,
@@ -621,7 +622,7 @@ impl Sfu {
         for (src, mid, kind) in existing {
             peer.subscribe(src, mid, kind);
         }
-        self.peers.insert(id, peer);
+        self.peers.insert(id, Box::new(peer));
         self.rooms.entry(room).or_default().push(id);
         self.by_ufrag.insert(ufrag, id);
         self.emit(MediaEvent::Answer {
@@ -762,6 +763,7 @@ impl Sfu {
         };
         if others.is_empty() {
             self.rooms.remove(&room);
+            self.shrink();
         }
         for other in others {
             if let Some(p) = self.peers.get_mut(&other) {
@@ -770,6 +772,18 @@ impl Sfu {
             self.negotiate(other, now);
         }
         Some(room)
+    }
+
+    /// Gives back the capacity that busy rooms left in the core's collections.
+    fn shrink(&mut self) {
+        self.peers.shrink_to_fit();
+        self.rooms.shrink_to_fit();
+        self.by_addr.shrink_to_fit();
+        self.by_ufrag.shrink_to_fit();
+        self.transmits.shrink_to_fit();
+        self.events.shrink_to_fit();
+        self.work.shrink_to_fit();
+        self.scratch.shrink_to_fit();
     }
 
     #[cfg(test)]

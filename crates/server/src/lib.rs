@@ -2,6 +2,7 @@
 
 pub mod config;
 mod http;
+mod memory;
 mod rate;
 mod rooms;
 mod server;

@@ -389,8 +389,12 @@ impl Room {
             .send(WorkerMsg::CloseRoom { room: self.id })
             .await;
         self.registry.worker_rooms[self.worker_index].fetch_sub(1, Ordering::Relaxed);
-        self.registry.room_count.fetch_sub(1, Ordering::Relaxed);
+        let rooms_left = self.registry.room_count.fetch_sub(1, Ordering::Relaxed) - 1;
         info!(room = self.name, id = self.id, "room closed");
+        drop(self);
+        if rooms_left == 0 {
+            crate::memory::release_free_memory();
+        }
     }
 
     /// Queues a message for one member. A member whose queue is full has stalled and is
