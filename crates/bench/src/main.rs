@@ -23,6 +23,8 @@ use free4chat_client::PACKET_INTERVAL;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+use free4chat_media::Residence;
+
 use crate::procstat::ProcSample;
 use crate::target::{Member, Role, Target};
 
@@ -245,9 +247,11 @@ async fn run(args: Args) -> Result<Value, String> {
 
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
     hook(args.at_hold_start.as_deref()).await?;
+    let residence_a = server_residence(&target).await;
     let a = snapshot(&members, args.server_pid);
     tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
     let b = snapshot(&members, args.server_pid);
+    let residence_b = server_residence(&target).await;
     hook(args.at_hold_end.as_deref()).await?;
     let window = b.at.duration_since(a.at).as_secs_f64();
 
@@ -340,6 +344,27 @@ async fn run(args: Args) -> Result<Value, String> {
         "churn_cycles": churn,
         "server": server,
     });
+    if let (Some(ra), Some(rb), Some(obj)) =
+        (residence_a, residence_b, report["server"].as_object_mut())
+    {
+        let mut window = Residence::default();
+        for (w, (b, a)) in window
+            .counts
+            .iter_mut()
+            .zip(rb.counts.iter().zip(ra.counts))
+        {
+            *w = b.saturating_sub(a);
+        }
+        obj.insert(
+            "residence_us".into(),
+            json!({
+                "datagrams": window.count(),
+                "p50_at_most": window.percentile_us(50.0),
+                "p99_at_most": window.percentile_us(99.0),
+                "max_since_start": rb.max_us,
+            }),
+        );
+    }
     if let (Some(idle), Some(after), Some(obj)) = (idle, after, report["server"].as_object_mut()) {
         obj.insert("rss_after_kib".into(), json!(after.rss_kib));
         obj.insert(
@@ -348,6 +373,26 @@ async fn run(args: Args) -> Result<Value, String> {
         );
     }
     Ok(report)
+}
+
+/// The server's residence histogram (free4chat only: `/api/stats`).
+async fn server_residence(target: &Target) -> Option<Residence> {
+    let Target::Free4chat { http, .. } = target else {
+        return None;
+    };
+    let v: Value = reqwest::get(format!("http://{http}/api/stats"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let mut r = Residence::default();
+    let buckets = v["residence"]["buckets_log2_us"].as_array()?;
+    for (slot, b) in r.counts.iter_mut().zip(buckets) {
+        *slot = b.as_u64()?;
+    }
+    r.max_us = v["residence"]["max_us"].as_u64()?;
+    Some(r)
 }
 
 /// Runs a hook command to completion.

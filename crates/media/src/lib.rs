@@ -7,12 +7,14 @@
 //!   to the signalling layer over channels.
 
 mod peer;
+mod residence;
 mod sdp;
 mod sfu;
 mod speaking;
 mod udp;
 pub mod worker;
 
+pub use residence::Residence;
 pub use sfu::{Sfu, SfuConfig, SfuStats};
 pub use speaking::SpeakingDetector;
 

@@ -20,7 +20,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::udp;
-use crate::{MediaCmd, MediaEvent, RoomId, Sfu, SfuConfig, SfuStats};
+use crate::{MediaCmd, MediaEvent, Residence, RoomId, Sfu, SfuConfig, SfuStats};
 
 /// How many messages may wait for a worker before senders wait.
 const CMD_QUEUE: usize = 4096;
@@ -46,7 +46,32 @@ pub enum WorkerMsg {
         room: RoomId,
     },
     Cmd(MediaCmd),
-    Stats(oneshot::Sender<SfuStats>),
+    Stats(oneshot::Sender<WorkerStats>),
+}
+
+/// A worker's figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub sfu: SfuStats,
+    /// How long received datagrams stayed in the worker, until all they caused was sent.
+    pub residence: Residence,
+}
+
+impl WorkerStats {
+    /// Adds another worker's figures into these.
+    pub fn merge(&mut self, o: &WorkerStats) {
+        let (a, b) = (&mut self.sfu, &o.sfu);
+        a.rooms += b.rooms;
+        a.peers += b.peers;
+        a.addrs += b.addrs;
+        a.ufrags += b.ufrags;
+        a.timers += b.timers;
+        a.forwarded += b.forwarded;
+        a.garbage += b.garbage;
+        a.unknown += b.unknown;
+        a.failed += b.failed;
+        self.residence.merge(&o.residence);
+    }
 }
 
 /// The signalling layer's handle on a worker thread.
@@ -96,7 +121,7 @@ impl WorkerHandle {
         self.tx.send(msg).await.map_err(|_| WorkerGone)
     }
 
-    pub async fn stats(&self) -> Result<SfuStats, WorkerGone> {
+    pub async fn stats(&self) -> Result<WorkerStats, WorkerGone> {
         let (reply, rx) = oneshot::channel();
         self.send(WorkerMsg::Stats(reply)).await?;
         rx.await.map_err(|_| WorkerGone)
@@ -122,6 +147,7 @@ struct Shell {
     /// The deadline the timer task sleeps until; it is woken only for an earlier one.
     armed: Rc<Cell<Instant>>,
     wake: Rc<Notify>,
+    residence: Residence,
 }
 
 impl Shell {
@@ -200,6 +226,7 @@ fn run(sockets: Vec<(StdUdpSocket, SocketAddr)>, rx: mpsc::Receiver<WorkerMsg>) 
             sender: udp::Sender::default(),
             armed: armed.clone(),
             wake: wake.clone(),
+            residence: Residence::default(),
         }));
 
         for (socket, advertised) in bound {
@@ -222,7 +249,10 @@ async fn commands(mut rx: mpsc::Receiver<WorkerMsg>, shell: Rc<RefCell<Shell>>) 
             }
             WorkerMsg::Cmd(cmd) => sh.sfu.handle_cmd(cmd, Instant::now()),
             WorkerMsg::Stats(reply) => {
-                let _ = reply.send(sh.sfu.stats());
+                let _ = reply.send(WorkerStats {
+                    sfu: sh.sfu.stats(),
+                    residence: sh.residence,
+                });
             }
         }
         sh.flush();
@@ -244,10 +274,13 @@ async fn receive(socket: Rc<UdpSocket>, local: SocketAddr, shell: Rc<RefCell<She
                 Ok(_) => {
                     let now = Instant::now();
                     let mut sh = shell.borrow_mut();
+                    // Each datagram's consequences go out before the next is handled: its
+                    // fan-out is still one batch, and it does not wait for the others'.
                     for (source, data) in receiver.datagrams() {
                         sh.sfu.handle_datagram(now, source, local, data);
+                        sh.flush();
+                        sh.residence.record(now.elapsed());
                     }
-                    sh.flush();
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 // ICMP errors surface here on some systems; they concern one remote only.

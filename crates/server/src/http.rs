@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(|| async { web::index() }))
         .route("/room/{name}", get(|| async { web::index() }))
         .route("/api/health", get(health))
+        .route("/api/stats", get(stats))
         .route("/ws", get(ws))
         .route(
             "/{*path}",
@@ -48,6 +49,34 @@ async fn health(State(state): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "rooms": counts.rooms,
         "peers": counts.peers,
+    }))
+    .into_response()
+}
+
+/// Figures for operators and the load generator. Counters and histogram buckets are
+/// cumulative since start: compare two readings to get a window.
+async fn stats(State(state): State<AppState>) -> Response {
+    let counts = state.registry.counts();
+    let w = state.registry.media_stats().await;
+    let r = &w.residence;
+    axum::Json(json!({
+        "rooms": counts.rooms,
+        "peers": counts.peers,
+        "media": {
+            "rooms": w.sfu.rooms,
+            "peers": w.sfu.peers,
+            "forwarded": w.sfu.forwarded,
+            "garbage_datagrams": w.sfu.garbage,
+            "unknown_datagrams": w.sfu.unknown,
+            "failed_sessions": w.sfu.failed,
+        },
+        "residence": {
+            "datagrams": r.count(),
+            "p50_us": r.percentile_us(50.0),
+            "p99_us": r.percentile_us(99.0),
+            "max_us": r.max_us,
+            "buckets_log2_us": r.counts.to_vec(),
+        },
     }))
     .into_response()
 }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use free4chat_media::worker::{WorkerHandle, WorkerMsg};
-use free4chat_media::{MediaCmd, MediaErrorCode, MediaEvent, RoomId, SfuStats, TrackKind};
+use free4chat_media::worker::{WorkerHandle, WorkerMsg, WorkerStats};
+use free4chat_media::{MediaCmd, MediaErrorCode, MediaEvent, RoomId, TrackKind};
 use free4chat_signal::{
     ByeReason, CHAT_HISTORY_LEN, ChatMessage, ClientMsg, ErrorCode, Member, PROTOCOL_VERSION,
     PeerId, ServerMsg, Track,
@@ -147,20 +147,12 @@ impl Registry {
         }
     }
 
-    /// The media workers' state, summed.
-    pub async fn media_stats(&self) -> SfuStats {
-        let mut total = SfuStats::default();
+    /// The media workers' figures, summed.
+    pub async fn media_stats(&self) -> WorkerStats {
+        let mut total = WorkerStats::default();
         for w in &self.workers {
             if let Ok(s) = w.stats().await {
-                total.rooms += s.rooms;
-                total.peers += s.peers;
-                total.addrs += s.addrs;
-                total.ufrags += s.ufrags;
-                total.timers += s.timers;
-                total.forwarded += s.forwarded;
-                total.garbage += s.garbage;
-                total.unknown += s.unknown;
-                total.failed += s.failed;
+                total.merge(&s);
             }
         }
         total

@@ -95,7 +95,7 @@ impl Server {
     }
 
     pub async fn media_stats(&self) -> SfuStats {
-        self.registry.media_stats().await
+        self.registry.media_stats().await.sfu
     }
 
     /// Tells every member the server is going away, closes every connection, stops the

@@ -128,6 +128,50 @@ async fn speaking_follows_the_audio_level() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_forwarded_packets_and_their_time_in_the_server() {
+    let server = server().await;
+    let alice = join(&server, "counted", "Alice").await;
+    let bob = join(&server, "counted", "Bob").await;
+    assert!(hears(&bob, &alice, 50).await && hears(&alice, &bob, 50).await);
+    let addr = server.http_addr();
+    let stats: serde_json::Value = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET /api/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        serde_json::from_str(body.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+    })
+    .await
+    .unwrap();
+    let forwarded = stats["media"]["forwarded"].as_u64().unwrap();
+    let received = count(&bob, &alice) + count(&alice, &bob);
+    // Everything the clients received was forwarded (and counted) by the server.
+    assert!(
+        forwarded >= received,
+        "{forwarded} forwarded, {received} received"
+    );
+    let residence = &stats["residence"];
+    assert!(
+        residence["datagrams"].as_u64().unwrap() >= received,
+        "{residence}"
+    );
+    let buckets: u64 = residence["buckets_log2_us"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_u64().unwrap())
+        .sum();
+    assert_eq!(buckets, residence["datagrams"].as_u64().unwrap());
+    assert!(residence["p99_us"].as_u64().unwrap() >= residence["p50_us"].as_u64().unwrap());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_leave_frees_the_room_and_all_media_state() {
     let server = server().await;
     let mut clients = Vec::new();
