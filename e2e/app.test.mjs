@@ -7,7 +7,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -25,6 +25,7 @@ import {
   startServer,
   waitJoined,
   waitStreams,
+  withDiagnostics as diagnose,
 } from './helpers.mjs';
 
 const { MESSAGES, LANGUAGES, t: translate } = await import(pathToFileURL(path.join(WEB_DIR, 'i18n.js')).href);
@@ -73,26 +74,7 @@ function roomPath(room, name, extra = '') {
 
 async function withDiagnostics(name, body) {
   try {
-    await body();
-  } catch (err) {
-    try {
-      ensureOutDir();
-      const report = [`# ${name} failed: ${err && err.stack ? err.stack : err}`];
-      for (const [i, h] of pages.entries()) {
-        const file = path.join(OUT_DIR, `app-${name}-${i}-${h.label}.png`.replace(/[^\w.-]+/g, '_'));
-        await h.page.screenshot({ path: file, fullPage: true, timeout: 5000 }).catch(() => {});
-        const state = await h.page.evaluate(f4cSnapshot).catch((e) => `unavailable: ${e.message}`);
-        report.push(`## page ${i} (${h.label}) ${h.page.url()}`, JSON.stringify(state, null, 2));
-        report.push(`## page ${i} (${h.label}) console`, ...h.log);
-      }
-      if (server) report.push('## server output (tail)', server.tail());
-      const reportFile = path.join(OUT_DIR, `app-${name}.log`.replace(/[^\w.-]+/g, '_'));
-      writeFileSync(reportFile, report.join('\n') + '\n');
-      console.error(`diagnostics: ${reportFile}`);
-    } catch (diagErr) {
-      console.error('could not save diagnostics:', diagErr);
-    }
-    throw err;
+    await diagnose(`app-${name}`, () => ({ pages, server }), body);
   } finally {
     // Whatever happened, leave no page behind to load the next test.
     await close(...pages);

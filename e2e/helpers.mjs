@@ -2,7 +2,7 @@
 // in-page audio measurement.
 
 import { spawn, execFile } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -386,4 +386,44 @@ export function waitStreams(page, count, timeout = 30_000) {
     count,
     { timeout, polling: 250 },
   );
+}
+
+/**
+ * Runs a test body; on failure leaves screenshots, page state and console logs under e2e/out/,
+ * and the tail of the server's output, then rethrows. `context()` gives the pages and server at
+ * the time of failure; `observe(page)`, if given, adds what else a test wants recorded.
+ */
+export async function withDiagnostics(name, context, body, observe) {
+  try {
+    await body();
+  } catch (err) {
+    await saveDiagnostics(name, err, context(), observe);
+    throw err;
+  }
+}
+
+async function saveDiagnostics(name, err, { pages, server }, observe) {
+  try {
+    ensureOutDir();
+    const safe = (s) => s.replace(/[^\w.-]+/g, '_');
+    const report = [`# ${name} failed: ${err && err.stack ? err.stack : err}`];
+    for (const [i, h] of pages.entries()) {
+      const file = path.join(OUT_DIR, safe(`${name}-${i}-${h.label}.png`));
+      await h.page.screenshot({ path: file, fullPage: true, timeout: 5000 }).catch(() => {});
+      const state = await h.page.evaluate(f4cSnapshot).catch((e) => `unavailable: ${e.message}`);
+      report.push(`## page ${i} (${h.label}) ${h.page.url()}`, JSON.stringify(state, null, 2));
+      if (observe) {
+        const seen = await observe(h.page).catch(() => null);
+        report.push(`## page ${i} (${h.label}) observed`, JSON.stringify(seen, null, 2));
+      }
+      report.push(`## page ${i} (${h.label}) console`, ...h.log);
+    }
+    if (server) report.push('## server output (tail)', server.tail());
+    const reportFile = path.join(OUT_DIR, safe(`${name}.log`));
+    writeFileSync(reportFile, report.join('\n') + '\n');
+    console.error(`diagnostics: ${reportFile}; server log: ${server ? server.logFile : 'none'}`);
+    if (server) console.error(`--- server output (tail) ---\n${server.tail()}`);
+  } catch (diagErr) {
+    console.error('could not save diagnostics:', diagErr);
+  }
 }

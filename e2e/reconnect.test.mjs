@@ -7,7 +7,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -25,6 +25,7 @@ import {
   startServer,
   waitJoined,
   waitStreams,
+  withDiagnostics as diagnose,
 } from './helpers.mjs';
 
 const PEOPLE = [
@@ -56,30 +57,7 @@ after(async () => {
 }, { timeout: 20_000 });
 
 async function withDiagnostics(name, body) {
-  try {
-    await body();
-  } catch (err) {
-    try {
-      ensureOutDir();
-      const report = [`# ${name} failed: ${err && err.stack ? err.stack : err}`];
-      for (const [i, h] of pages.entries()) {
-        const file = path.join(OUT_DIR, `${name}-${i}-${h.label}.png`.replace(/[^\w.-]+/g, '_'));
-        await h.page.screenshot({ path: file, fullPage: true, timeout: 5000 }).catch(() => {});
-        const state = await h.page.evaluate(f4cSnapshot).catch((e) => `unavailable: ${e.message}`);
-        const seen = await h.page.evaluate(() => window.__seen).catch(() => null);
-        report.push(`## page ${i} (${h.label}) state`, JSON.stringify(state, null, 2));
-        report.push(`## page ${i} (${h.label}) observed`, JSON.stringify(seen, null, 2));
-        report.push(`## page ${i} (${h.label}) console`, ...h.log);
-      }
-      if (server) report.push('## server output (tail)', server.tail());
-      const reportFile = path.join(OUT_DIR, `${name}.log`.replace(/[^\w.-]+/g, '_'));
-      writeFileSync(reportFile, report.join('\n') + '\n');
-      console.error(`diagnostics: ${reportFile}`);
-    } catch (diagErr) {
-      console.error('could not save diagnostics:', diagErr);
-    }
-    throw err;
-  }
+  await diagnose(name, () => ({ pages, server }), body, (page) => page.evaluate(() => window.__seen));
 }
 
 /** Records, in the page, every connection state and reconnect notice it shows from now on. */

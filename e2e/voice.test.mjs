@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -27,6 +27,7 @@ import {
   startServer,
   waitJoined,
   waitStreams,
+  withDiagnostics as diagnose,
 } from './helpers.mjs';
 
 const PEOPLE = [
@@ -50,31 +51,8 @@ function roomUrl(room, name) {
   return `${server.base}/room/${room}?name=${encodeURIComponent(name)}&audio=raw`;
 }
 
-/** Runs a test body; on failure leaves screenshots, page logs and state under e2e/out/. */
 async function withDiagnostics(name, body) {
-  try {
-    await body();
-  } catch (err) {
-    try {
-      ensureOutDir();
-      const report = [`# ${name} failed: ${err && err.stack ? err.stack : err}`];
-      for (const [i, h] of pages.entries()) {
-        const file = path.join(OUT_DIR, `${name}-${i}-${h.label}.png`.replace(/[^\w.-]+/g, '_'));
-        await h.page.screenshot({ path: file, fullPage: true, timeout: 5000 }).catch(() => {});
-        const state = await h.page.evaluate(f4cSnapshot).catch((e) => `unavailable: ${e.message}`);
-        report.push(`## page ${i} (${h.label}) state`, JSON.stringify(state, null, 2));
-        report.push(`## page ${i} (${h.label}) console`, ...h.log);
-      }
-      if (server) report.push('## server output (tail)', server.tail());
-      const reportFile = path.join(OUT_DIR, `${name}.log`.replace(/[^\w.-]+/g, '_'));
-      writeFileSync(reportFile, report.join('\n') + '\n');
-      console.error(`diagnostics: ${reportFile}; server log: ${server ? server.logFile : 'none'}`);
-      if (server) console.error(`--- server output (tail) ---\n${server.tail()}`);
-    } catch (diagErr) {
-      console.error('could not save diagnostics:', diagErr);
-    }
-    throw err;
-  }
+  await diagnose(name, () => ({ pages, server }), body);
 }
 
 before(async () => {
