@@ -285,3 +285,130 @@ fn a_member_publishing_many_tracks_makes_others_receive_only_a_few() {
     assert_eq!(subs, Some(MAX_PUBLISHED_TRACKS));
     assert!(h.heard(1, 2) > 0, "the first track still flows");
 }
+
+/// A small deterministic generator, so a failing case can be replayed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() as usize) % n.max(1)
+    }
+}
+
+/// Mangles text the way a hostile or broken client might: flipped bytes, cut lines,
+/// duplicated lines, huge numbers.
+fn mangle(text: &str, rng: &mut Lcg) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for _ in 0..1 + rng.below(4) {
+        if lines.is_empty() {
+            break;
+        }
+        let i = rng.below(lines.len());
+        match rng.below(5) {
+            0 => {
+                lines.remove(i);
+            }
+            1 => {
+                let l = lines[i].clone();
+                lines.insert(i, l);
+            }
+            2 => {
+                let l = &mut lines[i];
+                let cut = rng.below(l.len() + 1);
+                l.truncate(l.floor_char_boundary(cut));
+            }
+            3 => lines[i].push_str(" 99999999999999999999 -1 \u{0}"),
+            _ => {
+                let mut bytes = lines[i].clone().into_bytes();
+                if !bytes.is_empty() {
+                    let j = rng.below(bytes.len());
+                    bytes[j] = rng.next() as u8;
+                }
+                lines[i] = String::from_utf8_lossy(&bytes).into_owned();
+            }
+        }
+    }
+    lines.join("\r\n") + "\r\n"
+}
+
+#[test]
+fn mangled_offers_and_garbage_datagrams_never_escape_and_the_room_goes_on() {
+    let mut h = Harness::new();
+    h.join(1, 1);
+    h.join(1, 2);
+    h.run(Duration::from_secs(1));
+    assert!(h.heard(1, 2) > 20);
+
+    // A good offer to mangle.
+    let offer = {
+        let mut rtc = Rtc::new(h.now);
+        let addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        api.apply().unwrap().0.to_sdp_string()
+    };
+    let mut rng = Lcg(0x5eed);
+    for i in 0..300u64 {
+        let peer = 1000 + i;
+        let sdp = mangle(&offer, &mut rng);
+        h.sfu.handle_cmd(
+            MediaCmd::AddPeer {
+                room: 1,
+                peer,
+                offer: sdp.clone(),
+            },
+            h.now,
+        );
+        // Either refused, or accepted and then told to go.
+        h.sfu.handle_cmd(
+            MediaCmd::Offer {
+                peer,
+                sdp: sdp.clone(),
+            },
+            h.now,
+        );
+        h.sfu.handle_cmd(MediaCmd::Answer { peer, sdp }, h.now);
+        h.sfu.handle_cmd(
+            MediaCmd::Candidate {
+                peer,
+                candidate: mangle(
+                    "candidate:1 1 udp 2130706431 127.0.0.1 7000 typ host",
+                    &mut rng,
+                ),
+            },
+            h.now,
+        );
+        h.sfu.handle_cmd(MediaCmd::RemovePeer { peer }, h.now);
+        while h.sfu.poll_event().is_some() {}
+        while h.sfu.poll_transmit().is_some() {}
+    }
+
+    // Garbage from a connected member's own address: shapes of STUN, DTLS, RTP and RTCP.
+    let from = h.clients[0].addr;
+    let server: SocketAddr = SERVER.parse().unwrap();
+    for _ in 0..3000 {
+        let len = rng.below(300);
+        let mut d: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        if let Some(first) = d.first_mut() {
+            *first = [0u8, 1, 20, 22, 23, 128, 144, 191][rng.below(8)];
+        }
+        h.sfu.handle_datagram(h.now, from, server, &d);
+    }
+    let stats = h.sfu.stats();
+    assert_eq!((stats.rooms, stats.peers), (1, 2), "{stats:?}");
+    // No member was dropped for what it was sent (the mangled offers were refused or removed).
+    assert_eq!(stats.failed, 0, "{stats:?}");
+
+    // The two original members still hear each other.
+    let before = (h.heard(1, 2), h.heard(2, 1));
+    h.run(Duration::from_secs(1));
+    assert!(h.heard(1, 2) > before.0 + 20 && h.heard(2, 1) > before.1 + 20);
+}
