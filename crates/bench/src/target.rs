@@ -27,8 +27,6 @@ pub struct Member {
     pub(crate) inner: Inner,
 }
 
-// The Janus member is constructed by the Janus target.
-#[allow(dead_code)]
 pub(crate) enum Inner {
     Free4chat(Client),
     Janus(janus::JanusMember),
