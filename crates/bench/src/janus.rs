@@ -559,11 +559,7 @@ impl Session {
         )
         .await
         .and_then(check_reply)?;
-        let id = created
-            .get("data")
-            .and_then(|d| d.get("id"))
-            .and_then(Value::as_u64)
-            .ok_or_else(|| JanusError::other(format!("no session id in {created}")))?;
+        let id = data_id(&created, "session")?;
         let session = Arc::new(Session {
             http,
             url: format!("{base}/{id}"),
@@ -603,11 +599,7 @@ impl Session {
             )
             .await
             .and_then(check_reply)?;
-        let id = reply
-            .get("data")
-            .and_then(|d| d.get("id"))
-            .and_then(Value::as_u64)
-            .ok_or_else(|| JanusError::other(format!("no handle id in {reply}")))?;
+        let id = data_id(&reply, "handle")?;
         let (tx, rx) = mpsc::unbounded_channel();
         lock(&self.handles).insert(id, tx);
         Ok((id, rx))
@@ -824,6 +816,15 @@ fn sdp_of<'a>(jsep: &'a Value, kind: &str) -> JResult<&'a str> {
     jsep.get("sdp")
         .and_then(Value::as_str)
         .ok_or_else(|| JanusError::other(format!("no SDP in {jsep}")))
+}
+
+/// The `data.id` of a Janus success reply (a new session's or handle's id).
+fn data_id(reply: &Value, what: &str) -> JResult<u64> {
+    reply
+        .get("data")
+        .and_then(|d| d.get("id"))
+        .and_then(Value::as_u64)
+        .ok_or_else(|| JanusError::other(format!("no {what} id in {reply}")))
 }
 
 #[cfg(test)]

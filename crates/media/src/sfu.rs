@@ -231,11 +231,8 @@ impl Sfu {
             if t > now {
                 break;
             }
+            // poll_peer below registers the member's next deadline.
             self.timers.pop_first();
-            if let Some(peer) = self.peers.get_mut(&id) {
-                // Re-registered by poll_peer below.
-                peer.timeout = now + HOUSEKEEPING;
-            }
             self.with_peer(id, now, |peer| {
                 if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
                     debug!(peer = peer.id, "timeout refused: {e}");
