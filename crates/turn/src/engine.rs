@@ -696,16 +696,17 @@ impl Engine {
         self.send(tuple, msg);
     }
 
-    /// The allocation of `tuple` if its relay socket is open.
-    fn active(&self, tuple: &FiveTuple) -> Option<&Allocation> {
+    /// The allocation of `tuple` if its relay socket is open and it has not expired (expired
+    /// ones linger until the next sweep).
+    fn active(&self, tuple: &FiveTuple, now: Instant) -> Option<&Allocation> {
         self.allocations
             .get(tuple)
-            .filter(|a| a.relay_addr.is_some())
+            .filter(|a| a.relay_addr.is_some() && a.expires > now)
     }
 
     fn refresh(&mut self, tuple: FiveTuple, msg: &Message, req: Req, auth: &Authed, now: Instant) {
         let key = Some(&auth.key);
-        if self.active(&tuple).is_none() {
+        if self.active(&tuple, now).is_none() {
             return self.error(tuple, req, ErrorCode::ALLOCATION_MISMATCH, key);
         }
         let requested = msg.attribute::<Lifetime>().ok().map(|l| l.seconds());
@@ -754,7 +755,7 @@ impl Engine {
         now: Instant,
     ) {
         let key = Some(&auth.key);
-        if self.active(&tuple).is_none() {
+        if self.active(&tuple, now).is_none() {
             return self.error(tuple, req, ErrorCode::ALLOCATION_MISMATCH, key);
         }
         let mut peers = Vec::new();
@@ -805,7 +806,7 @@ impl Engine {
         now: Instant,
     ) {
         let key = Some(&auth.key);
-        if self.active(&tuple).is_none() {
+        if self.active(&tuple, now).is_none() {
             return self.error(tuple, req, ErrorCode::ALLOCATION_MISMATCH, key);
         }
         let (Ok(number), Ok(peer)) = (
@@ -858,7 +859,7 @@ impl Engine {
 
     /// Relays a payload from a client to a peer, if the peer is one of ours and permitted.
     fn relay_to_peer(&mut self, tuple: FiveTuple, peer: SocketAddr, data: &[u8], now: Instant) {
-        let Some(a) = self.active(&tuple) else {
+        let Some(a) = self.active(&tuple, now) else {
             return;
         };
         let relay = a.relay;
@@ -889,7 +890,7 @@ impl Engine {
             return;
         };
         let Some(peer) = self
-            .active(&tuple)
+            .active(&tuple, now)
             .and_then(|a| a.channel_by_number(number, now))
             .map(|c| c.peer)
         else {
@@ -911,7 +912,7 @@ impl Engine {
         let Some(&tuple) = self.relays.get(&relay) else {
             return;
         };
-        let Some(a) = self.active(&tuple) else {
+        let Some(a) = self.active(&tuple, now) else {
             return;
         };
         let peer = match self.to_advertised.get(&from) {

@@ -86,7 +86,10 @@ pub struct TurnConfig {
     /// The secret shared with whoever issues [`credentials`].
     pub secret: Vec<u8>,
     /// The only peers: `(advertised, local)` addresses of our media sockets. Clients name the
-    /// advertised one; datagrams go to the local one.
+    /// advertised one (the address in our ICE candidates); datagrams go to the local one, and
+    /// datagrams are accepted on relay sockets only from a local one — so it must be the source
+    /// address the media socket's packets show when they reach [`relay_bind`](Self::relay_bind)
+    /// (on one host: loopback for both, or the same interface address).
     pub peers: Vec<(SocketAddr, SocketAddr)>,
     /// Allocations held at once, in total.
     pub max_allocations: usize,

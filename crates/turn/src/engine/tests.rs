@@ -210,6 +210,11 @@ fn an_old_nonce_gets_438_with_a_fresh_one() {
     let mut b = Bench::new();
     let tuple = udp_client(1000);
     let (creds, _) = b.allocate(tuple, b.at(0));
+    let req = request(REFRESH, Some(&creds), |w, _| {
+        w.add_attribute(&Lifetime::new(3600)).unwrap()
+    });
+    b.e.handle_client(tuple, &req, b.at(0));
+    assert_eq!(code_of(&b.reply()), 0);
     assert_eq!(b.permit(tuple, &creds, adv(), b.at(599)), 0);
     let req = request(CREATE_PERMISSION, Some(&creds), |w, tx| {
         w.add_attribute(&XorPeerAddress::new(adv(), tx)).unwrap()
@@ -277,6 +282,12 @@ fn allocations_expire_and_refresh_extends_them() {
     b.e.handle_timeout(b.at(599));
     assert!(b.outputs().is_empty());
     assert_eq!(b.e.stats().allocations, 2);
+    // Relaying stops at expiry, even before the sweep removes the allocation.
+    assert_eq!(b.permit(a, &creds_a, adv(), b.at(500)), 0);
+    b.e.handle_client(a, &send_indication(adv(), b"x"), b.at(599));
+    assert_eq!(b.outputs().len(), 1);
+    b.e.handle_client(a, &send_indication(adv(), b"x"), b.at(600));
+    assert!(b.outputs().is_empty());
     b.e.handle_timeout(b.at(601));
     assert_eq!(b.outputs(), vec![Output::CloseRelay { relay: relay_a }]);
     assert_eq!(b.e.stats().allocations, 1);
