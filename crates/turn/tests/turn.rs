@@ -770,3 +770,18 @@ fn start_refuses_unusable_configs() {
     assert!(!format!("{c:?}").contains(&format!("{:?}", SECRET)));
     assert!(Turn::start(c).is_ok());
 }
+
+/// The server crate starts and stops it from async code: neither may block forever or panic.
+#[test]
+fn starts_and_stops_inside_a_tokio_runtime() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = setup(|_| {});
+        let mut c = s.udp_client();
+        c.allocate();
+        s.turn.shutdown();
+    });
+}
