@@ -3,6 +3,7 @@
 
 import { spawn, execFile } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,17 +61,34 @@ export async function makeTone(file, freq, seconds = 30) {
   return file;
 }
 
+/** GET `url` and resolve with the status; a self-signed certificate is accepted (the test made it). */
+function getStatus(url, timeoutMs) {
+  if (!url.startsWith('https:')) {
+    return fetch(url, { signal: AbortSignal.timeout(timeoutMs) }).then((res) => res.status);
+  }
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { rejectUnauthorized: false, timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
+}
+
 /**
  * Starts the server on 127.0.0.1:`port` and waits for /api/health.
  * Its output goes to `logFile`, and the last lines are kept for failure reports.
  * `restart()` stops it and starts it again on the same port (the same address for the pages).
+ * `extraArgs` are added to its command line; `https: true` when they make it serve HTTPS.
  */
-export async function startServer({ port, logFile, healthTimeoutMs = 20_000 }) {
+export async function startServer({ port, logFile, healthTimeoutMs = 20_000, extraArgs = [], https: secure = false }) {
   const bin = serverBinary();
   if (!existsSync(bin)) {
     throw new Error(`server binary not found at ${bin}; build it first (cargo build) or set FREE4CHAT_BIN`);
   }
-  const args = ['--listen', `127.0.0.1:${port}`, '--media-port', '0', '--public-ip', '127.0.0.1'];
+  const args = ['--listen', `127.0.0.1:${port}`, '--media-port', '0', '--public-ip', '127.0.0.1', ...extraArgs];
+  const base = `${secure ? 'https' : 'http'}://127.0.0.1:${port}`;
   const log = createWriteStream(logFile);
   const tail = [];
   const keep = (chunk) => {
@@ -125,9 +143,9 @@ export async function startServer({ port, logFile, healthTimeoutMs = 20_000 }) {
         throw new Error(`server exited during start-up (${JSON.stringify(proc.exit)}):\n${tail.join('\n')}`);
       }
       try {
-        const res = await fetch(`http://127.0.0.1:${port}/api/health`, { signal: AbortSignal.timeout(1000) });
-        if (res.status === 200) return;
-        lastProblem = `status ${res.status}`;
+        const status = await getStatus(`${base}/api/health`, 1000);
+        if (status === 200) return;
+        lastProblem = `status ${status}`;
       } catch (err) {
         lastProblem = err.message;
       }
@@ -138,7 +156,7 @@ export async function startServer({ port, logFile, healthTimeoutMs = 20_000 }) {
 
   const server = {
     port,
-    base: `http://127.0.0.1:${port}`,
+    base,
     logFile,
     get child() {
       return proc.child;
@@ -221,7 +239,7 @@ async function launcherDisabledFeatures() {
  * own fake microphone beeps). `grantMic: false` leaves out the switch that answers permission
  * prompts with "allow", so pages are refused the microphone.
  */
-export async function launchBrowser(wavFile, { grantMic = true } = {}) {
+export async function launchBrowser(wavFile, { grantMic = true, extraArgs = [] } = {}) {
   const base = await launcherDisabledFeatures();
   const features = [
     ...(base ? base.slice('--disable-features='.length).split(',').filter(Boolean) : []),
@@ -236,6 +254,7 @@ export async function launchBrowser(wavFile, { grantMic = true } = {}) {
       ...CHROMIUM_ARGS.filter((a) => grantMic || a !== '--use-fake-ui-for-media-stream'),
       `--disable-features=${[...new Set(features)].join(',')}`,
       ...(wavFile ? [`--use-file-for-fake-audio-capture=${wavFile}`] : []),
+      ...extraArgs,
     ],
   });
 }

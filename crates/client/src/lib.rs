@@ -31,7 +31,7 @@ pub enum ClientError {
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("refused: {0:?}")]
-    Refused(ServerMsg),
+    Refused(Box<ServerMsg>),
     #[error("protocol: {0}")]
     Protocol(String),
     #[error("timed out: {0}")]
@@ -121,7 +121,7 @@ impl Client {
                         .map_err(|e| ClientError::Protocol(e.to_string()))?;
                     return match msg {
                         ServerMsg::Joined { .. } => Ok(msg),
-                        other => Err(ClientError::Refused(other)),
+                        other => Err(ClientError::Refused(Box::new(other))),
                     };
                 }
             }

@@ -57,6 +57,77 @@ pub struct Cli {
     /// Log filter, in the syntax of RUST_LOG [default: info].
     #[arg(long, env = "FREE4CHAT_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+
+    /// PEM certificate chain: serve HTTPS and WSS instead of HTTP (needs --tls-key).
+    #[arg(long, env = "FREE4CHAT_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "FREE4CHAT_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS and WSS with a certificate made at start (for a LAN: browsers grant the
+    /// microphone only to secure origins, and will ask to accept this certificate once).
+    #[arg(long, env = "FREE4CHAT_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
+
+    /// Integrated TURN server: UDP address to listen on (e.g. 0.0.0.0:3478).
+    #[arg(long, env = "FREE4CHAT_TURN_UDP", value_name = "ADDR:PORT")]
+    pub turn_udp: Option<SocketAddr>,
+
+    /// Integrated TURN server: TCP address to listen on (e.g. 0.0.0.0:3478).
+    #[arg(long, env = "FREE4CHAT_TURN_TCP", value_name = "ADDR:PORT")]
+    pub turn_tcp: Option<SocketAddr>,
+
+    /// Integrated TURN server: TLS address to listen on (e.g. 0.0.0.0:5349, or :443 on a
+    /// dedicated address); uses the HTTPS certificate.
+    #[arg(long, env = "FREE4CHAT_TURN_TLS", value_name = "ADDR:PORT")]
+    pub turn_tls: Option<SocketAddr>,
+
+    /// Shared secret of the integrated TURN server's credentials [default: random at start].
+    #[arg(
+        long,
+        env = "FREE4CHAT_TURN_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub turn_secret: Option<String>,
+
+    /// Host name or IP put in the integrated TURN server's URLs [default: the first
+    /// --public-ip, else the host the browser used to reach this server].
+    #[arg(long, env = "FREE4CHAT_TURN_HOST", value_name = "HOST")]
+    pub turn_host: Option<String>,
+
+    /// Integrated TURN server: most relay allocations in all [default: 2000].
+    #[arg(long, env = "FREE4CHAT_TURN_MAX_ALLOCATIONS", value_name = "N")]
+    pub turn_max_allocations: Option<usize>,
+
+    /// Integrated TURN server: most relay allocations from one IP address [default: 100].
+    #[arg(long, env = "FREE4CHAT_TURN_MAX_ALLOCATIONS_PER_IP", value_name = "N")]
+    pub turn_max_allocations_per_ip: Option<usize>,
+
+    /// External TURN/TURNS/STUN URL(s) handed to browsers, comma-separated or repeated
+    /// (e.g. turns:turn.example.com:443?transport=tcp).
+    #[arg(
+        long = "external-turn",
+        env = "FREE4CHAT_EXTERNAL_TURN",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub external_turn: Vec<String>,
+
+    /// The shared secret (coturn's static-auth-secret) of the external TURN servers.
+    #[arg(
+        long,
+        env = "FREE4CHAT_EXTERNAL_TURN_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub external_turn_secret: Option<String>,
+
+    /// How long issued TURN credentials stay valid, in seconds [default: 86400].
+    #[arg(long, env = "FREE4CHAT_TURN_TTL", value_name = "SECONDS")]
+    pub turn_ttl: Option<u64>,
 }
 
 /// The TOML file's contents; every key optional.
@@ -72,6 +143,52 @@ pub struct FileConfig {
     pub max_room_members: Option<usize>,
     pub max_peers: Option<usize>,
     pub log: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: Option<bool>,
+    pub turn_udp: Option<SocketAddr>,
+    pub turn_tcp: Option<SocketAddr>,
+    pub turn_tls: Option<SocketAddr>,
+    pub turn_secret: Option<String>,
+    pub turn_host: Option<String>,
+    pub turn_max_allocations: Option<usize>,
+    pub turn_max_allocations_per_ip: Option<usize>,
+    #[serde(default)]
+    pub external_turn: Vec<String>,
+    pub external_turn_secret: Option<String>,
+    pub turn_ttl: Option<u64>,
+}
+
+/// Where HTTPS gets its certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    Files { cert: PathBuf, key: PathBuf },
+    SelfSigned,
+}
+
+/// The integrated TURN server's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnConfig {
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
+    pub secret: Option<String>,
+    pub host: Option<String>,
+    pub max_allocations: usize,
+    pub max_allocations_per_ip: usize,
+}
+
+impl TurnConfig {
+    pub fn enabled(&self) -> bool {
+        self.udp.is_some() || self.tcp.is_some() || self.tls.is_some()
+    }
+}
+
+/// External TURN servers and their shared secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalTurn {
+    pub urls: Vec<String>,
+    pub secret: Option<String>,
 }
 
 /// The configuration in force.
@@ -85,6 +202,12 @@ pub struct Config {
     pub max_room_members: usize,
     pub max_peers: usize,
     pub log: String,
+    /// HTTPS and WSS instead of HTTP.
+    pub tls: Option<TlsSource>,
+    pub turn: TurnConfig,
+    pub external_turn: ExternalTurn,
+    /// Lifetime of issued TURN credentials.
+    pub turn_ttl: std::time::Duration,
 }
 
 impl Default for Config {
@@ -98,6 +221,21 @@ impl Default for Config {
             max_room_members: 50,
             max_peers: 10_000,
             log: "info".into(),
+            tls: None,
+            turn: TurnConfig {
+                udp: None,
+                tcp: None,
+                tls: None,
+                secret: None,
+                host: None,
+                max_allocations: 2000,
+                max_allocations_per_ip: 100,
+            },
+            external_turn: ExternalTurn {
+                urls: Vec::new(),
+                secret: None,
+            },
+            turn_ttl: std::time::Duration::from_secs(86_400),
         }
     }
 }
@@ -158,6 +296,38 @@ impl Config {
                 .unwrap_or(d.max_room_members),
             max_peers: cli.max_peers.or(file.max_peers).unwrap_or(d.max_peers),
             log: cli.log.or(file.log).unwrap_or(d.log),
+            tls: tls_source(
+                cli.tls_cert.or(file.tls_cert),
+                cli.tls_key.or(file.tls_key),
+                cli.tls_self_signed || file.tls_self_signed.unwrap_or(false),
+            )?,
+            turn: TurnConfig {
+                udp: cli.turn_udp.or(file.turn_udp),
+                tcp: cli.turn_tcp.or(file.turn_tcp),
+                tls: cli.turn_tls.or(file.turn_tls),
+                secret: cli.turn_secret.or(file.turn_secret),
+                host: cli.turn_host.or(file.turn_host),
+                max_allocations: cli
+                    .turn_max_allocations
+                    .or(file.turn_max_allocations)
+                    .unwrap_or(d.turn.max_allocations),
+                max_allocations_per_ip: cli
+                    .turn_max_allocations_per_ip
+                    .or(file.turn_max_allocations_per_ip)
+                    .unwrap_or(d.turn.max_allocations_per_ip),
+            },
+            external_turn: ExternalTurn {
+                urls: if cli.external_turn.is_empty() {
+                    file.external_turn
+                } else {
+                    cli.external_turn
+                },
+                secret: cli.external_turn_secret.or(file.external_turn_secret),
+            },
+            turn_ttl: cli
+                .turn_ttl
+                .or(file.turn_ttl)
+                .map_or(d.turn_ttl, std::time::Duration::from_secs),
         };
         config.check()?;
         Ok(config)
@@ -188,7 +358,72 @@ impl Config {
                 "at most one public_ip per address family (IPv4, IPv6)",
             ));
         }
+        self.check_turn()
+    }
+
+    fn check_turn(&self) -> Result<(), ConfigError> {
+        let t = &self.turn;
+        if t.tls.is_some() && self.tls.is_none() {
+            return Err(ConfigError::Invalid(
+                "turn_tls needs a certificate: tls_cert and tls_key, or tls_self_signed",
+            ));
+        }
+        if t.max_allocations == 0 || t.max_allocations_per_ip == 0 {
+            return Err(ConfigError::Invalid(
+                "TURN allocation limits must be at least 1",
+            ));
+        }
+        if t.secret.as_ref().is_some_and(|s| s.is_empty())
+            || self
+                .external_turn
+                .secret
+                .as_ref()
+                .is_some_and(|s| s.is_empty())
+        {
+            return Err(ConfigError::Invalid("a TURN secret must not be empty"));
+        }
+        if let Some(host) = &t.host
+            && !crate::ice::valid_host(host)
+        {
+            return Err(ConfigError::Invalid(
+                "turn_host must be a DNS name or an IP address",
+            ));
+        }
+        let ttl = self.turn_ttl.as_secs();
+        if !(60..=7 * 86_400).contains(&ttl) {
+            return Err(ConfigError::Invalid("turn_ttl must be 60 s to 7 days"));
+        }
+        let mut relays = false;
+        for url in &self.external_turn.urls {
+            if !crate::ice::valid_url(url) {
+                return Err(ConfigError::Invalid(
+                    "external_turn URLs must be turn:, turns: or stun: URLs of printable ASCII",
+                ));
+            }
+            relays |= !url.starts_with("stun:");
+        }
+        if relays && self.external_turn.secret.is_none() {
+            return Err(ConfigError::Invalid(
+                "external TURN URLs need external_turn_secret",
+            ));
+        }
         Ok(())
+    }
+}
+
+fn tls_source(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    self_signed: bool,
+) -> Result<Option<TlsSource>, ConfigError> {
+    match (cert, key, self_signed) {
+        (None, None, false) => Ok(None),
+        (None, None, true) => Ok(Some(TlsSource::SelfSigned)),
+        (Some(cert), Some(key), false) => Ok(Some(TlsSource::Files { cert, key })),
+        (_, _, true) => Err(ConfigError::Invalid(
+            "tls_self_signed and tls_cert/tls_key exclude each other",
+        )),
+        _ => Err(ConfigError::Invalid("tls_cert and tls_key go together")),
     }
 }
 
@@ -217,6 +452,62 @@ mod tests {
         assert!(Config::merge(cli, FileConfig::default()).is_err());
         let cli = Cli::parse_from(["free4chat", "--media-port", "65535", "--media-workers", "2"]);
         assert!(Config::merge(cli, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn tls_and_turn_options_are_checked_together() {
+        let ok = |args: &[&str]| Config::merge(Cli::parse_from(args), FileConfig::default());
+        let c = ok(&[
+            "free4chat",
+            "--tls-self-signed",
+            "--turn-tls",
+            "127.0.0.1:5349",
+        ])
+        .unwrap();
+        assert_eq!(c.tls, Some(TlsSource::SelfSigned));
+        assert!(c.turn.enabled());
+        // TURN over TLS needs a certificate; cert and key go together.
+        assert!(ok(&["free4chat", "--turn-tls", "127.0.0.1:5349"]).is_err());
+        assert!(ok(&["free4chat", "--tls-cert", "/c.pem"]).is_err());
+        assert!(
+            ok(&[
+                "free4chat",
+                "--tls-self-signed",
+                "--tls-cert",
+                "/c",
+                "--tls-key",
+                "/k"
+            ])
+            .is_err()
+        );
+        // External relays need their secret; URLs are checked.
+        assert!(ok(&["free4chat", "--external-turn", "turn:t.example:3478"]).is_err());
+        assert!(
+            ok(&[
+                "free4chat",
+                "--external-turn",
+                "http://x",
+                "--external-turn-secret",
+                "s"
+            ])
+            .is_err()
+        );
+        let c = ok(&[
+            "free4chat",
+            "--external-turn",
+            "turn:t.example:3478?transport=udp,turns:t.example:443?transport=tcp",
+            "--external-turn-secret",
+            "s",
+        ])
+        .unwrap();
+        assert_eq!(c.external_turn.urls.len(), 2);
+        assert!(ok(&["free4chat", "--external-turn", "stun:t.example:3478"]).is_ok());
+        assert!(ok(&["free4chat", "--turn-host", "bad host"]).is_err());
+        assert!(ok(&["free4chat", "--turn-ttl", "5"]).is_err());
+        let file: FileConfig =
+            toml::from_str("turn_udp = \"0.0.0.0:3478\"\nturn_secret = \"x\"\n").unwrap();
+        let c = Config::merge(Cli::parse_from(["free4chat"]), file).unwrap();
+        assert_eq!(c.turn.udp, Some("0.0.0.0:3478".parse().unwrap()));
     }
 
     #[test]

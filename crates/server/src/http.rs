@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::http::header::HOST;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -26,6 +28,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub connections: Arc<Connections>,
     pub shutdown: watch::Receiver<bool>,
+    /// The integrated TURN server, for its figures.
+    pub turn: Option<Arc<free4chat_turn::TurnHandle>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -59,7 +63,19 @@ async fn stats(State(state): State<AppState>) -> Response {
     let counts = state.registry.counts();
     let w = state.registry.media_stats().await;
     let r = &w.residence;
+    let turn = state.turn.as_ref().map(|t| {
+        let s = t.stats();
+        json!({
+            "allocations": s.allocations,
+            "connections": s.connections,
+            "refused_auth": s.refused_auth,
+            "refused_peer": s.refused_peer,
+            "refused_quota": s.refused_quota,
+            "malformed": s.malformed,
+        })
+    });
     axum::Json(json!({
+        "turn": turn,
         "rooms": counts.rooms,
         "peers": counts.peers,
         "media": {
@@ -81,13 +97,28 @@ async fn stats(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
-async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+async fn ws(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // The host the browser reached us by names the integrated TURN server in `joined`.
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(crate::ice::host_from_header);
     upgrade
         .read_buffer_size(WS_BUFFER)
         .write_buffer_size(WS_BUFFER)
         .max_message_size(WS_FRAME_LIMIT)
         .max_frame_size(WS_FRAME_LIMIT)
         .on_upgrade(move |socket| {
-            session::run(socket, state.registry, state.connections, state.shutdown)
+            session::run(
+                socket,
+                host,
+                state.registry,
+                state.connections,
+                state.shutdown,
+            )
         })
 }

@@ -2,11 +2,13 @@
 
 pub mod config;
 mod http;
+pub mod ice;
 mod memory;
 mod rate;
 mod rooms;
 mod server;
 mod session;
+pub mod tls;
 mod web;
 
 pub use rooms::Counts;

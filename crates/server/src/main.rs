@@ -37,7 +37,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        println!("free4chat listening on http://{}", server.http_addr());
+        println!("free4chat listening on {}", server.url());
         wait_for_signal().await;
         server.shutdown().await;
         ExitCode::SUCCESS

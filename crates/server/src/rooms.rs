@@ -14,10 +14,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use free4chat_media::worker::{WorkerHandle, WorkerMsg, WorkerStats};
 use free4chat_media::{MediaCmd, MediaErrorCode, MediaEvent, RoomId, TrackKind};
 use free4chat_signal::{
-    ByeReason, CHAT_HISTORY_LEN, ChatMessage, ClientMsg, ErrorCode, Member, PROTOCOL_VERSION,
-    PeerId, ServerMsg, Track,
+    ByeReason, CHAT_HISTORY_LEN, ChatMessage, ClientMsg, ErrorCode, IceServer, Member,
+    PROTOCOL_VERSION, PeerId, ServerMsg, Track,
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::ice::IceServers;
 use tracing::{debug, info, warn};
 
 /// How many messages may wait for one member's connection before it counts as stalled.
@@ -44,6 +46,8 @@ pub struct Registry {
     /// Rooms per worker, to place a new room on the least loaded one.
     worker_rooms: Vec<AtomicUsize>,
     limits: Limits,
+    /// The STUN/TURN servers handed out in `joined`.
+    ice: IceServers,
     next_room: AtomicU64,
     next_peer: AtomicU64,
     peers: AtomicUsize,
@@ -77,6 +81,7 @@ enum RoomCmd {
         name: String,
         muted: bool,
         out: MemberTx,
+        ice_servers: Vec<IceServer>,
         reply: oneshot::Sender<JoinReply>,
     },
     /// A message from a joined member. Only the in-room kinds arrive here.
@@ -126,13 +131,14 @@ pub struct Counts {
 }
 
 impl Registry {
-    pub fn new(workers: Vec<Arc<WorkerHandle>>, limits: Limits) -> Arc<Registry> {
+    pub fn new(workers: Vec<Arc<WorkerHandle>>, limits: Limits, ice: IceServers) -> Arc<Registry> {
         let worker_rooms = workers.iter().map(|_| AtomicUsize::new(0)).collect();
         Arc::new(Registry {
             rooms: Mutex::new(HashMap::new()),
             workers,
             worker_rooms,
             limits,
+            ice,
             next_room: AtomicU64::new(1),
             next_peer: AtomicU64::new(1),
             peers: AtomicUsize::new(0),
@@ -166,6 +172,7 @@ impl Registry {
         name: String,
         muted: bool,
         out: MemberTx,
+        host: Option<&str>,
     ) -> Result<Membership, Refusal> {
         // Reserve a place among all members first, so the limit is never overshot.
         if self.peers.fetch_add(1, Ordering::SeqCst) >= self.limits.max_peers {
@@ -173,6 +180,7 @@ impl Registry {
             return Err(Refusal::new(ErrorCode::ServerFull, "the server is full"));
         }
         let peer = self.next_peer.fetch_add(1, Ordering::Relaxed);
+        let ice_servers = self.ice.for_peer(peer, host, SystemTime::now());
         // A room that is closing answers Retry; a second try finds it gone.
         for _ in 0..3 {
             let tx = match self.room_sender(room).await {
@@ -188,6 +196,7 @@ impl Registry {
                 name: name.clone(),
                 muted,
                 out: out.clone(),
+                ice_servers: ice_servers.clone(),
                 reply,
             };
             if tx.send(cmd).await.is_err() {
@@ -419,6 +428,7 @@ impl Room {
                 name,
                 muted,
                 out,
+                ice_servers,
                 reply,
             } => {
                 if self.members.len() >= self.registry.limits.max_room_members {
@@ -437,6 +447,7 @@ impl Room {
                         .flat_map(|m| m.tracks.clone())
                         .collect(),
                     chat: self.chat.iter().cloned().collect(),
+                    ice_servers,
                 };
                 if out.try_send(joined).is_err() {
                     let _ = reply.send(JoinReply::Retry);

@@ -7,23 +7,27 @@ use std::time::Duration;
 
 use free4chat_media::SfuStats;
 use free4chat_media::worker::{SocketSpec, WorkerHandle};
-use tokio::net::TcpListener;
+use free4chat_turn::{Turn, TurnConfig as TurnSettings, TurnHandle};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::http::{AppState, router};
+use crate::ice::IceServers;
 use crate::rooms::{Counts, Limits, Registry};
 use crate::session::Connections;
+use crate::tls::Tls;
 
 /// A running server.
 pub struct Server {
     http_addr: SocketAddr,
+    https: bool,
     media_addrs: Vec<SocketAddr>,
     registry: Arc<Registry>,
     connections: Arc<Connections>,
     workers: Vec<Arc<WorkerHandle>>,
+    turn: Option<Arc<TurnHandle>>,
     shutdown: watch::Sender<bool>,
     http: JoinHandle<io::Result<()>>,
 }
@@ -33,6 +37,8 @@ impl Server {
     pub async fn start(config: &Config) -> io::Result<Server> {
         let mut workers = Vec::new();
         let mut media_addrs = Vec::new();
+        // (advertised, bound) per UDP media socket, for the TURN server's list of peers.
+        let mut media_pairs = Vec::new();
         for index in 0..config.media_workers {
             let port = if config.media_port == 0 {
                 0
@@ -44,6 +50,12 @@ impl Server {
                 return Err(io::Error::other("no address to offer for media"));
             }
             let worker = WorkerHandle::spawn(index, &specs)?;
+            for (spec, advertised) in specs.iter().zip(worker.addrs()) {
+                media_pairs.push((
+                    *advertised,
+                    SocketAddr::new(spec.bind.ip(), advertised.port()),
+                ));
+            }
             media_addrs.extend_from_slice(worker.addrs());
             workers.push(Arc::new(worker));
         }
@@ -52,31 +64,77 @@ impl Server {
             max_room_members: config.max_room_members,
             max_peers: config.max_peers,
         };
-        let registry = Registry::new(workers.clone(), limits);
+        let tls = match &config.tls {
+            Some(source) => {
+                let hosts: Vec<String> = config.turn.host.iter().cloned().collect();
+                let tls = Tls::load(source, &config.public_ip, &hosts).map_err(io::Error::other)?;
+                Some(tls)
+            }
+            None => None,
+        };
+        let (turn, ice) = match start_turn(config, tls.as_ref(), &media_pairs)? {
+            Some((handle, secret)) => {
+                let a = handle.local_addrs();
+                let ports = (
+                    a.udp.map(|s| s.port()),
+                    a.tcp.map(|s| s.port()),
+                    a.tls.map(|s| s.port()),
+                );
+                info!(udp = ?a.udp, tcp = ?a.tcp, tls = ?a.tls, "TURN server listening");
+                let ice = IceServers::new(config, Some(&secret), ports);
+                (Some(Arc::new(handle)), ice)
+            }
+            None => (None, IceServers::new(config, None, (None, None, None))),
+        };
+        let registry = Registry::new(workers.clone(), limits, ice);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let listener = TcpListener::bind(config.listen).await?;
+        let listener = std::net::TcpListener::bind(config.listen)?;
+        listener.set_nonblocking(true)?;
         let http_addr = listener.local_addr()?;
         let connections = Arc::new(Connections::default());
         let app = router(AppState {
             registry: registry.clone(),
+            turn: turn.clone(),
             connections: connections.clone(),
             shutdown: shutdown_rx.clone(),
         });
         let mut stop = shutdown_rx;
-        let http = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
+        let https = tls.is_some();
+        let http = match &tls {
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let server = axum_server::tls_rustls::from_tcp_rustls(
+                    listener,
+                    axum_server::tls_rustls::RustlsConfig::from_config(tls.http.clone()),
+                )?
+                .handle(handle.clone());
+                tokio::spawn(async move {
                     let _ = stop.wait_for(|s| *s).await;
+                    handle.graceful_shutdown(Some(Duration::from_secs(3)));
+                });
+                tokio::spawn(async move { server.serve(app.into_make_service()).await })
+            }
+            None => {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        })
+                        .await
                 })
-                .await
-        });
-        info!(%http_addr, ?media_addrs, "free4chat listening on http://{http_addr}");
+            }
+        };
+        let scheme = if https { "https" } else { "http" };
+        info!(%http_addr, ?media_addrs, "free4chat listening on {scheme}://{http_addr}");
         Ok(Server {
             http_addr,
+            https,
             media_addrs,
             registry,
             connections,
             workers,
+            turn,
             shutdown,
             http,
         })
@@ -84,6 +142,12 @@ impl Server {
 
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The address to open in a browser.
+    pub fn url(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.http_addr)
     }
 
     pub fn media_addrs(&self) -> &[SocketAddr] {
@@ -124,7 +188,11 @@ impl Server {
         }
         drop(self.registry);
         let workers = self.workers;
+        let turn = self.turn;
         let _ = tokio::task::spawn_blocking(move || {
+            if let Some(turn) = turn.and_then(|t| Arc::try_unwrap(t).ok()) {
+                turn.shutdown();
+            }
             for w in workers {
                 if let Ok(w) = Arc::try_unwrap(w) {
                     w.shutdown();
@@ -134,6 +202,83 @@ impl Server {
         .await;
         info!("stopped");
     }
+}
+
+/// Starts the integrated TURN server if configured; returns it with the secret in force.
+///
+/// It relays only to our UDP media sockets. Relay sockets bind the unspecified address; a
+/// media socket bound to the unspecified address is reached on loopback, and answers from it.
+fn start_turn(
+    config: &Config,
+    tls: Option<&Tls>,
+    media: &[(SocketAddr, SocketAddr)],
+) -> io::Result<Option<(TurnHandle, Vec<u8>)>> {
+    let t = &config.turn;
+    if !t.enabled() {
+        return Ok(None);
+    }
+    let secret = match &t.secret {
+        Some(s) => s.as_bytes().to_vec(),
+        None => {
+            use rand::RngCore;
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            bytes
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into_bytes()
+        }
+    };
+    let advertise = relay_advertise(config);
+    let mut settings = TurnSettings::new("free4chat", secret.clone(), advertise);
+    settings.relay_bind = if advertise.is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    };
+    settings.peers = media
+        .iter()
+        .filter(|(advertised, _)| advertised.is_ipv4() == advertise.is_ipv4())
+        .map(|(advertised, bound)| {
+            let local = match bound.ip() {
+                IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                ip => ip,
+            };
+            (*advertised, SocketAddr::new(local, bound.port()))
+        })
+        .collect();
+    settings.udp = t.udp;
+    settings.tcp = t.tcp;
+    settings.tls = match (t.tls, tls) {
+        (Some(addr), Some(tls)) => Some((addr, tls.turn.clone())),
+        _ => None,
+    };
+    settings.max_allocations = t.max_allocations;
+    settings.max_allocations_per_ip = t.max_allocations_per_ip;
+    let handle = Turn::start(settings)?;
+    Ok(Some((handle, secret)))
+}
+
+/// The address relayed candidates are given: the public IPv4 address if there is one, else the
+/// TURN host if it is an address, else the first listener's address if it is specific, else
+/// loopback.
+fn relay_advertise(config: &Config) -> IpAddr {
+    let t = &config.turn;
+    let specific = [t.udp, t.tcp, t.tls]
+        .into_iter()
+        .flatten()
+        .map(|a| a.ip())
+        .find(|ip| !ip.is_unspecified());
+    config
+        .public_ip
+        .iter()
+        .copied()
+        .find(IpAddr::is_ipv4)
+        .or_else(|| t.host.as_deref().and_then(|h| h.parse().ok()))
+        .or(specific)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
 /// The media sockets of one worker.

@@ -71,6 +71,7 @@ enum Outgoing {
 
 pub async fn run(
     socket: WebSocket,
+    host: Option<String>,
     registry: Arc<Registry>,
     connections: Arc<Connections>,
     mut shutdown: watch::Receiver<bool>,
@@ -85,6 +86,7 @@ pub async fn run(
 
     let mut session = Session {
         registry,
+        host,
         own_tx,
         room_tx: Some(room_tx),
         membership: None,
@@ -237,6 +239,8 @@ enum Flow {
 
 struct Session {
     registry: Arc<Registry>,
+    /// The host of the request's `Host` header, checked.
+    host: Option<String>,
     own_tx: mpsc::Sender<Outgoing>,
     /// Handed to the room on join.
     room_tx: Option<mpsc::Sender<ServerMsg>>,
@@ -348,7 +352,11 @@ impl Session {
         let Some(out) = self.room_tx.take() else {
             return Flow::Close;
         };
-        match self.registry.join(room, name, muted, out.clone()).await {
+        match self
+            .registry
+            .join(room, name, muted, out.clone(), self.host.as_deref())
+            .await
+        {
             Ok(m) => {
                 self.membership = Some(m);
                 Flow::Continue

@@ -479,14 +479,28 @@ function onJoined(msg, sess) {
   for (const message of msg.chat ?? []) addChat(message, { history: true });
   ui.setChatEnabled(true);
   store.recent.remember(f4c.room, f4c.name);
-  startMedia(sess).catch((err) => {
+  startMedia(sess, iceServersFrom(msg.ice_servers)).catch((err) => {
     console.error('audio set-up failed', err);
     ui.toast('toast.audioSetup', { reason: err && err.message ? err.message : String(err) }, 'error');
   });
 }
 
-async function startMedia(sess) {
+/** The relays offered in `joined`, in RTCPeerConnection's shape; anything malformed is left out. */
+function iceServersFrom(list) {
+  if (!Array.isArray(list)) return [];
+  return list
+    .filter((s) => s && Array.isArray(s.urls) && s.urls.every((u) => typeof u === 'string'))
+    .map((s) => {
+      const server = { urls: s.urls };
+      if (typeof s.username === 'string') server.username = s.username;
+      if (typeof s.credential === 'string') server.credential = s.credential;
+      return server;
+    });
+}
+
+async function startMedia(sess, iceServers) {
   const peer = new PeerSession({
+    iceServers,
     send: (m) => sess.sig.send(m),
     onTrack: (ev) => session === sess && onRemoteTrack(ev),
     onStateChange: (state) => session === sess && onMediaState(state, sess),

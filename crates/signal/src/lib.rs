@@ -104,6 +104,19 @@ pub struct Track {
     pub kind: TrackKind,
 }
 
+/// A STUN or TURN server, in the shape of WebRTC's `RTCIceServer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `turn:`, `turns:` or `stun:` URLs, e.g. `turn:example.com:3478?transport=udp`.
+    pub urls: Vec<String>,
+    /// For TURN: `<expiry-unix-time>:<member-id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// For TURN: `base64(HMAC-SHA1(secret, username))`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// Why the server ends a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -134,6 +147,11 @@ pub enum ServerMsg {
         tracks: Vec<Track>,
         /// The room's recent chat, oldest first, at most [`CHAT_HISTORY_LEN`].
         chat: Vec<ChatMessage>,
+        /// STUN/TURN servers for this member's peer connection, with credentials issued to
+        /// this member alone; pass them to `RTCPeerConnection` as `iceServers`. Empty when
+        /// the server is reachable directly and no relay is configured.
+        #[serde(default)]
+        ice_servers: Vec<IceServer>,
     },
     MemberJoined {
         member: Member,

@@ -1,0 +1,246 @@
+//! The STUN/TURN servers each member is handed in `joined`, with credentials of its own.
+//!
+//! Credentials follow the scheme coturn calls `use-auth-secret`: the username is
+//! `<expiry-unix-time>:<member-id>` and the password `base64(HMAC-SHA1(secret, username))`,
+//! so a TURN server that knows the secret checks them without being told of each member.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use free4chat_signal::{IceServer, PeerId};
+
+use crate::config::Config;
+
+/// The relays a member may use: the integrated TURN server's listeners and any external ones.
+#[derive(Debug, Clone)]
+pub struct IceServers {
+    integrated: Option<Integrated>,
+    external: Vec<String>,
+    external_secret: Option<Vec<u8>>,
+    ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+struct Integrated {
+    secret: Vec<u8>,
+    /// The host in the URLs; when unset, the host the browser reached us by.
+    host: Option<String>,
+    udp: Option<u16>,
+    tcp: Option<u16>,
+    tls: Option<u16>,
+}
+
+impl IceServers {
+    /// None at all.
+    pub fn none() -> IceServers {
+        IceServers {
+            integrated: None,
+            external: Vec::new(),
+            external_secret: None,
+            ttl: Duration::from_secs(86_400),
+        }
+    }
+
+    /// From the configuration; `turn_secret` is the integrated server's secret in force and
+    /// `ports` the (UDP, TCP, TLS) ports it actually listens on.
+    pub fn new(
+        config: &Config,
+        turn_secret: Option<&[u8]>,
+        ports: (Option<u16>, Option<u16>, Option<u16>),
+    ) -> IceServers {
+        let integrated = turn_secret.map(|secret| Integrated {
+            secret: secret.to_vec(),
+            host: config
+                .turn
+                .host
+                .clone()
+                .or_else(|| config.public_ip.first().map(|ip| host_literal(*ip))),
+            udp: ports.0,
+            tcp: ports.1,
+            tls: ports.2,
+        });
+        IceServers {
+            integrated,
+            external: config.external_turn.urls.clone(),
+            external_secret: config
+                .external_turn
+                .secret
+                .as_ref()
+                .map(|s| s.as_bytes().to_vec()),
+            ttl: config.turn_ttl,
+        }
+    }
+
+    /// The list for one member. `request_host` is the host part of the HTTP `Host` header of
+    /// the member's WebSocket request, already checked with [`host_from_header`].
+    pub fn for_peer(
+        &self,
+        peer: PeerId,
+        request_host: Option<&str>,
+        now: SystemTime,
+    ) -> Vec<IceServer> {
+        let mut out = Vec::new();
+        let name = peer.to_string();
+        if let Some(t) = &self.integrated
+            && let Some(host) = t.host.as_deref().or(request_host)
+        {
+            let mut urls = Vec::new();
+            if let Some(p) = t.udp {
+                urls.push(format!("turn:{host}:{p}?transport=udp"));
+            }
+            if let Some(p) = t.tcp {
+                urls.push(format!("turn:{host}:{p}?transport=tcp"));
+            }
+            if let Some(p) = t.tls {
+                urls.push(format!("turns:{host}:{p}?transport=tcp"));
+            }
+            let (username, credential) =
+                free4chat_turn::credentials(&t.secret, &name, self.ttl, now);
+            out.push(IceServer {
+                urls,
+                username: Some(username),
+                credential: Some(credential),
+            });
+        }
+        if !self.external.is_empty() {
+            let creds = self
+                .external_secret
+                .as_ref()
+                .map(|secret| free4chat_turn::credentials(secret, &name, self.ttl, now));
+            out.push(IceServer {
+                urls: self.external.clone(),
+                username: creds.as_ref().map(|c| c.0.clone()),
+                credential: creds.map(|c| c.1),
+            });
+        }
+        out
+    }
+}
+
+/// An IP address as it appears in a URL's host (IPv6 in brackets).
+fn host_literal(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// A DNS name, an IPv4 address or a bracketed IPv6 address: what may stand before the port in
+/// a TURN URL.
+pub fn valid_host(host: &str) -> bool {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|label| !label.is_empty() && label.len() <= 63)
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// The host part of an HTTP `Host` header, if it is a well-formed host (the header comes
+/// from the client and is not trusted further than that).
+pub fn host_from_header(header: &str) -> Option<String> {
+    let host = if header.starts_with('[') {
+        let end = header.find(']')?;
+        let (host, rest) = header.split_at(end + 1);
+        if !(rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port)) {
+            return None;
+        }
+        host
+    } else {
+        match header.rsplit_once(':') {
+            Some((host, port)) if is_port(port) => host,
+            Some(_) => return None,
+            None => header,
+        }
+    };
+    valid_host(host).then(|| host.to_ascii_lowercase())
+}
+
+fn is_port(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A TURN, TURNS or STUN URL of printable ASCII without spaces.
+pub fn valid_url(url: &str) -> bool {
+    (url.starts_with("turn:") || url.starts_with("turns:") || url.starts_with("stun:"))
+        && url.len() <= 512
+        && url.bytes().all(|b| b.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Cli, Config};
+    use clap::Parser;
+
+    #[test]
+    fn hosts_from_headers_are_checked() {
+        assert_eq!(
+            host_from_header("Example.com:4000").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(host_from_header("127.0.0.1").as_deref(), Some("127.0.0.1"));
+        assert_eq!(host_from_header("[::1]:443").as_deref(), Some("[::1]"));
+        for bad in [
+            "",
+            "a b",
+            "x:y",
+            "[::1",
+            "[zz]:1",
+            "evil.com/x",
+            "a..b",
+            "h:123456",
+            "[::1]x",
+        ] {
+            assert_eq!(host_from_header(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_member_gets_urls_for_every_listener_and_credentials_of_its_own() {
+        let config = Config::resolve(Cli::parse_from([
+            "free4chat",
+            "--external-turn",
+            "turns:relay.example:443?transport=tcp",
+            "--external-turn-secret",
+            "ext",
+        ]))
+        .unwrap();
+        let ice = IceServers::new(
+            &config,
+            Some(b"s3cret"),
+            (Some(3478), Some(3479), Some(5349)),
+        );
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let list = ice.for_peer(7, Some("chat.example"), now);
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            list[0].urls,
+            [
+                "turn:chat.example:3478?transport=udp",
+                "turn:chat.example:3479?transport=tcp",
+                "turns:chat.example:5349?transport=tcp"
+            ]
+        );
+        assert_eq!(list[0].username.as_deref(), Some("1086400:7"));
+        // base64(HMAC-SHA1("s3cret", "1086400:7")), as coturn computes it.
+        assert_eq!(
+            list[0].credential.as_deref(),
+            Some("oBanELcscqIr+v9SUhOXC/OmjiE=")
+        );
+        assert_eq!(list[1].urls, ["turns:relay.example:443?transport=tcp"]);
+        assert_ne!(list[1].credential, list[0].credential);
+        assert_ne!(
+            ice.for_peer(8, Some("chat.example"), now)[0].credential,
+            list[0].credential
+        );
+        // With no host known, the integrated server cannot be named; the external one still is.
+        assert_eq!(ice.for_peer(7, None, now).len(), 1);
+        assert!(IceServers::none().for_peer(7, Some("x"), now).is_empty());
+    }
+}
