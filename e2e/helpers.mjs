@@ -61,15 +61,22 @@ export async function makeTone(file, freq, seconds = 30) {
   return file;
 }
 
-/** GET `url` and resolve with the status; a self-signed certificate is accepted (the test made it). */
-function getStatus(url, timeoutMs) {
+/**
+ * GET `url`; resolves with {status, body}. Over HTTPS a self-signed certificate is accepted:
+ * the tests made it.
+ */
+export function httpGet(url, timeoutMs = 5000) {
   if (!url.startsWith('https:')) {
-    return fetch(url, { signal: AbortSignal.timeout(timeoutMs) }).then((res) => res.status);
+    return fetch(url, { signal: AbortSignal.timeout(timeoutMs) }).then(async (res) => ({
+      status: res.status,
+      body: await res.text(),
+    }));
   }
   return new Promise((resolve, reject) => {
     const req = https.get(url, { rejectUnauthorized: false, timeout: timeoutMs }, (res) => {
-      res.resume();
-      resolve(res.statusCode);
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
     });
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', reject);
@@ -143,7 +150,7 @@ export async function startServer({ port, logFile, healthTimeoutMs = 20_000, ext
         throw new Error(`server exited during start-up (${JSON.stringify(proc.exit)}):\n${tail.join('\n')}`);
       }
       try {
-        const status = await getStatus(`${base}/api/health`, 1000);
+        const { status } = await httpGet(`${base}/api/health`, 1000);
         if (status === 200) return;
         lastProblem = `status ${status}`;
       } catch (err) {
