@@ -49,6 +49,8 @@ mod auth;
 mod engine;
 mod framing;
 mod shell;
+#[cfg(test)]
+mod test_messages;
 
 use std::collections::HashSet;
 use std::io;

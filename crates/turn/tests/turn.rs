@@ -12,19 +12,19 @@ use std::time::{Duration, Instant, SystemTime};
 
 use free4chat_turn::rustls::{self, pki_types};
 use free4chat_turn::{Turn, TurnConfig, TurnHandle, credentials};
-use stun_types::attribute::{ErrorCode, Nonce, Realm, Username, XorMappedAddress};
+use stun_types::attribute::{Nonce, Realm, XorMappedAddress};
 use stun_types::message::{
-    IntegrityAlgorithm, LongTermKeyCredentials, Message, MessageClass, MessageType,
-    MessageWriteVec, Method, TransactionId,
+    LongTermKeyCredentials, Message, MessageClass, MessageType, MessageWriteVec, TransactionId,
 };
 use stun_types::prelude::*;
-use turn_types::attribute::{
-    ChannelNumber, Data, Lifetime, RequestedTransport, XorPeerAddress, XorRelayedAddress,
-};
+use turn_types::attribute::{ChannelNumber, Data, Lifetime, XorPeerAddress, XorRelayedAddress};
 use turn_types::message::{ALLOCATE, CHANNEL_BIND, CREATE_PERMISSION, DATA, REFRESH, SEND};
 
+#[path = "../src/test_messages.rs"]
+mod test_messages;
+use test_messages::*;
+
 const SECRET: &[u8] = b"integration-test-secret";
-const REALM: &str = "free4chat.test";
 const QUIET: Duration = Duration::from_millis(250);
 const WAIT: Duration = Duration::from_secs(2);
 
@@ -141,13 +141,6 @@ enum Link {
 
 struct Client {
     link: Link,
-}
-
-#[derive(Clone)]
-struct Creds {
-    user: String,
-    pass: String,
-    nonce: String,
 }
 
 fn fresh_creds(nonce: &str) -> Creds {
@@ -304,7 +297,7 @@ impl Client {
     }
 
     fn create_permission(&mut self, creds: &Creds, peer: SocketAddr) -> u16 {
-        code(
+        code_of(
             &self.request(request(CREATE_PERMISSION, Some(creds), |w, tx| {
                 w.add_attribute(&XorPeerAddress::new(peer, tx)).unwrap()
             })),
@@ -312,7 +305,7 @@ impl Client {
     }
 
     fn channel_bind(&mut self, creds: &Creds, number: u16, peer: SocketAddr) -> u16 {
-        code(&self.request(request(CHANNEL_BIND, Some(creds), |w, tx| {
+        code_of(&self.request(request(CHANNEL_BIND, Some(creds), |w, tx| {
             w.add_attribute(&ChannelNumber::new(number)).unwrap();
             w.add_attribute(&XorPeerAddress::new(peer, tx)).unwrap()
         })))
@@ -365,47 +358,9 @@ impl Client {
     }
 }
 
-fn udp_transport(w: &mut MessageWriteVec, _: TransactionId) {
-    w.add_attribute(&RequestedTransport::new(RequestedTransport::UDP))
-        .unwrap()
-}
-
-fn request(
-    method: Method,
-    creds: Option<&Creds>,
-    attrs: impl FnOnce(&mut MessageWriteVec, TransactionId),
-) -> Vec<u8> {
-    let tx = TransactionId::generate();
-    let mut w = Message::builder(
-        MessageType::from_class_method(MessageClass::Request, method),
-        tx,
-        MessageWriteVec::new(),
-    );
-    attrs(&mut w, tx);
-    if let Some(c) = creds {
-        w.add_attribute(&Username::new(&c.user).unwrap()).unwrap();
-        w.add_attribute(&Realm::new(REALM).unwrap()).unwrap();
-        w.add_attribute(&Nonce::new(&c.nonce).unwrap()).unwrap();
-        let key = LongTermKeyCredentials::new(c.user.clone(), c.pass.clone(), REALM.into());
-        w.add_message_integrity(&key.into(), IntegrityAlgorithm::Sha1)
-            .unwrap();
-    }
-    w.finish()
-}
-
-/// 0 for a success response, else its error code.
-fn code(data: &[u8]) -> u16 {
-    let msg = Message::from_bytes(data).unwrap();
-    match msg.class() {
-        MessageClass::Success => 0,
-        MessageClass::Error => msg.attribute::<ErrorCode>().unwrap().code(),
-        other => panic!("not a response: {other:?}"),
-    }
-}
-
 /// A 401 with our realm and a nonce: the nonce.
 fn challenge(data: &[u8]) -> String {
-    assert_eq!(code(data), 401);
+    assert_eq!(code_of(data), 401);
     let msg = Message::from_bytes(data).unwrap();
     assert_eq!(msg.attribute::<Realm>().unwrap().realm(), REALM);
     msg.attribute::<Nonce>().unwrap().nonce().to_owned()
@@ -553,7 +508,7 @@ fn allocations_per_client_ip_are_bounded() {
     clients[1].allocate();
     let nonce = challenge(&clients[2].request(request(ALLOCATE, None, udp_transport)));
     let reply = clients[2].request(request(ALLOCATE, Some(&fresh_creds(&nonce)), udp_transport));
-    assert_eq!(code(&reply), 486);
+    assert_eq!(code_of(&reply), 486);
     // Another IP still gets one.
     Client::udp("127.0.0.5", server).allocate();
     assert_eq!(s.turn.stats().allocations, 3);
@@ -569,7 +524,7 @@ fn allocations_in_total_are_bounded() {
     let mut third = Client::udp("127.0.0.6", server);
     let nonce = challenge(&third.request(request(ALLOCATE, None, udp_transport)));
     let reply = third.request(request(ALLOCATE, Some(&fresh_creds(&nonce)), udp_transport));
-    assert_eq!(code(&reply), 508);
+    assert_eq!(code_of(&reply), 508);
     assert_eq!(s.turn.stats().allocations, 2);
 }
 
@@ -584,7 +539,7 @@ fn refresh_with_lifetime_zero_frees_the_allocation() {
     let reply = c.request(request(REFRESH, Some(&creds), |w, _| {
         w.add_attribute(&Lifetime::new(0)).unwrap()
     }));
-    assert_eq!(code(&reply), 0);
+    assert_eq!(code_of(&reply), 0);
     let msg = Message::from_bytes(&reply).unwrap();
     assert_eq!(msg.attribute::<Lifetime>().unwrap().seconds(), 0);
     assert_eq!(s.wait_stats(|st| st.allocations == 0).allocations, 0);
@@ -596,7 +551,7 @@ fn refresh_with_lifetime_zero_frees_the_allocation() {
     }
     // And the allocation is gone for the client too.
     let reply = c.request(request(REFRESH, Some(&creds), |_, _| {}));
-    assert_eq!(code(&reply), 437);
+    assert_eq!(code_of(&reply), 437);
 }
 
 /// Allocation, permission, Send/Data indications and channels over one stream client.

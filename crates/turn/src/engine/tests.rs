@@ -4,11 +4,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use stun_types::attribute::{ErrorCode, Nonce, Realm, Username};
-use stun_types::message::{
-    IntegrityAlgorithm, LongTermKeyCredentials, Message, MessageClass, MessageType,
-    MessageWriteVec, Method, TransactionId,
-};
+use stun_types::message::{Message, MessageClass, MessageType, MessageWriteVec, TransactionId};
 use stun_types::prelude::*;
 use turn_types::attribute::{
     ChannelNumber, Data, EvenPort, Lifetime, RequestedTransport, XorPeerAddress,
@@ -18,9 +14,9 @@ use turn_types::message::{ALLOCATE, CHANNEL_BIND, CREATE_PERMISSION, REFRESH, SE
 use super::*;
 use crate::auth::credentials;
 use crate::framing::channel_data;
+use crate::test_messages::*;
 
 const SECRET: &[u8] = b"engine-test-secret";
-const REALM: &str = "free4chat";
 const RELAY_PORT: u16 = 50_000;
 
 fn adv() -> SocketAddr {
@@ -54,12 +50,6 @@ fn config() -> EngineConfig {
         max_connections: 2,
         auth_timeout: Duration::from_secs(5),
     }
-}
-
-struct Creds {
-    user: String,
-    pass: String,
-    nonce: String,
 }
 
 struct Bench {
@@ -146,51 +136,6 @@ impl Bench {
         self.e.handle_client(tuple, &req, now);
         code_of(&self.reply())
     }
-}
-
-fn udp_transport(w: &mut MessageWriteVec, _: TransactionId) {
-    w.add_attribute(&RequestedTransport::new(RequestedTransport::UDP))
-        .unwrap()
-}
-
-fn request(
-    method: Method,
-    creds: Option<&Creds>,
-    attrs: impl FnOnce(&mut MessageWriteVec, TransactionId),
-) -> Vec<u8> {
-    let tx = TransactionId::generate();
-    let mut w = Message::builder(
-        MessageType::from_class_method(MessageClass::Request, method),
-        tx,
-        MessageWriteVec::new(),
-    );
-    attrs(&mut w, tx);
-    if let Some(c) = creds {
-        w.add_attribute(&Username::new(&c.user).unwrap()).unwrap();
-        w.add_attribute(&Realm::new(REALM).unwrap()).unwrap();
-        w.add_attribute(&Nonce::new(&c.nonce).unwrap()).unwrap();
-        let key = LongTermKeyCredentials::new(c.user.clone(), c.pass.clone(), REALM.into());
-        w.add_message_integrity(&key.into(), IntegrityAlgorithm::Sha1)
-            .unwrap();
-    }
-    w.finish()
-}
-
-/// 0 for a success, else the error code; and the nonce of an error, if any.
-fn error_of(data: &[u8]) -> (u16, Option<String>) {
-    let msg = Message::from_bytes(data).unwrap();
-    match msg.class() {
-        MessageClass::Success => (0, None),
-        MessageClass::Error => (
-            msg.attribute::<ErrorCode>().unwrap().code(),
-            msg.attribute::<Nonce>().ok().map(|n| n.nonce().to_owned()),
-        ),
-        other => panic!("not a response: {other:?}"),
-    }
-}
-
-fn code_of(data: &[u8]) -> u16 {
-    error_of(data).0
 }
 
 fn send_indication(peer: SocketAddr, payload: &[u8]) -> Vec<u8> {
