@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use str0m::net::Transmit;
+use str0m::net::{Protocol, Transmit};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -64,6 +64,7 @@ impl WorkerStats {
         a.rooms += b.rooms;
         a.peers += b.peers;
         a.addrs += b.addrs;
+        a.tcp_addrs += b.tcp_addrs;
         a.ufrags += b.ufrags;
         a.timers += b.timers;
         a.forwarded += b.forwarded;
@@ -277,7 +278,8 @@ async fn receive(socket: Rc<UdpSocket>, local: SocketAddr, shell: Rc<RefCell<She
                     // Each datagram's consequences go out before the next is handled: its
                     // fan-out is still one batch, and it does not wait for the others'.
                     for (source, data) in receiver.datagrams() {
-                        sh.sfu.handle_datagram(now, source, local, data);
+                        sh.sfu
+                            .handle_datagram(now, Protocol::Udp, source, local, data);
                         sh.flush();
                         sh.residence.record(now.elapsed());
                     }
