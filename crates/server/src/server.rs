@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use free4chat_media::SfuStats;
-use free4chat_media::worker::{SocketSpec, WorkerHandle};
+use free4chat_media::worker::{SocketSpec, TcpOptions, WorkerHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -43,7 +43,7 @@ impl Server {
             if specs.is_empty() {
                 return Err(io::Error::other("no address to offer for media"));
             }
-            let worker = WorkerHandle::spawn(index, &specs)?;
+            let worker = WorkerHandle::spawn(index, &specs, Some(TcpOptions::default()))?;
             media_addrs.extend_from_slice(worker.addrs());
             workers.push(Arc::new(worker));
         }
