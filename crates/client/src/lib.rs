@@ -61,6 +61,8 @@ pub struct ClientConfig {
     pub red: bool,
     /// Simulated uplink loss: drop every Nth outgoing RTP datagram (after encryption).
     pub drop_every_nth_rtp: Option<u32>,
+    /// Media over TCP only (ICE-TCP), as a browser whose UDP is blocked.
+    pub tcp: bool,
 }
 
 impl ClientConfig {
@@ -74,6 +76,7 @@ impl ClientConfig {
             local_ip: IpAddr::from([127, 0, 0, 1]),
             red: false,
             drop_every_nth_rtp: None,
+            tcp: false,
         }
     }
 }
@@ -142,6 +145,7 @@ impl Client {
             audio_level: config.audio_level,
             publish: config.publish,
             sender_id: id,
+            tcp: config.tcp,
         };
         let mut session = MediaSession::bind(opts, state.clone()).await?;
         let dir = if config.publish {

@@ -1,8 +1,10 @@
-//! One WebRTC session on str0m, with its own UDP socket, independent of any signalling: SDP
+//! One WebRTC session on str0m, with its own UDP socket (or, in TCP mode, its own TCP
+//! connections: ICE-TCP, RFC 6544, framed per RFC 4571), independent of any signalling: SDP
 //! goes in and out through channels. Outgoing audio packets carry the sender's id, a sequence
 //! number and the send time; incoming ones are attributed, counted and timed.
 
 use std::collections::HashMap;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -11,10 +13,12 @@ use free4chat_signal::ServerMsg;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 
 use crate::ClientError;
 
@@ -40,6 +44,10 @@ pub struct MediaOptions {
     pub publish: bool,
     /// The id written into outgoing packets.
     pub sender_id: u64,
+    /// Connect over TCP only, as a browser whose UDP is blocked: one active TCP host candidate
+    /// (RFC 6544), the remote's UDP candidates ignored, and a TCP connection opened to a remote
+    /// candidate when ICE first sends to it.
+    pub tcp: bool,
 }
 
 impl Default for MediaOptions {
@@ -51,6 +59,7 @@ impl Default for MediaOptions {
             audio_level: -30,
             publish: true,
             sender_id: 0,
+            tcp: false,
         }
     }
 }
@@ -111,6 +120,10 @@ pub struct ClientState {
     pub first_media: Option<Instant>,
     /// Remote offers answered.
     pub renegotiations: u32,
+    /// TCP connections opened (TCP mode).
+    pub tcp_connects: u32,
+    /// Datagrams received over TCP (TCP mode).
+    pub tcp_frames: u64,
     /// Set when the session's task has ended.
     pub ended: Option<String>,
 }
@@ -141,8 +154,10 @@ pub enum Control {
 /// A WebRTC session, before it runs.
 pub struct MediaSession {
     rtc: Rtc,
-    socket: UdpSocket,
+    /// The UDP socket; none in TCP mode.
+    socket: Option<UdpSocket>,
     local: SocketAddr,
+    tcp: TcpLinks,
     pending: Option<SdpPendingOffer>,
     mid: Option<Mid>,
     opts: MediaOptions,
@@ -157,18 +172,33 @@ fn proto_err(e: impl std::fmt::Display) -> ClientError {
 }
 
 impl MediaSession {
-    /// Binds the session's socket.
+    /// Binds the session's socket (in TCP mode, none: connections are opened on demand).
     pub async fn bind(opts: MediaOptions, state: SharedState) -> Result<MediaSession, ClientError> {
-        let socket = UdpSocket::bind(SocketAddr::new(opts.local_ip, 0)).await?;
-        let local = socket.local_addr()?;
         let mut rtc = RtcConfig::new()
             .enable_opus(true, opts.red)
             .build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(local, "udp").map_err(proto_err)?);
+        let (socket, local) = if opts.tcp {
+            // An active candidate's port is 9, the discard port (RFC 6544, section 4.5).
+            let local = SocketAddr::new(opts.local_ip, 9);
+            let candidate = Candidate::builder()
+                .tcp()
+                .host(local)
+                .tcptype(TcpType::Active)
+                .build()
+                .map_err(proto_err)?;
+            rtc.add_local_candidate(candidate);
+            (None, local)
+        } else {
+            let socket = UdpSocket::bind(SocketAddr::new(opts.local_ip, 0)).await?;
+            let local = socket.local_addr()?;
+            rtc.add_local_candidate(Candidate::host(local, "udp").map_err(proto_err)?);
+            (Some(socket), local)
+        };
         Ok(MediaSession {
             rtc,
             socket,
             local,
+            tcp: TcpLinks::new(),
             pending: None,
             mid: None,
             opts,
@@ -201,20 +231,20 @@ impl MediaSession {
         loop {
             let timeout = self.poll()?;
             tokio::select! {
-                r = self.socket.recv_from(&mut buf) => {
+                r = recv_udp(self.socket.as_ref(), &mut buf) => {
                     let (n, source) = r?;
-                    if let Ok(contents) = (&buf[..n]).try_into() {
-                        let input = Input::Receive(Instant::now(), Receive {
-                            proto: Protocol::Udp,
-                            source,
-                            destination: self.local,
-                            contents,
-                        });
-                        if let Err(e) = self.rtc.handle_input(input) {
-                            tracing::debug!("client input: {e}");
-                        }
-                    }
+                    self.receive(Protocol::Udp, source, &buf[..n]);
                 }
+                t = self.tcp.incoming.recv() => match t {
+                    Some(TcpIn::Frame(source, frame)) => {
+                        lock_state(&self.state).tcp_frames += 1;
+                        self.receive(Protocol::Tcp, source, &frame);
+                    }
+                    Some(TcpIn::Connected) => lock_state(&self.state).tcp_connects += 1,
+                    Some(TcpIn::Closed(remote)) => self.tcp.closed(remote),
+                    // The session holds a sender itself: never reached.
+                    None => return Ok(()),
+                },
                 _ = tick.tick() => self.send_audio(),
                 _ = tokio::time::sleep_until(timeout.into()) => {
                     self.rtc.handle_input(Input::Timeout(Instant::now())).map_err(proto_err)?;
@@ -236,15 +266,41 @@ impl MediaSession {
         }
     }
 
+    fn receive(&mut self, proto: Protocol, source: SocketAddr, datagram: &[u8]) {
+        if let Ok(contents) = datagram.try_into() {
+            let input = Input::Receive(
+                Instant::now(),
+                Receive {
+                    proto,
+                    source,
+                    destination: self.local,
+                    contents,
+                },
+            );
+            if let Err(e) = self.rtc.handle_input(input) {
+                tracing::debug!("client input: {e}");
+            }
+        }
+    }
+
+    /// A remote description as this session takes it: in TCP mode, without UDP candidates.
+    fn remote_sdp(&self, sdp: &str) -> String {
+        if self.opts.tcp {
+            without_udp_candidates(sdp)
+        } else {
+            sdp.to_owned()
+        }
+    }
+
     fn accept_offer(&mut self, sdp: &str) -> Result<String, ClientError> {
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(proto_err)?;
+        let offer = SdpOffer::from_sdp_string(&self.remote_sdp(sdp)).map_err(proto_err)?;
         let answer = self.rtc.sdp_api().accept_offer(offer).map_err(proto_err)?;
         lock_state(&self.state).renegotiations += 1;
         Ok(answer.to_sdp_string())
     }
 
     fn accept_answer(&mut self, sdp: &str) -> Result<(), ClientError> {
-        let answer = SdpAnswer::from_sdp_string(sdp).map_err(proto_err)?;
+        let answer = SdpAnswer::from_sdp_string(&self.remote_sdp(sdp)).map_err(proto_err)?;
         if let Some(pending) = self.pending.take() {
             self.rtc
                 .sdp_api()
@@ -299,7 +355,13 @@ impl MediaSession {
                             continue;
                         }
                     }
-                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                    match (t.proto, &self.socket) {
+                        (Protocol::Tcp, _) => self.tcp.send(t.destination, &t.contents),
+                        (_, Some(socket)) => {
+                            let _ = socket.try_send_to(&t.contents, t.destination);
+                        }
+                        (_, None) => {}
+                    }
                 }
                 Output::Event(Event::Connected) => lock_state(&self.state).connected = true,
                 // A session that made no offer of its own publishes on the first audio
@@ -332,6 +394,136 @@ impl MediaSession {
             }
         }
     }
+}
+
+/// Receives from the UDP socket; never ready without one.
+async fn recv_udp(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the TCP connections report to the session.
+enum TcpIn {
+    /// A connection was established.
+    Connected,
+    /// One de-framed datagram from a remote.
+    Frame(SocketAddr, Vec<u8>),
+    /// The connection to a remote ended (or never opened).
+    Closed(SocketAddr),
+}
+
+/// The session's TCP connections, by remote address, each run by its own task: opened when
+/// ICE first sends to a remote TCP candidate, RFC 4571 framing both ways.
+struct TcpLinks {
+    links: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
+    tasks: HashMap<SocketAddr, AbortHandle>,
+    incoming_tx: mpsc::UnboundedSender<TcpIn>,
+    incoming: mpsc::UnboundedReceiver<TcpIn>,
+}
+
+impl TcpLinks {
+    fn new() -> TcpLinks {
+        let (incoming_tx, incoming) = mpsc::unbounded_channel();
+        TcpLinks {
+            links: HashMap::new(),
+            tasks: HashMap::new(),
+            incoming_tx,
+            incoming,
+        }
+    }
+
+    /// Sends one datagram to `remote`, connecting first if there is no connection yet (what
+    /// is sent meanwhile waits for the connection).
+    fn send(&mut self, remote: SocketAddr, datagram: &[u8]) {
+        let Ok(len) = u16::try_from(datagram.len()) else {
+            return;
+        };
+        let mut framed = Vec::with_capacity(2 + datagram.len());
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(datagram);
+        let link = self.links.entry(remote).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let task = tokio::spawn(tcp_link(remote, rx, self.incoming_tx.clone()));
+            self.tasks.insert(remote, task.abort_handle());
+            tx
+        });
+        let _ = link.send(framed);
+    }
+
+    fn closed(&mut self, remote: SocketAddr) {
+        self.links.remove(&remote);
+        self.tasks.remove(&remote);
+        tracing::debug!(%remote, "client TCP connection closed");
+    }
+}
+
+impl Drop for TcpLinks {
+    fn drop(&mut self) {
+        for task in self.tasks.values() {
+            task.abort();
+        }
+    }
+}
+
+/// One TCP connection: connects, then writes what `out` gives it and reads frames until either
+/// side ends.
+async fn tcp_link(
+    remote: SocketAddr,
+    mut out: mpsc::UnboundedReceiver<Vec<u8>>,
+    incoming: mpsc::UnboundedSender<TcpIn>,
+) {
+    let result: io::Result<()> = async {
+        let stream = TcpStream::connect(remote).await?;
+        stream.set_nodelay(true)?;
+        let _ = incoming.send(TcpIn::Connected);
+        let (mut read, mut write) = stream.into_split();
+        let writer = async {
+            while let Some(framed) = out.recv().await {
+                write.write_all(&framed).await?;
+            }
+            Ok::<(), io::Error>(())
+        };
+        let reader = async {
+            let mut buf = vec![0u8; usize::from(u16::MAX)];
+            loop {
+                let len = usize::from(read.read_u16().await?);
+                read.read_exact(&mut buf[..len]).await?;
+                if incoming
+                    .send(TcpIn::Frame(remote, buf[..len].to_vec()))
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+        };
+        tokio::select! {
+            r = writer => r,
+            r = reader => r,
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::debug!(%remote, "client TCP connection: {e}");
+    }
+    let _ = incoming.send(TcpIn::Closed(remote));
+}
+
+/// `sdp` without its UDP `a=candidate` lines.
+fn without_udp_candidates(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let udp = line.strip_prefix("a=candidate:").is_some_and(|c| {
+            c.split_whitespace()
+                .nth(2)
+                .is_some_and(|t| t.eq_ignore_ascii_case("udp"))
+        });
+        if !udp {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// Whether a datagram is RTP (not RTCP, STUN or DTLS): RFC 7983 and RFC 5761.
@@ -370,6 +562,21 @@ mod tests {
         assert_eq!(parse_payload(&p), Some((7, 9, 11)));
         assert_eq!(parse_payload(&p[..20]), None);
         assert_eq!(parse_payload(&[0u8; PAYLOAD_LEN]), None);
+    }
+
+    #[test]
+    fn tcp_mode_ignores_the_remotes_udp_candidates() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+                   a=candidate:1 1 udp 2130706175 127.0.0.1 40000 typ host\r\n\
+                   a=candidate:2 1 tcp 1518280447 127.0.0.1 40000 typ host tcptype passive\r\n\
+                   a=candidate:3 1 UDP 2130706175 ::1 40000 typ host\r\n\
+                   a=end-of-candidates\r\n";
+        assert_eq!(
+            without_udp_candidates(sdp),
+            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+             a=candidate:2 1 tcp 1518280447 127.0.0.1 40000 typ host tcptype passive\r\n\
+             a=end-of-candidates\r\n"
+        );
     }
 
     #[test]

@@ -3,14 +3,16 @@
 //! - [`Sfu`] is the sans-I/O core: fed with commands, datagrams and time, it yields datagrams
 //!   to send, events for the signalling layer, and the next time it wants to be woken. It owns
 //!   every member's str0m `Rtc`, decides what each member receives, and forwards media.
-//! - [`worker`] is the thin I/O shell: a thread that owns UDP sockets and one `Sfu`, and talks
-//!   to the signalling layer over channels.
+//! - [`worker`] is the thin I/O shell: a thread that owns UDP sockets, TCP listeners and
+//!   connections (ICE-TCP, RFC 6544 with RFC 4571 framing) and one `Sfu`, and talks to the
+//!   signalling layer over channels.
 
 mod peer;
 mod residence;
 mod sdp;
 mod sfu;
 mod speaking;
+mod tcp;
 mod udp;
 pub mod worker;
 

@@ -7,9 +7,14 @@ use std::time::Instant;
 use str0m::Rtc;
 use str0m::change::SdpPendingOffer;
 use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::Protocol;
 
 use crate::speaking::SpeakingDetector;
 use crate::{PeerId, RoomId, TrackKind};
+
+/// A remote address with the transport it was seen on: a UDP and a TCP remote may share an
+/// address and belong to different members.
+pub type Remote = (Protocol, SocketAddr);
 
 /// How many remote addresses one member may be known by at once (ICE can try several).
 pub const MAX_ADDRS_PER_PEER: usize = 8;
@@ -63,7 +68,7 @@ pub struct Peer {
     /// Our ICE ufrag for this member: STUN from a new address is matched by it.
     pub ufrag: String,
     /// Remote addresses this member has been seen at, oldest first.
-    pub addrs: Vec<SocketAddr>,
+    pub addrs: Vec<Remote>,
     pub published: Vec<Published>,
     pub subs: Vec<Subscription>,
     /// Our outstanding offer, if any.
@@ -187,7 +192,7 @@ impl Peer {
     }
 
     /// Remembers a remote address; returns the one it displaced, if the list was full.
-    pub fn remember_addr(&mut self, addr: SocketAddr) -> Option<SocketAddr> {
+    pub fn remember_addr(&mut self, addr: Remote) -> Option<Remote> {
         if self.addrs.contains(&addr) {
             return None;
         }

@@ -1,8 +1,11 @@
 //! The sans-I/O SFU core: every member's `Rtc`, rooms, demultiplexing, forwarding, timers.
 //!
-//! Inputs: [`Sfu::handle_cmd`], [`Sfu::handle_datagram`], [`Sfu::handle_timeout`].
-//! Outputs: [`Sfu::poll_transmit`], [`Sfu::poll_event`], [`Sfu::next_timeout`].
-//! No sockets, threads or clocks inside: the caller supplies time.
+//! Inputs: [`Sfu::handle_cmd`], [`Sfu::handle_datagram`], [`Sfu::handle_first_tcp_frame`],
+//! [`Sfu::tcp_closed`], [`Sfu::handle_timeout`].
+//! Outputs: [`Sfu::poll_transmit`], [`Sfu::poll_tcp_close`], [`Sfu::poll_event`],
+//! [`Sfu::next_timeout`].
+//! No sockets, threads or clocks inside: the caller supplies time. TCP (RFC 6544) reaches the
+//! core as frames, already de-framed, each handled like a datagram with `Protocol::Tcp`.
 //!
 //! Every call into one member's `Rtc` runs under `catch_unwind`: a panic there drops that
 //! member alone, and the room and the other members go on.
@@ -18,12 +21,12 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::DtlsCert;
 use str0m::ice::{IceCreds, StunMessage};
 use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid};
-use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
+use str0m::net::{DatagramRecv, Protocol, Receive, TcpType, Transmit};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, RtcConfig};
 use tracing::{debug, info, warn};
 
-use crate::peer::Peer;
+use crate::peer::{Peer, Remote};
 use crate::sdp::request_opus_dtx;
 use crate::{MediaCmd, MediaErrorCode, MediaEvent, PeerId, RoomId, TrackKind};
 
@@ -57,9 +60,13 @@ const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
-    /// The local addresses media arrives at and leaves from; each is offered as a host
-    /// candidate. A datagram's `destination` must be one of them.
+    /// The local UDP addresses media arrives at and leaves from; each is offered as a host
+    /// candidate. A UDP datagram's `destination` must be one of them.
     pub candidates: Vec<SocketAddr>,
+    /// The local addresses TCP connections are accepted on (RFC 6544); each is offered as a
+    /// passive TCP host candidate, which ICE ranks below every UDP one. A TCP frame's
+    /// `destination` must be one of them.
+    pub tcp_candidates: Vec<SocketAddr>,
     /// A member whose media has not connected this long after their offer is dropped.
     pub connect_timeout: Duration,
     /// A member whose ICE stays disconnected this long is dropped.
@@ -70,6 +77,7 @@ impl SfuConfig {
     pub fn new(candidates: Vec<SocketAddr>) -> SfuConfig {
         SfuConfig {
             candidates,
+            tcp_candidates: Vec::new(),
             connect_timeout: Duration::from_secs(30),
             disconnect_grace: Duration::from_secs(10),
         }
@@ -81,8 +89,10 @@ impl SfuConfig {
 pub struct SfuStats {
     pub rooms: usize,
     pub peers: usize,
-    /// Remote addresses known for demultiplexing.
+    /// Remote addresses known for demultiplexing (UDP and TCP).
     pub addrs: usize,
+    /// Of `addrs`, those of TCP connections.
+    pub tcp_addrs: usize,
     /// ICE usernames known for demultiplexing.
     pub ufrags: usize,
     pub timers: usize,
@@ -90,7 +100,8 @@ pub struct SfuStats {
     pub forwarded: u64,
     /// Datagrams that were not STUN, DTLS, RTP or RTCP.
     pub garbage: u64,
-    /// Datagrams from an address and with a username nobody here knows.
+    /// Datagrams from an address and with a username nobody here knows, and first frames of
+    /// TCP connections that were not a STUN binding request.
     pub unknown: u64,
     /// Members dropped because their media state failed or panicked.
     pub failed: u64,
@@ -104,11 +115,14 @@ pub struct Sfu {
     /// Boxed: a member's state is large (its `Rtc`), and a map's table keeps its capacity.
     peers: HashMap<PeerId, Box<Peer>>,
     rooms: HashMap<RoomId, Vec<PeerId>>,
-    by_addr: HashMap<SocketAddr, PeerId>,
+    /// A UDP remote and a TCP remote may share an address: the protocol is part of the key.
+    by_addr: HashMap<Remote, PeerId>,
     by_ufrag: HashMap<String, PeerId>,
     timers: BTreeSet<(Instant, PeerId)>,
     next_housekeeping: Instant,
     transmits: VecDeque<Transmit>,
+    /// TCP connections (by remote address) the shell should close.
+    tcp_closes: VecDeque<SocketAddr>,
     events: VecDeque<(RoomId, MediaEvent)>,
     /// str0m events polled from members and not yet acted on.
     work: VecDeque<(PeerId, Event)>,
@@ -134,6 +148,7 @@ impl Sfu {
             timers: BTreeSet::new(),
             next_housekeeping: now + HOUSEKEEPING,
             transmits: VecDeque::new(),
+            tcp_closes: VecDeque::new(),
             events: VecDeque::new(),
             work: VecDeque::new(),
             scratch: Vec::new(),
@@ -148,6 +163,11 @@ impl Sfu {
             rooms: self.rooms.len(),
             peers: self.peers.len(),
             addrs: self.by_addr.len(),
+            tcp_addrs: self
+                .by_addr
+                .keys()
+                .filter(|(proto, _)| *proto == Protocol::Tcp)
+                .count(),
             ufrags: self.by_ufrag.len(),
             timers: self.timers.len(),
             ..self.stats
@@ -156,6 +176,12 @@ impl Sfu {
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
+    }
+
+    /// The next TCP connection to close, by its remote address: its member is gone, or no
+    /// longer known by it.
+    pub fn poll_tcp_close(&mut self) -> Option<SocketAddr> {
+        self.tcp_closes.pop_front()
     }
 
     /// The next event for the signalling layer, with the room of the member it concerns.
@@ -184,27 +210,29 @@ impl Sfu {
         self.process_work(now);
     }
 
-    /// One datagram from `source`, received on the local address `destination`.
+    /// One datagram from `source`, received on the local address `destination` — over UDP, or
+    /// one RFC 4571 frame of an established TCP connection. Returns whether a member accepted it.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
+        proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
         data: &[u8],
-    ) {
+    ) -> bool {
         let Ok(contents) = DatagramRecv::try_from(data) else {
             self.stats.garbage += 1;
-            return;
+            return false;
         };
-        let known = self.by_addr.get(&source).copied();
+        let known = self.by_addr.get(&(proto, source)).copied();
         let Some(id) = known.or_else(|| self.peer_by_stun_username(data)) else {
             self.stats.unknown += 1;
-            return;
+            return false;
         };
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source,
                 destination,
                 contents,
@@ -219,11 +247,48 @@ impl Sfu {
             }
             true
         });
-        if accepted == Some(true) && known.is_none() {
-            self.remember_addr(id, source);
+        let accepted = accepted == Some(true);
+        if accepted && known.is_none() {
+            self.remember_addr(id, (proto, source));
         }
         self.poll_peer(id, now);
         self.process_work(now);
+        accepted
+    }
+
+    /// The first frame of a new TCP connection from `source`, accepted on the local address
+    /// `destination`. Only a STUN binding request that a member's session accepts (our ufrag
+    /// and password) opens a connection: returns whether the connection may stay open.
+    pub fn handle_first_tcp_frame(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> bool {
+        let binding = StunMessage::parse(data).is_ok_and(|m| m.is_binding_request());
+        if !binding {
+            if DatagramRecv::try_from(data).is_ok() {
+                self.stats.unknown += 1;
+            } else {
+                self.stats.garbage += 1;
+            }
+            return false;
+        }
+        // A new connection is a new remote, whatever an old one from this address was.
+        self.tcp_closed(source);
+        self.handle_datagram(now, Protocol::Tcp, source, destination, data)
+    }
+
+    /// A TCP connection from `remote` has closed: forget the address. The member's ICE goes on
+    /// with the pairs it has left, or fails over or times out as when UDP goes quiet.
+    pub fn tcp_closed(&mut self, remote: SocketAddr) {
+        let key = (Protocol::Tcp, remote);
+        if let Some(id) = self.by_addr.remove(&key)
+            && let Some(peer) = self.peers.get_mut(&id)
+        {
+            peer.addrs.retain(|a| *a != key);
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -279,7 +344,7 @@ impl Sfu {
         self.by_ufrag.get(local).copied()
     }
 
-    fn remember_addr(&mut self, id: PeerId, addr: SocketAddr) {
+    fn remember_addr(&mut self, id: PeerId, addr: Remote) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -287,6 +352,9 @@ impl Sfu {
             && self.by_addr.get(&evicted) == Some(&id)
         {
             self.by_addr.remove(&evicted);
+            if evicted.0 == Protocol::Tcp {
+                self.tcp_closes.push_back(evicted.1);
+            }
         }
         // An address another member was known by now belongs to this one.
         if let Some(previous) = self.by_addr.insert(addr, id)
@@ -587,10 +655,21 @@ impl Sfu {
             config = config.set_dtls_cert(cert.clone());
         }
         let candidates = self.config.candidates.clone();
+        let tcp_candidates = self.config.tcp_candidates.clone();
         let built = catch_unwind(AssertUnwindSafe(move || {
             let mut rtc = config.build(now);
             for addr in candidates {
                 if let Ok(c) = Candidate::host(addr, "udp") {
+                    rtc.add_local_candidate(c);
+                }
+            }
+            for addr in tcp_candidates {
+                let passive = Candidate::builder()
+                    .tcp()
+                    .host(addr)
+                    .tcptype(TcpType::Passive)
+                    .build();
+                if let Ok(c) = passive {
                     rtc.add_local_candidate(c);
                 }
             }
@@ -747,6 +826,9 @@ impl Sfu {
         for addr in &peer.addrs {
             if self.by_addr.get(addr) == Some(&id) {
                 self.by_addr.remove(addr);
+                if addr.0 == Protocol::Tcp {
+                    self.tcp_closes.push_back(addr.1);
+                }
             }
         }
         let room = peer.room;
@@ -778,6 +860,7 @@ impl Sfu {
         self.by_addr.shrink_to_fit();
         self.by_ufrag.shrink_to_fit();
         self.transmits.shrink_to_fit();
+        self.tcp_closes.shrink_to_fit();
         self.events.shrink_to_fit();
         self.work.shrink_to_fit();
         self.scratch.shrink_to_fit();

@@ -1,24 +1,29 @@
 //! The I/O shell around one [`Sfu`]: a thread with its own single-threaded async runtime, the
-//! UDP sockets media arrives on, and channels to the signalling layer.
+//! UDP sockets and TCP listeners media arrives on, and channels to the signalling layer.
 //!
-//! Everything that decides anything lives in the core; this file only moves bytes and time
-//! between the sockets, the clock, the channels and the core.
+//! Everything that decides anything about media lives in the core; this file only moves bytes
+//! and time between the sockets, the clock, the channels and the core. For TCP (ICE-TCP, RFC
+//! 6544) it also keeps the connections: it accepts them, de-frames what they carry (RFC 4571,
+//! see `tcp.rs`), and enforces the bounds on connections, silence and queued bytes.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use str0m::net::Transmit;
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
+use str0m::net::{Protocol, Transmit};
+use tokio::io::{AsyncReadExt, Interest};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
+use crate::tcp::{Deframer, Frame, WriteQueue};
 use crate::udp;
 use crate::{MediaCmd, MediaEvent, Residence, RoomId, Sfu, SfuConfig, SfuStats};
 
@@ -31,6 +36,34 @@ const CMD_QUEUE: usize = 4096;
 pub struct SocketSpec {
     pub bind: SocketAddr,
     pub advertise: Option<IpAddr>,
+}
+
+/// Media over TCP (ICE-TCP): each worker listens on the same addresses and port numbers as
+/// its UDP sockets and offers a passive TCP host candidate beside each UDP one.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpOptions {
+    /// The most connections a worker holds at once; further ones are closed at once.
+    pub max_connections: usize,
+    /// A connection must open with a STUN binding request for a member within this time of
+    /// being accepted.
+    pub first_frame_timeout: Duration,
+    /// An open connection without a whole frame for this long is closed: ICE consent lapses
+    /// after 30 s anyway, and browsers check a backup pair at least every 25 s.
+    pub idle_timeout: Duration,
+    /// Bytes that may wait to be written to one connection; beyond, frames are dropped, as a
+    /// full UDP socket buffer drops datagrams.
+    pub write_queue_bytes: usize,
+}
+
+impl Default for TcpOptions {
+    fn default() -> TcpOptions {
+        TcpOptions {
+            max_connections: 4096,
+            first_frame_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            write_queue_bytes: 64 * 1024,
+        }
+    }
 }
 
 /// Messages to a worker.
@@ -55,6 +88,28 @@ pub struct WorkerStats {
     pub sfu: SfuStats,
     /// How long received datagrams stayed in the worker, until all they caused was sent.
     pub residence: Residence,
+    pub tcp: TcpStats,
+}
+
+/// A worker's TCP connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    /// Open now.
+    pub connections: usize,
+    /// Of those, opened by a STUN binding request a member accepted.
+    pub admitted: usize,
+    /// Bytes waiting in their write queues.
+    pub queued_bytes: usize,
+    /// Closed at once: the worker already held `max_connections`, or one from that address.
+    pub refused: u64,
+    /// Closed because the first frame was not a STUN binding request for a member.
+    pub rejected: u64,
+    /// Closed for silence.
+    pub idle: u64,
+    /// Frames not written: the connection's write queue was full.
+    pub dropped: u64,
+    /// Frames longer than any WebRTC datagram, skipped.
+    pub oversized: u64,
 }
 
 impl WorkerStats {
@@ -64,6 +119,7 @@ impl WorkerStats {
         a.rooms += b.rooms;
         a.peers += b.peers;
         a.addrs += b.addrs;
+        a.tcp_addrs += b.tcp_addrs;
         a.ufrags += b.ufrags;
         a.timers += b.timers;
         a.forwarded += b.forwarded;
@@ -71,6 +127,15 @@ impl WorkerStats {
         a.unknown += b.unknown;
         a.failed += b.failed;
         self.residence.merge(&o.residence);
+        let (a, b) = (&mut self.tcp, &o.tcp);
+        a.connections += b.connections;
+        a.admitted += b.admitted;
+        a.queued_bytes += b.queued_bytes;
+        a.refused += b.refused;
+        a.rejected += b.rejected;
+        a.idle += b.idle;
+        a.dropped += b.dropped;
+        a.oversized += b.oversized;
     }
 }
 
@@ -78,6 +143,7 @@ impl WorkerStats {
 pub struct WorkerHandle {
     tx: mpsc::Sender<WorkerMsg>,
     addrs: Vec<SocketAddr>,
+    tcp_addrs: Vec<SocketAddr>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -87,12 +153,19 @@ pub struct WorkerHandle {
 pub struct WorkerGone;
 
 impl WorkerHandle {
-    /// Binds the sockets and starts the worker thread.
-    pub fn spawn(index: usize, specs: &[SocketSpec]) -> io::Result<WorkerHandle> {
+    /// Binds the sockets (and, with `tcp`, a TCP listener beside each) and starts the worker
+    /// thread.
+    pub fn spawn(
+        index: usize,
+        specs: &[SocketSpec],
+        tcp: Option<TcpOptions>,
+    ) -> io::Result<WorkerHandle> {
         let mut sockets = Vec::new();
+        let mut listeners = Vec::new();
         let mut addrs = Vec::new();
+        let mut tcp_addrs = Vec::new();
         for spec in specs {
-            let socket = StdUdpSocket::bind(spec.bind)?;
+            let (socket, listener) = bind(spec.bind, tcp.is_some())?;
             socket.set_nonblocking(true)?;
             udp::enlarge_buffers(&socket);
             let local = socket.local_addr()?;
@@ -100,21 +173,38 @@ impl WorkerHandle {
             info!(worker = index, %local, %advertised, "media socket bound");
             sockets.push((socket, advertised));
             addrs.push(advertised);
+            if let Some(listener) = listener {
+                listener.set_nonblocking(true)?;
+                let local = listener.local_addr()?;
+                let advertised =
+                    SocketAddr::new(spec.advertise.unwrap_or(local.ip()), local.port());
+                info!(worker = index, %local, %advertised, "media TCP listener bound");
+                listeners.push((listener, advertised));
+                tcp_addrs.push(advertised);
+            }
         }
         let (tx, rx) = mpsc::channel(CMD_QUEUE);
+        let options = tcp.unwrap_or_default();
         let thread = std::thread::Builder::new()
             .name(format!("media-{index}"))
-            .spawn(move || run(sockets, rx))?;
+            .spawn(move || run(sockets, listeners, options, rx))?;
         Ok(WorkerHandle {
             tx,
             addrs,
+            tcp_addrs,
             thread: Some(thread),
         })
     }
 
-    /// The addresses offered as host candidates.
+    /// The addresses offered as UDP host candidates.
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The addresses offered as passive TCP host candidates (none when TCP is off): the same
+    /// as [`WorkerHandle::addrs`], port numbers included.
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp_addrs
     }
 
     pub async fn send(&self, msg: WorkerMsg) -> Result<(), WorkerGone> {
@@ -137,6 +227,52 @@ impl WorkerHandle {
     }
 }
 
+/// Binds a UDP socket and, if asked, a TCP listener on the same address and port number.
+/// With port 0, tries a few ports until both are free.
+fn bind(addr: SocketAddr, tcp: bool) -> io::Result<(StdUdpSocket, Option<StdTcpListener>)> {
+    let tries = if addr.port() == 0 { 16 } else { 1 };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let socket = StdUdpSocket::bind(addr)?;
+        if !tcp {
+            return Ok((socket, None));
+        }
+        let port = socket.local_addr()?.port();
+        match StdTcpListener::bind(SocketAddr::new(addr.ip(), port)) {
+            Ok(listener) => return Ok((socket, Some(listener))),
+            Err(_) if attempt < tries => continue,
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "media TCP port {}:{port}: {e} (media over TCP can be turned off)",
+                        addr.ip()
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// One TCP connection, as the shell keeps it.
+struct TcpConn {
+    /// Tells this connection from a later one from the same remote address.
+    id: u64,
+    /// Opened by a STUN binding request a member accepted: only then does it carry media.
+    admitted: bool,
+    queue: WriteQueue,
+    reader: AbortHandle,
+    writer: AbortHandle,
+}
+
+impl TcpConn {
+    fn abort(&self) {
+        self.reader.abort();
+        self.writer.abort();
+    }
+}
+
 struct Shell {
     sfu: Sfu,
     sockets: Vec<(Rc<UdpSocket>, SocketAddr)>,
@@ -148,15 +284,32 @@ struct Shell {
     armed: Rc<Cell<Instant>>,
     wake: Rc<Notify>,
     residence: Residence,
+    /// TCP connections by remote address (at most one per address).
+    tcp: HashMap<SocketAddr, TcpConn>,
+    tcp_options: TcpOptions,
+    tcp_stats: TcpStats,
+    next_conn: u64,
 }
 
 impl Shell {
     /// Sends what the core wants sent and hands its events to their rooms.
     fn flush(&mut self) {
         while let Some(t) = self.sfu.poll_transmit() {
-            match self.sockets.iter().position(|(_, addr)| *addr == t.source) {
-                Some(i) => self.outgoing[i].push(t),
-                None => debug!(source = %t.source, "no socket for transmit"),
+            match t.proto {
+                Protocol::Udp => {
+                    match self.sockets.iter().position(|(_, addr)| *addr == t.source) {
+                        Some(i) => self.outgoing[i].push(t),
+                        None => debug!(source = %t.source, "no socket for transmit"),
+                    }
+                }
+                Protocol::Tcp => self.send_tcp(&t),
+                other => debug!(?other, "transmit over an unsupported protocol"),
+            }
+        }
+        while let Some(remote) = self.sfu.poll_tcp_close() {
+            if let Some(conn) = self.tcp.remove(&remote) {
+                debug!(%remote, "TCP connection closed: its member is gone");
+                conn.abort();
             }
         }
         for (i, (socket, _)) in self.sockets.iter().enumerate() {
@@ -192,9 +345,39 @@ impl Shell {
             }
         }
     }
+
+    /// Queues one datagram for the connection from its destination. Never waits: a connection
+    /// whose queue is full loses the datagram, as UDP would.
+    fn send_tcp(&mut self, t: &Transmit) {
+        let Some(conn) = self.tcp.get(&t.destination).filter(|c| c.admitted) else {
+            debug!(destination = %t.destination, "no TCP connection for transmit");
+            return;
+        };
+        if !conn.queue.push(&t.contents) {
+            self.tcp_stats.dropped += 1;
+        }
+    }
+
+    fn stats(&self) -> WorkerStats {
+        WorkerStats {
+            sfu: self.sfu.stats(),
+            residence: self.residence,
+            tcp: TcpStats {
+                connections: self.tcp.len(),
+                admitted: self.tcp.values().filter(|c| c.admitted).count(),
+                queued_bytes: self.tcp.values().map(|c| c.queue.queued()).sum(),
+                ..self.tcp_stats
+            },
+        }
+    }
 }
 
-fn run(sockets: Vec<(StdUdpSocket, SocketAddr)>, rx: mpsc::Receiver<WorkerMsg>) {
+fn run(
+    sockets: Vec<(StdUdpSocket, SocketAddr)>,
+    listeners: Vec<(StdTcpListener, SocketAddr)>,
+    tcp_options: TcpOptions,
+    rx: mpsc::Receiver<WorkerMsg>,
+) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -214,7 +397,15 @@ fn run(sockets: Vec<(StdUdpSocket, SocketAddr)>, rx: mpsc::Receiver<WorkerMsg>) 
                 Err(e) => warn!(%advertised, "media socket unusable: {e}"),
             }
         }
-        let config = SfuConfig::new(bound.iter().map(|(_, a)| *a).collect());
+        let mut listening = Vec::new();
+        for (listener, advertised) in listeners {
+            match TcpListener::from_std(listener) {
+                Ok(l) => listening.push((l, advertised)),
+                Err(e) => warn!(%advertised, "media TCP listener unusable: {e}"),
+            }
+        }
+        let mut config = SfuConfig::new(bound.iter().map(|(_, a)| *a).collect());
+        config.tcp_candidates = listening.iter().map(|(_, a)| *a).collect();
         let now = Instant::now();
         let wake = Rc::new(Notify::new());
         let armed = Rc::new(Cell::new(now));
@@ -227,10 +418,17 @@ fn run(sockets: Vec<(StdUdpSocket, SocketAddr)>, rx: mpsc::Receiver<WorkerMsg>) 
             armed: armed.clone(),
             wake: wake.clone(),
             residence: Residence::default(),
+            tcp: HashMap::new(),
+            tcp_options,
+            tcp_stats: TcpStats::default(),
+            next_conn: 0,
         }));
 
         for (socket, advertised) in bound {
             tokio::task::spawn_local(receive(socket, advertised, shell.clone()));
+        }
+        for (listener, advertised) in listening {
+            tokio::task::spawn_local(accept(listener, advertised, shell.clone()));
         }
         tokio::task::spawn_local(timer(shell.clone(), armed, wake));
         commands(rx, shell).await;
@@ -249,10 +447,7 @@ async fn commands(mut rx: mpsc::Receiver<WorkerMsg>, shell: Rc<RefCell<Shell>>) 
             }
             WorkerMsg::Cmd(cmd) => sh.sfu.handle_cmd(cmd, Instant::now()),
             WorkerMsg::Stats(reply) => {
-                let _ = reply.send(WorkerStats {
-                    sfu: sh.sfu.stats(),
-                    residence: sh.residence,
-                });
+                let _ = reply.send(sh.stats());
             }
         }
         sh.flush();
@@ -277,7 +472,8 @@ async fn receive(socket: Rc<UdpSocket>, local: SocketAddr, shell: Rc<RefCell<She
                     // Each datagram's consequences go out before the next is handled: its
                     // fan-out is still one batch, and it does not wait for the others'.
                     for (source, data) in receiver.datagrams() {
-                        sh.sfu.handle_datagram(now, source, local, data);
+                        sh.sfu
+                            .handle_datagram(now, Protocol::Udp, source, local, data);
                         sh.flush();
                         sh.residence.record(now.elapsed());
                     }
@@ -302,5 +498,149 @@ async fn timer(shell: Rc<RefCell<Shell>>, armed: Rc<Cell<Instant>>, wake: Rc<Not
             }
             _ = wake.notified() => {}
         }
+    }
+}
+
+/// Accepts TCP connections on one listener; `local` is its advertised address.
+async fn accept(listener: TcpListener, local: SocketAddr, shell: Rc<RefCell<Shell>>) {
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, or a connection that died in the backlog: pause
+                // rather than spin.
+                debug!(%local, "accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let mut sh = shell.borrow_mut();
+        if sh.tcp.len() >= sh.tcp_options.max_connections || sh.tcp.contains_key(&remote) {
+            // Dropping the stream closes it.
+            sh.tcp_stats.refused += 1;
+            debug!(%remote, "TCP connection refused");
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let id = sh.next_conn;
+        sh.next_conn += 1;
+        let options = sh.tcp_options;
+        let (queue, write) = WriteQueue::new(write, options.write_queue_bytes);
+        // Neither task runs before this one yields, so the entry is in place when they do.
+        let writer = tokio::task::spawn_local(write);
+        let reader =
+            tokio::task::spawn_local(tcp_reader(read, remote, local, id, options, shell.clone()));
+        let conn = TcpConn {
+            id,
+            admitted: false,
+            queue,
+            reader: reader.abort_handle(),
+            writer: writer.abort_handle(),
+        };
+        sh.tcp.insert(remote, conn);
+    }
+}
+
+/// Why a connection's reader stopped.
+enum Ended {
+    Closed,
+    Idle,
+    Rejected,
+    /// The shell closed the connection (its member is gone) while the reader was busy.
+    Dropped,
+}
+
+/// Reads one connection: de-frames what arrives and hands each frame to the core, the first
+/// one as the connection's credentials.
+async fn tcp_reader(
+    mut read: OwnedReadHalf,
+    remote: SocketAddr,
+    local: SocketAddr,
+    id: u64,
+    options: TcpOptions,
+    shell: Rc<RefCell<Shell>>,
+) {
+    let mut deframer = Deframer::default();
+    let mut admitted = false;
+    // Deadlines count whole frames, not bytes: a trickle of bytes keeps nothing open.
+    let opened = tokio::time::Instant::now();
+    let mut last_frame = opened;
+    let ended = loop {
+        let deadline = if admitted {
+            last_frame + options.idle_timeout
+        } else {
+            opened + options.first_frame_timeout
+        };
+        let n = match tokio::time::timeout_at(deadline, read.read(deframer.space())).await {
+            Err(_) => break Ended::Idle,
+            Ok(Ok(0)) => break Ended::Closed,
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                debug!(%remote, "TCP read: {e}");
+                break Ended::Closed;
+            }
+        };
+        deframer.filled(n);
+        let now = Instant::now();
+        let mut sh = shell.borrow_mut();
+        let mut verdict = None;
+        while let Some(frame) = deframer.next_frame() {
+            let data = match frame {
+                Frame::Data(data) => {
+                    last_frame = now.into();
+                    data
+                }
+                Frame::Oversized(_) if admitted => {
+                    sh.tcp_stats.oversized += 1;
+                    continue;
+                }
+                Frame::Oversized(_) => {
+                    sh.tcp_stats.oversized += 1;
+                    verdict = Some(Ended::Rejected);
+                    break;
+                }
+            };
+            if admitted {
+                sh.sfu
+                    .handle_datagram(now, Protocol::Tcp, remote, local, data);
+            } else if sh.sfu.handle_first_tcp_frame(now, remote, local, data) {
+                admitted = true;
+                if let Some(conn) = sh.tcp.get_mut(&remote).filter(|c| c.id == id) {
+                    conn.admitted = true;
+                }
+            } else {
+                verdict = Some(Ended::Rejected);
+            }
+            sh.flush();
+            sh.residence.record(now.elapsed());
+            if sh.tcp.get(&remote).is_none_or(|c| c.id != id) {
+                verdict = Some(Ended::Dropped);
+            }
+            if verdict.is_some() {
+                break;
+            }
+        }
+        if let Some(v) = verdict {
+            break v;
+        }
+    };
+    let mut sh = shell.borrow_mut();
+    match ended {
+        Ended::Dropped => return,
+        Ended::Idle => sh.tcp_stats.idle += 1,
+        Ended::Rejected => sh.tcp_stats.rejected += 1,
+        Ended::Closed => {}
+    }
+    if sh.tcp.get(&remote).is_none_or(|c| c.id != id) {
+        return;
+    }
+    if let Some(conn) = sh.tcp.remove(&remote) {
+        conn.writer.abort();
+    }
+    debug!(%remote, admitted, "TCP connection closed");
+    if admitted {
+        sh.sfu.tcp_closed(remote);
+        sh.flush();
     }
 }

@@ -33,14 +33,28 @@ pub struct Cli {
     )]
     pub public_ip: Vec<IpAddr>,
 
-    /// First UDP port for media; worker N uses this port + N. 0 picks free ports
-    /// [default: 40000].
+    /// First port for media, UDP (and TCP unless media-tcp is off); worker N uses this port
+    /// + N. 0 picks free ports [default: 40000].
     #[arg(long, env = "FREE4CHAT_MEDIA_PORT", value_name = "PORT")]
     pub media_port: Option<u16>,
 
     /// Media worker threads, each with its own sockets and rooms [default: one per core].
     #[arg(long, env = "FREE4CHAT_MEDIA_WORKERS", value_name = "N")]
     pub media_workers: Option<usize>,
+
+    /// Also accept media over TCP (ICE-TCP) on the same port numbers as UDP, for browsers whose
+    /// UDP is blocked; UDP stays preferred when it works [default: true].
+    #[arg(
+        long,
+        env = "FREE4CHAT_MEDIA_TCP",
+        value_name = "BOOL",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub media_tcp: Option<bool>,
+
+    /// Most media TCP connections per media worker [default: 4096].
+    #[arg(long, env = "FREE4CHAT_MEDIA_TCP_MAX_CONNECTIONS", value_name = "N")]
+    pub media_tcp_max_connections: Option<usize>,
 
     /// Most rooms at once [default: 10000].
     #[arg(long, env = "FREE4CHAT_MAX_ROOMS", value_name = "N")]
@@ -139,6 +153,8 @@ pub struct FileConfig {
     pub public_ip: Vec<IpAddr>,
     pub media_port: Option<u16>,
     pub media_workers: Option<usize>,
+    pub media_tcp: Option<bool>,
+    pub media_tcp_max_connections: Option<usize>,
     pub max_rooms: Option<usize>,
     pub max_room_members: Option<usize>,
     pub max_peers: Option<usize>,
@@ -198,6 +214,8 @@ pub struct Config {
     pub public_ip: Vec<IpAddr>,
     pub media_port: u16,
     pub media_workers: usize,
+    pub media_tcp: bool,
+    pub media_tcp_max_connections: usize,
     pub max_rooms: usize,
     pub max_room_members: usize,
     pub max_peers: usize,
@@ -217,6 +235,8 @@ impl Default for Config {
             public_ip: Vec::new(),
             media_port: 40000,
             media_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            media_tcp: true,
+            media_tcp_max_connections: 4096,
             max_rooms: 10_000,
             max_room_members: 50,
             max_peers: 10_000,
@@ -289,6 +309,11 @@ impl Config {
                 .media_workers
                 .or(file.media_workers)
                 .unwrap_or(d.media_workers),
+            media_tcp: cli.media_tcp.or(file.media_tcp).unwrap_or(d.media_tcp),
+            media_tcp_max_connections: cli
+                .media_tcp_max_connections
+                .or(file.media_tcp_max_connections)
+                .unwrap_or(d.media_tcp_max_connections),
             max_rooms: cli.max_rooms.or(file.max_rooms).unwrap_or(d.max_rooms),
             max_room_members: cli
                 .max_room_members
@@ -342,6 +367,11 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "media_port + media_workers runs past port 65535",
+            ));
+        }
+        if self.media_tcp_max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "media_tcp_max_connections must be at least 1",
             ));
         }
         if self.max_rooms == 0 || self.max_room_members == 0 || self.max_peers == 0 {
@@ -508,6 +538,22 @@ mod tests {
             toml::from_str("turn_udp = \"0.0.0.0:3478\"\nturn_secret = \"x\"\n").unwrap();
         let c = Config::merge(Cli::parse_from(["free4chat"]), file).unwrap();
         assert_eq!(c.turn.udp, Some("0.0.0.0:3478".parse().unwrap()));
+    }
+
+    #[test]
+    fn media_over_tcp_is_on_by_default_and_can_be_turned_off() {
+        let c = Config::merge(Cli::parse_from(["free4chat"]), FileConfig::default()).unwrap();
+        assert!(c.media_tcp);
+        assert_eq!(c.media_tcp_max_connections, 4096);
+        let cli = Cli::parse_from(["free4chat", "--media-tcp", "false"]);
+        assert!(!Config::merge(cli, FileConfig::default()).unwrap().media_tcp);
+        let file: FileConfig =
+            toml::from_str("media_tcp = false\nmedia_tcp_max_connections = 10\n").unwrap();
+        let c = Config::merge(Cli::parse_from(["free4chat"]), file).unwrap();
+        assert!(!c.media_tcp);
+        assert_eq!(c.media_tcp_max_connections, 10);
+        let cli = Cli::parse_from(["free4chat", "--media-tcp-max-connections", "0"]);
+        assert!(Config::merge(cli, FileConfig::default()).is_err());
     }
 
     #[test]

@@ -85,6 +85,10 @@ async fn stats(State(state): State<AppState>) -> Response {
             "garbage_datagrams": w.sfu.garbage,
             "unknown_datagrams": w.sfu.unknown,
             "failed_sessions": w.sfu.failed,
+            "tcp_connections": w.tcp.connections,
+            "tcp_refused": w.tcp.refused,
+            "tcp_rejected": w.tcp.rejected,
+            "tcp_dropped_frames": w.tcp.dropped,
         },
         "residence": {
             "datagrams": r.count(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use free4chat_media::SfuStats;
-use free4chat_media::worker::{SocketSpec, WorkerHandle};
+use free4chat_media::worker::{SocketSpec, TcpOptions, WorkerHandle, WorkerStats};
 use free4chat_turn::{Turn, TurnConfig as TurnSettings, TurnHandle};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -49,7 +49,11 @@ impl Server {
             if specs.is_empty() {
                 return Err(io::Error::other("no address to offer for media"));
             }
-            let worker = WorkerHandle::spawn(index, &specs)?;
+            let tcp = config.media_tcp.then(|| TcpOptions {
+                max_connections: config.media_tcp_max_connections,
+                ..TcpOptions::default()
+            });
+            let worker = WorkerHandle::spawn(index, &specs, tcp)?;
             for (spec, advertised) in specs.iter().zip(worker.addrs()) {
                 media_pairs.push((
                     *advertised,
@@ -160,6 +164,11 @@ impl Server {
 
     pub async fn media_stats(&self) -> SfuStats {
         self.registry.media_stats().await.sfu
+    }
+
+    /// The media workers' figures, TCP connections included, summed.
+    pub async fn media_worker_stats(&self) -> WorkerStats {
+        self.registry.media_stats().await
     }
 
     /// Tells every member the server is going away, closes every connection, stops the

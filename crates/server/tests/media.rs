@@ -1,4 +1,4 @@
-//! Media end to end through the real server, with str0m clients over loopback UDP.
+//! Media end to end through the real server, with str0m clients over loopback UDP and TCP.
 
 mod common;
 
@@ -133,6 +133,8 @@ async fn stats_count_forwarded_packets_and_their_time_in_the_server() {
     let alice = join(&server, "counted", "Alice").await;
     let bob = join(&server, "counted", "Bob").await;
     assert!(hears(&bob, &alice, 50).await && hears(&alice, &bob, 50).await);
+    // Counted before the server's figures are read: audio goes on arriving meanwhile.
+    let received = count(&bob, &alice) + count(&alice, &bob);
     let addr = server.http_addr();
     let stats: serde_json::Value = tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
@@ -149,7 +151,6 @@ async fn stats_count_forwarded_packets_and_their_time_in_the_server() {
     .await
     .unwrap();
     let forwarded = stats["media"]["forwarded"].as_u64().unwrap();
-    let received = count(&bob, &alice) + count(&alice, &bob);
     // Everything the clients received was forwarded (and counted) by the server.
     assert!(
         forwarded >= received,
@@ -359,5 +360,228 @@ async fn opus_red_fec_and_dtx_are_negotiated_and_red_recovers_uplink_loss() {
         red_loss < plain_loss / 2.0,
         "RED recovers: {red_missing}/{red_total}"
     );
+    server.shutdown().await;
+}
+
+/// Waits until the server holds `n` media TCP connections.
+async fn tcp_connections_become(server: &free4chat::Server, n: usize) -> bool {
+    wait_until(|| async { server.media_worker_stats().await.tcp.connections == n }).await
+}
+
+/// The sequence number after the last one `to` has received from `from`.
+fn seq_end(to: &Client, from: &Client) -> u32 {
+    to.with_state(|s| s.received.get(&from.id).map_or(0, |r| r.seq_end))
+}
+
+/// Sequence numbers from `from`, from `start` up to the last one `to` received, that never
+/// arrived; and that last one, +1. (Before a subscription opens, a sender's first packets go
+/// to nobody: counting starts once both hear each other.)
+fn missing_since(to: &Client, from: &Client, start: u32) -> (u64, u32) {
+    to.with_state(|s| {
+        let r = &s.received[&from.id];
+        (
+            r.missing_below(r.seq_end) - r.missing_below(start),
+            r.seq_end,
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_over_tcp_and_a_member_over_udp_hear_each_other() {
+    let server = server().await;
+    let alice = join(&server, "firewalled", "Alice").await;
+    let mut over_tcp = ClientConfig::new(server.http_addr(), "firewalled", "Bob");
+    over_tcp.tcp = true;
+    let bob = Client::join(over_tcp).await.unwrap();
+    assert!(hears(&bob, &alice, 10).await, "Bob (TCP) hears Alice (UDP)");
+    assert!(hears(&alice, &bob, 10).await, "Alice (UDP) hears Bob (TCP)");
+    let start = (seq_end(&bob, &alice), seq_end(&alice, &bob));
+    assert!(hears(&bob, &alice, 60).await && hears(&alice, &bob, 60).await);
+
+    // Bob's media really came over TCP: he has no UDP candidate at all, opened a connection,
+    // and the server holds it, admitted.
+    let (connects, frames) = bob.with_state(|s| (s.tcp_connects, s.tcp_frames));
+    assert!(
+        connects >= 1 && frames >= 50,
+        "{connects} connects, {frames} frames"
+    );
+    let stats = server.media_worker_stats().await;
+    assert_eq!(
+        (stats.tcp.connections, stats.tcp.admitted),
+        (1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(stats.sfu.tcp_addrs, 1, "{stats:?}");
+    assert_eq!(stats.sfu.failed, 0);
+
+    // Nothing lost on the way (TCP retransmits; loopback UDP loses nothing).
+    for (label, to, from, start) in [
+        ("Bob from Alice", &bob, &alice, start.0),
+        ("Alice from Bob", &alice, &bob, start.1),
+    ] {
+        let (missing, end) = missing_since(to, from, start);
+        assert!(end >= start + 40, "{label}: only {start}..{end}");
+        assert_eq!(
+            missing, 0,
+            "{label}: {missing} of {start}..{end} never arrived"
+        );
+    }
+
+    // Bob leaves: his connection is closed and the server forgets its address.
+    bob.leave().await;
+    assert!(
+        tcp_connections_become(&server, 0).await,
+        "{:?}",
+        server.media_worker_stats().await
+    );
+    let gone = wait_until(|| async {
+        let s = server.media_stats().await;
+        (s.peers, s.tcp_addrs) == (1, 0)
+    })
+    .await;
+    assert!(gone, "{:?}", server.media_stats().await);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_tcp_connections_disturb_nobody_and_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let server = server().await;
+    let alice = join(&server, "besieged", "Alice").await;
+    let mut over_tcp = ClientConfig::new(server.http_addr(), "besieged", "Bob");
+    over_tcp.tcp = true;
+    let bob = Client::join(over_tcp).await.unwrap();
+    assert!(hears(&bob, &alice, 10).await && hears(&alice, &bob, 10).await);
+    let start = (seq_end(&bob, &alice), seq_end(&alice, &bob));
+    // TCP listens on the UDP port's number.
+    let media = server.media_addrs()[0];
+
+    /// Whether the server closes `s` within `limit` (reading what it sends, if anything).
+    async fn closed_by_server(mut s: impl tokio::io::AsyncRead + Unpin, limit: Duration) -> bool {
+        let mut buf = [0u8; 256];
+        let read = async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(limit, read).await.is_ok()
+    }
+
+    // A connection that never speaks.
+    let silent = TcpStream::connect(media).await.unwrap();
+    // One that trickles a byte a second and so never completes a frame.
+    let (trickle, mut trickle_tx) = TcpStream::connect(media).await.unwrap().into_split();
+    let trickler = tokio::spawn(async move {
+        for b in [0x00, 0x40].into_iter().chain(std::iter::repeat(0x01)) {
+            if trickle_tx.write_all(&[b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    // Garbage, framed: a frame that is not STUN.
+    let mut framed = TcpStream::connect(media).await.unwrap();
+    framed.write_all(b"\x00\x10not a stun frame").await.unwrap();
+    // Garbage, unframed: an HTTP request.
+    let mut http = TcpStream::connect(media).await.unwrap();
+    http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // A frame header announcing more than any datagram.
+    let mut huge = TcpStream::connect(media).await.unwrap();
+    huge.write_all(&[0xff, 0xff, 0, 1, 2, 3]).await.unwrap();
+    // Half a frame, then gone.
+    let mut half = TcpStream::connect(media).await.unwrap();
+    half.write_all(&[0x00, 0x64, 0x00, 0x01]).await.unwrap();
+    drop(half);
+    // A short burst of connections that close at once.
+    for _ in 0..50 {
+        drop(TcpStream::connect(media).await.unwrap());
+    }
+
+    for (label, s) in [("framed", framed), ("http", http), ("huge", huge)] {
+        assert!(closed_by_server(s, WAIT).await, "{label} garbage is closed");
+    }
+    // Only Bob's connection, the silent one and the trickling one are left.
+    assert!(
+        tcp_connections_become(&server, 3).await,
+        "{:?}",
+        server.media_worker_stats().await
+    );
+    let before = (count(&bob, &alice), count(&alice, &bob));
+    // The silent one and the trickling one are closed 10 s after they were opened.
+    let limit = Duration::from_secs(15);
+    let (silent, trickle) = tokio::join!(
+        closed_by_server(silent, limit),
+        closed_by_server(trickle, limit)
+    );
+    assert!(silent, "silence is closed");
+    assert!(trickle, "a trickle that never makes a frame is closed");
+    trickler.abort();
+    assert!(tcp_connections_become(&server, 1).await);
+
+    // Meanwhile and afterwards, Alice and Bob hear each other without a gap.
+    assert!(hears(&bob, &alice, before.0 + 25).await && hears(&alice, &bob, before.1 + 25).await);
+    for (label, to, from, start) in [
+        ("Bob from Alice", &bob, &alice, start.0),
+        ("Alice from Bob", &alice, &bob, start.1),
+    ] {
+        let (missing, end) = missing_since(to, from, start);
+        assert_eq!(
+            missing, 0,
+            "{label}: {missing} of {start}..{end} never arrived"
+        );
+    }
+    let stats = server.media_worker_stats().await;
+    assert!(stats.tcp.rejected >= 3, "{stats:?}");
+    assert!(stats.tcp.idle >= 2, "{stats:?}");
+    assert_eq!(
+        (stats.sfu.peers, stats.sfu.failed, stats.sfu.tcp_addrs),
+        (2, 0, 1),
+        "{stats:?}"
+    );
+
+    // Bob leaves: no connection is left.
+    bob.leave().await;
+    assert!(
+        tcp_connections_become(&server, 0).await,
+        "{:?}",
+        server.media_worker_stats().await
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_over_tcp_can_be_turned_off() {
+    init_log();
+    let config = free4chat::config::Config {
+        media_tcp: false,
+        ..config()
+    };
+    let server = free4chat::Server::start(&config).await.unwrap();
+    let alice = join(&server, "udp-only", "Alice").await;
+    let answered = |s: &free4chat_client::ClientState| {
+        s.messages
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Answer { .. }))
+    };
+    assert!(alice.wait_for(WAIT, answered).await);
+    let answer = alice.with_state(|s| {
+        s.messages.iter().find_map(|m| match m {
+            ServerMsg::Answer { sdp } => Some(sdp.clone()),
+            _ => None,
+        })
+    });
+    let answer = answer.unwrap();
+    assert!(
+        answer.contains(" udp ") || answer.contains(" UDP "),
+        "{answer}"
+    );
+    assert!(!answer.to_ascii_lowercase().contains(" tcp "), "{answer}");
     server.shutdown().await;
 }

@@ -1,13 +1,14 @@
 //! The core driven without any network: str0m clients exchange datagrams with the `Sfu` in
 //! memory, on a simulated clock.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use super::*;
@@ -17,6 +18,9 @@ const STEP: Duration = Duration::from_millis(5);
 
 struct TestClient {
     id: PeerId,
+    /// How the client reaches the server: UDP, or TCP (each first send from an address opens
+    /// a simulated connection).
+    proto: Protocol,
     addr: SocketAddr,
     rtc: Rtc,
     mid: Mid,
@@ -32,17 +36,31 @@ struct Harness {
     sfu: Sfu,
     clients: Vec<TestClient>,
     events: Vec<MediaEvent>,
+    /// Simulated TCP connections, by the client's address.
+    tcp_open: HashSet<SocketAddr>,
+    /// Connections whose first frame the core refused.
+    tcp_rejected: u64,
+    /// Connections the core asked to close.
+    tcp_closed: Vec<SocketAddr>,
+    /// Datagrams from the server for nobody (wrong protocol or no open connection).
+    undelivered: u64,
 }
 
 impl Harness {
     fn new() -> Harness {
         let now = Instant::now();
-        let config = SfuConfig::new(vec![SERVER.parse().unwrap()]);
+        let mut config = SfuConfig::new(vec![SERVER.parse().unwrap()]);
+        // TCP on the same port number, as the worker does it.
+        config.tcp_candidates = vec![SERVER.parse().unwrap()];
         Harness {
             now,
             sfu: Sfu::new(config, now),
             clients: Vec::new(),
             events: Vec::new(),
+            tcp_open: HashSet::new(),
+            tcp_rejected: 0,
+            tcp_closed: Vec::new(),
+            undelivered: 0,
         }
     }
 
@@ -52,8 +70,34 @@ impl Harness {
 
     fn join_with_tracks(&mut self, room: RoomId, id: PeerId, tracks: usize) {
         let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + id).parse().unwrap();
+        self.join_as(room, id, tracks, Protocol::Udp, addr);
+    }
+
+    /// Joins a client that only has a TCP candidate (active, as a browser behind a UDP-blocking
+    /// firewall), at `addr`.
+    fn join_tcp(&mut self, room: RoomId, id: PeerId, addr: SocketAddr) {
+        self.join_as(room, id, 1, Protocol::Tcp, addr);
+    }
+
+    fn join_as(
+        &mut self,
+        room: RoomId,
+        id: PeerId,
+        tracks: usize,
+        proto: Protocol,
+        addr: SocketAddr,
+    ) {
         let mut rtc = Rtc::new(self.now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let candidate = match proto {
+            Protocol::Tcp => Candidate::builder()
+                .tcp()
+                .host(addr)
+                .tcptype(TcpType::Active)
+                .build()
+                .unwrap(),
+            _ => Candidate::host(addr, "udp").unwrap(),
+        };
+        rtc.add_local_candidate(candidate);
         let mut api = rtc.sdp_api();
         let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
         for _ in 1..tracks {
@@ -62,6 +106,7 @@ impl Harness {
         let (offer, pending) = api.apply().unwrap();
         self.clients.push(TestClient {
             id,
+            proto,
             addr,
             rtc,
             mid,
@@ -123,10 +168,38 @@ impl Harness {
                     let c = &mut self.clients[i];
                     match c.rtc.poll_output().unwrap() {
                         Output::Timeout(_) => break,
+                        Output::Transmit(t) if t.proto == Protocol::Tcp => {
+                            moved = true;
+                            if self.tcp_open.insert(t.source) {
+                                let admitted = self.sfu.handle_first_tcp_frame(
+                                    now,
+                                    t.source,
+                                    t.destination,
+                                    &t.contents,
+                                );
+                                if !admitted {
+                                    self.tcp_open.remove(&t.source);
+                                    self.tcp_rejected += 1;
+                                }
+                            } else {
+                                self.sfu.handle_datagram(
+                                    now,
+                                    Protocol::Tcp,
+                                    t.source,
+                                    t.destination,
+                                    &t.contents,
+                                );
+                            }
+                        }
                         Output::Transmit(t) => {
                             moved = true;
-                            self.sfu
-                                .handle_datagram(now, t.source, t.destination, &t.contents);
+                            self.sfu.handle_datagram(
+                                now,
+                                t.proto,
+                                t.source,
+                                t.destination,
+                                &t.contents,
+                            );
                         }
                         Output::Event(Event::MediaData(d)) => {
                             *c.received.entry(d.data[0]).or_default() += 1;
@@ -135,19 +208,30 @@ impl Harness {
                     }
                 }
             }
+            while let Some(remote) = self.sfu.poll_tcp_close() {
+                self.tcp_open.remove(&remote);
+                self.tcp_closed.push(remote);
+            }
             while let Some(t) = self.sfu.poll_transmit() {
                 moved = true;
-                if let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination) {
+                let open = t.proto != Protocol::Tcp || self.tcp_open.contains(&t.destination);
+                let to = self
+                    .clients
+                    .iter_mut()
+                    .find(|c| c.proto == t.proto && c.addr == t.destination);
+                if let Some(c) = to.filter(|_| open) {
                     let input = Input::Receive(
                         now,
                         Receive {
-                            proto: Protocol::Udp,
+                            proto: t.proto,
                             source: t.source,
                             destination: t.destination,
                             contents: (&t.contents[..]).try_into().unwrap(),
                         },
                     );
                     let _ = c.rtc.handle_input(input);
+                } else {
+                    self.undelivered += 1;
                 }
             }
             while let Some((_, event)) = self.sfu.poll_event() {
@@ -400,7 +484,8 @@ fn mangled_offers_and_garbage_datagrams_never_escape_and_the_room_goes_on() {
         if let Some(first) = d.first_mut() {
             *first = [0u8, 1, 20, 22, 23, 128, 144, 191][rng.below(8)];
         }
-        h.sfu.handle_datagram(h.now, from, server, &d);
+        h.sfu
+            .handle_datagram(h.now, Protocol::Udp, from, server, &d);
     }
     let stats = h.sfu.stats();
     assert_eq!((stats.rooms, stats.peers), (1, 2), "{stats:?}");
@@ -411,4 +496,161 @@ fn mangled_offers_and_garbage_datagrams_never_escape_and_the_room_goes_on() {
     let before = (h.heard(1, 2), h.heard(2, 1));
     h.run(Duration::from_secs(1));
     assert!(h.heard(1, 2) > before.0 + 20 && h.heard(2, 1) > before.1 + 20);
+}
+
+/// The transport of each `a=candidate` line of an SDP, with its priority.
+fn candidate_priorities(sdp: &str) -> Vec<(String, u32, String)> {
+    sdp.lines()
+        .filter_map(|l| l.strip_prefix("a=candidate:"))
+        .map(|c| {
+            let f: Vec<&str> = c.split_whitespace().collect();
+            (
+                f[2].to_ascii_lowercase(),
+                f[3].parse().unwrap(),
+                c.to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn passive_tcp_candidates_are_offered_below_udp() {
+    let mut h = Harness::new();
+    h.join(1, 1);
+    h.exchange();
+    let answer = h
+        .events
+        .iter()
+        .find_map(|e| match e {
+            MediaEvent::Answer { sdp, .. } => Some(sdp.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let candidates = candidate_priorities(&answer);
+    let udp: Vec<_> = candidates.iter().filter(|c| c.0 == "udp").collect();
+    let tcp: Vec<_> = candidates.iter().filter(|c| c.0 == "tcp").collect();
+    assert_eq!((udp.len(), tcp.len()), (1, 1), "{answer}");
+    assert!(
+        tcp[0].2.contains("127.0.0.1 5000 typ host tcptype passive"),
+        "{answer}"
+    );
+    // UDP is preferred whenever it works.
+    assert!(udp[0].1 > tcp[0].1, "{candidates:?}");
+}
+
+#[test]
+fn a_member_over_tcp_hears_and_is_heard_and_its_connection_closes_when_it_leaves() {
+    let mut h = Harness::new();
+    let tcp_addr: SocketAddr = "127.0.0.1:7002".parse().unwrap();
+    h.join(1, 1);
+    h.join_tcp(1, 2, tcp_addr);
+    h.run(Duration::from_secs(2));
+    assert!(h.heard(1, 2) > 50, "UDP hears TCP: {}", h.heard(1, 2));
+    assert!(h.heard(2, 1) > 50, "TCP hears UDP: {}", h.heard(2, 1));
+    assert_eq!(h.tcp_rejected, 0);
+    assert!(h.tcp_open.contains(&tcp_addr));
+    let stats = h.sfu.stats();
+    assert_eq!((stats.addrs, stats.tcp_addrs), (2, 1), "{stats:?}");
+
+    h.sfu.handle_cmd(MediaCmd::RemovePeer { peer: 2 }, h.now);
+    h.exchange();
+    assert_eq!(
+        h.tcp_closed,
+        vec![tcp_addr],
+        "the core closes its connection"
+    );
+    let stats = h.sfu.stats();
+    assert_eq!(
+        (stats.peers, stats.addrs, stats.tcp_addrs),
+        (1, 1, 0),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn a_udp_and_a_tcp_remote_on_one_address_are_told_apart() {
+    let mut h = Harness::new();
+    // Member 1 over UDP from 127.0.0.1:6001, member 2 over TCP from the very same address.
+    let shared: SocketAddr = "127.0.0.1:6001".parse().unwrap();
+    h.join(1, 1);
+    h.join_tcp(1, 2, shared);
+    h.join(1, 3);
+    h.run(Duration::from_secs(2));
+    for (to, from) in [(1, 2), (2, 1), (1, 3), (3, 1), (2, 3), (3, 2)] {
+        assert!(
+            h.heard(to, from) > 50,
+            "{to} hears {from}: {}",
+            h.heard(to, from)
+        );
+    }
+    assert_eq!(h.undelivered, 0, "every datagram went to its own member");
+    let stats = h.sfu.stats();
+    assert_eq!((stats.addrs, stats.tcp_addrs), (3, 1), "{stats:?}");
+
+    // The TCP connection closes: the core forgets that remote alone.
+    h.sfu.tcp_closed(shared);
+    h.tcp_open.remove(&shared);
+    let stats = h.sfu.stats();
+    assert_eq!((stats.addrs, stats.tcp_addrs), (2, 0), "{stats:?}");
+    let before = (h.heard(1, 3), h.heard(3, 1));
+    h.run(Duration::from_secs(1));
+    assert!(h.heard(1, 3) > before.0 + 40, "the UDP member goes on");
+    assert!(h.heard(3, 1) > before.1 + 40);
+    assert_eq!(h.sfu.stats().failed, 0);
+}
+
+#[test]
+fn a_tcp_connection_opens_only_with_a_stun_binding_request_a_member_accepts() {
+    use str0m::ice::{StunMessage, TransId};
+
+    let mut h = Harness::new();
+    h.join(1, 1);
+    h.run(Duration::from_millis(500));
+    let server: SocketAddr = SERVER.parse().unwrap();
+    let from: SocketAddr = "127.0.0.1:9999".parse().unwrap();
+    let ufrag = h.sfu.peers.get(&1).unwrap().ufrag.clone();
+    let stun = |username: &str| {
+        let msg = StunMessage::binding_request(username, TransId::new(), true, 1, 1, false);
+        let mut buf = vec![0u8; 1200];
+        // Not the member's password: the integrity check fails.
+        let n = msg
+            .to_bytes(Some(b"wrong"), &mut buf, |_, _| [0u8; 20])
+            .unwrap();
+        buf.truncate(n);
+        buf
+    };
+    let unknown_user = stun("nobody-here:remote");
+    let wrong_password = stun(&format!("{ufrag}:remote"));
+    let frames: [&[u8]; 7] = [
+        b"",
+        b"GET / HTTP/1.1\r\n\r\n",
+        &[22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+        &[0x80; 40],
+        &[
+            0x01, 0x01, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        ],
+        &unknown_user,
+        &wrong_password,
+    ];
+    for (i, f) in frames.iter().enumerate() {
+        assert!(
+            !h.sfu.handle_first_tcp_frame(h.now, from, server, f),
+            "frame {i} refused"
+        );
+    }
+    let stats = h.sfu.stats();
+    assert_eq!(
+        (stats.addrs, stats.tcp_addrs, stats.peers),
+        (1, 0, 1),
+        "{stats:?}"
+    );
+    // All but the last: that one reached the member, whose session refused it.
+    assert_eq!(
+        stats.garbage + stats.unknown,
+        frames.len() as u64 - 1,
+        "{stats:?}"
+    );
+    // Nothing was sent back over TCP.
+    let transmits: Vec<_> = std::iter::from_fn(|| h.sfu.poll_transmit()).collect();
+    assert!(transmits.iter().all(|t| t.proto == Protocol::Udp));
 }
