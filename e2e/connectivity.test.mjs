@@ -12,11 +12,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { promisify } from 'node:util';
 
 import {
@@ -418,6 +419,50 @@ test('the integrated TURN server refuses wrong and expired credentials and relay
     });
   } finally {
     await browser.close();
+    await server.stop();
+  }
+});
+
+/** The SHA-256 of the server certificate's public key, as Chromium's SPKI pin list wants it. */
+function serverSpki(port) {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+      const spki = socket.getPeerX509Certificate().publicKey.export({ type: 'spki', format: 'der' });
+      socket.end();
+      resolve(createHash('sha256').update(spki).digest('base64'));
+    });
+    socket.on('error', reject);
+  });
+}
+
+test('a LAN server with --tls-self-signed serves the app over HTTPS and signalling over WSS', { timeout: 60_000 }, async () => {
+  const port = await freePort();
+  const server = await startServer({
+    port,
+    logFile: path.join(OUT_DIR, 'server-self-signed.log'),
+    extraArgs: ['--tls-self-signed'],
+    https: true,
+  });
+  let browser;
+  const pages = [];
+  try {
+    await diagnose('self-signed', () => ({ pages, server }), async () => {
+      // Trust exactly the certificate this server made at start, as a user accepting it would.
+      const spki = await serverSpki(port);
+      browser = await launchBrowser(tones[0], { extraArgs: [`--ignore-certificate-errors-spki-list=${spki}`] });
+      const h = await openPage(browser, `${server.base}/room/lan-${randomBytes(4).toString('hex')}?name=Lan&audio=raw`, 'lan');
+      pages.push(h);
+      await h.page.waitForFunction(
+        () => window.f4c && window.f4c.state === 'joined' && window.f4c.pc && window.f4c.pc.connectionState === 'connected',
+        null,
+        { timeout: CONNECT_TIMEOUT_MS, polling: 250 },
+      );
+      const seen = await h.page.evaluate(() => ({ origin: location.origin, secure: window.isSecureContext }));
+      assert.equal(seen.origin, `https://127.0.0.1:${port}`);
+      assert.equal(seen.secure, true, 'a secure context: the microphone is allowed');
+    });
+  } finally {
+    if (browser) await browser.close();
     await server.stop();
   }
 });

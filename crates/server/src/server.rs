@@ -70,8 +70,11 @@ impl Server {
         };
         let tls = match &config.tls {
             Some(source) => {
+                // A self-signed certificate names every address browsers may use.
+                let mut ips = config.public_ip.clone();
+                ips.extend(interface_ips());
                 let hosts: Vec<String> = config.turn.host.iter().cloned().collect();
-                let tls = Tls::load(source, &config.public_ip, &hosts).map_err(io::Error::other)?;
+                let tls = Tls::load(source, &ips, &hosts).map_err(io::Error::other)?;
                 Some(tls)
             }
             None => None,
@@ -314,15 +317,7 @@ fn media_sockets(public_ip: &[IpAddr], port: u16) -> Vec<SocketSpec> {
             })
             .collect();
     }
-    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
-        .map(|list| list.into_iter().map(|i| i.ip()).collect())
-        .unwrap_or_default();
-    ips.retain(|ip| match ip {
-        IpAddr::V4(_) => true,
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
-    });
-    ips.sort();
-    ips.dedup();
+    let mut ips = interface_ips();
     if ips.is_empty() {
         ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
@@ -332,6 +327,20 @@ fn media_sockets(public_ip: &[IpAddr], port: u16) -> Vec<SocketSpec> {
             advertise: None,
         })
         .collect()
+}
+
+/// This machine's interface addresses, loopback included, link-local IPv6 excluded.
+fn interface_ips() -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .map(|list| list.into_iter().map(|i| i.ip()).collect())
+        .unwrap_or_default();
+    ips.retain(|ip| match ip {
+        IpAddr::V4(_) => true,
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
+    });
+    ips.sort();
+    ips.dedup();
+    ips
 }
 
 /// Whether `ip` belongs to this machine.
