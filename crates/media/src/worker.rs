@@ -100,8 +100,12 @@ pub struct TcpStats {
     pub admitted: usize,
     /// Bytes waiting in their write queues.
     pub queued_bytes: usize,
-    /// Closed at once: the worker already held `max_connections`, or one from that address.
+    /// Closed at once: the worker already held `max_connections` that all carry media, or one
+    /// from that address.
     pub refused: u64,
+    /// Closed to make room for a new connection: the oldest that had not yet opened with a
+    /// member's STUN request, when `max_connections` were open.
+    pub evicted: u64,
     /// Closed because the first frame was not a STUN binding request for a member.
     pub rejected: u64,
     /// Closed for silence.
@@ -132,6 +136,7 @@ impl WorkerStats {
         a.admitted += b.admitted;
         a.queued_bytes += b.queued_bytes;
         a.refused += b.refused;
+        a.evicted += b.evicted;
         a.rejected += b.rejected;
         a.idle += b.idle;
         a.dropped += b.dropped;
@@ -292,6 +297,27 @@ struct Shell {
 }
 
 impl Shell {
+    /// Closes the oldest connection that has not opened with a member's STUN request, to make
+    /// room for a new one: connections that stay silent cannot keep a member from connecting.
+    /// Returns false if every connection carries media.
+    fn evict_oldest_unadmitted(&mut self) -> bool {
+        let oldest = self
+            .tcp
+            .iter()
+            .filter(|(_, c)| !c.admitted)
+            .min_by_key(|(_, c)| c.id)
+            .map(|(remote, _)| *remote);
+        let Some(remote) = oldest else {
+            return false;
+        };
+        if let Some(conn) = self.tcp.remove(&remote) {
+            conn.abort();
+        }
+        self.tcp_stats.evicted += 1;
+        debug!(%remote, "unadmitted TCP connection closed to make room");
+        true
+    }
+
     /// Sends what the core wants sent and hands its events to their rooms.
     fn flush(&mut self) {
         while let Some(t) = self.sfu.poll_transmit() {
@@ -515,10 +541,15 @@ async fn accept(listener: TcpListener, local: SocketAddr, shell: Rc<RefCell<Shel
             }
         };
         let mut sh = shell.borrow_mut();
-        if sh.tcp.len() >= sh.tcp_options.max_connections || sh.tcp.contains_key(&remote) {
-            // Dropping the stream closes it.
+        if sh.tcp.len() >= sh.tcp_options.max_connections && !sh.evict_oldest_unadmitted() {
+            // Full of connections that carry media: dropping the stream closes it.
             sh.tcp_stats.refused += 1;
             debug!(%remote, "TCP connection refused");
+            continue;
+        }
+        if sh.tcp.contains_key(&remote) {
+            sh.tcp_stats.refused += 1;
+            debug!(%remote, "TCP connection refused: one from that address is open");
             continue;
         }
         let _ = stream.set_nodelay(true);

@@ -87,6 +87,7 @@ async fn stats(State(state): State<AppState>) -> Response {
             "failed_sessions": w.sfu.failed,
             "tcp_connections": w.tcp.connections,
             "tcp_refused": w.tcp.refused,
+            "tcp_evicted": w.tcp.evicted,
             "tcp_rejected": w.tcp.rejected,
             "tcp_dropped_frames": w.tcp.dropped,
         },

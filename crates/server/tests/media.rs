@@ -585,3 +585,35 @@ async fn media_over_tcp_can_be_turned_off() {
     assert!(!answer.to_ascii_lowercase().contains(" tcp "), "{answer}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_tcp_connections_cannot_keep_a_member_from_connecting_over_tcp() {
+    use tokio::net::TcpStream;
+
+    init_log();
+    let config = free4chat::config::Config {
+        media_tcp_max_connections: 4,
+        ..config()
+    };
+    let server = free4chat::Server::start(&config).await.unwrap();
+    let media = server.media_addrs()[0];
+    // Every slot taken by a connection that never says anything.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(TcpStream::connect(media).await.unwrap());
+    }
+    assert!(tcp_connections_become(&server, 4).await);
+
+    let alice = join(&server, "crowded", "Alice").await;
+    let mut over_tcp = ClientConfig::new(server.http_addr(), "crowded", "Bob");
+    over_tcp.tcp = true;
+    let bob = Client::join(over_tcp).await.unwrap();
+    assert!(hears(&bob, &alice, 10).await, "Bob (TCP) hears Alice");
+    assert!(hears(&alice, &bob, 10).await, "Alice hears Bob (TCP)");
+    let stats = server.media_worker_stats().await;
+    assert!(stats.tcp.evicted >= 1, "{stats:?}");
+    assert_eq!(stats.tcp.admitted, 1, "{stats:?}");
+    assert!(stats.tcp.connections <= 4, "{stats:?}");
+    drop(silent);
+    server.shutdown().await;
+}
