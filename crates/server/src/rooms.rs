@@ -30,7 +30,10 @@ const ROOM_QUEUE: usize = 1024;
 const MEDIA_EVENT_QUEUE: usize = 1024;
 
 /// What a room sends to one member's connection.
-pub type MemberTx = mpsc::Sender<ServerMsg>;
+/// A member's outgoing queue. Messages travel behind an `Arc`: a broadcast shares one message
+/// among all its recipients, and the queue's storage holds a pointer per slot rather than a
+/// whole message (the channel allocates its slots 32 at a time, per member).
+pub type MemberTx = mpsc::Sender<Arc<ServerMsg>>;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -401,6 +404,10 @@ impl Room {
     /// Queues a message for one member. A member whose queue is full has stalled and is
     /// dropped; dropping their queue ends their connection.
     fn send_to(&self, id: PeerId, msg: ServerMsg) {
+        self.send_shared(id, Arc::new(msg));
+    }
+
+    fn send_shared(&self, id: PeerId, msg: Arc<ServerMsg>) {
         if let Some(m) = self.members.get(&id)
             && let Err(mpsc::error::TrySendError::Full(_)) = m.out.try_send(msg)
             && let Ok(mut v) = self.stalled.lock()
@@ -410,8 +417,9 @@ impl Room {
     }
 
     fn broadcast(&self, except: Option<PeerId>, msg: &ServerMsg) {
+        let shared = Arc::new(msg.clone());
         for id in self.members.keys().filter(|id| Some(**id) != except) {
-            self.send_to(*id, msg.clone());
+            self.send_shared(*id, shared.clone());
         }
     }
 
@@ -449,7 +457,7 @@ impl Room {
                     chat: self.chat.iter().cloned().collect(),
                     ice_servers,
                 };
-                if out.try_send(joined).is_err() {
+                if out.try_send(Arc::new(joined)).is_err() {
                     let _ = reply.send(JoinReply::Retry);
                     return;
                 }

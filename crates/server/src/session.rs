@@ -65,7 +65,7 @@ impl Drop for OpenConnection {
 }
 
 enum Outgoing {
-    Msg(ServerMsg),
+    Msg(Arc<ServerMsg>),
     Ping,
 }
 
@@ -79,7 +79,7 @@ pub async fn run(
     let _open = OpenConnection::new(connections);
     let (sink, mut stream) = socket.split();
     // The room writes into `room_tx`; this task writes its own replies into `own_tx`.
-    let (room_tx, room_rx) = mpsc::channel::<ServerMsg>(MEMBER_QUEUE);
+    let (room_tx, room_rx) = mpsc::channel::<Arc<ServerMsg>>(MEMBER_QUEUE);
     let (own_tx, own_rx) = mpsc::channel::<Outgoing>(64);
     let mut writer = tokio::spawn(write_loop(sink, room_rx, own_rx));
     let mut writer_done = false;
@@ -154,7 +154,7 @@ pub async fn run(
                 reason: ByeReason::ProtocolViolation,
             },
         ] {
-            let queued = session.own_tx.send(Outgoing::Msg(msg));
+            let queued = session.own_tx.send(Outgoing::Msg(Arc::new(msg)));
             let _ = tokio::time::timeout(Duration::from_secs(2), queued).await;
         }
     }
@@ -185,7 +185,7 @@ pub async fn run(
 
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut room_rx: mpsc::Receiver<ServerMsg>,
+    mut room_rx: mpsc::Receiver<Arc<ServerMsg>>,
     mut own_rx: mpsc::Receiver<Outgoing>,
 ) {
     let mut own_open = true;
@@ -203,7 +203,7 @@ async fn write_loop(
         };
         let (frame, last) = match out {
             Outgoing::Msg(m) => {
-                let last = matches!(m, ServerMsg::Bye { .. });
+                let last = matches!(*m, ServerMsg::Bye { .. });
                 (Message::Text(Utf8Bytes::from(m.to_json())), last)
             }
             Outgoing::Ping => (Message::Ping(Default::default()), false),
@@ -243,7 +243,7 @@ struct Session {
     host: Option<String>,
     own_tx: mpsc::Sender<Outgoing>,
     /// Handed to the room on join.
-    room_tx: Option<mpsc::Sender<ServerMsg>>,
+    room_tx: Option<mpsc::Sender<Arc<ServerMsg>>>,
     membership: Option<Membership>,
     strikes: u32,
     general: TokenBucket,
@@ -252,7 +252,7 @@ struct Session {
 
 impl Session {
     fn reply(&self, msg: ServerMsg) {
-        let _ = self.own_tx.try_send(Outgoing::Msg(msg));
+        let _ = self.own_tx.try_send(Outgoing::Msg(Arc::new(msg)));
     }
 
     /// Refuses a message. Too many refusals in a row end the connection.
