@@ -6,6 +6,7 @@
 //! - [`worker`] is the thin I/O shell: a thread that owns UDP sockets and one `Sfu`, and talks
 //!   to the signalling layer over channels.
 
+mod forward;
 mod peer;
 mod residence;
 mod sdp;

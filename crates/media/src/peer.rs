@@ -8,6 +8,7 @@ use str0m::Rtc;
 use str0m::change::SdpPendingOffer;
 use str0m::media::{Direction, MediaKind, Mid};
 
+use crate::forward;
 use crate::speaking::SpeakingDetector;
 use crate::{PeerId, RoomId, TrackKind};
 
@@ -20,6 +21,7 @@ pub struct Published {
     pub mid: Mid,
     pub kind: TrackKind,
     pub last_keyframe_request: Option<Instant>,
+    pub forwarding: forward::Source,
 }
 
 /// Where a subscription stands in the negotiation with its subscriber.
@@ -44,6 +46,7 @@ pub struct Subscription {
     pub source_mid: Mid,
     pub kind: TrackKind,
     pub state: SubState,
+    pub forwarding: forward::Sink,
 }
 
 impl Subscription {
@@ -111,6 +114,7 @@ impl Peer {
                 source_mid,
                 kind,
                 state: SubState::ToOpen,
+                forwarding: forward::Sink::default(),
             });
         }
     }
