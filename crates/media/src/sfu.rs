@@ -559,7 +559,7 @@ impl Sfu {
         targets.clear();
         targets.extend(self.room_members(room).filter(|d| *d != src));
         for &dst in &targets {
-            let written = self.with_peer(dst, now, |p| {
+            let mut write = |p: &mut Peer| {
                 if !p.connected {
                     // Nothing may queue up before the session can send it.
                     return 0;
@@ -640,6 +640,17 @@ impl Sfu {
                     .nackable(video);
                 stream.write_rtp(write);
                 written + 1
+            };
+            let written = self.with_peer(dst, now, |p| {
+                let n = write(p);
+                // str0m sends what was written on its next timeout: give it now, rather than
+                // learn from a poll that the timeout is due.
+                if n > 0
+                    && let Err(e) = p.rtc.handle_input(Input::Timeout(now))
+                {
+                    debug!(peer = p.id, "timeout refused: {e}");
+                }
+                n
             });
             if let Some(n @ 1..) = written {
                 self.stats.forwarded += n;
