@@ -7,6 +7,7 @@
 //!   to the signalling layer over channels.
 
 mod forward;
+mod idhash;
 mod peer;
 mod residence;
 mod sdp;

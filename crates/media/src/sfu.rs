@@ -25,6 +25,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, RtcConfig};
 use tracing::{debug, info, warn};
 
 use crate::forward::{self, Red, Route};
+use crate::idhash::PeerMap;
 use crate::peer::Peer;
 use crate::sdp::request_opus_dtx;
 use crate::{MediaCmd, MediaErrorCode, MediaEvent, PeerId, RoomId, TrackKind};
@@ -104,7 +105,7 @@ pub struct Sfu {
     /// key generation per join for nothing.
     cert: Option<DtlsCert>,
     /// Boxed: a member's state is large (its `Rtc`), and a map's table keeps its capacity.
-    peers: HashMap<PeerId, Box<Peer>>,
+    peers: PeerMap<Box<Peer>>,
     rooms: HashMap<RoomId, Vec<PeerId>>,
     by_addr: HashMap<SocketAddr, PeerId>,
     by_ufrag: HashMap<String, PeerId>,
@@ -131,7 +132,7 @@ impl Sfu {
         Sfu {
             config,
             cert,
-            peers: HashMap::new(),
+            peers: PeerMap::default(),
             rooms: HashMap::new(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
