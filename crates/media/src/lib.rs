@@ -7,6 +7,8 @@
 //!   connections (ICE-TCP, RFC 6544 with RFC 4571 framing) and one `Sfu`, and talks to the
 //!   signalling layer over channels.
 
+mod forward;
+mod idhash;
 mod peer;
 mod residence;
 mod sdp;

@@ -9,6 +9,7 @@ use str0m::change::SdpPendingOffer;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::Protocol;
 
+use crate::forward;
 use crate::speaking::SpeakingDetector;
 use crate::{PeerId, RoomId, TrackKind};
 
@@ -25,6 +26,7 @@ pub struct Published {
     pub mid: Mid,
     pub kind: TrackKind,
     pub last_keyframe_request: Option<Instant>,
+    pub forwarding: forward::Source,
 }
 
 /// Where a subscription stands in the negotiation with its subscriber.
@@ -49,6 +51,7 @@ pub struct Subscription {
     pub source_mid: Mid,
     pub kind: TrackKind,
     pub state: SubState,
+    pub forwarding: forward::Sink,
 }
 
 impl Subscription {
@@ -116,6 +119,7 @@ impl Peer {
                 source_mid,
                 kind,
                 state: SubState::ToOpen,
+                forwarding: forward::Sink::default(),
             });
         }
     }

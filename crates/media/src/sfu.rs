@@ -13,6 +13,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -20,12 +21,14 @@ use rand::distr::Alphanumeric;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::DtlsCert;
 use str0m::ice::{IceCreds, StunMessage};
-use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive, TcpType, Transmit};
-use str0m::rtp::Extension;
+use str0m::rtp::{Extension, ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, RtcConfig};
 use tracing::{debug, info, warn};
 
+use crate::forward::{self, Red, Route};
+use crate::idhash::PeerMap;
 use crate::peer::{Peer, Remote};
 use crate::sdp::request_opus_dtx;
 use crate::{MediaCmd, MediaErrorCode, MediaEvent, PeerId, RoomId, TrackKind};
@@ -113,7 +116,7 @@ pub struct Sfu {
     /// key generation per join for nothing.
     cert: Option<DtlsCert>,
     /// Boxed: a member's state is large (its `Rtc`), and a map's table keeps its capacity.
-    peers: HashMap<PeerId, Box<Peer>>,
+    peers: PeerMap<Box<Peer>>,
     rooms: HashMap<RoomId, Vec<PeerId>>,
     /// A UDP remote and a TCP remote may share an address: the protocol is part of the key.
     by_addr: HashMap<Remote, PeerId>,
@@ -126,8 +129,10 @@ pub struct Sfu {
     events: VecDeque<(RoomId, MediaEvent)>,
     /// str0m events polled from members and not yet acted on.
     work: VecDeque<(PeerId, Event)>,
-    /// Reused per forwarded packet: the subscribers to write to.
-    scratch: Vec<(PeerId, Mid)>,
+    /// Reused per forwarded packet: the members to write to.
+    scratch: Vec<PeerId>,
+    /// Reused per forwarded packet: frames recovered from RED redundancy.
+    recovered: Vec<forward::Recovered>,
     stats: SfuStats,
     #[cfg(test)]
     panic_on_poll: Option<PeerId>,
@@ -141,7 +146,7 @@ impl Sfu {
         Sfu {
             config,
             cert,
-            peers: HashMap::new(),
+            peers: PeerMap::default(),
             rooms: HashMap::new(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
@@ -152,6 +157,7 @@ impl Sfu {
             events: VecDeque::new(),
             work: VecDeque::new(),
             scratch: Vec::new(),
+            recovered: Vec::new(),
             stats: SfuStats::default(),
             #[cfg(test)]
             panic_on_poll: None,
@@ -464,7 +470,7 @@ impl Sfu {
                         self.publish(id, added.mid, kind, now);
                     }
                 }
-                Event::MediaData(data) => self.forward(id, data, now),
+                Event::RtpPacket(packet) => self.forward(id, packet, now),
                 Event::KeyframeRequest(req) => {
                     let source = self.peers.get(&id).and_then(|p| {
                         p.subs
@@ -496,6 +502,7 @@ impl Sfu {
             mid,
             kind,
             last_keyframe_request: None,
+            forwarding: forward::Source::default(),
         });
         let room = peer.room;
         self.emit(MediaEvent::TrackPublished {
@@ -529,59 +536,198 @@ impl Sfu {
         }
     }
 
-    fn forward(&mut self, src: PeerId, data: MediaData, now: Instant) {
-        let Some(peer) = self.peers.get_mut(&src) else {
+    /// Forwards one RTP packet `src` published to every member subscribed to its track.
+    fn forward(&mut self, src: PeerId, packet: RtpPacket, now: Instant) {
+        let Some(room) = self.peers.get(&src).map(|p| p.room) else {
             return;
         };
-        let room = peer.room;
-        let kind = peer
-            .published
-            .iter()
-            .find(|p| p.mid == data.mid)
-            .map(|p| p.kind);
-        if kind == Some(TrackKind::Audio)
-            && let Some(level) = data.ext_vals.audio_level
-            && let Some(speaking) = peer.speaking.observe(now, level)
-        {
+        let header = &packet.header;
+        let (ssrc, pt, seq) = (header.ssrc, header.payload_type, packet.seq_no);
+        let mut recovered = std::mem::take(&mut self.recovered);
+        recovered.clear();
+        // The publisher's side: which track, which codec; speaking, gaps, RED recovery.
+        let source = self.with_peer(src, now, |p| {
+            let i = match p
+                .published
+                .iter()
+                .position(|t| t.forwarding.ssrc == Some(ssrc))
+            {
+                Some(i) => i,
+                None => {
+                    let mid = p.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid())?;
+                    let i = p.published.iter().position(|t| t.mid == mid)?;
+                    p.published[i].forwarding.ssrc = Some(ssrc);
+                    i
+                }
+            };
+            let track = &mut p.published[i];
+            let fwd = &mut track.forwarding;
+            let (params, red) = match fwd.params {
+                Some((cached, params, red)) if cached == pt => (params, red),
+                _ => {
+                    let params = *p
+                        .rtc
+                        .codec_config()
+                        .iter()
+                        .find(|c| c.pt() == pt || c.red() == Some(pt))?;
+                    let red = params.pt() != pt;
+                    fwd.params = Some((pt, params, red));
+                    (params, red)
+                }
+            };
+            let gap = fwd.highest.is_some_and(|h| *seq > h.saturating_add(1));
+            fwd.highest = Some(fwd.highest.map_or(*seq, |h| h.max(*seq)));
+            // RED: the primary block's place in the payload, and whether it is new.
+            let primary = if red {
+                let parsed = Red::parse(&packet.payload)?;
+                let new =
+                    forward::recover(&mut fwd.red, &parsed, seq, header.timestamp, &mut recovered);
+                let start = packet.payload.len() - parsed.primary.len();
+                Some((start, new))
+            } else {
+                None
+            };
+            let speaking = match (track.kind, header.ext_vals.audio_level) {
+                (TrackKind::Audio, Some(level)) => p.speaking.observe(now, level),
+                _ => None,
+            };
+            let keyframe = track.kind == TrackKind::Video && gap;
+            Some((
+                track.mid, track.kind, params, red, primary, speaking, keyframe,
+            ))
+        });
+        let Some(Some((mid, kind, params, red, primary, speaking, keyframe))) = source else {
+            self.recovered = recovered;
+            return;
+        };
+        if let Some(speaking) = speaking {
             let event = MediaEvent::Speaking {
                 peer: src,
                 speaking,
             };
             self.events.push_back((room, event));
         }
-        if kind == Some(TrackKind::Video) && !data.contiguous {
-            self.request_keyframe(src, data.mid, now);
+        if keyframe {
+            self.request_keyframe(src, mid, now);
         }
+
+        // What every subscriber's copy carries over: the extensions the receivers use.
+        let ext = ExtensionValues {
+            audio_level: header.ext_vals.audio_level,
+            voice_activity: header.ext_vals.voice_activity,
+            video_orientation: header.ext_vals.video_orientation,
+            ..Default::default()
+        };
+        let clock_rate = params.spec().clock_rate.get();
+        let video = kind == TrackKind::Video;
+        // Payloads made at most once per packet, for the subscribers who need them.
+        let mut unwrapped: Option<Arc<[u8]>> = None;
+        let mut rewritten: Option<(u8, Arc<[u8]>)> = None;
 
         let mut targets = std::mem::take(&mut self.scratch);
         targets.clear();
-        if let Some(members) = self.rooms.get(&room) {
-            for dst in members.iter().filter(|d| **d != src) {
-                let open = self.peers.get(dst).and_then(|p| {
-                    p.subs
-                        .iter()
-                        .find(|s| s.source == src && s.source_mid == data.mid)
-                        .and_then(|s| s.open_mid())
-                });
-                if let Some(mid) = open {
-                    targets.push((*dst, mid));
+        targets.extend(self.room_members(room).filter(|d| *d != src));
+        for &dst in &targets {
+            let mut write = |p: &mut Peer| {
+                if !p.connected {
+                    // Nothing may queue up before the session can send it.
+                    return 0;
                 }
-            }
-        }
-        for &(dst, mid) in &targets {
+                let Some(sub) = p
+                    .subs
+                    .iter_mut()
+                    .find(|s| s.source == src && s.source_mid == mid)
+                else {
+                    return 0;
+                };
+                let Some(dst_mid) = sub.open_mid() else {
+                    return 0;
+                };
+                let fwd = &mut sub.forwarding;
+                let route = match fwd.route {
+                    Some((cached, route)) if cached == pt => route,
+                    _ => {
+                        let accepted = p.rtc.media(dst_mid).map_or(&[][..], |m| m.remote_pts());
+                        let matched = p.rtc.codec_config().match_params(params);
+                        let route = Route::find(&params, red, matched, accepted);
+                        fwd.route = Some((pt, route));
+                        route
+                    }
+                };
+                let Some(route) = route else {
+                    return 0;
+                };
+                let mut api = p.rtc.direct_api();
+                let Some(stream) = api.stream_tx_by_mid(dst_mid, None) else {
+                    return 0;
+                };
+                let wallclock = packet.timestamp;
+                let mut written = 0;
+                let (out_pt, payload) = match route {
+                    Route::Plain { pt } => (pt, packet.payload.clone()),
+                    Route::Red { pt, from, to } if from == to => (pt, packet.payload.clone()),
+                    Route::Red { pt, from, to } => {
+                        let payload = match &rewritten {
+                            Some((cached, payload)) if *cached == to => payload.clone(),
+                            _ => {
+                                let payload = forward::rewrite_red_pt(&packet.payload, from, to);
+                                rewritten = Some((to, payload.clone()));
+                                payload
+                            }
+                        };
+                        (pt, payload)
+                    }
+                    Route::Unwrap { pt } => {
+                        for r in &recovered {
+                            let Some((seq, ts)) =
+                                fwd.rewriter.map(ssrc, r.seq, r.ts, clock_rate, now)
+                            else {
+                                continue;
+                            };
+                            let write = RtpWrite::new(pt, seq, ts, wallclock, r.payload.clone());
+                            stream.write_rtp(write);
+                            written += 1;
+                        }
+                        let Some((start, true)) = primary else {
+                            return written;
+                        };
+                        let payload = unwrapped
+                            .get_or_insert_with(|| packet.payload[start..].into())
+                            .clone();
+                        (pt, payload)
+                    }
+                };
+                let Some((seq, ts)) =
+                    fwd.rewriter
+                        .map(ssrc, seq, header.timestamp, clock_rate, now)
+                else {
+                    return written;
+                };
+                let write = RtpWrite::new(out_pt, seq, ts, wallclock, payload)
+                    .marker(header.marker)
+                    .ext_vals(ext.clone())
+                    .nackable(video);
+                stream.write_rtp(write);
+                written + 1
+            };
             let written = self.with_peer(dst, now, |p| {
-                let writer = p.rtc.writer(mid)?;
-                let pt = writer.match_params(data.params)?;
-                writer
-                    .write(pt, data.network_time, data.time, data.data.clone())
-                    .ok()
+                let n = write(p);
+                // str0m sends what was written on its next timeout: give it now, rather than
+                // learn from a poll that the timeout is due.
+                if n > 0
+                    && let Err(e) = p.rtc.handle_input(Input::Timeout(now))
+                {
+                    debug!(peer = p.id, "timeout refused: {e}");
+                }
+                n
             });
-            if let Some(Some(())) = written {
-                self.stats.forwarded += 1;
+            if let Some(n @ 1..) = written {
+                self.stats.forwarded += n;
+                self.poll_peer(dst, now);
             }
-            self.poll_peer(dst, now);
         }
         self.scratch = targets;
+        self.recovered = recovered;
     }
 
     fn request_keyframe(&mut self, src: PeerId, mid: Mid, now: Instant) {
@@ -596,8 +742,8 @@ impl Sfu {
                 return;
             }
             track.last_keyframe_request = Some(now);
-            if let Some(mut w) = p.rtc.writer(mid) {
-                let _ = w.request_keyframe(None, KeyframeRequestKind::Pli);
+            if let Some(stream) = p.rtc.direct_api().stream_rx_by_mid(mid, None) {
+                stream.request_keyframe(KeyframeRequestKind::Pli);
             }
         });
         self.poll_peer(src, now);
@@ -643,6 +789,7 @@ impl Sfu {
             pass: random_token(32),
         };
         let mut config = RtcConfig::new()
+            .set_rtp_mode(true)
             .set_ice_lite(true)
             .set_local_ice_credentials(creds)
             .enable_opus(true, true)

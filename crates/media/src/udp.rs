@@ -12,6 +12,7 @@ use nix::errno::Errno;
 use nix::sys::socket::{
     MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt, sockopt,
 };
+use str0m::net::Transmit;
 
 /// The most datagrams one system call carries.
 pub const BATCH: usize = 64;
@@ -25,6 +26,30 @@ pub fn enlarge_buffers(socket: &impl AsFd) {
     let fd = socket.as_fd();
     let _ = setsockopt(&fd, sockopt::SndBuf, &SOCKET_BUFFER);
     let _ = setsockopt(&fd, sockopt::RcvBuf, &SOCKET_BUFFER);
+}
+
+/// Something to send: a destination and bytes.
+pub trait Datagram {
+    fn destination(&self) -> SocketAddr;
+    fn bytes(&self) -> &[u8];
+}
+
+impl Datagram for (SocketAddr, &[u8]) {
+    fn destination(&self) -> SocketAddr {
+        self.0
+    }
+    fn bytes(&self) -> &[u8] {
+        self.1
+    }
+}
+
+impl Datagram for Transmit {
+    fn destination(&self) -> SocketAddr {
+        self.destination
+    }
+    fn bytes(&self) -> &[u8] {
+        &self.contents
+    }
 }
 
 /// Reusable state for sending batches.
@@ -45,14 +70,21 @@ impl Default for Sender {
 impl Sender {
     /// Sends each `(destination, bytes)` once, `BATCH` per system call. Returns how many were
     /// handed to the kernel; the rest were dropped (a full socket buffer, as a network would).
-    pub fn send(&mut self, fd: RawFd, datagrams: &[(SocketAddr, &[u8])]) -> usize {
+    pub fn send(&mut self, fd: RawFd, datagrams: &[impl Datagram]) -> usize {
         let mut sent = 0;
         for chunk in datagrams.chunks(BATCH) {
             self.addrs.clear();
-            self.addrs
-                .extend(chunk.iter().map(|(a, _)| Some(SockaddrStorage::from(*a))));
-            let slices: Vec<[IoSlice<'_>; 1]> =
-                chunk.iter().map(|(_, b)| [IoSlice::new(b)]).collect();
+            self.addrs.extend(
+                chunk
+                    .iter()
+                    .map(|d| Some(SockaddrStorage::from(d.destination()))),
+            );
+            // On the stack: no allocation per batch.
+            let mut slices = [[IoSlice::new(&[])]; BATCH];
+            for (slot, d) in slices.iter_mut().zip(chunk) {
+                *slot = [IoSlice::new(d.bytes())];
+            }
+            let slices = &slices[..chunk.len()];
             let mut offset = 0;
             // A partial send leaves the rest for one more try; then they are dropped.
             for _ in 0..2 {
@@ -82,7 +114,7 @@ impl Sender {
 /// Reusable buffers for receiving batches.
 pub struct Receiver {
     headers: MultiHeaders<SockaddrStorage>,
-    bufs: Vec<[u8; MAX_DATAGRAM]>,
+    bufs: Box<[[u8; MAX_DATAGRAM]; BATCH]>,
     /// (length, source) of each datagram of the last batch.
     meta: Vec<(usize, SocketAddr)>,
 }
@@ -91,7 +123,7 @@ impl Default for Receiver {
     fn default() -> Receiver {
         Receiver {
             headers: MultiHeaders::preallocate(BATCH, None),
-            bufs: vec![[0u8; MAX_DATAGRAM]; BATCH],
+            bufs: Box::new([[0u8; MAX_DATAGRAM]; BATCH]),
             meta: Vec::with_capacity(BATCH),
         }
     }
@@ -101,11 +133,8 @@ impl Receiver {
     /// Reads what is waiting, up to `BATCH` datagrams, without blocking.
     pub fn recv(&mut self, fd: RawFd) -> std::io::Result<usize> {
         self.meta.clear();
-        let mut slices: Vec<[IoSliceMut<'_>; 1]> = self
-            .bufs
-            .iter_mut()
-            .map(|b| [IoSliceMut::new(&mut b[..])])
-            .collect();
+        // On the stack: no allocation per batch.
+        let mut slices = self.bufs.each_mut().map(|b| [IoSliceMut::new(b)]);
         let results = recvmmsg(
             fd,
             &mut self.headers,
@@ -131,7 +160,7 @@ impl Receiver {
     pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
         self.meta
             .iter()
-            .zip(&self.bufs)
+            .zip(self.bufs.iter())
             .map(|((len, source), buf)| (*source, &buf[..*len]))
     }
 }

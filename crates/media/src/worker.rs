@@ -343,14 +343,10 @@ impl Shell {
             if batch.is_empty() {
                 continue;
             }
-            let datagrams: Vec<(SocketAddr, &[u8])> = batch
-                .iter()
-                .map(|t| (t.destination, &t.contents[..]))
-                .collect();
             // UDP: what a full socket buffer refuses is dropped, as the network would.
-            let sent = self.sender.send(socket.as_raw_fd(), &datagrams);
-            if sent < datagrams.len() {
-                debug!(dropped = datagrams.len() - sent, "send buffer full");
+            let sent = self.sender.send(socket.as_raw_fd(), batch);
+            if sent < batch.len() {
+                debug!(dropped = batch.len() - sent, "send buffer full");
             }
             batch.clear();
         }

@@ -308,6 +308,10 @@ async fn a_connection_that_vanishes_mid_negotiation_is_cleaned_up() {
 async fn opus_red_fec_and_dtx_are_negotiated_and_red_recovers_uplink_loss() {
     let server = server().await;
     let listener = join(&server, "lossy", "Listener").await;
+    // A listener who negotiates RED gets it passed on, and recovers from it itself.
+    let mut red_config = ClientConfig::new(server.http_addr(), "lossy", "RedListener");
+    red_config.red = true;
+    let red_listener = Client::join(red_config).await.unwrap();
     // Two speakers lose every 10th packet on their way to the server: one sends RED.
     let mut with_red = ClientConfig::new(server.http_addr(), "lossy", "Red");
     with_red.red = true;
@@ -338,8 +342,9 @@ async fn opus_red_fec_and_dtx_are_negotiated_and_red_recovers_uplink_loss() {
     );
 
     assert!(hears(&listener, &red, 100).await && hears(&listener, &plain, 100).await);
+    assert!(hears(&red_listener, &red, 100).await);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let missing = |c: &Client| {
+    let missing_at = |listener: &Client, c: &Client| {
         listener.with_state(|s| {
             let r = &s.received[&c.id];
             // Ignore the most recent packets, which may still be in flight.
@@ -347,11 +352,17 @@ async fn opus_red_fec_and_dtx_are_negotiated_and_red_recovers_uplink_loss() {
             (r.missing_below(end), end)
         })
     };
+    let missing = |c: &Client| missing_at(&listener, c);
     let (red_missing, red_total) = missing(&red);
     let (plain_missing, plain_total) = missing(&plain);
     let red_loss = red_missing as f64 / red_total as f64;
     let plain_loss = plain_missing as f64 / plain_total as f64;
-    println!("uplink loss 10%: with RED {red_loss:.3} lost, without {plain_loss:.3} lost");
+    let (passed_missing, passed_total) = missing_at(&red_listener, &red);
+    let passed_loss = passed_missing as f64 / passed_total as f64;
+    println!(
+        "uplink loss 10%: with RED {red_loss:.3} lost (unwrapped by the server), \
+         {passed_loss:.3} (passed on), without {plain_loss:.3} lost"
+    );
     assert!(
         plain_loss > 0.05,
         "the loss is real: {plain_missing}/{plain_total}"
@@ -359,6 +370,10 @@ async fn opus_red_fec_and_dtx_are_negotiated_and_red_recovers_uplink_loss() {
     assert!(
         red_loss < plain_loss / 2.0,
         "RED recovers: {red_missing}/{red_total}"
+    );
+    assert!(
+        passed_loss < plain_loss / 2.0,
+        "RED passed on recovers: {passed_missing}/{passed_total}"
     );
     server.shutdown().await;
 }

@@ -27,6 +27,14 @@ struct TestClient {
     pending: Option<SdpPendingOffer>,
     /// Media packets received, by the first payload byte (the sender's id).
     received: HashMap<u8, u64>,
+    /// RTP sequence number and media time of each audio packet received, by sender.
+    audio: HashMap<u8, Vec<(u64, u64)>>,
+    /// A video track the client publishes, if any.
+    video: Option<Mid>,
+    keyframe_requests: u64,
+    /// Video frames received, and the mids of video tracks the server added.
+    video_frames: u64,
+    video_mids: Vec<Mid>,
     last_sent: Instant,
     started: Instant,
 }
@@ -69,14 +77,23 @@ impl Harness {
     }
 
     fn join_with_tracks(&mut self, room: RoomId, id: PeerId, tracks: usize) {
+        self.join_with(room, id, tracks, false);
+    }
+
+    /// A member who publishes a video track besides their microphone.
+    fn join_with_video(&mut self, room: RoomId, id: PeerId) {
+        self.join_with(room, id, 1, true);
+    }
+
+    fn join_with(&mut self, room: RoomId, id: PeerId, tracks: usize, with_video: bool) {
         let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + id).parse().unwrap();
-        self.join_as(room, id, tracks, Protocol::Udp, addr);
+        self.join_as(room, id, tracks, with_video, Protocol::Udp, addr);
     }
 
     /// Joins a client that only has a TCP candidate (active, as a browser behind a UDP-blocking
     /// firewall), at `addr`.
     fn join_tcp(&mut self, room: RoomId, id: PeerId, addr: SocketAddr) {
-        self.join_as(room, id, 1, Protocol::Tcp, addr);
+        self.join_as(room, id, 1, false, Protocol::Tcp, addr);
     }
 
     fn join_as(
@@ -84,6 +101,7 @@ impl Harness {
         room: RoomId,
         id: PeerId,
         tracks: usize,
+        with_video: bool,
         proto: Protocol,
         addr: SocketAddr,
     ) {
@@ -103,6 +121,8 @@ impl Harness {
         for _ in 1..tracks {
             api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         }
+        let video = with_video
+            .then(|| api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None));
         let (offer, pending) = api.apply().unwrap();
         self.clients.push(TestClient {
             id,
@@ -112,6 +132,11 @@ impl Harness {
             mid,
             pending: Some(pending),
             received: HashMap::new(),
+            audio: HashMap::new(),
+            video,
+            keyframe_requests: 0,
+            video_frames: 0,
+            video_mids: Vec::new(),
             last_sent: self.now,
             started: self.now,
         });
@@ -151,6 +176,16 @@ impl Harness {
                     let samples = now.duration_since(c.started).as_millis() as u64 * 48;
                     let t = MediaTime::new(samples, Frequency::FORTY_EIGHT_KHZ);
                     w.write(pt, now, t, vec![c.id as u8; 60]).unwrap();
+                    if let Some(mid) = c.video {
+                        let w = c.rtc.writer(mid).unwrap();
+                        let pt = w
+                            .payload_params()
+                            .find(|p| p.spec().codec == Codec::Vp8)
+                            .unwrap()
+                            .pt();
+                        let t = MediaTime::new(samples / 48 * 90, Frequency::NINETY_KHZ);
+                        w.write(pt, now, t, vec![0x10, 0, 0, c.id as u8]).unwrap();
+                    }
                 }
             }
             self.sfu.handle_timeout(now);
@@ -201,9 +236,21 @@ impl Harness {
                                 &t.contents,
                             );
                         }
+                        Output::Event(Event::MediaData(d)) if d.params.spec().codec.is_video() => {
+                            c.video_frames += 1;
+                        }
+                        Output::Event(Event::MediaAdded(m)) if m.kind == MediaKind::Video => {
+                            c.video_mids.push(m.mid);
+                        }
                         Output::Event(Event::MediaData(d)) => {
                             *c.received.entry(d.data[0]).or_default() += 1;
+                            if d.params.spec().codec == Codec::Opus {
+                                let seq = **d.seq_range.start();
+                                let entry = c.audio.entry(d.data[0]).or_default();
+                                entry.push((seq, d.time.numer()));
+                            }
                         }
+                        Output::Event(Event::KeyframeRequest(_)) => c.keyframe_requests += 1,
                         Output::Event(_) => {}
                     }
                 }
@@ -653,4 +700,57 @@ fn a_tcp_connection_opens_only_with_a_stun_binding_request_a_member_accepts() {
     // Nothing was sent back over TCP.
     let transmits: Vec<_> = std::iter::from_fn(|| h.sfu.poll_transmit()).collect();
     assert!(transmits.iter().all(|t| t.proto == Protocol::Udp));
+}
+
+#[test]
+fn forwarded_audio_keeps_its_numbering_across_renegotiations() {
+    let mut h = Harness::new();
+    h.join(1, 1);
+    h.join(1, 2);
+    h.run(Duration::from_secs(1));
+    // A third member comes and goes: two renegotiations for the first two.
+    h.join(1, 3);
+    h.run(Duration::from_secs(1));
+    h.sfu.handle_cmd(MediaCmd::RemovePeer { peer: 3 }, h.now);
+    h.clients.retain(|c| c.id != 3);
+    h.run(Duration::from_secs(1));
+
+    for (to, from) in [(2, 1), (1, 2)] {
+        let got = h.client(to).audio.get(&(from as u8)).cloned().unwrap();
+        assert!(got.len() > 120, "{to} from {from}: {}", got.len());
+        // Every sequence number once, in order, and the media time 20 ms further each time.
+        for pair in got.windows(2) {
+            let ((s0, t0), (s1, t1)) = (pair[0], pair[1]);
+            assert_eq!((s1 - s0, t1 - t0), (1, 960), "{to} from {from}: {pair:?}");
+        }
+        assert!(got[0].0 < 1 << 16, "a new stream starts below 2^16");
+    }
+}
+
+#[test]
+fn video_is_forwarded_and_keyframe_requests_reach_the_publisher() {
+    let mut h = Harness::new();
+    h.join_with_video(1, 1);
+    h.join(1, 2);
+    h.run(Duration::from_secs(1));
+    assert!(h.heard(2, 1) > 40, "audio flows: {}", h.heard(2, 1));
+    assert!(
+        h.client(2).video_frames > 20,
+        "{}",
+        h.client(2).video_frames
+    );
+    // The new subscription asked the publisher for a keyframe.
+    let asked = h.client(1).keyframe_requests;
+    assert!(asked >= 1, "{asked}");
+
+    // The subscriber asks for one (after the throttle): it reaches the publisher.
+    let c = h.client(2);
+    let mid = c.video_mids[0];
+    c.rtc
+        .writer(mid)
+        .unwrap()
+        .request_keyframe(None, KeyframeRequestKind::Pli)
+        .unwrap();
+    h.run(Duration::from_millis(200));
+    assert_eq!(h.client(1).keyframe_requests, asked + 1);
 }
