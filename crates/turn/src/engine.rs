@@ -389,6 +389,19 @@ impl Engine {
         }
     }
 
+    /// Answers `req` with a success response that carries no attribute.
+    fn succeed(&mut self, tuple: FiveTuple, req: Req, key: Option<&IntegrityKey>) {
+        let msg = build(
+            MessageClass::Success,
+            req.method,
+            req.tx,
+            key,
+            req.fingerprint,
+            |_| Ok(()),
+        );
+        self.send(tuple, msg);
+    }
+
     fn error(&mut self, tuple: FiveTuple, req: Req, code: u16, key: Option<&IntegrityKey>) {
         let msg = build(
             MessageClass::Error,
@@ -786,15 +799,7 @@ impl Engine {
                 a.permissions.insert(peer.ip(), now + PERMISSION_LIFETIME);
             }
         }
-        let reply = build(
-            MessageClass::Success,
-            CREATE_PERMISSION,
-            req.tx,
-            key,
-            req.fingerprint,
-            |_| Ok(()),
-        );
-        self.send(tuple, reply);
+        self.succeed(tuple, req, key);
     }
 
     fn channel_bind(
@@ -846,15 +851,7 @@ impl Engine {
             }),
         }
         a.permissions.insert(peer.ip(), now + PERMISSION_LIFETIME);
-        let reply = build(
-            MessageClass::Success,
-            CHANNEL_BIND,
-            req.tx,
-            key,
-            req.fingerprint,
-            |_| Ok(()),
-        );
-        self.send(tuple, reply);
+        self.succeed(tuple, req, key);
     }
 
     /// Relays a payload from a client to a peer, if the peer is one of ours and permitted.

@@ -1,13 +1,16 @@
 //! STUN/TURN requests and response checks shared by the unit tests and the integration
 //! tests (which include this file with `#[path]`).
 
+use std::net::SocketAddr;
 use stun_types::attribute::{ErrorCode, Nonce, Realm, Username};
 use stun_types::message::{
     IntegrityAlgorithm, LongTermKeyCredentials, Message, MessageClass, MessageType,
     MessageWriteVec, Method, TransactionId,
 };
 use stun_types::prelude::*;
-use turn_types::attribute::RequestedTransport;
+
+use turn_types::attribute::{Data, RequestedTransport, XorPeerAddress};
+use turn_types::message::SEND;
 
 /// The realm every test server uses.
 pub const REALM: &str = "free4chat";
@@ -65,4 +68,17 @@ pub fn error_of(data: &[u8]) -> (u16, Option<String>) {
 /// 0 for a success response, else its error code.
 pub fn code_of(data: &[u8]) -> u16 {
     error_of(data).0
+}
+
+/// A Send indication of `payload` to `peer`.
+pub fn send_indication(peer: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let tx = TransactionId::generate();
+    let mut w = Message::builder(
+        MessageType::from_class_method(MessageClass::Indication, SEND),
+        tx,
+        MessageWriteVec::new(),
+    );
+    w.add_attribute(&XorPeerAddress::new(peer, tx)).unwrap();
+    w.add_attribute(&Data::new(payload)).unwrap();
+    w.finish()
 }

@@ -13,12 +13,10 @@ use std::time::{Duration, Instant, SystemTime};
 use free4chat_turn::rustls::{self, pki_types};
 use free4chat_turn::{Turn, TurnConfig, TurnHandle, credentials};
 use stun_types::attribute::{Nonce, Realm, XorMappedAddress};
-use stun_types::message::{
-    LongTermKeyCredentials, Message, MessageClass, MessageType, MessageWriteVec, TransactionId,
-};
+use stun_types::message::{LongTermKeyCredentials, Message, MessageClass};
 use stun_types::prelude::*;
 use turn_types::attribute::{ChannelNumber, Data, Lifetime, XorPeerAddress, XorRelayedAddress};
-use turn_types::message::{ALLOCATE, CHANNEL_BIND, CREATE_PERMISSION, DATA, REFRESH, SEND};
+use turn_types::message::{ALLOCATE, CHANNEL_BIND, CREATE_PERMISSION, DATA, REFRESH};
 
 #[path = "../src/test_messages.rs"]
 mod test_messages;
@@ -312,15 +310,7 @@ impl Client {
     }
 
     fn send_indication(&mut self, peer: SocketAddr, payload: &[u8]) {
-        let tx = TransactionId::generate();
-        let mut w = Message::builder(
-            MessageType::from_class_method(MessageClass::Indication, SEND),
-            tx,
-            MessageWriteVec::new(),
-        );
-        w.add_attribute(&XorPeerAddress::new(peer, tx)).unwrap();
-        w.add_attribute(&Data::new(payload)).unwrap();
-        self.send(&w.finish());
+        self.send(&send_indication(peer, payload));
     }
 
     fn channel_data(&mut self, number: u16, payload: &[u8]) {

@@ -4,12 +4,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use stun_types::message::{Message, MessageClass, MessageType, MessageWriteVec, TransactionId};
+use stun_types::message::{Message, MessageClass, MessageWriteVec, TransactionId};
 use stun_types::prelude::*;
 use turn_types::attribute::{
-    ChannelNumber, Data, EvenPort, Lifetime, RequestedTransport, XorPeerAddress,
+    ChannelNumber, EvenPort, Lifetime, RequestedTransport, XorPeerAddress,
 };
-use turn_types::message::{ALLOCATE, CHANNEL_BIND, CREATE_PERMISSION, REFRESH, SEND};
+use turn_types::message::{ALLOCATE, CHANNEL_BIND, CREATE_PERMISSION, REFRESH};
 
 use super::*;
 use crate::auth::credentials;
@@ -136,18 +136,6 @@ impl Bench {
         self.e.handle_client(tuple, &req, now);
         code_of(&self.reply())
     }
-}
-
-fn send_indication(peer: SocketAddr, payload: &[u8]) -> Vec<u8> {
-    let tx = TransactionId::generate();
-    let mut w = Message::builder(
-        MessageType::from_class_method(MessageClass::Indication, SEND),
-        tx,
-        MessageWriteVec::new(),
-    );
-    w.add_attribute(&XorPeerAddress::new(peer, tx)).unwrap();
-    w.add_attribute(&Data::new(payload)).unwrap();
-    w.finish()
 }
 
 #[test]
