@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use free4chat_signal::{IceServer, PeerId};
+use free4chat_turn::LocalAddrs;
 
 use crate::config::Config;
 
@@ -25,39 +26,22 @@ struct Integrated {
     secret: Vec<u8>,
     /// The host in the URLs; when unset, the host the browser reached us by.
     host: Option<String>,
-    udp: Option<u16>,
-    tcp: Option<u16>,
-    tls: Option<u16>,
+    /// Where it listens: one URL per listener.
+    listeners: LocalAddrs,
 }
 
 impl IceServers {
-    /// None at all.
-    pub fn none() -> IceServers {
-        IceServers {
-            integrated: None,
-            external: Vec::new(),
-            external_secret: None,
-            ttl: Duration::from_secs(86_400),
-        }
-    }
-
-    /// From the configuration; `turn_secret` is the integrated server's secret in force and
-    /// `ports` the (UDP, TCP, TLS) ports it actually listens on.
-    pub fn new(
-        config: &Config,
-        turn_secret: Option<&[u8]>,
-        ports: (Option<u16>, Option<u16>, Option<u16>),
-    ) -> IceServers {
-        let integrated = turn_secret.map(|secret| Integrated {
+    /// From the configuration; `turn` is the running integrated server's secret and the
+    /// addresses it listens on, if there is one.
+    pub fn new(config: &Config, turn: Option<(&[u8], LocalAddrs)>) -> IceServers {
+        let integrated = turn.map(|(secret, listeners)| Integrated {
             secret: secret.to_vec(),
             host: config
                 .turn
                 .host
                 .clone()
                 .or_else(|| config.public_ip.first().map(|ip| host_literal(*ip))),
-            udp: ports.0,
-            tcp: ports.1,
-            tls: ports.2,
+            listeners,
         });
         IceServers {
             integrated,
@@ -84,15 +68,16 @@ impl IceServers {
         if let Some(t) = &self.integrated
             && let Some(host) = t.host.as_deref().or(request_host)
         {
+            let l = &t.listeners;
             let mut urls = Vec::new();
-            if let Some(p) = t.udp {
-                urls.push(format!("turn:{host}:{p}?transport=udp"));
+            if let Some(a) = l.udp {
+                urls.push(format!("turn:{host}:{}?transport=udp", a.port()));
             }
-            if let Some(p) = t.tcp {
-                urls.push(format!("turn:{host}:{p}?transport=tcp"));
+            if let Some(a) = l.tcp {
+                urls.push(format!("turn:{host}:{}?transport=tcp", a.port()));
             }
-            if let Some(p) = t.tls {
-                urls.push(format!("turns:{host}:{p}?transport=tcp"));
+            if let Some(a) = l.tls {
+                urls.push(format!("turns:{host}:{}?transport=tcp", a.port()));
             }
             let (username, credential) =
                 free4chat_turn::credentials(&t.secret, &name, self.ttl, now);
@@ -103,14 +88,15 @@ impl IceServers {
             });
         }
         if !self.external.is_empty() {
-            let creds = self
+            let (username, credential) = self
                 .external_secret
                 .as_ref()
-                .map(|secret| free4chat_turn::credentials(secret, &name, self.ttl, now));
+                .map(|secret| free4chat_turn::credentials(secret, &name, self.ttl, now))
+                .unzip();
             out.push(IceServer {
                 urls: self.external.clone(),
-                username: creds.as_ref().map(|c| c.0.clone()),
-                credential: creds.map(|c| c.1),
+                username,
+                credential,
             });
         }
         out
@@ -211,11 +197,12 @@ mod tests {
             "ext",
         ]))
         .unwrap();
-        let ice = IceServers::new(
-            &config,
-            Some(b"s3cret"),
-            (Some(3478), Some(3479), Some(5349)),
-        );
+        let listeners = LocalAddrs {
+            udp: Some("0.0.0.0:3478".parse().unwrap()),
+            tcp: Some("0.0.0.0:3479".parse().unwrap()),
+            tls: Some("0.0.0.0:5349".parse().unwrap()),
+        };
+        let ice = IceServers::new(&config, Some((b"s3cret", listeners)));
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let list = ice.for_peer(7, Some("chat.example"), now);
         assert_eq!(list.len(), 2);
@@ -241,6 +228,10 @@ mod tests {
         );
         // With no host known, the integrated server cannot be named; the external one still is.
         assert_eq!(ice.for_peer(7, None, now).len(), 1);
-        assert!(IceServers::none().for_peer(7, Some("x"), now).is_empty());
+        let none = IceServers::new(
+            &Config::resolve(Cli::parse_from(["free4chat"])).unwrap(),
+            None,
+        );
+        assert!(none.for_peer(7, Some("x"), now).is_empty());
     }
 }

@@ -82,16 +82,11 @@ impl Server {
         let (turn, ice) = match start_turn(config, tls.as_ref(), &media_pairs)? {
             Some((handle, secret)) => {
                 let a = handle.local_addrs();
-                let ports = (
-                    a.udp.map(|s| s.port()),
-                    a.tcp.map(|s| s.port()),
-                    a.tls.map(|s| s.port()),
-                );
                 info!(udp = ?a.udp, tcp = ?a.tcp, tls = ?a.tls, "TURN server listening");
-                let ice = IceServers::new(config, Some(&secret), ports);
+                let ice = IceServers::new(config, Some((&secret, a)));
                 (Some(Arc::new(handle)), ice)
             }
-            None => (None, IceServers::new(config, None, (None, None, None))),
+            None => (None, IceServers::new(config, None)),
         };
         let registry = Registry::new(workers.clone(), limits, ice);
         let (shutdown, shutdown_rx) = watch::channel(false);
