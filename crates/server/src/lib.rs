@@ -3,7 +3,7 @@
 pub mod config;
 mod http;
 pub mod ice;
-mod memory;
+pub mod memory;
 mod rate;
 mod rooms;
 mod server;

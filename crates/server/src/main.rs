@@ -6,6 +6,7 @@ use free4chat::config::{Cli, Config};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    free4chat::memory::tune_allocator();
     let config = match Config::resolve(Cli::parse()) {
         Ok(c) => c,
         Err(e) => {

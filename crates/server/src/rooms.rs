@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use free4chat_media::worker::{WorkerHandle, WorkerMsg, WorkerStats};
 use free4chat_media::{MediaCmd, MediaErrorCode, MediaEvent, RoomId, TrackKind};
@@ -28,6 +28,8 @@ pub const MEMBER_QUEUE: usize = 512;
 const ROOM_QUEUE: usize = 1024;
 /// How many media events may wait for one room.
 const MEDIA_EVENT_QUEUE: usize = 1024;
+/// How long after the last room closes the allocator is asked a second time to return memory.
+const SETTLE_BEFORE_TRIM: Duration = Duration::from_secs(1);
 
 /// What a room sends to one member's connection.
 /// A member's outgoing queue. Messages travel behind an `Arc`: a broadcast shares one message
@@ -395,9 +397,18 @@ impl Room {
         self.registry.worker_rooms[self.worker_index].fetch_sub(1, Ordering::Relaxed);
         let rooms_left = self.registry.room_count.fetch_sub(1, Ordering::Relaxed) - 1;
         info!(room = self.name, id = self.id, "room closed");
+        let registry = self.registry.clone();
         drop(self);
         if rooms_left == 0 {
             crate::memory::release_free_memory();
+            // The worker frees the room's media state, and the members' connections end, a
+            // little after this: return what they held too, unless rooms have opened since.
+            tokio::spawn(async move {
+                tokio::time::sleep(SETTLE_BEFORE_TRIM).await;
+                if registry.room_count.load(Ordering::Relaxed) == 0 {
+                    crate::memory::release_free_memory();
+                }
+            });
         }
     }
 

@@ -146,3 +146,64 @@ async fn serves_health_and_the_client_then_exits_zero_on_sigterm() {
     .unwrap();
     assert_eq!(status.and_then(|s| s.code()), Some(0));
 }
+
+/// Starts the binary with `GLIBC_TUNABLES` as given, waits until it listens and returns the
+/// environment its process runs with.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn environment_of_server(tunables: Option<&str>) -> Vec<String> {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--listen", "127.0.0.1:0", "--media-port", "0"])
+        .args(["--public-ip", "127.0.0.1", "--log", "warn"])
+        .env_remove("GLIBC_TUNABLES")
+        .env_remove("FREE4CHAT_ALLOCATOR_TUNED")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(t) = tunables {
+        cmd.env("GLIBC_TUNABLES", t);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    environ
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn the_server_runs_without_the_allocators_thread_caches_unless_told_otherwise() {
+    // glibc rewrites the variable as it reads it and may keep only its first setting in the
+    // process's environment (all are applied), so what it then holds is checked by its start;
+    // how our settings join the operator's is the unit test's.
+    let tunables = |env: &[String]| {
+        env.iter()
+            .find_map(|v| v.strip_prefix("GLIBC_TUNABLES=").map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let started_again = |env: &[String]| env.iter().any(|v| v == "FREE4CHAT_ALLOCATOR_TUNED=1");
+    // Same process id, started again with the settings in force.
+    let env = environment_of_server(None);
+    assert!(started_again(&env));
+    assert!(
+        tunables(&env).starts_with("glibc.malloc.tcache_count=0"),
+        "{env:?}"
+    );
+    // The operator's other settings are kept...
+    let env = environment_of_server(Some("glibc.malloc.arena_max=2"));
+    assert!(started_again(&env));
+    assert!(
+        tunables(&env).starts_with("glibc.malloc.arena_max=2"),
+        "{env:?}"
+    );
+    // ...and their own choice of thread cache wins: not started again.
+    let env = environment_of_server(Some("glibc.malloc.tcache_count=7"));
+    assert!(!started_again(&env));
+    assert_eq!(tunables(&env), "glibc.malloc.tcache_count=7");
+}
