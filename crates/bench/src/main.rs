@@ -387,7 +387,7 @@ async fn server_residence(target: &Target) -> Option<Residence> {
         .await
         .ok()?;
     let mut r = Residence::default();
-    let buckets = v["residence"]["buckets_log2_us"].as_array()?;
+    let buckets = v["residence"]["buckets"].as_array()?;
     for (slot, b) in r.counts.iter_mut().zip(buckets) {
         *slot = b.as_u64()?;
     }

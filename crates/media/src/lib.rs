@@ -10,7 +10,7 @@
 mod forward;
 mod idhash;
 mod peer;
-mod residence;
+pub mod residence;
 mod sdp;
 mod sfu;
 mod speaking;

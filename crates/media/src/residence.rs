@@ -1,12 +1,40 @@
-//! How long received datagrams stay in the server: from the moment their batch is read from
-//! the socket until everything each one caused has been handed to the kernel. This is the latency the
-//! server adds (queueing in the kernel aside), measured where it happens.
+//! How long received datagrams stay in the server: from the moment the kernel put each in the
+//! socket (or, where it does not stamp arrivals, from the moment its batch was read) until
+//! everything it caused has been handed to the kernel. This is the latency the server adds,
+//! measured where it happens.
 
 use std::time::Duration;
 
-/// Buckets of powers of two microseconds: bucket `i` holds times below `2^i` µs (the last one
-/// everything longer).
-pub const BUCKETS: usize = 24;
+/// Sub-buckets per power of two: bucket bounds step by a quarter of the power below them
+/// (…, 512, 640, 768, 896, 1024, 1280, … µs), so a percentile is known to within 25 %.
+const SUB: usize = 4;
+/// Buckets: below 4 µs one per microsecond, then four per power of two up to 2^24 µs (17 s);
+/// the last holds everything longer.
+pub const BUCKETS: usize = SUB + SUB * 22;
+
+/// The bucket a time of `us` microseconds falls in.
+fn bucket(us: u64) -> usize {
+    if us < SUB as u64 {
+        return us as usize;
+    }
+    let e = 63 - us.leading_zeros() as usize; // 2^e <= us < 2^(e+1), e >= 2
+    let sub = ((us >> (e - 2)) & 3) as usize;
+    (SUB + SUB * (e - 2) + sub).min(BUCKETS - 1)
+}
+
+/// Every time in bucket `i` is below this many microseconds (the last bucket's bound is where
+/// it starts).
+pub fn bucket_below_us(i: usize) -> u64 {
+    if i < SUB {
+        return i as u64 + 1;
+    }
+    let e = (i - SUB) / SUB + 2;
+    let sub = ((i - SUB) % SUB) as u64;
+    if i == BUCKETS - 1 {
+        return (1u64 << e) + (sub << (e - 2));
+    }
+    (1u64 << e) + ((sub + 1) << (e - 2))
+}
 
 /// A histogram of residence times. Cumulative: compare two snapshots to get a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +55,7 @@ impl Default for Residence {
 impl Residence {
     pub fn record(&mut self, d: Duration) {
         let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
-        let bucket = (64 - us.leading_zeros() as usize).min(BUCKETS - 1);
-        self.counts[bucket] += 1;
+        self.counts[bucket(us)] += 1;
         self.max_us = self.max_us.max(us);
     }
 
@@ -55,7 +82,7 @@ impl Residence {
         for (i, c) in self.counts.iter().enumerate() {
             seen += c;
             if seen >= rank {
-                return 1u64 << i;
+                return bucket_below_us(i);
             }
         }
         self.max_us
@@ -74,9 +101,9 @@ mod tests {
         }
         assert_eq!(r.count(), 8);
         assert_eq!(r.max_us, 900);
-        // 50 %: the 4th of 8 values (50 µs) is in the bucket below 64 µs.
-        assert_eq!(r.percentile_us(50.0), 64);
-        // 99 %: the 900 µs value, in the bucket below 1024 µs.
+        // 50 %: the 4th of 8 values (50 µs) is in the bucket [48, 56).
+        assert_eq!(r.percentile_us(50.0), 56);
+        // 99 %: the 900 µs value, in the bucket [896, 1024).
         assert_eq!(r.percentile_us(99.0), 1024);
         let mut both = r;
         both.merge(&r);
@@ -84,5 +111,23 @@ mod tests {
         assert_eq!(Residence::default().percentile_us(99.0), 0);
         r.record(Duration::from_secs(100_000));
         assert_eq!(r.counts[BUCKETS - 1], 1);
+    }
+
+    #[test]
+    fn every_time_lands_in_the_bucket_whose_bounds_hold_it() {
+        let mut previous_bound = 0;
+        for i in 0..BUCKETS - 1 {
+            let below = bucket_below_us(i);
+            assert!(below > previous_bound, "bounds rise: {i}");
+            // The bucket's first and last microsecond land in it, the next one does not.
+            assert_eq!(bucket(previous_bound), i);
+            assert_eq!(bucket(below - 1), i);
+            assert_eq!(bucket(below), i + 1);
+            // A quarter of a power of two at most (one microsecond at the start).
+            assert!(below - previous_bound <= (previous_bound / 4).max(1));
+            previous_bound = below;
+        }
+        assert_eq!(bucket(u64::MAX), BUCKETS - 1);
+        assert_eq!(bucket_below_us(BUCKETS - 1), previous_bound);
     }
 }

@@ -7,11 +7,14 @@
 use std::io::{IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, RawFd};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt, sockopt,
+    ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt,
+    sockopt,
 };
+use nix::sys::time::TimeSpec;
 use str0m::net::Transmit;
 
 /// The most datagrams one system call carries.
@@ -26,6 +29,14 @@ pub fn enlarge_buffers(socket: &impl AsFd) {
     let fd = socket.as_fd();
     let _ = setsockopt(&fd, sockopt::SndBuf, &SOCKET_BUFFER);
     let _ = setsockopt(&fd, sockopt::RcvBuf, &SOCKET_BUFFER);
+}
+
+/// Asks the kernel to stamp each received datagram with the time it arrived, so that the time
+/// it waited in the socket counts in what we measure ([`Receiver::datagrams`]). Ask before the
+/// first receive: the kernel shrinks each reused header's control space to what it last used
+/// (none, without stamps), and the stamps would then not fit.
+pub fn stamp_arrivals(socket: &impl AsFd) -> bool {
+    setsockopt(&socket.as_fd(), sockopt::ReceiveTimestampns, &true).is_ok()
 }
 
 /// Something to send: a destination and bytes.
@@ -115,14 +126,14 @@ impl Sender {
 pub struct Receiver {
     headers: MultiHeaders<SockaddrStorage>,
     bufs: Box<[[u8; MAX_DATAGRAM]; BATCH]>,
-    /// (length, source) of each datagram of the last batch.
-    meta: Vec<(usize, SocketAddr)>,
+    /// (length, source, arrival) of each datagram of the last batch.
+    meta: Vec<(usize, SocketAddr, Option<SystemTime>)>,
 }
 
 impl Default for Receiver {
     fn default() -> Receiver {
         Receiver {
-            headers: MultiHeaders::preallocate(BATCH, None),
+            headers: MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(TimeSpec))),
             bufs: Box::new([[0u8; MAX_DATAGRAM]; BATCH]),
             meta: Vec::with_capacity(BATCH),
         }
@@ -149,20 +160,33 @@ impl Receiver {
             if r.flags.contains(MsgFlags::MSG_TRUNC) {
                 continue;
             }
+            let arrival = r.cmsgs().ok().and_then(|mut cmsgs| {
+                cmsgs.find_map(|c| match c {
+                    ControlMessageOwned::ScmTimestampns(t) => to_system_time(t),
+                    _ => None,
+                })
+            });
             if let Some(source) = source {
-                self.meta.push((r.bytes, source));
+                self.meta.push((r.bytes, source, arrival));
             }
         }
         Ok(self.meta.len())
     }
 
-    /// The datagrams of the last batch.
-    pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+    /// The datagrams of the last batch, with the time each reached the socket where the
+    /// kernel stamps them ([`stamp_arrivals`]).
+    pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8], Option<SystemTime>)> {
         self.meta
             .iter()
             .zip(self.bufs.iter())
-            .map(|((len, source), buf)| (*source, &buf[..*len]))
+            .map(|((len, source, arrival), buf)| (*source, &buf[..*len], *arrival))
     }
+}
+
+fn to_system_time(t: TimeSpec) -> Option<SystemTime> {
+    let secs = u64::try_from(t.tv_sec()).ok()?;
+    let nanos = u32::try_from(t.tv_nsec()).ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
 fn to_socket_addr(s: &SockaddrStorage) -> Option<SocketAddr> {
@@ -194,7 +218,7 @@ mod tests {
         let mut got = Vec::new();
         for _ in 0..10 {
             if receiver.recv(rx.as_raw_fd()).is_ok() {
-                got.extend(receiver.datagrams().map(|(from, d)| (from, d.to_vec())));
+                got.extend(receiver.datagrams().map(|(from, d, _)| (from, d.to_vec())));
             }
             if got.len() == 100 {
                 break;
@@ -210,6 +234,45 @@ mod tests {
             got.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
             payloads
         );
+    }
+
+    #[test]
+    fn arrivals_are_stamped_by_the_kernel_when_asked() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let mut receiver = Receiver::default();
+
+        let arrivals = |receiver: &mut Receiver| {
+            for _ in 0..100 {
+                if receiver.recv(rx.as_raw_fd()).is_ok() {
+                    return receiver
+                        .datagrams()
+                        .map(|(_, _, at)| at)
+                        .collect::<Vec<_>>();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            panic!("nothing arrived");
+        };
+        tx.send_to(b"unstamped", to).unwrap();
+        assert_eq!(arrivals(&mut receiver), vec![None]);
+
+        // A fresh receiver: the kernel shrinks each header's control space to what it used.
+        let mut receiver = Receiver::default();
+        assert!(stamp_arrivals(&rx));
+        let before = SystemTime::now();
+        tx.send_to(b"stamped", to).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let got = arrivals(&mut receiver);
+        let after = SystemTime::now();
+        let at = got[0].unwrap();
+        // Stamped on arrival, not when read 30 ms later.
+        assert!(
+            at >= before - Duration::from_millis(5) && at <= before + Duration::from_millis(25)
+        );
+        assert!(after.duration_since(at).unwrap() >= Duration::from_millis(30));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener as StdTcpListener, UdpSocket as S
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use str0m::net::{Protocol, Transmit};
 use tokio::io::{AsyncReadExt, Interest};
@@ -173,6 +173,7 @@ impl WorkerHandle {
             let (socket, listener) = bind(spec.bind, tcp.is_some())?;
             socket.set_nonblocking(true)?;
             udp::enlarge_buffers(&socket);
+            udp::stamp_arrivals(&socket);
             let local = socket.local_addr()?;
             let advertised = SocketAddr::new(spec.advertise.unwrap_or(local.ip()), local.port());
             info!(worker = index, %local, %advertised, "media socket bound");
@@ -493,11 +494,16 @@ async fn receive(socket: Rc<UdpSocket>, local: SocketAddr, shell: Rc<RefCell<She
                     let mut sh = shell.borrow_mut();
                     // Each datagram's consequences go out before the next is handled: its
                     // fan-out is still one batch, and it does not wait for the others'.
-                    for (source, data) in receiver.datagrams() {
+                    for (source, data, arrival) in receiver.datagrams() {
                         sh.sfu
                             .handle_datagram(now, Protocol::Udp, source, local, data);
                         sh.flush();
-                        sh.residence.record(now.elapsed());
+                        // From the datagram's arrival in the socket, so that time spent
+                        // waiting there while the worker was busy counts too.
+                        let stayed = arrival
+                            .and_then(|at| SystemTime::now().duration_since(at).ok())
+                            .unwrap_or_else(|| now.elapsed());
+                        sh.residence.record(stayed);
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,

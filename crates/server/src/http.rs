@@ -96,7 +96,8 @@ async fn stats(State(state): State<AppState>) -> Response {
             "p50_us": r.percentile_us(50.0),
             "p99_us": r.percentile_us(99.0),
             "max_us": r.max_us,
-            "buckets_log2_us": r.counts.to_vec(),
+            "buckets": r.counts.to_vec(),
+            "bucket_below_us": (0..r.counts.len()).map(free4chat_media::residence::bucket_below_us).collect::<Vec<_>>(),
         },
     }))
     .into_response()

@@ -161,13 +161,17 @@ async fn stats_count_forwarded_packets_and_their_time_in_the_server() {
         residence["datagrams"].as_u64().unwrap() >= received,
         "{residence}"
     );
-    let buckets: u64 = residence["buckets_log2_us"]
+    let buckets: u64 = residence["buckets"]
         .as_array()
         .unwrap()
         .iter()
         .map(|b| b.as_u64().unwrap())
         .sum();
     assert_eq!(buckets, residence["datagrams"].as_u64().unwrap());
+    assert_eq!(
+        residence["bucket_below_us"].as_array().map(Vec::len),
+        residence["buckets"].as_array().map(Vec::len)
+    );
     assert!(residence["p99_us"].as_u64().unwrap() >= residence["p50_us"].as_u64().unwrap());
     server.shutdown().await;
 }
