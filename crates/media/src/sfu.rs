@@ -644,9 +644,11 @@ impl Sfu {
                     return 0;
                 };
                 let fwd = &mut sub.forwarding;
+                let mut first_of_route = false;
                 let route = match fwd.route {
                     Some((cached, route)) if cached == pt => route,
                     _ => {
+                        first_of_route = true;
                         let accepted = p.rtc.media(dst_mid).map_or(&[][..], |m| m.remote_pts());
                         let matched = p.rtc.codec_config().match_params(params);
                         let route = Route::find(&params, red, matched, accepted);
@@ -661,6 +663,12 @@ impl Sfu {
                 let Some(stream) = api.stream_tx_by_mid(dst_mid, None) else {
                     return 0;
                 };
+                if first_of_route && !video {
+                    // Audio is never resent (not nackable), so its stream needs no resend
+                    // cache and no history of bytes sent to cap resends by: str0m keeps one
+                    // by default, an entry per packet.
+                    stream.set_rtx_cache(0, Duration::ZERO, None);
+                }
                 let wallclock = packet.timestamp;
                 let mut written = 0;
                 let (out_pt, payload) = match route {
