@@ -10,6 +10,7 @@
 mod forward;
 mod idhash;
 mod peer;
+pub mod priority;
 pub mod residence;
 mod sdp;
 mod sfu;

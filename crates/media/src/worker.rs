@@ -159,11 +159,13 @@ pub struct WorkerGone;
 
 impl WorkerHandle {
     /// Binds the sockets (and, with `tcp`, a TCP listener beside each) and starts the worker
-    /// thread.
+    /// thread, at real-time priority `realtime` if it is not 0 and the system allows it
+    /// ([`crate::priority`]).
     pub fn spawn(
         index: usize,
         specs: &[SocketSpec],
         tcp: Option<TcpOptions>,
+        realtime: u8,
     ) -> io::Result<WorkerHandle> {
         let mut sockets = Vec::new();
         let mut listeners = Vec::new();
@@ -193,7 +195,18 @@ impl WorkerHandle {
         let options = tcp.unwrap_or_default();
         let thread = std::thread::Builder::new()
             .name(format!("media-{index}"))
-            .spawn(move || run(sockets, listeners, options, rx))?;
+            .spawn(move || {
+                if realtime > 0 {
+                    match crate::priority::set_realtime(realtime) {
+                        Ok(()) => info!(worker = index, priority = realtime, "real-time priority"),
+                        Err(e) => warn!(
+                            worker = index,
+                            "real-time priority {realtime} refused, running at normal priority: {e}"
+                        ),
+                    }
+                }
+                run(sockets, listeners, options, rx)
+            })?;
         Ok(WorkerHandle {
             tx,
             addrs,

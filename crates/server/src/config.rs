@@ -56,6 +56,12 @@ pub struct Cli {
     #[arg(long, env = "FREE4CHAT_MEDIA_TCP_MAX_CONNECTIONS", value_name = "N")]
     pub media_tcp_max_connections: Option<usize>,
 
+    /// Run the media threads under real-time scheduling (SCHED_RR) at this priority, 1-99,
+    /// for prompt forwarding on busy cores; 0 leaves them at normal priority [default: 0].
+    /// Needs CAP_SYS_NICE or LimitRTPRIO; if refused, the server runs on at normal priority.
+    #[arg(long, env = "FREE4CHAT_MEDIA_REALTIME_PRIORITY", value_name = "N")]
+    pub media_realtime_priority: Option<u8>,
+
     /// Most rooms at once [default: 10000].
     #[arg(long, env = "FREE4CHAT_MAX_ROOMS", value_name = "N")]
     pub max_rooms: Option<usize>,
@@ -155,6 +161,7 @@ pub struct FileConfig {
     pub media_workers: Option<usize>,
     pub media_tcp: Option<bool>,
     pub media_tcp_max_connections: Option<usize>,
+    pub media_realtime_priority: Option<u8>,
     pub max_rooms: Option<usize>,
     pub max_room_members: Option<usize>,
     pub max_peers: Option<usize>,
@@ -216,6 +223,8 @@ pub struct Config {
     pub media_workers: usize,
     pub media_tcp: bool,
     pub media_tcp_max_connections: usize,
+    /// Real-time priority of the media threads; 0: normal scheduling.
+    pub media_realtime_priority: u8,
     pub max_rooms: usize,
     pub max_room_members: usize,
     pub max_peers: usize,
@@ -237,6 +246,7 @@ impl Default for Config {
             media_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             media_tcp: true,
             media_tcp_max_connections: 4096,
+            media_realtime_priority: 0,
             max_rooms: 10_000,
             max_room_members: 50,
             max_peers: 10_000,
@@ -314,6 +324,10 @@ impl Config {
                 .media_tcp_max_connections
                 .or(file.media_tcp_max_connections)
                 .unwrap_or(d.media_tcp_max_connections),
+            media_realtime_priority: cli
+                .media_realtime_priority
+                .or(file.media_realtime_priority)
+                .unwrap_or(d.media_realtime_priority),
             max_rooms: cli.max_rooms.or(file.max_rooms).unwrap_or(d.max_rooms),
             max_room_members: cli
                 .max_room_members
@@ -372,6 +386,11 @@ impl Config {
         if self.media_tcp_max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "media_tcp_max_connections must be at least 1",
+            ));
+        }
+        if self.media_realtime_priority > 99 {
+            return Err(ConfigError::Invalid(
+                "media_realtime_priority must be 0 (off) to 99",
             ));
         }
         if self.max_rooms == 0 || self.max_room_members == 0 || self.max_peers == 0 {
@@ -554,6 +573,18 @@ mod tests {
         assert_eq!(c.media_tcp_max_connections, 10);
         let cli = Cli::parse_from(["free4chat", "--media-tcp-max-connections", "0"]);
         assert!(Config::merge(cli, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn real_time_priority_is_off_by_default_and_bounded() {
+        let c = Config::merge(Cli::parse_from(["free4chat"]), FileConfig::default()).unwrap();
+        assert_eq!(c.media_realtime_priority, 0);
+        let file: FileConfig = toml::from_str("media_realtime_priority = 20\n").unwrap();
+        let c = Config::merge(Cli::parse_from(["free4chat"]), file).unwrap();
+        assert_eq!(c.media_realtime_priority, 20);
+        let cli = Cli::parse_from(["free4chat", "--media-realtime-priority", "100"]);
+        assert!(Config::merge(cli, FileConfig::default()).is_err());
+        assert!(Cli::try_parse_from(["free4chat", "--media-realtime-priority", "300"]).is_err());
     }
 
     #[test]

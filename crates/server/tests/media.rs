@@ -636,3 +636,54 @@ async fn silent_tcp_connections_cannot_keep_a_member_from_connecting_over_tcp() 
     drop(silent);
     server.shutdown().await;
 }
+
+/// (policy, real-time priority) of this process's threads named `media-…`, from /proc.
+fn media_thread_scheduling() -> Vec<(u32, u32)> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("media-") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        // Fields 40 (rt_priority) and 41 (policy); `rest` starts at field 3.
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        found.push((
+            fields[41 - 3].parse().unwrap(),
+            fields[40 - 3].parse().unwrap(),
+        ));
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_threads_can_run_at_real_time_priority() {
+    init_log();
+    // Whether this process may use real-time scheduling at all (CI runs as root).
+    let allowed = std::thread::spawn(|| free4chat_media::priority::set_realtime(1).is_ok())
+        .join()
+        .unwrap();
+    let config = free4chat::config::Config {
+        media_realtime_priority: 7,
+        ..config()
+    };
+    let server = free4chat::Server::start(&config).await.unwrap();
+    const SCHED_RR: u32 = 2;
+    if allowed {
+        // Other tests' servers run in this process too, at normal priority.
+        assert!(
+            media_thread_scheduling().contains(&(SCHED_RR, 7)),
+            "{:?}",
+            media_thread_scheduling()
+        );
+    }
+    // Refused or not, members hear each other.
+    let alice = join(&server, "realtime", "Alice").await;
+    let bob = join(&server, "realtime", "Bob").await;
+    assert!(hears(&bob, &alice, 25).await, "Bob hears Alice");
+    assert!(hears(&alice, &bob, 25).await, "Alice hears Bob");
+    server.shutdown().await;
+}
