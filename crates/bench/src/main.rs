@@ -247,11 +247,11 @@ async fn run(args: Args) -> Result<Value, String> {
 
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
     hook(args.at_hold_start.as_deref()).await?;
-    let residence_a = server_residence(&target).await;
+    let histograms_a = server_histograms(&target).await;
     let a = snapshot(&members, args.server_pid);
     tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
     let b = snapshot(&members, args.server_pid);
-    let residence_b = server_residence(&target).await;
+    let histograms_b = server_histograms(&target).await;
     hook(args.at_hold_end.as_deref()).await?;
     let window = b.at.duration_since(a.at).as_secs_f64();
 
@@ -344,26 +344,22 @@ async fn run(args: Args) -> Result<Value, String> {
         "churn_cycles": churn,
         "server": server,
     });
-    if let (Some(ra), Some(rb), Some(obj)) =
-        (residence_a, residence_b, report["server"].as_object_mut())
+    if let (Some(a), Some(b), Some(obj)) =
+        (histograms_a, histograms_b, report["server"].as_object_mut())
     {
-        let mut window = Residence::default();
-        for (w, (b, a)) in window
-            .counts
-            .iter_mut()
-            .zip(rb.counts.iter().zip(ra.counts))
+        for (key, (earlier, later)) in [("residence_us", (a.0, b.0)), ("send_delay_us", (a.1, b.1))]
         {
-            *w = b.saturating_sub(a);
+            let window = later.since(&earlier);
+            obj.insert(
+                key.into(),
+                json!({
+                    "datagrams": window.count(),
+                    "p50_at_most": window.percentile_us(50.0),
+                    "p99_at_most": window.percentile_us(99.0),
+                    "max_since_start": later.max_us,
+                }),
+            );
         }
-        obj.insert(
-            "residence_us".into(),
-            json!({
-                "datagrams": window.count(),
-                "p50_at_most": window.percentile_us(50.0),
-                "p99_at_most": window.percentile_us(99.0),
-                "max_since_start": rb.max_us,
-            }),
-        );
     }
     if let (Some(idle), Some(after), Some(obj)) = (idle, after, report["server"].as_object_mut()) {
         obj.insert("rss_after_kib".into(), json!(after.rss_kib));
@@ -375,8 +371,8 @@ async fn run(args: Args) -> Result<Value, String> {
     Ok(report)
 }
 
-/// The server's residence histogram (free4chat only: `/api/stats`).
-async fn server_residence(target: &Target) -> Option<Residence> {
+/// The server's time histograms, residence and send delay (free4chat only: `/api/stats`).
+async fn server_histograms(target: &Target) -> Option<(Residence, Residence)> {
     let Target::Free4chat { http, .. } = target else {
         return None;
     };
@@ -386,13 +382,16 @@ async fn server_residence(target: &Target) -> Option<Residence> {
         .json()
         .await
         .ok()?;
-    let mut r = Residence::default();
-    let buckets = v["residence"]["buckets"].as_array()?;
-    for (slot, b) in r.counts.iter_mut().zip(buckets) {
-        *slot = b.as_u64()?;
-    }
-    r.max_us = v["residence"]["max_us"].as_u64()?;
-    Some(r)
+    let read = |h: &Value| {
+        let mut r = Residence::default();
+        let buckets = h["buckets"].as_array()?;
+        for (slot, b) in r.counts.iter_mut().zip(buckets) {
+            *slot = b.as_u64()?;
+        }
+        r.max_us = h["max_us"].as_u64()?;
+        Some(r)
+    };
+    Some((read(&v["residence"])?, read(&v["send_delay"])?))
 }
 
 /// Runs a hook command to completion.

@@ -54,9 +54,27 @@ impl Default for Residence {
 
 impl Residence {
     pub fn record(&mut self, d: Duration) {
+        self.record_many(d, 1);
+    }
+
+    /// Records `n` datagrams that each took `d`.
+    pub fn record_many(&mut self, d: Duration, n: u64) {
+        if n == 0 {
+            return;
+        }
         let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
-        self.counts[bucket(us)] += 1;
+        self.counts[bucket(us)] += n;
         self.max_us = self.max_us.max(us);
+    }
+
+    /// What was recorded since `earlier`, a reading of the same histogram (its maximum is the
+    /// later reading's, since start).
+    pub fn since(&self, earlier: &Residence) -> Residence {
+        let mut window = *self;
+        for (w, e) in window.counts.iter_mut().zip(earlier.counts) {
+            *w = w.saturating_sub(e);
+        }
+        window
     }
 
     /// Adds another histogram into this one.
@@ -108,6 +126,14 @@ mod tests {
         let mut both = r;
         both.merge(&r);
         assert_eq!(both.count(), 16);
+        assert_eq!(both.since(&r), r);
+        let mut many = Residence::default();
+        many.record_many(Duration::from_micros(900), 5);
+        many.record_many(Duration::from_micros(5), 0);
+        assert_eq!(
+            (many.count(), many.max_us, many.percentile_us(50.0)),
+            (5, 900, 1024)
+        );
         assert_eq!(Residence::default().percentile_us(99.0), 0);
         r.record(Duration::from_secs(100_000));
         assert_eq!(r.counts[BUCKETS - 1], 1);

@@ -60,6 +60,12 @@ const HOUSEKEEPING: Duration = Duration::from_millis(250);
 pub const MAX_PUBLISHED_TRACKS: usize = 4;
 /// The fewest milliseconds between two keyframe requests to one publisher track.
 const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
+/// During a fan-out, the waiting datagrams are handed to the shell each time there are this
+/// many ([`Sfu::handle_datagram_sending`]).
+pub const FANOUT_CHUNK: usize = 16;
+
+/// Where a fan-out hands the datagrams made so far, to be sent at once.
+pub type SendNow<'a> = &'a mut dyn FnMut(&mut VecDeque<Transmit>);
 
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
@@ -226,6 +232,23 @@ impl Sfu {
         destination: SocketAddr,
         data: &[u8],
     ) -> bool {
+        self.handle_datagram_sending(now, proto, source, destination, data, &mut |_| {})
+    }
+
+    /// [`Sfu::handle_datagram`], handing `send` the datagrams waiting so far each time a
+    /// fan-out has made [`FANOUT_CHUNK`] of them: in a large room the first subscribers'
+    /// copies then leave while the last ones are still being sealed, instead of all waiting
+    /// for the last. `send` takes what it sends out of the queue; whatever it leaves is
+    /// still there for [`Sfu::poll_transmit`].
+    pub fn handle_datagram_sending(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+        send: SendNow<'_>,
+    ) -> bool {
         let Ok(contents) = DatagramRecv::try_from(data) else {
             self.stats.garbage += 1;
             return false;
@@ -258,7 +281,7 @@ impl Sfu {
             self.remember_addr(id, (proto, source));
         }
         self.poll_peer(id, now);
-        self.process_work(now);
+        self.process_work_sending(now, send);
         accepted
     }
 
@@ -440,6 +463,11 @@ impl Sfu {
 
     /// Acts on polled str0m events until none are left. Acting may poll further members.
     fn process_work(&mut self, now: Instant) {
+        self.process_work_sending(now, &mut |_| {});
+    }
+
+    /// [`Sfu::process_work`], handing datagrams to `send` during fan-outs.
+    fn process_work_sending(&mut self, now: Instant, send: SendNow<'_>) {
         while let Some((id, event)) = self.work.pop_front() {
             if !self.peers.contains_key(&id) {
                 continue;
@@ -470,7 +498,7 @@ impl Sfu {
                         self.publish(id, added.mid, kind, now);
                     }
                 }
-                Event::RtpPacket(packet) => self.forward(id, packet, now),
+                Event::RtpPacket(packet) => self.forward(id, packet, now, send),
                 Event::KeyframeRequest(req) => {
                     let source = self.peers.get(&id).and_then(|p| {
                         p.subs
@@ -537,7 +565,7 @@ impl Sfu {
     }
 
     /// Forwards one RTP packet `src` published to every member subscribed to its track.
-    fn forward(&mut self, src: PeerId, packet: RtpPacket, now: Instant) {
+    fn forward(&mut self, src: PeerId, packet: RtpPacket, now: Instant, send: SendNow<'_>) {
         let Some(room) = self.peers.get(&src).map(|p| p.room) else {
             return;
         };
@@ -732,6 +760,9 @@ impl Sfu {
             if let Some(n @ 1..) = written {
                 self.stats.forwarded += n;
                 self.poll_peer(dst, now);
+                if self.transmits.len() >= FANOUT_CHUNK {
+                    send(&mut self.transmits);
+                }
             }
         }
         self.scratch = targets;

@@ -7,7 +7,7 @@
 //! see `tcp.rs`), and enforces the bounds on connections, silence and queued bytes.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
 use std::os::fd::AsRawFd;
@@ -88,6 +88,9 @@ pub struct WorkerStats {
     pub sfu: SfuStats,
     /// How long received datagrams stayed in the worker, until all they caused was sent.
     pub residence: Residence,
+    /// For each datagram sent because one was received, how long after that one's arrival it
+    /// was handed to the kernel: the latency the worker adds to each forwarded copy.
+    pub send_delay: Residence,
     pub tcp: TcpStats,
 }
 
@@ -131,6 +134,7 @@ impl WorkerStats {
         a.unknown += b.unknown;
         a.failed += b.failed;
         self.residence.merge(&o.residence);
+        self.send_delay.merge(&o.send_delay);
         let (a, b) = (&mut self.tcp, &o.tcp);
         a.connections += b.connections;
         a.admitted += b.admitted;
@@ -303,6 +307,7 @@ struct Shell {
     armed: Rc<Cell<Instant>>,
     wake: Rc<Notify>,
     residence: Residence,
+    send_delay: Residence,
     /// TCP connections by remote address (at most one per address).
     tcp: HashMap<SocketAddr, TcpConn>,
     tcp_options: TcpOptions,
@@ -332,37 +337,31 @@ impl Shell {
         true
     }
 
-    /// Sends what the core wants sent and hands its events to their rooms.
-    fn flush(&mut self) {
-        while let Some(t) = self.sfu.poll_transmit() {
-            match t.proto {
-                Protocol::Udp => {
-                    match self.sockets.iter().position(|(_, addr)| *addr == t.source) {
-                        Some(i) => self.outgoing[i].push(t),
-                        None => debug!(source = %t.source, "no socket for transmit"),
-                    }
-                }
-                Protocol::Tcp => self.send_tcp(&t),
-                other => debug!(?other, "transmit over an unsupported protocol"),
-            }
-        }
+    /// Sends what the core wants sent and hands its events to their rooms. Returns how many
+    /// datagrams it handed on.
+    fn flush(&mut self) -> u64 {
+        let Shell {
+            sfu,
+            sockets,
+            outgoing,
+            sender,
+            tcp,
+            tcp_stats,
+            ..
+        } = self;
+        let sent = send_datagrams(
+            std::iter::from_fn(|| sfu.poll_transmit()),
+            sockets,
+            outgoing,
+            sender,
+            tcp,
+            tcp_stats,
+        );
         while let Some(remote) = self.sfu.poll_tcp_close() {
             if let Some(conn) = self.tcp.remove(&remote) {
                 debug!(%remote, "TCP connection closed: its member is gone");
                 conn.abort();
             }
-        }
-        for (i, (socket, _)) in self.sockets.iter().enumerate() {
-            let batch = &mut self.outgoing[i];
-            if batch.is_empty() {
-                continue;
-            }
-            // UDP: what a full socket buffer refuses is dropped, as the network would.
-            let sent = self.sender.send(socket.as_raw_fd(), batch);
-            if sent < batch.len() {
-                debug!(dropped = batch.len() - sent, "send buffer full");
-            }
-            batch.clear();
         }
         if self.sfu.next_timeout() < self.armed.get() {
             self.wake.notify_one();
@@ -380,24 +379,14 @@ impl Shell {
                 None => debug!(room, "media event for a closed room: {event:?}"),
             }
         }
-    }
-
-    /// Queues one datagram for the connection from its destination. Never waits: a connection
-    /// whose queue is full loses the datagram, as UDP would.
-    fn send_tcp(&mut self, t: &Transmit) {
-        let Some(conn) = self.tcp.get(&t.destination).filter(|c| c.admitted) else {
-            debug!(destination = %t.destination, "no TCP connection for transmit");
-            return;
-        };
-        if !conn.queue.push(&t.contents) {
-            self.tcp_stats.dropped += 1;
-        }
+        sent
     }
 
     fn stats(&self) -> WorkerStats {
         WorkerStats {
             sfu: self.sfu.stats(),
             residence: self.residence,
+            send_delay: self.send_delay,
             tcp: TcpStats {
                 connections: self.tcp.len(),
                 admitted: self.tcp.values().filter(|c| c.admitted).count(),
@@ -406,6 +395,52 @@ impl Shell {
             },
         }
     }
+}
+
+/// Hands datagrams to the kernel (UDP: one `sendmmsg` per socket) or to their connections'
+/// write queues (TCP). What a full socket buffer or write queue refuses is dropped, as the
+/// network would drop it. Returns how many it handed on.
+fn send_datagrams(
+    transmits: impl Iterator<Item = Transmit>,
+    sockets: &[(Rc<UdpSocket>, SocketAddr)],
+    outgoing: &mut [Vec<Transmit>],
+    sender: &mut udp::Sender,
+    tcp: &HashMap<SocketAddr, TcpConn>,
+    tcp_stats: &mut TcpStats,
+) -> u64 {
+    let mut handed = 0;
+    for t in transmits {
+        match t.proto {
+            Protocol::Udp => match sockets.iter().position(|(_, addr)| *addr == t.source) {
+                Some(i) => outgoing[i].push(t),
+                None => debug!(source = %t.source, "no socket for transmit"),
+            },
+            Protocol::Tcp => {
+                let Some(conn) = tcp.get(&t.destination).filter(|c| c.admitted) else {
+                    debug!(destination = %t.destination, "no TCP connection for transmit");
+                    continue;
+                };
+                if conn.queue.push(&t.contents) {
+                    handed += 1;
+                } else {
+                    tcp_stats.dropped += 1;
+                }
+            }
+            other => debug!(?other, "transmit over an unsupported protocol"),
+        }
+    }
+    for ((socket, _), batch) in sockets.iter().zip(outgoing.iter_mut()) {
+        if batch.is_empty() {
+            continue;
+        }
+        let sent = sender.send(socket.as_raw_fd(), batch);
+        if sent < batch.len() {
+            debug!(dropped = batch.len() - sent, "send buffer full");
+        }
+        handed += sent as u64;
+        batch.clear();
+    }
+    handed
 }
 
 fn run(
@@ -454,6 +489,7 @@ fn run(
             armed: armed.clone(),
             wake: wake.clone(),
             residence: Residence::default(),
+            send_delay: Residence::default(),
             tcp: HashMap::new(),
             tcp_options,
             tcp_stats: TcpStats::default(),
@@ -505,17 +541,48 @@ async fn receive(socket: Rc<UdpSocket>, local: SocketAddr, shell: Rc<RefCell<She
                 Ok(_) => {
                     let now = Instant::now();
                     let mut sh = shell.borrow_mut();
-                    // Each datagram's consequences go out before the next is handled: its
-                    // fan-out is still one batch, and it does not wait for the others'.
+                    // Each datagram's consequences go out before the next is handled, and a
+                    // large fan-out's in chunks as it goes.
                     for (source, data, arrival) in receiver.datagrams() {
-                        sh.sfu
-                            .handle_datagram(now, Protocol::Udp, source, local, data);
-                        sh.flush();
                         // From the datagram's arrival in the socket, so that time spent
                         // waiting there while the worker was busy counts too.
-                        let stayed = arrival
-                            .and_then(|at| SystemTime::now().duration_since(at).ok())
-                            .unwrap_or_else(|| now.elapsed());
+                        let since_arrival = || {
+                            arrival
+                                .and_then(|at| SystemTime::now().duration_since(at).ok())
+                                .unwrap_or_else(|| now.elapsed())
+                        };
+                        let Shell {
+                            sfu,
+                            sockets,
+                            outgoing,
+                            sender,
+                            tcp,
+                            tcp_stats,
+                            send_delay,
+                            ..
+                        } = &mut *sh;
+                        let mut send_now = |queue: &mut VecDeque<Transmit>| {
+                            let n = send_datagrams(
+                                queue.drain(..),
+                                sockets,
+                                outgoing,
+                                sender,
+                                tcp,
+                                tcp_stats,
+                            );
+                            send_delay.record_many(since_arrival(), n);
+                        };
+                        sfu.handle_datagram_sending(
+                            now,
+                            Protocol::Udp,
+                            source,
+                            local,
+                            data,
+                            &mut send_now,
+                        );
+                        let n = sh.flush();
+                        let stayed = since_arrival();
+                        sh.send_delay.record_many(stayed, n);
                         sh.residence.record(stayed);
                     }
                 }

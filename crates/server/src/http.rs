@@ -57,12 +57,25 @@ async fn health(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
+/// A time histogram of the media workers, as `/api/stats` gives it.
+fn histogram(r: &free4chat_media::Residence) -> serde_json::Value {
+    json!({
+        "datagrams": r.count(),
+        "p50_us": r.percentile_us(50.0),
+        "p99_us": r.percentile_us(99.0),
+        "max_us": r.max_us,
+        "buckets": r.counts.to_vec(),
+        "bucket_below_us": (0..r.counts.len())
+            .map(free4chat_media::residence::bucket_below_us)
+            .collect::<Vec<_>>(),
+    })
+}
+
 /// Figures for operators and the load generator. Counters and histogram buckets are
 /// cumulative since start: compare two readings to get a window.
 async fn stats(State(state): State<AppState>) -> Response {
     let counts = state.registry.counts();
     let w = state.registry.media_stats().await;
-    let r = &w.residence;
     let turn = state.turn.as_ref().map(|t| {
         let s = t.stats();
         json!({
@@ -91,14 +104,8 @@ async fn stats(State(state): State<AppState>) -> Response {
             "tcp_rejected": w.tcp.rejected,
             "tcp_dropped_frames": w.tcp.dropped,
         },
-        "residence": {
-            "datagrams": r.count(),
-            "p50_us": r.percentile_us(50.0),
-            "p99_us": r.percentile_us(99.0),
-            "max_us": r.max_us,
-            "buckets": r.counts.to_vec(),
-            "bucket_below_us": (0..r.counts.len()).map(free4chat_media::residence::bucket_below_us).collect::<Vec<_>>(),
-        },
+        "residence": histogram(&w.residence),
+        "send_delay": histogram(&w.send_delay),
     }))
     .into_response()
 }

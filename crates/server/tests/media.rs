@@ -173,6 +173,16 @@ async fn stats_count_forwarded_packets_and_their_time_in_the_server() {
         residence["buckets"].as_array().map(Vec::len)
     );
     assert!(residence["p99_us"].as_u64().unwrap() >= residence["p50_us"].as_u64().unwrap());
+    // Every copy a client received was sent in answer to a datagram that arrived.
+    let send_delay = &stats["send_delay"];
+    assert!(
+        send_delay["datagrams"].as_u64().unwrap() >= received,
+        "{send_delay}"
+    );
+    // A copy leaves no later than the last one its packet caused.
+    assert!(
+        send_delay["p99_us"].as_u64().unwrap() <= residence["max_us"].as_u64().unwrap().max(1) * 2
+    );
     server.shutdown().await;
 }
 

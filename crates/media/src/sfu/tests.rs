@@ -754,3 +754,58 @@ fn video_is_forwarded_and_keyframe_requests_reach_the_publisher() {
     h.run(Duration::from_millis(200));
     assert_eq!(h.client(1).keyframe_requests, asked + 1);
 }
+
+#[test]
+fn a_large_fan_out_is_handed_out_in_chunks_as_it_goes() {
+    let mut h = Harness::new();
+    let members = 2 * FANOUT_CHUNK as u64 + 3;
+    for id in 1..=members {
+        h.join(1, id);
+    }
+    h.run(Duration::from_millis(500));
+    assert!(h.heard(members, 1) > 0, "the room is connected");
+
+    // One packet from member 1, fed in by hand.
+    let now = h.now + STEP;
+    h.now = now;
+    let c = h.client(1);
+    let w = c.rtc.writer(c.mid).unwrap();
+    let pt = w
+        .payload_params()
+        .find(|p| p.spec().codec == Codec::Opus)
+        .unwrap()
+        .pt();
+    let t = MediaTime::new(
+        now.duration_since(c.started).as_millis() as u64 * 48,
+        Frequency::FORTY_EIGHT_KHZ,
+    );
+    w.write(pt, now, t, vec![1; 60]).unwrap();
+    c.rtc.handle_input(Input::Timeout(now)).unwrap();
+    let mut sent = Vec::new();
+    while let Output::Transmit(t) = c.rtc.poll_output().unwrap() {
+        sent.push(t);
+    }
+    assert!(!sent.is_empty());
+    assert!(
+        h.sfu.poll_transmit().is_none(),
+        "nothing left over from before"
+    );
+
+    let mut chunks = Vec::new();
+    for t in sent {
+        h.sfu.handle_datagram_sending(
+            now,
+            t.proto,
+            t.source,
+            t.destination,
+            &t.contents,
+            &mut |queue| chunks.push(queue.drain(..).count()),
+        );
+    }
+    let rest = std::iter::from_fn(|| h.sfu.poll_transmit()).count();
+    // 34 copies: handed out at 16 and at 32, the last two left for the usual poll.
+    assert!(chunks.len() >= 2, "{chunks:?}");
+    assert!(chunks.iter().all(|&n| n >= FANOUT_CHUNK), "{chunks:?}");
+    assert!(rest < FANOUT_CHUNK, "{rest}");
+    assert!(chunks.iter().sum::<usize>() + rest >= members as usize - 1);
+}
