@@ -340,23 +340,8 @@ impl Shell {
     /// Sends what the core wants sent and hands its events to their rooms. Returns how many
     /// datagrams it handed on.
     fn flush(&mut self) -> u64 {
-        let Shell {
-            sfu,
-            sockets,
-            outgoing,
-            sender,
-            tcp,
-            tcp_stats,
-            ..
-        } = self;
-        let sent = send_datagrams(
-            std::iter::from_fn(|| sfu.poll_transmit()),
-            sockets,
-            outgoing,
-            sender,
-            tcp,
-            tcp_stats,
-        );
+        let (sfu, mut wire) = self.split();
+        let sent = wire.send(std::iter::from_fn(|| sfu.poll_transmit()));
         while let Some(remote) = self.sfu.poll_tcp_close() {
             if let Some(conn) = self.tcp.remove(&remote) {
                 debug!(%remote, "TCP connection closed: its member is gone");
@@ -382,6 +367,20 @@ impl Shell {
         sent
     }
 
+    /// The core, and the parts that send datagrams, borrowed apart: the core can then hand
+    /// datagrams out in the middle of a fan-out.
+    fn split(&mut self) -> (&mut Sfu, Wire<'_>) {
+        let wire = Wire {
+            sockets: &self.sockets,
+            outgoing: &mut self.outgoing,
+            sender: &mut self.sender,
+            tcp: &self.tcp,
+            tcp_stats: &mut self.tcp_stats,
+            send_delay: &mut self.send_delay,
+        };
+        (&mut self.sfu, wire)
+    }
+
     fn stats(&self) -> WorkerStats {
         WorkerStats {
             sfu: self.sfu.stats(),
@@ -397,50 +396,57 @@ impl Shell {
     }
 }
 
-/// Hands datagrams to the kernel (UDP: one `sendmmsg` per socket) or to their connections'
-/// write queues (TCP). What a full socket buffer or write queue refuses is dropped, as the
-/// network would drop it. Returns how many it handed on.
-fn send_datagrams(
-    transmits: impl Iterator<Item = Transmit>,
-    sockets: &[(Rc<UdpSocket>, SocketAddr)],
-    outgoing: &mut [Vec<Transmit>],
-    sender: &mut udp::Sender,
-    tcp: &HashMap<SocketAddr, TcpConn>,
-    tcp_stats: &mut TcpStats,
-) -> u64 {
-    let mut handed = 0;
-    for t in transmits {
-        match t.proto {
-            Protocol::Udp => match sockets.iter().position(|(_, addr)| *addr == t.source) {
-                Some(i) => outgoing[i].push(t),
-                None => debug!(source = %t.source, "no socket for transmit"),
-            },
-            Protocol::Tcp => {
-                let Some(conn) = tcp.get(&t.destination).filter(|c| c.admitted) else {
-                    debug!(destination = %t.destination, "no TCP connection for transmit");
-                    continue;
-                };
-                if conn.queue.push(&t.contents) {
-                    handed += 1;
-                } else {
-                    tcp_stats.dropped += 1;
+/// What puts datagrams on the wire, borrowed from the shell ([`Shell::split`]).
+struct Wire<'a> {
+    sockets: &'a [(Rc<UdpSocket>, SocketAddr)],
+    outgoing: &'a mut [Vec<Transmit>],
+    sender: &'a mut udp::Sender,
+    tcp: &'a HashMap<SocketAddr, TcpConn>,
+    tcp_stats: &'a mut TcpStats,
+    send_delay: &'a mut Residence,
+}
+
+impl Wire<'_> {
+    /// Hands datagrams to the kernel (UDP: one `sendmmsg` per socket) or to their
+    /// connections' write queues (TCP). What a full socket buffer or write queue refuses is
+    /// dropped, as the network would drop it. Returns how many it handed on.
+    fn send(&mut self, transmits: impl Iterator<Item = Transmit>) -> u64 {
+        let mut handed = 0;
+        for t in transmits {
+            match t.proto {
+                Protocol::Udp => {
+                    match self.sockets.iter().position(|(_, addr)| *addr == t.source) {
+                        Some(i) => self.outgoing[i].push(t),
+                        None => debug!(source = %t.source, "no socket for transmit"),
+                    }
                 }
+                Protocol::Tcp => {
+                    let Some(conn) = self.tcp.get(&t.destination).filter(|c| c.admitted) else {
+                        debug!(destination = %t.destination, "no TCP connection for transmit");
+                        continue;
+                    };
+                    if conn.queue.push(&t.contents) {
+                        handed += 1;
+                    } else {
+                        self.tcp_stats.dropped += 1;
+                    }
+                }
+                other => debug!(?other, "transmit over an unsupported protocol"),
             }
-            other => debug!(?other, "transmit over an unsupported protocol"),
         }
+        for ((socket, _), batch) in self.sockets.iter().zip(self.outgoing.iter_mut()) {
+            if batch.is_empty() {
+                continue;
+            }
+            let sent = self.sender.send(socket.as_raw_fd(), batch);
+            if sent < batch.len() {
+                debug!(dropped = batch.len() - sent, "send buffer full");
+            }
+            handed += sent as u64;
+            batch.clear();
+        }
+        handed
     }
-    for ((socket, _), batch) in sockets.iter().zip(outgoing.iter_mut()) {
-        if batch.is_empty() {
-            continue;
-        }
-        let sent = sender.send(socket.as_raw_fd(), batch);
-        if sent < batch.len() {
-            debug!(dropped = batch.len() - sent, "send buffer full");
-        }
-        handed += sent as u64;
-        batch.clear();
-    }
-    handed
 }
 
 fn run(
@@ -551,26 +557,10 @@ async fn receive(socket: Rc<UdpSocket>, local: SocketAddr, shell: Rc<RefCell<She
                                 .and_then(|at| SystemTime::now().duration_since(at).ok())
                                 .unwrap_or_else(|| now.elapsed())
                         };
-                        let Shell {
-                            sfu,
-                            sockets,
-                            outgoing,
-                            sender,
-                            tcp,
-                            tcp_stats,
-                            send_delay,
-                            ..
-                        } = &mut *sh;
+                        let (sfu, mut wire) = sh.split();
                         let mut send_now = |queue: &mut VecDeque<Transmit>| {
-                            let n = send_datagrams(
-                                queue.drain(..),
-                                sockets,
-                                outgoing,
-                                sender,
-                                tcp,
-                                tcp_stats,
-                            );
-                            send_delay.record_many(since_arrival(), n);
+                            let n = wire.send(queue.drain(..));
+                            wire.send_delay.record_many(since_arrival(), n);
                         };
                         sfu.handle_datagram_sending(
                             now,

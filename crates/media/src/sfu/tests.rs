@@ -39,6 +39,21 @@ struct TestClient {
     started: Instant,
 }
 
+impl TestClient {
+    /// Writes one Opus packet carrying the client's id.
+    fn write_audio(&mut self, now: Instant) {
+        let w = self.rtc.writer(self.mid).unwrap();
+        let pt = w
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .unwrap()
+            .pt();
+        let samples = now.duration_since(self.started).as_millis() as u64 * 48;
+        let t = MediaTime::new(samples, Frequency::FORTY_EIGHT_KHZ);
+        w.write(pt, now, t, vec![self.id as u8; 60]).unwrap();
+    }
+}
+
 struct Harness {
     now: Instant,
     sfu: Sfu,
@@ -167,15 +182,8 @@ impl Harness {
                     && now.duration_since(c.last_sent) >= Duration::from_millis(20)
                 {
                     c.last_sent = now;
-                    let w = c.rtc.writer(c.mid).unwrap();
-                    let pt = w
-                        .payload_params()
-                        .find(|p| p.spec().codec == Codec::Opus)
-                        .unwrap()
-                        .pt();
+                    c.write_audio(now);
                     let samples = now.duration_since(c.started).as_millis() as u64 * 48;
-                    let t = MediaTime::new(samples, Frequency::FORTY_EIGHT_KHZ);
-                    w.write(pt, now, t, vec![c.id as u8; 60]).unwrap();
                     if let Some(mid) = c.video {
                         let w = c.rtc.writer(mid).unwrap();
                         let pt = w
@@ -769,17 +777,7 @@ fn a_large_fan_out_is_handed_out_in_chunks_as_it_goes() {
     let now = h.now + STEP;
     h.now = now;
     let c = h.client(1);
-    let w = c.rtc.writer(c.mid).unwrap();
-    let pt = w
-        .payload_params()
-        .find(|p| p.spec().codec == Codec::Opus)
-        .unwrap()
-        .pt();
-    let t = MediaTime::new(
-        now.duration_since(c.started).as_millis() as u64 * 48,
-        Frequency::FORTY_EIGHT_KHZ,
-    );
-    w.write(pt, now, t, vec![1; 60]).unwrap();
+    c.write_audio(now);
     c.rtc.handle_input(Input::Timeout(now)).unwrap();
     let mut sent = Vec::new();
     while let Output::Transmit(t) = c.rtc.poll_output().unwrap() {
