@@ -10,8 +10,8 @@
 //!   (tcache) and the fast bins hold freed chunks as if they were in use, scattered over the
 //!   arenas, so no page they sit on can be returned and the free space around them cannot
 //!   merge. Measured with 100 members in rooms of two, then none: the footprint stayed 23–24 %
-//!   over idle with the caches and came back within 1–4 % without them, at no measurable cost
-//!   per forwarded packet (`BENCHMARKS.md`). glibc reads these settings only when a program
+//!   over idle with the caches and came back within 1–4 % without them, for about 1 % more
+//!   instructions per forwarded packet and no measurable CPU time (`BENCHMARKS.md`). glibc reads these settings only when a program
 //!   starts, from `GLIBC_TUNABLES`, so the server starts itself once more with them set.
 
 /// Returns free heap pages to the system, where the allocator supports it.
