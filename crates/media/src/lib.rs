@@ -8,7 +8,6 @@
 //!   signalling layer over channels.
 
 mod forward;
-mod idhash;
 mod peer;
 pub mod priority;
 pub mod residence;

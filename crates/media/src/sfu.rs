@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
+use rustc_hash::FxHashMap;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::DtlsCert;
 use str0m::ice::{IceCreds, StunMessage};
@@ -28,7 +29,6 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, RtcConfig};
 use tracing::{debug, info, warn};
 
 use crate::forward::{self, Red, Route};
-use crate::idhash::PeerMap;
 use crate::peer::{Peer, Remote};
 use crate::sdp::request_opus_dtx;
 use crate::{MediaCmd, MediaErrorCode, MediaEvent, PeerId, RoomId, TrackKind};
@@ -122,7 +122,10 @@ pub struct Sfu {
     /// key generation per join for nothing.
     cert: Option<DtlsCert>,
     /// Boxed: a member's state is large (its `Rtc`), and a map's table keeps its capacity.
-    peers: PeerMap<Box<Peer>>,
+    /// Hashed with FxHash, a multiplication, rather than SipHash: member ids are counters the
+    /// server assigns, never chosen by a client, so crafted collisions are not a concern, and
+    /// this map is looked up several times per forwarded packet.
+    peers: FxHashMap<PeerId, Box<Peer>>,
     rooms: HashMap<RoomId, Vec<PeerId>>,
     /// A UDP remote and a TCP remote may share an address: the protocol is part of the key.
     by_addr: HashMap<Remote, PeerId>,
@@ -152,7 +155,7 @@ impl Sfu {
         Sfu {
             config,
             cert,
-            peers: PeerMap::default(),
+            peers: FxHashMap::default(),
             rooms: HashMap::new(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
