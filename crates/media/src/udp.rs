@@ -39,30 +39,6 @@ pub fn stamp_arrivals(socket: &impl AsFd) -> bool {
     setsockopt(&socket.as_fd(), sockopt::ReceiveTimestampns, &true).is_ok()
 }
 
-/// Something to send: a destination and bytes.
-pub trait Datagram {
-    fn destination(&self) -> SocketAddr;
-    fn bytes(&self) -> &[u8];
-}
-
-impl Datagram for (SocketAddr, &[u8]) {
-    fn destination(&self) -> SocketAddr {
-        self.0
-    }
-    fn bytes(&self) -> &[u8] {
-        self.1
-    }
-}
-
-impl Datagram for Transmit {
-    fn destination(&self) -> SocketAddr {
-        self.destination
-    }
-    fn bytes(&self) -> &[u8] {
-        &self.contents
-    }
-}
-
 /// Reusable state for sending batches.
 pub struct Sender {
     headers: MultiHeaders<SockaddrStorage>,
@@ -79,21 +55,21 @@ impl Default for Sender {
 }
 
 impl Sender {
-    /// Sends each `(destination, bytes)` once, `BATCH` per system call. Returns how many were
-    /// handed to the kernel; the rest were dropped (a full socket buffer, as a network would).
-    pub fn send(&mut self, fd: RawFd, datagrams: &[impl Datagram]) -> usize {
+    /// Sends each datagram once, `BATCH` per system call. Returns how many were handed to the
+    /// kernel; the rest were dropped (a full socket buffer, as a network would).
+    pub fn send(&mut self, fd: RawFd, datagrams: &[Transmit]) -> usize {
         let mut sent = 0;
         for chunk in datagrams.chunks(BATCH) {
             self.addrs.clear();
             self.addrs.extend(
                 chunk
                     .iter()
-                    .map(|d| Some(SockaddrStorage::from(d.destination()))),
+                    .map(|d| Some(SockaddrStorage::from(d.destination))),
             );
             // On the stack: no allocation per batch.
             let mut slices = [[IoSlice::new(&[])]; BATCH];
             for (slot, d) in slices.iter_mut().zip(chunk) {
-                *slot = [IoSlice::new(d.bytes())];
+                *slot = [IoSlice::new(&d.contents)];
             }
             let slices = &slices[..chunk.len()];
             let mut offset = 0;
@@ -210,8 +186,15 @@ mod tests {
         enlarge_buffers(&rx);
         let to = rx.local_addr().unwrap();
         let payloads: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 10 + i as usize]).collect();
-        let datagrams: Vec<(SocketAddr, &[u8])> =
-            payloads.iter().map(|p| (to, p.as_slice())).collect();
+        let datagrams: Vec<Transmit> = payloads
+            .iter()
+            .map(|p| Transmit {
+                proto: str0m::net::Protocol::Udp,
+                source: tx.local_addr().unwrap(),
+                destination: to,
+                contents: p.clone().into(),
+            })
+            .collect();
         assert_eq!(Sender::default().send(tx.as_raw_fd(), &datagrams), 100);
 
         let mut receiver = Receiver::default();
