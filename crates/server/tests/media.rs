@@ -683,9 +683,11 @@ async fn media_threads_can_run_at_real_time_priority() {
     let server = free4chat::Server::start(&config).await.unwrap();
     const SCHED_RR: u32 = 2;
     if allowed {
-        // Other tests' servers run in this process too, at normal priority.
+        // Other tests' servers run in this process too, at normal priority. A worker sets its
+        // priority first thing on its own thread, which may not have run yet.
+        let realtime = || async { media_thread_scheduling().contains(&(SCHED_RR, 7)) };
         assert!(
-            media_thread_scheduling().contains(&(SCHED_RR, 7)),
+            wait_until(realtime).await,
             "{:?}",
             media_thread_scheduling()
         );
