@@ -23,6 +23,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
+use crate::priority::{self, Change, Governor, Realtime};
 use crate::tcp::{Deframer, Frame, WriteQueue};
 use crate::udp;
 use crate::{MediaCmd, MediaEvent, Residence, RoomId, Sfu, SfuConfig, SfuStats};
@@ -92,6 +93,18 @@ pub struct WorkerStats {
     /// was handed to the kernel: the latency the worker adds to each forwarded copy.
     pub send_delay: Residence,
     pub tcp: TcpStats,
+    pub scheduling: SchedulingStats,
+}
+
+/// How the worker threads are scheduled ([`crate::priority`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedulingStats {
+    /// Workers at real-time priority now.
+    pub realtime: usize,
+    /// Times a worker returned to normal scheduling because it was busy most of a second.
+    pub demotions: u64,
+    /// Times a worker took real-time priority again after calm seconds.
+    pub promotions: u64,
 }
 
 /// A worker's TCP connections.
@@ -145,6 +158,10 @@ impl WorkerStats {
         a.idle += b.idle;
         a.dropped += b.dropped;
         a.oversized += b.oversized;
+        let (a, b) = (&mut self.scheduling, &o.scheduling);
+        a.realtime += b.realtime;
+        a.demotions += b.demotions;
+        a.promotions += b.promotions;
     }
 }
 
@@ -163,13 +180,13 @@ pub struct WorkerGone;
 
 impl WorkerHandle {
     /// Binds the sockets (and, with `tcp`, a TCP listener beside each) and starts the worker
-    /// thread, at real-time priority `realtime` if it is not 0 and the system allows it
-    /// ([`crate::priority`]).
+    /// thread, at real-time priority if `realtime` asks for it and the system allows it, under
+    /// a governor that gives it up while the worker is too busy ([`crate::priority`]).
     pub fn spawn(
         index: usize,
         specs: &[SocketSpec],
         tcp: Option<TcpOptions>,
-        realtime: u8,
+        realtime: Realtime,
     ) -> io::Result<WorkerHandle> {
         let mut sockets = Vec::new();
         let mut listeners = Vec::new();
@@ -200,16 +217,29 @@ impl WorkerHandle {
         let thread = std::thread::Builder::new()
             .name(format!("media-{index}"))
             .spawn(move || {
-                if realtime > 0 {
-                    match crate::priority::set_realtime(realtime) {
-                        Ok(()) => info!(worker = index, priority = realtime, "real-time priority"),
-                        Err(e) => warn!(
-                            worker = index,
-                            "real-time priority {realtime} refused, running at normal priority: {e}"
-                        ),
-                    }
-                }
-                run(sockets, listeners, options, rx)
+                let priority = realtime.priority;
+                let granted = priority > 0
+                    && match priority::set_realtime(priority) {
+                        Ok(()) => {
+                            info!(worker = index, priority, "real-time priority");
+                            true
+                        }
+                        Err(e) if realtime.asked => {
+                            warn!(
+                                worker = index,
+                                "real-time priority {priority} refused, running at normal priority: {e}"
+                            );
+                            false
+                        }
+                        Err(e) => {
+                            info!(
+                                worker = index,
+                                "normal priority (real-time priority {priority} refused: {e})"
+                            );
+                            false
+                        }
+                    };
+                run(index, sockets, listeners, options, rx, granted.then_some(priority))
             })?;
         Ok(WorkerHandle {
             tx,
@@ -313,6 +343,7 @@ struct Shell {
     tcp_options: TcpOptions,
     tcp_stats: TcpStats,
     next_conn: u64,
+    scheduling: Rc<Cell<SchedulingStats>>,
 }
 
 impl Shell {
@@ -392,6 +423,7 @@ impl Shell {
                 queued_bytes: self.tcp.values().map(|c| c.queue.queued()).sum(),
                 ..self.tcp_stats
             },
+            scheduling: self.scheduling.get(),
         }
     }
 }
@@ -449,11 +481,14 @@ impl Wire<'_> {
     }
 }
 
+/// The worker thread's body. `realtime`: the real-time priority the thread runs at, if any.
 fn run(
+    index: usize,
     sockets: Vec<(StdUdpSocket, SocketAddr)>,
     listeners: Vec<(StdTcpListener, SocketAddr)>,
     tcp_options: TcpOptions,
     rx: mpsc::Receiver<WorkerMsg>,
+    realtime: Option<u8>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -486,6 +521,10 @@ fn run(
         let now = Instant::now();
         let wake = Rc::new(Notify::new());
         let armed = Rc::new(Cell::new(now));
+        let scheduling = Rc::new(Cell::new(SchedulingStats {
+            realtime: usize::from(realtime.is_some()),
+            ..SchedulingStats::default()
+        }));
         let shell = Rc::new(RefCell::new(Shell {
             sfu: Sfu::new(config, now),
             outgoing: bound.iter().map(|_| Vec::new()).collect(),
@@ -500,6 +539,7 @@ fn run(
             tcp_options,
             tcp_stats: TcpStats::default(),
             next_conn: 0,
+            scheduling: scheduling.clone(),
         }));
 
         for (socket, advertised) in bound {
@@ -509,6 +549,10 @@ fn run(
             tokio::task::spawn_local(accept(listener, advertised, shell.clone()));
         }
         tokio::task::spawn_local(timer(shell.clone(), armed, wake));
+        if let Some(priority) = realtime {
+            let cpu = priority::thread_cpu_time;
+            tokio::task::spawn_local(govern(index, priority, priority::WINDOW, cpu, scheduling));
+        }
         commands(rx, shell).await;
     });
 }
@@ -596,6 +640,68 @@ async fn timer(shell: Rc<RefCell<Shell>>, armed: Rc<Cell<Instant>>, wake: Rc<Not
             }
             _ = wake.notified() => {}
         }
+    }
+}
+
+/// Runs on the worker thread while it holds real-time priority: once a `window`, gives the
+/// [`Governor`] the thread's CPU time (read by `cpu`) and makes the change it asks for,
+/// reporting it in `stats`.
+async fn govern(
+    index: usize,
+    priority: u8,
+    window: Duration,
+    mut cpu: impl FnMut() -> Option<Duration>,
+    stats: Rc<Cell<SchedulingStats>>,
+) {
+    let mut governor = Governor::new();
+    let mut ticks = tokio::time::interval(window);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    let (Some(mut used), mut at) = (cpu(), Instant::now()) else {
+        warn!(
+            worker = index,
+            "no thread CPU clock: real-time priority is not governed"
+        );
+        return;
+    };
+    loop {
+        ticks.tick().await;
+        let (Some(now_used), now) = (cpu(), Instant::now()) else {
+            return;
+        };
+        let change = governor.observe(now_used.saturating_sub(used), now - at);
+        (used, at) = (now_used, now);
+        let Some(change) = change else {
+            continue;
+        };
+        let made = match change {
+            Change::Demote => priority::set_normal(),
+            Change::Promote => priority::set_realtime(priority),
+        };
+        if let Err(e) = made {
+            debug!(worker = index, "scheduling change {change:?} refused: {e}");
+            continue;
+        }
+        governor.applied(change);
+        let mut s = stats.get();
+        s.realtime = usize::from(governor.is_realtime());
+        match change {
+            Change::Demote => {
+                s.demotions += 1;
+                warn!(
+                    worker = index,
+                    "media worker busy: normal priority until load falls"
+                );
+            }
+            Change::Promote => {
+                s.promotions += 1;
+                info!(
+                    worker = index,
+                    priority, "media worker calm: real-time priority again"
+                );
+            }
+        }
+        stats.set(s);
     }
 }
 
@@ -745,5 +851,81 @@ async fn tcp_reader(
     if admitted {
         sh.sfu.tcp_closed(remote);
         sh.flush();
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The calling thread's scheduling policy, without the reset-on-fork flag.
+    fn policy() -> i32 {
+        // SAFETY: pid 0 names the calling thread; the call only reads.
+        unsafe { libc::sched_getscheduler(0) & !libc::SCHED_RESET_ON_FORK }
+    }
+
+    /// Waits (at most 10 s) until `f` holds.
+    async fn until(f: impl Fn() -> bool) -> bool {
+        for _ in 0..1000 {
+            if f() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[test]
+    fn a_busy_worker_thread_gives_up_real_time_priority_and_takes_it_back_when_calm() {
+        std::thread::spawn(|| {
+            if let Err(e) = priority::set_realtime(5) {
+                // Nothing to give up without the privilege (CI runs as root).
+                eprintln!("skipped: {e}");
+                return;
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, async {
+                // A thread CPU clock that runs at `share` of the wall clock.
+                let share = Rc::new(Cell::new(0.9));
+                let clock = {
+                    let share = share.clone();
+                    let (mut used, mut at) = (Duration::ZERO, Instant::now());
+                    move || {
+                        let now = Instant::now();
+                        used += (now - at).mul_f64(share.get());
+                        at = now;
+                        Some(used)
+                    }
+                };
+                let stats = Rc::new(Cell::new(SchedulingStats {
+                    realtime: 1,
+                    ..SchedulingStats::default()
+                }));
+                let window = Duration::from_millis(20);
+                tokio::task::spawn_local(govern(0, 5, window, clock, stats.clone()));
+                assert!(
+                    until(|| stats.get().demotions == 1).await,
+                    "{:?}",
+                    stats.get()
+                );
+                assert_eq!(policy(), libc::SCHED_OTHER);
+                assert_eq!(stats.get().realtime, 0);
+                share.set(0.1);
+                assert!(
+                    until(|| stats.get().promotions == 1).await,
+                    "{:?}",
+                    stats.get()
+                );
+                assert_eq!(policy(), libc::SCHED_RR);
+                assert_eq!(stats.get().realtime, 1);
+                assert_eq!(stats.get().demotions, 1);
+            });
+        })
+        .join()
+        .unwrap();
     }
 }

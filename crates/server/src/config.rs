@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::Parser;
+use free4chat_media::priority::Realtime;
 use serde::Deserialize;
 
 /// free4chat: voice chat rooms in the browser, from one binary.
@@ -56,9 +57,10 @@ pub struct Cli {
     #[arg(long, env = "FREE4CHAT_MEDIA_TCP_MAX_CONNECTIONS", value_name = "N")]
     pub media_tcp_max_connections: Option<usize>,
 
-    /// Run the media threads under real-time scheduling (SCHED_RR) at this priority, 1-99,
-    /// for prompt forwarding on busy cores; 0 leaves them at normal priority [default: 0].
-    /// Needs CAP_SYS_NICE or LimitRTPRIO; if refused, the server runs on at normal priority.
+    /// Real-time priority (SCHED_RR, 1-99) of the media threads, for prompt forwarding on busy
+    /// cores; 0 leaves them at normal priority [default: 10]. Needs CAP_SYS_NICE or
+    /// LimitRTPRIO; if refused, they run at normal priority. A media thread busy for most of a
+    /// second returns to normal priority until its load falls.
     #[arg(long, env = "FREE4CHAT_MEDIA_REALTIME_PRIORITY", value_name = "N")]
     pub media_realtime_priority: Option<u8>,
 
@@ -223,8 +225,8 @@ pub struct Config {
     pub media_workers: usize,
     pub media_tcp: bool,
     pub media_tcp_max_connections: usize,
-    /// Real-time priority of the media threads; 0: normal scheduling.
-    pub media_realtime_priority: u8,
+    /// Real-time priority of the media threads (`priority` 0: normal scheduling).
+    pub media_realtime: Realtime,
     pub max_rooms: usize,
     pub max_room_members: usize,
     pub max_peers: usize,
@@ -246,7 +248,7 @@ impl Default for Config {
             media_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             media_tcp: true,
             media_tcp_max_connections: 4096,
-            media_realtime_priority: 0,
+            media_realtime: Realtime::default(),
             max_rooms: 10_000,
             max_room_members: 50,
             max_peers: 10_000,
@@ -324,10 +326,13 @@ impl Config {
                 .media_tcp_max_connections
                 .or(file.media_tcp_max_connections)
                 .unwrap_or(d.media_tcp_max_connections),
-            media_realtime_priority: cli
-                .media_realtime_priority
-                .or(file.media_realtime_priority)
-                .unwrap_or(d.media_realtime_priority),
+            media_realtime: match cli.media_realtime_priority.or(file.media_realtime_priority) {
+                Some(priority) => Realtime {
+                    priority,
+                    asked: true,
+                },
+                None => d.media_realtime,
+            },
             max_rooms: cli.max_rooms.or(file.max_rooms).unwrap_or(d.max_rooms),
             max_room_members: cli
                 .max_room_members
@@ -388,7 +393,7 @@ impl Config {
                 "media_tcp_max_connections must be at least 1",
             ));
         }
-        if self.media_realtime_priority > 99 {
+        if self.media_realtime.priority > 99 {
             return Err(ConfigError::Invalid(
                 "media_realtime_priority must be 0 (off) to 99",
             ));
@@ -576,12 +581,23 @@ mod tests {
     }
 
     #[test]
-    fn real_time_priority_is_off_by_default_and_bounded() {
+    fn real_time_priority_is_tried_by_default_and_bounded() {
         let c = Config::merge(Cli::parse_from(["free4chat"]), FileConfig::default()).unwrap();
-        assert_eq!(c.media_realtime_priority, 0);
+        let tried = Realtime {
+            priority: 10,
+            asked: false,
+        };
+        assert_eq!(c.media_realtime, tried);
         let file: FileConfig = toml::from_str("media_realtime_priority = 20\n").unwrap();
         let c = Config::merge(Cli::parse_from(["free4chat"]), file).unwrap();
-        assert_eq!(c.media_realtime_priority, 20);
+        let asked = Realtime {
+            priority: 20,
+            asked: true,
+        };
+        assert_eq!(c.media_realtime, asked);
+        let cli = Cli::parse_from(["free4chat", "--media-realtime-priority", "0"]);
+        let c = Config::merge(cli, FileConfig::default()).unwrap();
+        assert_eq!(c.media_realtime.priority, 0);
         let cli = Cli::parse_from(["free4chat", "--media-realtime-priority", "100"]);
         assert!(Config::merge(cli, FileConfig::default()).is_err());
         assert!(Cli::try_parse_from(["free4chat", "--media-realtime-priority", "300"]).is_err());

@@ -106,6 +106,11 @@ async fn stats(State(state): State<AppState>) -> Response {
         },
         "residence": histogram(&w.residence),
         "send_delay": histogram(&w.send_delay),
+        "scheduling": {
+            "realtime_workers": w.scheduling.realtime,
+            "demotions": w.scheduling.demotions,
+            "promotions": w.scheduling.promotions,
+        },
     }))
     .into_response()
 }

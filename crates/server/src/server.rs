@@ -53,7 +53,7 @@ impl Server {
                 max_connections: config.media_tcp_max_connections,
                 ..TcpOptions::default()
             });
-            let worker = WorkerHandle::spawn(index, &specs, tcp, config.media_realtime_priority)?;
+            let worker = WorkerHandle::spawn(index, &specs, tcp, config.media_realtime)?;
             for (spec, advertised) in specs.iter().zip(worker.addrs()) {
                 media_pairs.push((
                     *advertised,

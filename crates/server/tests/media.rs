@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use free4chat_client::{Client, ClientConfig};
+use free4chat_media::priority::Realtime;
 use free4chat_signal::{ClientMsg, ServerMsg};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -677,7 +678,10 @@ async fn media_threads_can_run_at_real_time_priority() {
         .join()
         .unwrap();
     let config = free4chat::config::Config {
-        media_realtime_priority: 7,
+        media_realtime: Realtime {
+            priority: 7,
+            asked: true,
+        },
         ..config()
     };
     let server = free4chat::Server::start(&config).await.unwrap();
@@ -691,6 +695,9 @@ async fn media_threads_can_run_at_real_time_priority() {
             "{:?}",
             media_thread_scheduling()
         );
+        let stats = server.media_worker_stats().await;
+        assert_eq!(stats.scheduling.realtime, config.media_workers, "{stats:?}");
+        assert_eq!(stats.scheduling.demotions, 0, "{stats:?}");
     }
     // Refused or not, members hear each other.
     let alice = join(&server, "realtime", "Alice").await;
