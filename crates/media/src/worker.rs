@@ -30,6 +30,8 @@ use crate::{MediaCmd, MediaEvent, Residence, RoomId, Sfu, SfuConfig, SfuStats};
 
 /// How many messages may wait for a worker before senders wait.
 const CMD_QUEUE: usize = 4096;
+/// `recvmmsg` batches one socket drains before letting the worker's other tasks run.
+const BATCHES_PER_TURN: usize = 8;
 
 /// One media socket: where to bind, and the address to offer in candidates if it differs
 /// (a public address in front of a NAT).
@@ -585,8 +587,13 @@ async fn receive(socket: Rc<UdpSocket>, local: SocketAddr, shell: Rc<RefCell<She
             return;
         }
         // Drain what is waiting, a batch per system call; `try_io` re-arms readiness once
-        // the socket would block.
-        loop {
+        // the socket would block. Past capacity the socket never empties: after a few batches
+        // the other tasks of this worker (commands, timers, other sockets) get their turn.
+        for batch in 0.. {
+            if batch == BATCHES_PER_TURN {
+                tokio::task::yield_now().await;
+                break;
+            }
             match socket.try_io(Interest::READABLE, || receiver.recv(fd)) {
                 Ok(_) => {
                     let now = Instant::now();
