@@ -376,7 +376,12 @@ async fn server_histograms(target: &Target) -> Option<(Residence, Residence)> {
     let Target::Free4chat { http, .. } = target else {
         return None;
     };
-    let v: Value = reqwest::get(format!("http://{http}/api/stats"))
+    // A server past capacity may answer late: the figures are then missing from the report,
+    // and the run goes on.
+    let v: Value = reqwest::Client::new()
+        .get(format!("http://{http}/api/stats"))
+        .timeout(Duration::from_secs(10))
+        .send()
         .await
         .ok()?
         .json()
