@@ -109,7 +109,10 @@ impl Client {
     /// Joins and starts negotiating media. Returns once `joined` has arrived.
     pub async fn join(config: ClientConfig) -> Result<Client, ClientError> {
         let started = Instant::now();
-        let (mut ws, _) = tokio_tungstenite::connect_async(config.url.as_str()).await?;
+        let connect = tokio_tungstenite::connect_async(config.url.as_str());
+        let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), connect)
+            .await
+            .map_err(|_| ClientError::Timeout("connect"))??;
         let join = ClientMsg::Join {
             v: PROTOCOL_VERSION,
             room: config.room.clone(),
