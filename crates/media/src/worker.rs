@@ -914,22 +914,19 @@ mod tests {
                 }));
                 let window = Duration::from_millis(20);
                 tokio::task::spawn_local(govern(0, 5, window, clock, stats.clone()));
-                assert!(
-                    until(|| stats.get().demotions == 1).await,
-                    "{:?}",
-                    stats.get()
-                );
-                assert_eq!(policy(), libc::SCHED_OTHER);
-                assert_eq!(stats.get().realtime, 0);
-                share.set(0.1);
-                assert!(
-                    until(|| stats.get().promotions == 1).await,
-                    "{:?}",
-                    stats.get()
-                );
-                assert_eq!(policy(), libc::SCHED_RR);
-                assert_eq!(stats.get().realtime, 1);
-                assert_eq!(stats.get().demotions, 1);
+                // (CPU share, then: policy, workers at real-time priority, demotions and
+                // promotions so far).
+                let phases = [
+                    (0.9, libc::SCHED_OTHER, 0, (1, 0)),
+                    (0.1, libc::SCHED_RR, 1, (1, 1)),
+                ];
+                for (busy, then, realtime, changes) in phases {
+                    share.set(busy);
+                    let counted = || (stats.get().demotions, stats.get().promotions);
+                    assert!(until(|| counted() == changes).await, "{:?}", stats.get());
+                    assert_eq!(policy(), then);
+                    assert_eq!(stats.get().realtime, realtime);
+                }
             });
         })
         .join()
