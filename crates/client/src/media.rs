@@ -92,6 +92,12 @@ impl Received {
         }
     }
 
+    /// The lowest sequence number received.
+    pub fn first(&self) -> Option<u32> {
+        let (word, w) = self.seen.iter().enumerate().find(|(_, w)| **w != 0)?;
+        Some(word as u32 * 64 + w.trailing_zeros())
+    }
+
     /// Sequence numbers below `end` that never arrived.
     pub fn missing_below(&self, end: u32) -> u64 {
         let got = (0..end)
@@ -587,5 +593,13 @@ mod tests {
         }
         assert_eq!(r.distinct, 4);
         assert_eq!(r.missing_below(6), 2);
+        assert_eq!(r.first(), Some(0));
+        assert_eq!(Received::default().first(), None);
+        let mut late = Received::default();
+        for s in [70, 72] {
+            late.record(s);
+        }
+        assert_eq!(late.first(), Some(70));
+        assert_eq!(late.missing_below(73) - late.missing_below(70), 1);
     }
 }
