@@ -247,11 +247,11 @@ async fn run(args: Args) -> Result<Value, String> {
 
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
     hook(args.at_hold_start.as_deref()).await?;
-    let histograms_a = server_histograms(&target).await;
+    let histograms_a = server_figures(&target).await;
     let a = snapshot(&members, args.server_pid);
     tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
     let b = snapshot(&members, args.server_pid);
-    let histograms_b = server_histograms(&target).await;
+    let histograms_b = server_figures(&target).await;
     hook(args.at_hold_end.as_deref()).await?;
     let window = b.at.duration_since(a.at).as_secs_f64();
 
@@ -347,8 +347,24 @@ async fn run(args: Args) -> Result<Value, String> {
     if let (Some(a), Some(b), Some(obj)) =
         (histograms_a, histograms_b, report["server"].as_object_mut())
     {
-        for (key, (earlier, later)) in [("residence_us", (a.0, b.0)), ("send_delay_us", (a.1, b.1))]
-        {
+        // Where packets were lost on the server's side: copies it did not make (what it
+        // forwarded against what it had to), and its sockets' buffers.
+        obj.insert(
+            "forwarded_pps".into(),
+            json!(b.forwarded.saturating_sub(a.forwarded) as f64 / window),
+        );
+        obj.insert(
+            "udp_dropped".into(),
+            json!({
+                "receive": b.receive_dropped.saturating_sub(a.receive_dropped),
+                "send": b.send_dropped.saturating_sub(a.send_dropped),
+            }),
+        );
+        let histograms = [
+            ("residence_us", (a.residence, b.residence)),
+            ("send_delay_us", (a.send_delay, b.send_delay)),
+        ];
+        for (key, (earlier, later)) in histograms {
             let window = later.since(&earlier);
             obj.insert(
                 key.into(),
@@ -371,8 +387,19 @@ async fn run(args: Args) -> Result<Value, String> {
     Ok(report)
 }
 
-/// The server's time histograms, residence and send delay (free4chat only: `/api/stats`).
-async fn server_histograms(target: &Target) -> Option<(Residence, Residence)> {
+/// What the server says of itself (free4chat only: `/api/stats`), cumulative since it started.
+struct ServerFigures {
+    residence: Residence,
+    send_delay: Residence,
+    /// Datagrams its sockets dropped: arriving to a full buffer, and not sent for one.
+    receive_dropped: u64,
+    send_dropped: u64,
+    /// Media packets written to subscribers.
+    forwarded: u64,
+}
+
+/// The server's time histograms and socket losses (free4chat only: `/api/stats`).
+async fn server_figures(target: &Target) -> Option<ServerFigures> {
     let Target::Free4chat { http, .. } = target else {
         return None;
     };
@@ -396,7 +423,13 @@ async fn server_histograms(target: &Target) -> Option<(Residence, Residence)> {
         r.max_us = h["max_us"].as_u64()?;
         Some(r)
     };
-    Some((read(&v["residence"])?, read(&v["send_delay"])?))
+    Some(ServerFigures {
+        residence: read(&v["residence"])?,
+        send_delay: read(&v["send_delay"])?,
+        receive_dropped: v["media"]["udp_receive_dropped"].as_u64()?,
+        send_dropped: v["media"]["udp_send_dropped"].as_u64()?,
+        forwarded: v["media"]["forwarded"].as_u64()?,
+    })
 }
 
 /// Runs a hook command to completion.

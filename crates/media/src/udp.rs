@@ -6,7 +6,7 @@
 
 use std::io::{IoSlice, IoSliceMut};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
@@ -38,6 +38,38 @@ pub fn enlarge_buffers(socket: &impl AsFd) {
 pub fn stamp_arrivals(socket: &impl AsFd) -> bool {
     setsockopt(&socket.as_fd(), sockopt::ReceiveTimestampns, &true).is_ok()
 }
+
+/// How many datagrams the kernel has dropped at this socket since it was opened, because its
+/// receive buffer was full (`SO_MEMINFO`); `None` where the system does not say.
+pub fn dropped(socket: &impl AsRawFd) -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut info = [0u32; SK_MEMINFO_VARS];
+        let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+        // SAFETY: `info` and `len` are valid for writes and outlive the call; `len` tells the
+        // kernel how much of `info` it may fill, and it writes back how much it did.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_MEMINFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let drops = libc::SK_MEMINFO_DROPS as usize;
+        (rc == 0 && len as usize > drops * 4).then(|| info[drops])
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = socket;
+        None
+    }
+}
+
+/// The figures `SO_MEMINFO` gives (`SK_MEMINFO_VARS` in the kernel's headers).
+#[cfg(target_os = "linux")]
+const SK_MEMINFO_VARS: usize = 9;
 
 /// Reusable state for sending batches.
 pub struct Sender {
@@ -245,6 +277,17 @@ mod tests {
         // A fresh receiver: the kernel shrinks each header's control space to what it used.
         let mut receiver = Receiver::default();
         assert!(stamp_arrivals(&rx));
+        // The kernel switches stamping on for the whole system a moment later (when no other
+        // socket had it on); until then it stamps datagrams as they are read. Wait for a
+        // datagram stamped well before it was read (2 s at most).
+        for _ in 0..20 {
+            tx.send_to(b"probe", to).unwrap();
+            let sent = SystemTime::now();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if arrivals(&mut receiver)[0].is_some_and(|at| at <= sent) {
+                break;
+            }
+        }
         let before = SystemTime::now();
         tx.send_to(b"stamped", to).unwrap();
         let sent = SystemTime::now();
@@ -257,6 +300,28 @@ mod tests {
         assert!(at >= before - Duration::from_millis(1), "{at:?} {before:?}");
         assert!(at <= sent + Duration::from_millis(150), "{at:?} {sent:?}");
         assert!(read_from.duration_since(at).unwrap() >= Duration::from_millis(150));
+    }
+
+    #[test]
+    fn datagrams_dropped_at_a_full_socket_are_counted() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        // The smallest buffer the kernel allows holds a few of these, not 200.
+        setsockopt(&rx.as_fd(), sockopt::RcvBuf, &1024).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        assert_eq!(dropped(&rx), Some(0));
+        for _ in 0..200 {
+            tx.send_to(&[2; 1000], to).unwrap();
+        }
+        let mut receiver = Receiver::default();
+        let mut read = 0;
+        while let Ok(n) = receiver.recv(rx.as_raw_fd()) {
+            read += n;
+        }
+        assert!(read < 200, "{read}");
+        // Every datagram sent was read or counted as dropped.
+        assert_eq!(read + dropped(&rx).unwrap() as usize, 200);
     }
 
     #[test]

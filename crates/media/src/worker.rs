@@ -95,7 +95,18 @@ pub struct WorkerStats {
     /// was handed to the kernel: the latency the worker adds to each forwarded copy.
     pub send_delay: Residence,
     pub tcp: TcpStats,
+    pub udp: UdpStats,
     pub scheduling: SchedulingStats,
+}
+
+/// Datagrams the worker's UDP sockets lost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UdpStats {
+    /// Dropped by the kernel on arrival: a socket's receive buffer was full (the worker fell
+    /// behind).
+    pub receive_dropped: u64,
+    /// Not sent: a socket's send buffer was full.
+    pub send_dropped: u64,
 }
 
 /// How the worker threads are scheduled ([`crate::priority`]).
@@ -160,6 +171,8 @@ impl WorkerStats {
         a.idle += b.idle;
         a.dropped += b.dropped;
         a.oversized += b.oversized;
+        self.udp.receive_dropped += o.udp.receive_dropped;
+        self.udp.send_dropped += o.udp.send_dropped;
         let (a, b) = (&mut self.scheduling, &o.scheduling);
         a.realtime += b.realtime;
         a.demotions += b.demotions;
@@ -346,6 +359,8 @@ struct Shell {
     tcp_stats: TcpStats,
     next_conn: u64,
     scheduling: Rc<Cell<SchedulingStats>>,
+    /// Datagrams not sent because a socket's send buffer was full.
+    send_dropped: u64,
 }
 
 impl Shell {
@@ -410,6 +425,7 @@ impl Shell {
             tcp: &self.tcp,
             tcp_stats: &mut self.tcp_stats,
             send_delay: &mut self.send_delay,
+            send_dropped: &mut self.send_dropped,
         };
         (&mut self.sfu, wire)
     }
@@ -425,6 +441,15 @@ impl Shell {
                 queued_bytes: self.tcp.values().map(|c| c.queue.queued()).sum(),
                 ..self.tcp_stats
             },
+            udp: UdpStats {
+                receive_dropped: self
+                    .sockets
+                    .iter()
+                    .filter_map(|(socket, _)| udp::dropped(socket.as_ref()))
+                    .map(u64::from)
+                    .sum(),
+                send_dropped: self.send_dropped,
+            },
             scheduling: self.scheduling.get(),
         }
     }
@@ -438,6 +463,7 @@ struct Wire<'a> {
     tcp: &'a HashMap<SocketAddr, TcpConn>,
     tcp_stats: &'a mut TcpStats,
     send_delay: &'a mut Residence,
+    send_dropped: &'a mut u64,
 }
 
 impl Wire<'_> {
@@ -474,6 +500,7 @@ impl Wire<'_> {
             }
             let sent = self.sender.send(socket.as_raw_fd(), batch);
             if sent < batch.len() {
+                *self.send_dropped += (batch.len() - sent) as u64;
                 debug!(dropped = batch.len() - sent, "send buffer full");
             }
             handed += sent as u64;
@@ -542,6 +569,7 @@ fn run(
             tcp_stats: TcpStats::default(),
             next_conn: 0,
             scheduling: scheduling.clone(),
+            send_dropped: 0,
         }));
 
         for (socket, advertised) in bound {

@@ -103,6 +103,8 @@ async fn stats(State(state): State<AppState>) -> Response {
             "tcp_evicted": w.tcp.evicted,
             "tcp_rejected": w.tcp.rejected,
             "tcp_dropped_frames": w.tcp.dropped,
+            "udp_receive_dropped": w.udp.receive_dropped,
+            "udp_send_dropped": w.udp.send_dropped,
         },
         "residence": histogram(&w.residence),
         "send_delay": histogram(&w.send_delay),

@@ -155,6 +155,16 @@ async fn stats_count_forwarded_packets_and_their_time_in_the_server() {
         forwarded >= received,
         "{forwarded} forwarded, {received} received"
     );
+    // What the server's sockets lost, and how its media threads are scheduled, are reported.
+    for key in ["udp_receive_dropped", "udp_send_dropped"] {
+        assert!(stats["media"][key].is_u64(), "{key}: {stats}");
+    }
+    let scheduling = &stats["scheduling"];
+    assert!(
+        scheduling["realtime_workers"].as_u64().unwrap() <= 1,
+        "{scheduling}"
+    );
+    assert_eq!(scheduling["demotions"].as_u64(), Some(0), "{scheduling}");
     let residence = &stats["residence"];
     assert!(
         residence["datagrams"].as_u64().unwrap() >= received,
