@@ -254,11 +254,16 @@ async fn run(args: Args) -> Result<Value, String> {
     let histograms_b = server_figures(&target).await;
     hook(args.at_hold_end.as_deref()).await?;
     let window = b.at.duration_since(a.at).as_secs_f64();
+    // Packets on their way when the window closed get time to arrive before those that never
+    // did are counted.
+    tokio::time::sleep(SETTLE).await;
 
     // What each speaker sent in the window, fanned out to everyone else in its room, is what
-    // the server had to forward; what arrived is what it delivered.
+    // the server had to forward; what arrived in it is what it delivered. Loss is exact: the
+    // sequence numbers sent in the window that never reached a member who should hear them.
     let mut expected = 0u64;
     let mut delivered = 0u64;
+    let mut lost = 0u64;
     let mut latencies: Vec<u64> = Vec::new();
     for (i, receiver) in members.iter().enumerate() {
         let s = free4chat_client::media::lock_state(&receiver.state);
@@ -268,9 +273,16 @@ async fn run(args: Args) -> Result<Value, String> {
             .filter(|m| m.sender_id != receiver.sender_id || receiver.role == Role::Listener)
         {
             let key = (i, sender.sender_id);
-            let sent = b.sent.get(&sender.sender_id).copied().unwrap_or(0)
-                - a.sent.get(&sender.sender_id).copied().unwrap_or(0);
+            let first = a.sent.get(&sender.sender_id).copied().unwrap_or(0);
+            let end = b.sent.get(&sender.sender_id).copied().unwrap_or(0);
+            let sent = end.saturating_sub(first);
             expected += sent;
+            // Sequence numbers count packets sent, from 0.
+            let (first, end) = (seq(first), seq(end));
+            lost += match s.received.get(&sender.sender_id) {
+                Some(r) => r.missing_between(first, end),
+                None => sent,
+            };
             let got = b.received.get(&key).copied().unwrap_or(0)
                 - a.received.get(&key).copied().unwrap_or(0);
             delivered += got;
@@ -289,7 +301,7 @@ async fn run(args: Args) -> Result<Value, String> {
     let loss_pct = if expected == 0 {
         0.0
     } else {
-        (1.0 - delivered as f64 / expected as f64).max(0.0) * 100.0
+        lost as f64 / expected as f64 * 100.0
     };
     let sent_total: u64 = b.sent.values().sum::<u64>() - a.sent.values().sum::<u64>();
 
@@ -338,6 +350,7 @@ async fn run(args: Args) -> Result<Value, String> {
         "forwarded_pps": expected as f64 / window,
         "delivered_pps": delivered as f64 / window,
         "loss_pct": loss_pct,
+        "lost_packets": lost,
         "latency_us": stats::summary(&mut latencies),
         "join_ms": stats::summary(&mut join_ms),
         "never_received": never_received,
@@ -385,6 +398,14 @@ async fn run(args: Args) -> Result<Value, String> {
         );
     }
     Ok(report)
+}
+
+/// How long after the window closes its last packets may still arrive and count.
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// The sequence number of the packet sent after `sent` others.
+fn seq(sent: u64) -> u32 {
+    u32::try_from(sent).unwrap_or(u32::MAX)
 }
 
 /// What the server says of itself (free4chat only: `/api/stats`), cumulative since it started.

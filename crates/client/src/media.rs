@@ -100,14 +100,18 @@ impl Received {
 
     /// Sequence numbers below `end` that never arrived.
     pub fn missing_below(&self, end: u32) -> u64 {
-        let got = (0..end)
+        self.missing_between(0, end)
+    }
+
+    /// Sequence numbers from `start` up to (not including) `end` that never arrived.
+    pub fn missing_between(&self, start: u32, end: u32) -> u64 {
+        (start..end)
             .filter(|s| {
                 self.seen
                     .get((s / 64) as usize)
-                    .is_some_and(|w| w & (1 << (s % 64)) != 0)
+                    .is_none_or(|w| w & (1 << (s % 64)) == 0)
             })
-            .count() as u64;
-        u64::from(end) - got
+            .count() as u64
     }
 }
 
@@ -601,5 +605,7 @@ mod tests {
         }
         assert_eq!(late.first(), Some(70));
         assert_eq!(late.missing_below(73) - late.missing_below(70), 1);
+        assert_eq!(late.missing_between(70, 73), 1);
+        assert_eq!(late.missing_between(73, 70), 0);
     }
 }
