@@ -415,6 +415,42 @@ impl Shell {
         sent
     }
 
+    /// Hands one received datagram or TCP frame to the core and sends what it caused, a large
+    /// fan-out in chunks as it goes ([`Sfu::handle_datagram_sending`]). Its time in the worker
+    /// and each answer's wait count from `arrival`, when the kernel stamped it, so that time
+    /// spent in the socket while the worker was busy counts too; else from `now`, when it was
+    /// read.
+    fn take_in(
+        &mut self,
+        now: Instant,
+        arrival: Option<SystemTime>,
+        proto: Protocol,
+        source: SocketAddr,
+        local: SocketAddr,
+        data: &[u8],
+    ) {
+        let since_arrival = || {
+            arrival
+                .and_then(|at| SystemTime::now().duration_since(at).ok())
+                .unwrap_or_else(|| now.elapsed())
+        };
+        let (sfu, mut wire) = self.split();
+        let mut send_now = |queue: &mut VecDeque<Transmit>| {
+            let n = wire.send(queue.drain(..));
+            wire.send_delay.record_many(since_arrival(), n);
+        };
+        sfu.handle_datagram_sending(now, proto, source, local, data, &mut send_now);
+        self.answered(since_arrival());
+    }
+
+    /// After a received datagram or frame was handled and `stayed` has passed since it
+    /// arrived: sends what it caused and records the wait of each datagram sent and its own.
+    fn answered(&mut self, stayed: Duration) {
+        let n = self.flush();
+        self.send_delay.record_many(stayed, n);
+        self.residence.record(stayed);
+    }
+
     /// The core, and the parts that send datagrams, borrowed apart: the core can then hand
     /// datagrams out in the middle of a fan-out.
     fn split(&mut self) -> (&mut Sfu, Wire<'_>) {
@@ -626,33 +662,9 @@ async fn receive(socket: Rc<UdpSocket>, local: SocketAddr, shell: Rc<RefCell<She
                 Ok(_) => {
                     let now = Instant::now();
                     let mut sh = shell.borrow_mut();
-                    // Each datagram's consequences go out before the next is handled, and a
-                    // large fan-out's in chunks as it goes.
+                    // Each datagram's consequences go out before the next is handled.
                     for (source, data, arrival) in receiver.datagrams() {
-                        // From the datagram's arrival in the socket, so that time spent
-                        // waiting there while the worker was busy counts too.
-                        let since_arrival = || {
-                            arrival
-                                .and_then(|at| SystemTime::now().duration_since(at).ok())
-                                .unwrap_or_else(|| now.elapsed())
-                        };
-                        let (sfu, mut wire) = sh.split();
-                        let mut send_now = |queue: &mut VecDeque<Transmit>| {
-                            let n = wire.send(queue.drain(..));
-                            wire.send_delay.record_many(since_arrival(), n);
-                        };
-                        sfu.handle_datagram_sending(
-                            now,
-                            Protocol::Udp,
-                            source,
-                            local,
-                            data,
-                            &mut send_now,
-                        );
-                        let n = sh.flush();
-                        let stayed = since_arrival();
-                        sh.send_delay.record_many(stayed, n);
-                        sh.residence.record(stayed);
+                        sh.take_in(now, arrival, Protocol::Udp, source, local, data);
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -846,18 +858,18 @@ async fn tcp_reader(
                 }
             };
             if admitted {
-                sh.sfu
-                    .handle_datagram(now, Protocol::Tcp, remote, local, data);
-            } else if sh.sfu.handle_first_tcp_frame(now, remote, local, data) {
-                admitted = true;
-                if let Some(conn) = sh.tcp.get_mut(&remote).filter(|c| c.id == id) {
-                    conn.admitted = true;
-                }
+                sh.take_in(now, None, Protocol::Tcp, remote, local, data);
             } else {
-                verdict = Some(Ended::Rejected);
+                if sh.sfu.handle_first_tcp_frame(now, remote, local, data) {
+                    admitted = true;
+                    if let Some(conn) = sh.tcp.get_mut(&remote).filter(|c| c.id == id) {
+                        conn.admitted = true;
+                    }
+                } else {
+                    verdict = Some(Ended::Rejected);
+                }
+                sh.answered(now.elapsed());
             }
-            sh.flush();
-            sh.residence.record(now.elapsed());
             if sh.tcp.get(&remote).is_none_or(|c| c.id != id) {
                 verdict = Some(Ended::Dropped);
             }

@@ -455,7 +455,15 @@ async fn a_member_over_tcp_and_a_member_over_udp_hear_each_other() {
         connects >= 1 && frames >= 50,
         "{connects} connects, {frames} frames"
     );
+    // Both directions' copies are timed, those caused by Bob's frames too (counted before the
+    // server's figures are read: audio goes on arriving meanwhile).
+    let received = count(&bob, &alice) + count(&alice, &bob);
     let stats = server.media_worker_stats().await;
+    assert!(
+        stats.send_delay.count() >= received,
+        "{} sends timed, {received} received",
+        stats.send_delay.count()
+    );
     assert_eq!(
         (stats.tcp.connections, stats.tcp.admitted),
         (1, 1),
