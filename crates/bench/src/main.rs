@@ -247,11 +247,11 @@ async fn run(args: Args) -> Result<Value, String> {
 
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
     hook(args.at_hold_start.as_deref()).await?;
-    let histograms_a = server_figures(&target).await;
+    let server_a = server_figures(&target).await;
     let a = snapshot(&members, args.server_pid);
     tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
     let b = snapshot(&members, args.server_pid);
-    let histograms_b = server_figures(&target).await;
+    let server_b = server_figures(&target).await;
     hook(args.at_hold_end.as_deref()).await?;
     let window = b.at.duration_since(a.at).as_secs_f64();
     // Packets on their way when the window closed get time to arrive before those that never
@@ -357,9 +357,7 @@ async fn run(args: Args) -> Result<Value, String> {
         "churn_cycles": churn,
         "server": server,
     });
-    if let (Some(a), Some(b), Some(obj)) =
-        (histograms_a, histograms_b, report["server"].as_object_mut())
-    {
+    if let (Some(a), Some(b), Some(obj)) = (server_a, server_b, report["server"].as_object_mut()) {
         // Where packets were lost on the server's side: copies it did not make (what it
         // forwarded against what it had to), and its sockets' buffers.
         obj.insert(

@@ -373,8 +373,8 @@ async fn opus_red_fec_and_dtx_are_negotiated_and_red_recovers_uplink_loss() {
             // Ignore the most recent packets, which may still be in flight, and those sent
             // before the listener's subscription opened.
             let end = r.seq_end.saturating_sub(10);
-            let before = r.first().map_or(0, |f| r.missing_below(f.min(end)));
-            (r.missing_below(end) - before, end)
+            let first = r.first().map_or(0, |f| f.min(end));
+            (r.missing_between(first, end), end)
         })
     };
     let missing = |c: &Client| missing_at(&listener, c);
@@ -429,10 +429,7 @@ fn first_seq(to: &Client, from: &Client) -> u32 {
 fn missing_since(to: &Client, from: &Client, start: u32) -> (u64, u32) {
     to.with_state(|s| {
         let r = &s.received[&from.id];
-        (
-            r.missing_below(r.seq_end) - r.missing_below(start),
-            r.seq_end,
-        )
+        (r.missing_between(start, r.seq_end), r.seq_end)
     })
 }
 
@@ -715,8 +712,8 @@ async fn media_threads_can_run_at_real_time_priority() {
     let server = free4chat::Server::start(&config).await.unwrap();
     const SCHED_RR: u32 = 2;
     if allowed {
-        // Other tests' servers run in this process too, at normal priority. A worker sets its
-        // priority first thing on its own thread, which may not have run yet.
+        // Other tests' servers run in this process too, at the default priority (10). A worker
+        // sets its priority first thing on its own thread, which may not have run yet.
         let realtime = || async { media_thread_scheduling().contains(&(SCHED_RR, 7)) };
         assert!(
             wait_until(realtime).await,
