@@ -11,8 +11,9 @@
 //!   arenas, so no page they sit on can be returned and the free space around them cannot
 //!   merge. Measured with 100 members in rooms of two, then none: the footprint stayed 23–24 %
 //!   over idle with the caches and came back within 1–4 % without them, for about 1 % more
-//!   instructions per forwarded packet and no measurable CPU time (`BENCHMARKS.md`). glibc reads these settings only when a program
-//!   starts, from `GLIBC_TUNABLES`, so the server starts itself once more with them set.
+//!   instructions per forwarded packet and no measurable CPU time (`BENCHMARKS.md`). glibc
+//!   reads these settings only when a program starts, from `GLIBC_TUNABLES`, so the server
+//!   starts itself once more with them set.
 
 /// Returns free heap pages to the system, where the allocator supports it.
 pub fn release_free_memory() {
@@ -27,15 +28,18 @@ pub fn release_free_memory() {
 /// The allocator settings the server runs with: no per-thread cache, no fast bins.
 pub const TUNABLES: &str = "glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0";
 
-/// What `GLIBC_TUNABLES` should be, given its value now; `None` when it is right as it is.
+/// What `GLIBC_TUNABLES` should be, given its value now (empty when unset); `None` when it is
+/// right as it is.
 ///
 /// An operator who sets the thread cache themselves (`glibc.malloc.tcache_count`) is obeyed;
 /// other settings of theirs are kept, ours added after them.
-pub fn tunables_for(current: Option<&str>) -> Option<String> {
-    match current {
-        Some(now) if now.contains("glibc.malloc.tcache_count") => None,
-        Some(now) if !now.is_empty() => Some(format!("{now}:{TUNABLES}")),
-        _ => Some(TUNABLES.to_owned()),
+pub fn tunables_for(current: &str) -> Option<String> {
+    if current.contains("glibc.malloc.tcache_count") {
+        None
+    } else if current.is_empty() {
+        Some(TUNABLES.to_owned())
+    } else {
+        Some(format!("{current}:{TUNABLES}"))
     }
 }
 
@@ -58,7 +62,7 @@ pub fn tune_allocator() {
         let Some(current) = current.as_deref().map_or(Some(""), |v| v.to_str()) else {
             return;
         };
-        let Some(value) = tunables_for(Some(current)) else {
+        let Some(value) = tunables_for(current) else {
             return;
         };
         let mut args = std::env::args_os();
@@ -79,13 +83,12 @@ mod tests {
 
     #[test]
     fn tunables_are_added_to_the_operators_and_never_override_theirs() {
-        assert_eq!(tunables_for(None).as_deref(), Some(TUNABLES));
-        assert_eq!(tunables_for(Some("")).as_deref(), Some(TUNABLES));
+        assert_eq!(tunables_for("").as_deref(), Some(TUNABLES));
         assert_eq!(
-            tunables_for(Some("glibc.malloc.arena_max=2")).unwrap(),
+            tunables_for("glibc.malloc.arena_max=2").unwrap(),
             format!("glibc.malloc.arena_max=2:{TUNABLES}")
         );
-        assert_eq!(tunables_for(Some("glibc.malloc.tcache_count=7")), None);
-        assert_eq!(tunables_for(Some(TUNABLES)), None);
+        assert_eq!(tunables_for("glibc.malloc.tcache_count=7"), None);
+        assert_eq!(tunables_for(TUNABLES), None);
     }
 }
