@@ -254,53 +254,54 @@ mod tests {
     }
 }
 
+/// (policy, real-time priority) of the calling thread, as the kernel shows it in /proc.
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) fn thread_scheduling() -> (u32, u32) {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    (
+        fields[41 - 3].parse().unwrap(),
+        fields[40 - 3].parse().unwrap(),
+    )
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod linux_tests {
     use super::*;
-
-    /// (policy, real-time priority) of the calling thread, from /proc.
-    fn scheduling() -> (u32, u32) {
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() };
-        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
-        // Fields after the command name (which may hold spaces) start at field 3.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        (
-            fields[41 - 3].parse().unwrap(),
-            fields[40 - 3].parse().unwrap(),
-        )
-    }
 
     const NORMAL: (u32, u32) = (libc::SCHED_OTHER as u32, 0);
 
     #[test]
     fn a_thread_is_put_under_round_robin_and_back_or_told_why_not() {
         std::thread::spawn(|| {
-            assert_eq!(scheduling(), NORMAL);
+            assert_eq!(thread_scheduling(), NORMAL);
             assert_eq!(
                 set_realtime(0).unwrap_err().kind(),
                 io::ErrorKind::InvalidInput
             );
             match set_realtime(3) {
                 Ok(()) => {
-                    assert_eq!(scheduling(), (libc::SCHED_RR as u32, 3));
+                    assert_eq!(thread_scheduling(), (libc::SCHED_RR as u32, 3));
                     // A thread it starts begins at normal priority.
-                    let child = std::thread::spawn(scheduling).join().unwrap();
+                    let child = std::thread::spawn(thread_scheduling).join().unwrap();
                     assert_eq!(child, NORMAL);
                     set_normal().unwrap();
-                    assert_eq!(scheduling(), NORMAL);
+                    assert_eq!(thread_scheduling(), NORMAL);
                     set_realtime(4).unwrap();
-                    assert_eq!(scheduling(), (libc::SCHED_RR as u32, 4));
+                    assert_eq!(thread_scheduling(), (libc::SCHED_RR as u32, 4));
                 }
                 // Without the privilege, the system's refusal comes back as it is.
                 Err(e) => {
                     assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
-                    assert_eq!(scheduling(), NORMAL);
+                    assert_eq!(thread_scheduling(), NORMAL);
                 }
             }
         })

@@ -905,10 +905,9 @@ async fn tcp_reader(
 mod tests {
     use super::*;
 
-    /// The calling thread's scheduling policy, without the reset-on-fork flag.
+    /// The calling thread's scheduling policy.
     fn policy() -> i32 {
-        // SAFETY: pid 0 names the calling thread; the call only reads.
-        unsafe { libc::sched_getscheduler(0) & !libc::SCHED_RESET_ON_FORK }
+        priority::thread_scheduling().0 as i32
     }
 
     /// Waits (at most 10 s) until `f` holds.
