@@ -61,7 +61,7 @@ pub const MAX_PUBLISHED_TRACKS: usize = 4;
 /// The fewest milliseconds between two keyframe requests to one publisher track.
 const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
 /// During a fan-out, the waiting datagrams are handed to the shell each time there are this
-/// many ([`Sfu::handle_datagram_sending`]).
+/// many ([`Sfu::handle_datagram`]).
 pub const FANOUT_CHUNK: usize = 16;
 
 /// Where a fan-out hands the datagrams made so far, to be sent at once.
@@ -227,23 +227,13 @@ impl Sfu {
 
     /// One datagram from `source`, received on the local address `destination` — over UDP, or
     /// one RFC 4571 frame of an established TCP connection. Returns whether a member accepted it.
+    ///
+    /// Each time a fan-out has made [`FANOUT_CHUNK`] datagrams, `send` is handed those waiting
+    /// so far: in a large room the first subscribers' copies then leave while the last ones are
+    /// still being sealed, instead of all waiting for the last. `send` takes what it sends out
+    /// of the queue; whatever it leaves is still there for [`Sfu::poll_transmit`]. A caller
+    /// that sends only afterwards passes `&mut |_| {}`.
     pub fn handle_datagram(
-        &mut self,
-        now: Instant,
-        proto: Protocol,
-        source: SocketAddr,
-        destination: SocketAddr,
-        data: &[u8],
-    ) -> bool {
-        self.handle_datagram_sending(now, proto, source, destination, data, &mut |_| {})
-    }
-
-    /// [`Sfu::handle_datagram`], handing `send` the datagrams waiting so far each time a
-    /// fan-out has made [`FANOUT_CHUNK`] of them: in a large room the first subscribers'
-    /// copies then leave while the last ones are still being sealed, instead of all waiting
-    /// for the last. `send` takes what it sends out of the queue; whatever it leaves is
-    /// still there for [`Sfu::poll_transmit`].
-    pub fn handle_datagram_sending(
         &mut self,
         now: Instant,
         proto: Protocol,
@@ -309,7 +299,8 @@ impl Sfu {
         }
         // A new connection is a new remote, whatever an old one from this address was.
         self.tcp_closed(source);
-        self.handle_datagram(now, Protocol::Tcp, source, destination, data)
+        // A binding request: answered, never fanned out.
+        self.handle_datagram(now, Protocol::Tcp, source, destination, data, &mut |_| {})
     }
 
     /// A TCP connection from `remote` has closed: forget the address. The member's ICE goes on

@@ -416,7 +416,7 @@ impl Shell {
     }
 
     /// Hands one received datagram or TCP frame to the core and sends what it caused, a large
-    /// fan-out in chunks as it goes ([`Sfu::handle_datagram_sending`]). Its time in the worker
+    /// fan-out in chunks as it goes ([`Sfu::handle_datagram`]). Its time in the worker
     /// and each answer's wait count from `arrival`, when the kernel stamped it, so that time
     /// spent in the socket while the worker was busy counts too; else from `now`, when it was
     /// read.
@@ -439,7 +439,7 @@ impl Shell {
             let n = wire.send(queue.drain(..));
             wire.send_delay.record_many(since_arrival(), n);
         };
-        sfu.handle_datagram_sending(now, proto, source, local, data, &mut send_now);
+        sfu.handle_datagram(now, proto, source, local, data, &mut send_now);
         self.answered(since_arrival());
     }
 

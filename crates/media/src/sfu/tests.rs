@@ -231,6 +231,7 @@ impl Harness {
                                     t.source,
                                     t.destination,
                                     &t.contents,
+                                    &mut |_| {},
                                 );
                             }
                         }
@@ -242,6 +243,7 @@ impl Harness {
                                 t.source,
                                 t.destination,
                                 &t.contents,
+                                &mut |_| {},
                             );
                         }
                         Output::Event(Event::MediaData(d)) if d.params.spec().codec.is_video() => {
@@ -540,7 +542,7 @@ fn mangled_offers_and_garbage_datagrams_never_escape_and_the_room_goes_on() {
             *first = [0u8, 1, 20, 22, 23, 128, 144, 191][rng.below(8)];
         }
         h.sfu
-            .handle_datagram(h.now, Protocol::Udp, from, server, &d);
+            .handle_datagram(h.now, Protocol::Udp, from, server, &d, &mut |_| {});
     }
     let stats = h.sfu.stats();
     assert_eq!((stats.rooms, stats.peers), (1, 2), "{stats:?}");
@@ -791,7 +793,7 @@ fn a_large_fan_out_is_handed_out_in_chunks_as_it_goes() {
 
     let mut chunks = Vec::new();
     for t in sent {
-        h.sfu.handle_datagram_sending(
+        h.sfu.handle_datagram(
             now,
             t.proto,
             t.source,
