@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 
 use free4chat_media::Residence;
 
-use crate::procstat::ProcSample;
+use crate::procstat::{MachineSample, ProcSample};
 use crate::target::{Member, Role, Target};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -136,6 +136,8 @@ fn make_target(args: &Args) -> Result<Target, String> {
 struct Snapshot {
     at: Instant,
     proc: Option<ProcSample>,
+    /// The whole machine's CPU time, to tell how busy it was, and how much the host took.
+    machine: Option<MachineSample>,
     /// (receiver, sender id) → packets received.
     received: HashMap<(usize, u64), u64>,
     /// (receiver, sender id) → latencies recorded so far.
@@ -161,6 +163,7 @@ fn snapshot(members: &[Member], pid: Option<u32>) -> Snapshot {
     Snapshot {
         at: Instant::now(),
         proc: pid.and_then(procstat::sample),
+        machine: procstat::machine(),
         received,
         latency_len,
         sent,
@@ -321,6 +324,16 @@ async fn run(args: Args) -> Result<Value, String> {
         _ => Value::Null,
     };
 
+    // Figures from a machine that was saturated, or whose host ran other guests on its vCPUs
+    // (steal), say more about the machine than about the server.
+    let machine = match (a.machine, b.machine) {
+        (Some(ma), Some(mb)) => ma.share_until(&mb).map_or(
+            Value::Null,
+            |m| json!({ "busy_pct": m.busy_pct, "idle_pct": m.idle_pct, "steal_pct": m.steal_pct }),
+        ),
+        _ => Value::Null,
+    };
+
     // Everyone leaves; then memory should return to where it was.
     let leaving = Arc::new(Semaphore::new(64));
     let mut leaves = Vec::new();
@@ -356,6 +369,7 @@ async fn run(args: Args) -> Result<Value, String> {
         "never_received": never_received,
         "churn_cycles": churn,
         "server": server,
+        "machine": machine,
     });
     if let (Some(a), Some(b), Some(obj)) = (server_a, server_b, report["server"].as_object_mut()) {
         // Where packets were lost on the server's side: copies it did not make (what it
