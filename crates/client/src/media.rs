@@ -98,11 +98,6 @@ impl Received {
         Some(word as u32 * 64 + w.trailing_zeros())
     }
 
-    /// Sequence numbers below `end` that never arrived.
-    pub fn missing_below(&self, end: u32) -> u64 {
-        self.missing_between(0, end)
-    }
-
     /// Sequence numbers from `start` up to (not including) `end` that never arrived.
     pub fn missing_between(&self, start: u32, end: u32) -> u64 {
         (start..end)
@@ -596,7 +591,7 @@ mod tests {
             r.record(s);
         }
         assert_eq!(r.distinct, 4);
-        assert_eq!(r.missing_below(6), 2);
+        assert_eq!(r.missing_between(0, 6), 2);
         assert_eq!(r.first(), Some(0));
         assert_eq!(Received::default().first(), None);
         let mut late = Received::default();
@@ -604,7 +599,7 @@ mod tests {
             late.record(s);
         }
         assert_eq!(late.first(), Some(70));
-        assert_eq!(late.missing_below(73) - late.missing_below(70), 1);
+        assert_eq!(late.missing_between(0, 73) - late.missing_between(0, 70), 1);
         assert_eq!(late.missing_between(70, 73), 1);
         assert_eq!(late.missing_between(73, 70), 0);
     }
