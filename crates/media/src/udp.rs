@@ -58,7 +58,7 @@ pub fn dropped(socket: &impl AsRawFd) -> Option<u32> {
             )
         };
         let drops = libc::SK_MEMINFO_DROPS as usize;
-        (rc == 0 && len as usize > drops * 4).then(|| info[drops])
+        (rc == 0 && len as usize > drops * std::mem::size_of::<u32>()).then(|| info[drops])
     }
     #[cfg(not(target_os = "linux"))]
     {
