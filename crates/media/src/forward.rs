@@ -278,7 +278,7 @@ impl RedRecovery {
 }
 
 /// A frame recovered from a RED packet's redundancy.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Recovered {
     pub seq: SeqNo,
     pub ts: u32,

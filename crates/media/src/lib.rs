@@ -19,7 +19,7 @@ mod udp;
 pub mod worker;
 
 pub use residence::Residence;
-pub use sfu::{Sfu, SfuConfig, SfuStats};
+pub use sfu::{Outgoing, Prepared, Relay, SendNow, Sfu, SfuConfig, SfuStats};
 pub use speaking::SpeakingDetector;
 
 /// A member's identity, assigned by the signalling layer.
@@ -52,6 +52,21 @@ pub enum MediaCmd {
     Candidate { peer: PeerId, candidate: String },
     /// The member left: drop their media state and stop forwarding their tracks.
     RemovePeer { peer: PeerId },
+    /// A member of `room` held by another worker publishes the track `track` (its id in
+    /// [`MediaEvent::TrackPublished`]): this worker's members of the room receive it, from the
+    /// packets that worker relays here.
+    RemoteTrack {
+        room: RoomId,
+        peer: PeerId,
+        track: String,
+        kind: TrackKind,
+    },
+    /// A member of `room` held by another worker has gone: this worker's members stop
+    /// receiving their tracks.
+    RemotePeerGone { room: RoomId, peer: PeerId },
+    /// The other workers (by index) that hold members of `room`: what this worker's members
+    /// publish is relayed to each of them. Empty: the room lives here alone.
+    RelayTo { room: RoomId, workers: Vec<usize> },
 }
 
 /// Refusals the media core reports to one member.

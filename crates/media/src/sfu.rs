@@ -21,10 +21,12 @@ use rand::distr::Alphanumeric;
 use rustc_hash::FxHashMap;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::DtlsCert;
+use str0m::format::PayloadParams;
 use str0m::ice::{IceCreds, StunMessage};
+use str0m::media::Pt;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive, TcpType, Transmit};
-use str0m::rtp::{Extension, ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{Extension, ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, RtcConfig};
 use tracing::{debug, info, warn};
 
@@ -64,8 +66,73 @@ const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
 /// many ([`Sfu::handle_datagram`]).
 pub const FANOUT_CHUNK: usize = 16;
 
-/// Where a fan-out hands the datagrams made so far, to be sent at once.
-pub type SendNow<'a> = &'a mut dyn FnMut(&mut VecDeque<Transmit>);
+/// What a fan-out has made so far, handed out to be sent at once: datagrams for this worker's
+/// sockets, and packets for the other workers that hold members of the same room. The
+/// receiver takes what it sends out of the queues; whatever it leaves stays for
+/// [`Sfu::poll_transmit`] and [`Sfu::poll_relay`].
+pub struct Outgoing<'q> {
+    pub transmits: &'q mut VecDeque<Transmit>,
+    pub relays: &'q mut VecDeque<(usize, Relay)>,
+}
+
+/// Where a fan-out hands what it has made so far, to be sent at once.
+pub type SendNow<'a> = &'a mut dyn FnMut(Outgoing<'_>);
+
+/// A packet a member published, made ready for subscribers: its track, codec, what its RED
+/// redundancy recovered, and what each copy carries over. Made once, by the worker that
+/// holds the publisher; written to subscribers there and, relayed, in the other workers that
+/// hold members of the room.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    room: RoomId,
+    src: PeerId,
+    mid: Mid,
+    kind: TrackKind,
+    params: PayloadParams,
+    red: bool,
+    /// RED: where the primary block starts in the payload, and whether it is new.
+    primary: Option<(usize, bool)>,
+    recovered: Vec<forward::Recovered>,
+    ssrc: Ssrc,
+    pt: Pt,
+    seq: SeqNo,
+    rtp_time: u32,
+    marker: bool,
+    ext: ExtensionValues,
+    /// When the publisher's worker received it.
+    received: Instant,
+    payload: Arc<[u8]>,
+}
+
+/// What one worker hands another that holds members of the same room.
+#[derive(Debug)]
+pub enum Relay {
+    /// A packet published by a member of the sending worker, for the receiver's subscribers.
+    Packet(Box<Prepared>),
+    /// A subscriber in the sending worker asks for a keyframe of `src`'s track `mid`.
+    Keyframe { src: PeerId, mid: Mid },
+}
+
+impl Relay {
+    /// When the packet reached the server, for a relayed packet.
+    pub fn received(&self) -> Option<Instant> {
+        match self {
+            Relay::Packet(p) => Some(p.received),
+            Relay::Keyframe { .. } => None,
+        }
+    }
+}
+
+/// A room's part in one worker: its members here, and, when the room spreads over several
+/// workers, the tracks its members elsewhere publish and the workers to relay to.
+#[derive(Debug, Default)]
+struct Shard {
+    members: Vec<PeerId>,
+    /// Tracks published by members other workers hold: (publisher, track, kind).
+    remote_tracks: Vec<(PeerId, Mid, TrackKind)>,
+    /// The other workers holding members of this room, by index.
+    relay_to: Vec<usize>,
+}
 
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
@@ -107,6 +174,10 @@ pub struct SfuStats {
     pub timers: usize,
     /// Media packets written to subscribers.
     pub forwarded: u64,
+    /// Published packets handed to other workers for their members (one per worker).
+    pub relayed: u64,
+    /// Relayed packets received from other workers.
+    pub relayed_in: u64,
     /// Datagrams that were not STUN, DTLS, RTP or RTCP.
     pub garbage: u64,
     /// Datagrams from an address and with a username nobody here knows, and first frames of
@@ -126,13 +197,15 @@ pub struct Sfu {
     /// server assigns, never chosen by a client, so crafted collisions are not a concern, and
     /// this map is looked up several times per forwarded packet.
     peers: FxHashMap<PeerId, Box<Peer>>,
-    rooms: HashMap<RoomId, Vec<PeerId>>,
+    rooms: HashMap<RoomId, Shard>,
     /// A UDP remote and a TCP remote may share an address: the protocol is part of the key.
     by_addr: HashMap<Remote, PeerId>,
     by_ufrag: HashMap<String, PeerId>,
     timers: BTreeSet<(Instant, PeerId)>,
     next_housekeeping: Instant,
     transmits: VecDeque<Transmit>,
+    /// Packets and keyframe requests for other workers, by worker index.
+    relays: VecDeque<(usize, Relay)>,
     /// TCP connections (by remote address) the shell should close.
     tcp_closes: VecDeque<SocketAddr>,
     events: VecDeque<(RoomId, MediaEvent)>,
@@ -162,6 +235,7 @@ impl Sfu {
             timers: BTreeSet::new(),
             next_housekeeping: now + HOUSEKEEPING,
             transmits: VecDeque::new(),
+            relays: VecDeque::new(),
             tcp_closes: VecDeque::new(),
             events: VecDeque::new(),
             work: VecDeque::new(),
@@ -193,6 +267,11 @@ impl Sfu {
         self.transmits.pop_front()
     }
 
+    /// The next packet or keyframe request to hand to another worker, with that worker's index.
+    pub fn poll_relay(&mut self) -> Option<(usize, Relay)> {
+        self.relays.pop_front()
+    }
+
     /// The next TCP connection to close, by its remote address: its member is gone, or no
     /// longer known by it.
     pub fn poll_tcp_close(&mut self) -> Option<SocketAddr> {
@@ -221,8 +300,51 @@ impl Sfu {
             MediaCmd::RemovePeer { peer } => {
                 self.detach(peer, now);
             }
+            MediaCmd::RemoteTrack {
+                room,
+                peer,
+                track,
+                kind,
+            } => self.remote_track(room, peer, Mid::from(track.as_str()), kind, now),
+            MediaCmd::RemotePeerGone { room, peer } => self.remote_peer_gone(room, peer, now),
+            MediaCmd::RelayTo { room, workers } => {
+                self.rooms.entry(room).or_default().relay_to = workers;
+            }
         }
         self.process_work(now);
+    }
+
+    /// A packet or keyframe request another worker relayed: a packet is written to this
+    /// worker's subscribers of its track, handing datagrams to `send` as it goes, as
+    /// [`Sfu::handle_datagram`] does.
+    pub fn handle_relay(&mut self, relay: Relay, now: Instant, send: SendNow<'_>) {
+        match relay {
+            Relay::Packet(packet) => {
+                self.stats.relayed_in += 1;
+                if self.rooms.contains_key(&packet.room) {
+                    self.fan_out(&packet, now, send);
+                }
+            }
+            Relay::Keyframe { src, mid } => {
+                if self.peers.contains_key(&src) {
+                    self.request_keyframe(src, mid, now);
+                }
+            }
+        }
+        self.process_work_sending(now, send);
+    }
+
+    /// The room's members here have all been removed: forget what this worker kept about it
+    /// (the tracks its members elsewhere publish, where to relay).
+    pub fn close_room(&mut self, room: RoomId) {
+        if self
+            .rooms
+            .get(&room)
+            .is_some_and(|shard| shard.members.is_empty())
+        {
+            self.rooms.remove(&room);
+            self.shrink();
+        }
     }
 
     /// One datagram from `source`, received on the local address `destination` — over UDP, or
@@ -500,8 +622,9 @@ impl Sfu {
                             .find(|s| s.open_mid() == Some(req.mid))
                             .map(|s| (s.source, s.source_mid))
                     });
-                    if let Some((src, src_mid)) = source {
-                        self.request_keyframe(src, src_mid, now);
+                    let room = self.peers.get(&id).map(|p| p.room);
+                    if let (Some((src, src_mid)), Some(room)) = (source, room) {
+                        self.ask_keyframe(room, src, src_mid, now);
                     }
                 }
                 _ => {}
@@ -542,7 +665,42 @@ impl Sfu {
     }
 
     fn room_members(&self, room: RoomId) -> impl Iterator<Item = PeerId> + '_ {
-        self.rooms.get(&room).into_iter().flatten().copied()
+        self.rooms
+            .get(&room)
+            .into_iter()
+            .flat_map(|shard| shard.members.iter().copied())
+    }
+
+    /// A member another worker holds publishes a track: this worker's members of the room
+    /// receive it.
+    fn remote_track(&mut self, room: RoomId, src: PeerId, mid: Mid, kind: TrackKind, now: Instant) {
+        let shard = self.rooms.entry(room).or_default();
+        if shard.remote_tracks.iter().any(|t| t.0 == src && t.1 == mid) {
+            return;
+        }
+        shard.remote_tracks.push((src, mid, kind));
+        let members = shard.members.clone();
+        for id in members {
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.subscribe(src, mid, kind);
+            }
+            self.negotiate(id, now);
+        }
+    }
+
+    /// A member another worker held has gone: this worker's members stop receiving them.
+    fn remote_peer_gone(&mut self, room: RoomId, src: PeerId, now: Instant) {
+        let Some(shard) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        shard.remote_tracks.retain(|t| t.0 != src);
+        let members = shard.members.clone();
+        for id in members {
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.unsubscribe_all_from(src);
+            }
+            self.negotiate(id, now);
+        }
     }
 
     /// Sends the member a server offer if their subscriptions changed and none is outstanding.
@@ -558,16 +716,44 @@ impl Sfu {
         }
     }
 
-    /// Forwards one RTP packet `src` published to every member subscribed to its track.
+    /// Forwards one RTP packet `src` published to every member subscribed to its track: in
+    /// this worker, and, relayed, in the other workers that hold members of its room.
     fn forward(&mut self, src: PeerId, packet: RtpPacket, now: Instant, send: SendNow<'_>) {
-        let Some(room) = self.peers.get(&src).map(|p| p.room) else {
-            return;
-        };
-        let header = &packet.header;
-        let (ssrc, pt, seq) = (header.ssrc, header.payload_type, packet.seq_no);
         let mut recovered = std::mem::take(&mut self.recovered);
         recovered.clear();
-        // The publisher's side: which track, which codec; speaking, gaps, RED recovery.
+        let Some(prepared) = self.prepare(src, packet, now, recovered) else {
+            return;
+        };
+        // The other workers start on their share before this one writes its own.
+        if let Some(shard) = self.rooms.get(&prepared.room)
+            && !shard.relay_to.is_empty()
+        {
+            for &worker in &shard.relay_to {
+                let relay = Relay::Packet(Box::new(prepared.clone()));
+                self.relays.push_back((worker, relay));
+            }
+            self.stats.relayed += shard.relay_to.len() as u64;
+            send(Outgoing {
+                transmits: &mut self.transmits,
+                relays: &mut self.relays,
+            });
+        }
+        self.fan_out(&prepared, now, send);
+        self.recovered = prepared.recovered;
+    }
+
+    /// The publisher's side of forwarding a packet: which track and codec it is, speaking
+    /// state, gaps, RED recovery. `None`: it is not forwarded.
+    fn prepare(
+        &mut self,
+        src: PeerId,
+        packet: RtpPacket,
+        now: Instant,
+        mut recovered: Vec<forward::Recovered>,
+    ) -> Option<Prepared> {
+        let room = self.peers.get(&src).map(|p| p.room)?;
+        let header = &packet.header;
+        let (ssrc, pt, seq) = (header.ssrc, header.payload_type, packet.seq_no);
         let source = self.with_peer(src, now, |p| {
             let i = match p
                 .published
@@ -620,7 +806,7 @@ impl Sfu {
         });
         let Some(Some((mid, kind, params, red, primary, speaking, keyframe))) = source else {
             self.recovered = recovered;
-            return;
+            return None;
         };
         if let Some(speaking) = speaking {
             let event = MediaEvent::Speaking {
@@ -632,14 +818,52 @@ impl Sfu {
         if keyframe {
             self.request_keyframe(src, mid, now);
         }
+        Some(Prepared {
+            room,
+            src,
+            mid,
+            kind,
+            params,
+            red,
+            primary,
+            recovered,
+            ssrc,
+            pt,
+            seq,
+            rtp_time: header.timestamp,
+            marker: header.marker,
+            // What every subscriber's copy carries over: the extensions the receivers use.
+            ext: ExtensionValues {
+                audio_level: header.ext_vals.audio_level,
+                voice_activity: header.ext_vals.voice_activity,
+                video_orientation: header.ext_vals.video_orientation,
+                ..Default::default()
+            },
+            received: packet.timestamp,
+            payload: packet.payload,
+        })
+    }
 
-        // What every subscriber's copy carries over: the extensions the receivers use.
-        let ext = ExtensionValues {
-            audio_level: header.ext_vals.audio_level,
-            voice_activity: header.ext_vals.voice_activity,
-            video_orientation: header.ext_vals.video_orientation,
-            ..Default::default()
-        };
+    /// Writes a prepared packet to every member of this worker subscribed to its track.
+    fn fan_out(&mut self, packet: &Prepared, now: Instant, send: SendNow<'_>) {
+        let Prepared {
+            room,
+            src,
+            mid,
+            kind,
+            params,
+            red,
+            primary,
+            ref recovered,
+            ssrc,
+            pt,
+            seq,
+            rtp_time,
+            marker,
+            ref ext,
+            received: wallclock,
+            ref payload,
+        } = *packet;
         let clock_rate = params.spec().clock_rate.get();
         let video = kind == TrackKind::Video;
         // Payloads made at most once per packet, for the subscribers who need them.
@@ -691,16 +915,15 @@ impl Sfu {
                     // by default, an entry per packet.
                     stream.set_rtx_cache(0, Duration::ZERO, None);
                 }
-                let wallclock = packet.timestamp;
                 let mut written = 0;
                 let (out_pt, payload) = match route {
-                    Route::Plain { pt } => (pt, packet.payload.clone()),
-                    Route::Red { pt, from, to } if from == to => (pt, packet.payload.clone()),
+                    Route::Plain { pt } => (pt, payload.clone()),
+                    Route::Red { pt, from, to } if from == to => (pt, payload.clone()),
                     Route::Red { pt, from, to } => {
                         let payload = match &rewritten {
                             Some((cached, payload)) if *cached == to => payload.clone(),
                             _ => {
-                                let payload = forward::rewrite_red_pt(&packet.payload, from, to);
+                                let payload = forward::rewrite_red_pt(payload, from, to);
                                 rewritten = Some((to, payload.clone()));
                                 payload
                             }
@@ -708,7 +931,7 @@ impl Sfu {
                         (pt, payload)
                     }
                     Route::Unwrap { pt } => {
-                        for r in &recovered {
+                        for r in recovered {
                             let Some((seq, ts)) =
                                 fwd.rewriter.map(ssrc, r.seq, r.ts, clock_rate, now)
                             else {
@@ -722,19 +945,16 @@ impl Sfu {
                             return written;
                         };
                         let payload = unwrapped
-                            .get_or_insert_with(|| packet.payload[start..].into())
+                            .get_or_insert_with(|| payload[start..].into())
                             .clone();
                         (pt, payload)
                     }
                 };
-                let Some((seq, ts)) =
-                    fwd.rewriter
-                        .map(ssrc, seq, header.timestamp, clock_rate, now)
-                else {
+                let Some((seq, ts)) = fwd.rewriter.map(ssrc, seq, rtp_time, clock_rate, now) else {
                     return written;
                 };
                 let write = RtpWrite::new(out_pt, seq, ts, wallclock, payload)
-                    .marker(header.marker)
+                    .marker(marker)
                     .ext_vals(ext.clone())
                     .nackable(video);
                 stream.write_rtp(write);
@@ -755,12 +975,29 @@ impl Sfu {
                 self.stats.forwarded += n;
                 self.poll_peer(dst, now);
                 if self.transmits.len() >= FANOUT_CHUNK {
-                    send(&mut self.transmits);
+                    send(Outgoing {
+                        transmits: &mut self.transmits,
+                        relays: &mut self.relays,
+                    });
                 }
             }
         }
         self.scratch = targets;
-        self.recovered = recovered;
+    }
+
+    /// Asks for a keyframe of `src`'s track `mid` on behalf of a member of `room`: from the
+    /// publisher if this worker holds them, else through the workers the room is relayed to
+    /// (the one that holds the publisher acts on it).
+    fn ask_keyframe(&mut self, room: RoomId, src: PeerId, mid: Mid, now: Instant) {
+        if self.peers.contains_key(&src) {
+            return self.request_keyframe(src, mid, now);
+        }
+        if let Some(shard) = self.rooms.get(&room) {
+            for &worker in &shard.relay_to {
+                self.relays
+                    .push_back((worker, Relay::Keyframe { src, mid }));
+            }
+        }
     }
 
     fn request_keyframe(&mut self, src: PeerId, mid: Mid, now: Instant) {
@@ -870,16 +1107,19 @@ impl Sfu {
         let mut peer = Peer::new(id, room, rtc, ufrag.clone(), now);
         peer.negotiated = true;
         // Receive what the others in the room already publish.
-        let existing: Vec<(PeerId, Mid, TrackKind)> = self
+        let mut existing: Vec<(PeerId, Mid, TrackKind)> = self
             .room_members(room)
             .filter_map(|o| self.peers.get(&o))
             .flat_map(|o| o.published.iter().map(move |t| (o.id, t.mid, t.kind)))
             .collect();
+        if let Some(shard) = self.rooms.get(&room) {
+            existing.extend_from_slice(&shard.remote_tracks);
+        }
         for (src, mid, kind) in existing {
             peer.subscribe(src, mid, kind);
         }
         self.peers.insert(id, Box::new(peer));
-        self.rooms.entry(room).or_default().push(id);
+        self.rooms.entry(room).or_default().members.push(id);
         self.by_ufrag.insert(ufrag, id);
         self.emit(MediaEvent::Answer {
             peer: id,
@@ -950,8 +1190,9 @@ impl Sfu {
                     .filter(|s| s.kind == TrackKind::Video && s.open_mid().is_some())
                     .map(|s| (s.source, s.source_mid))
                     .collect();
+                let room = self.peers.get(&id).map_or(0, |p| p.room);
                 for (src, mid) in video {
-                    self.request_keyframe(src, mid, now);
+                    self.ask_keyframe(room, src, mid, now);
                 }
             }
             Some(Some(Err(e))) => self.error(id, MediaErrorCode::InvalidSdp, format!("{e}")),
@@ -1014,13 +1255,15 @@ impl Sfu {
         let room = peer.room;
         drop(peer);
         let others: Vec<PeerId> = match self.rooms.get_mut(&room) {
-            Some(members) => {
-                members.retain(|m| *m != id);
-                members.clone()
+            Some(shard) => {
+                shard.members.retain(|m| *m != id);
+                shard.members.clone()
             }
             None => Vec::new(),
         };
         if others.is_empty() {
+            // The room's last member here: what it kept for members elsewhere goes too. The
+            // signalling layer sends it again if a member of the room comes back here.
             self.rooms.remove(&room);
             self.shrink();
         }
@@ -1040,6 +1283,7 @@ impl Sfu {
         self.by_addr.shrink_to_fit();
         self.by_ufrag.shrink_to_fit();
         self.transmits.shrink_to_fit();
+        self.relays.shrink_to_fit();
         self.tcp_closes.shrink_to_fit();
         self.events.shrink_to_fit();
         self.work.shrink_to_fit();

@@ -7,7 +7,7 @@
 //! see `tcp.rs`), and enforces the bounds on connections, silence and queued bytes.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
 use std::os::fd::AsRawFd;
@@ -26,10 +26,13 @@ use tracing::{debug, info, warn};
 use crate::priority::{self, Change, Governor, Realtime};
 use crate::tcp::{Deframer, Frame, WriteQueue};
 use crate::udp;
-use crate::{MediaCmd, MediaEvent, Residence, RoomId, Sfu, SfuConfig, SfuStats};
+use crate::{MediaCmd, MediaEvent, Outgoing, Relay, Residence, RoomId, Sfu, SfuConfig, SfuStats};
 
 /// How many messages may wait for a worker before senders wait.
 const CMD_QUEUE: usize = 4096;
+/// How many relayed packets may wait for a worker; beyond, they are dropped, as a full socket
+/// buffer drops datagrams.
+const RELAY_QUEUE: usize = 4096;
 /// `recvmmsg` batches one socket drains before letting the worker's other tasks run.
 const BATCHES_PER_TURN: usize = 8;
 
@@ -77,10 +80,13 @@ pub enum WorkerMsg {
         room: RoomId,
         events: mpsc::Sender<MediaEvent>,
     },
-    /// The room is gone; its members must have been removed first.
+    /// The room has no members here any more (they must have been removed first): stop
+    /// routing its events and forget what the core kept about it.
     CloseRoom {
         room: RoomId,
     },
+    /// Where to hand packets relayed to each worker, by index ([`link`]).
+    Neighbours(Vec<mpsc::Sender<Relay>>),
     Cmd(MediaCmd),
     Stats(oneshot::Sender<WorkerStats>),
 }
@@ -97,6 +103,8 @@ pub struct WorkerStats {
     pub tcp: TcpStats,
     pub udp: UdpStats,
     pub scheduling: SchedulingStats,
+    /// Packets for other workers dropped because that worker's relay queue was full.
+    pub relay_dropped: u64,
 }
 
 /// Datagrams the worker's UDP sockets lost.
@@ -156,6 +164,8 @@ impl WorkerStats {
         a.ufrags += b.ufrags;
         a.timers += b.timers;
         a.forwarded += b.forwarded;
+        a.relayed += b.relayed;
+        a.relayed_in += b.relayed_in;
         a.garbage += b.garbage;
         a.unknown += b.unknown;
         a.failed += b.failed;
@@ -177,12 +187,14 @@ impl WorkerStats {
         a.realtime += b.realtime;
         a.demotions += b.demotions;
         a.promotions += b.promotions;
+        self.relay_dropped += o.relay_dropped;
     }
 }
 
 /// The signalling layer's handle on a worker thread.
 pub struct WorkerHandle {
     tx: mpsc::Sender<WorkerMsg>,
+    relay: mpsc::Sender<Relay>,
     addrs: Vec<SocketAddr>,
     tcp_addrs: Vec<SocketAddr>,
     thread: Option<JoinHandle<()>>,
@@ -228,6 +240,7 @@ impl WorkerHandle {
             }
         }
         let (tx, rx) = mpsc::channel(CMD_QUEUE);
+        let (relay, relays) = mpsc::channel(RELAY_QUEUE);
         let options = tcp.unwrap_or_default();
         let thread = std::thread::Builder::new()
             .name(format!("media-{index}"))
@@ -254,10 +267,12 @@ impl WorkerHandle {
                             false
                         }
                     };
-                run(index, sockets, listeners, options, rx, granted.then_some(priority))
+                let realtime = granted.then_some(priority);
+                run(index, sockets, listeners, options, (rx, relays), realtime)
             })?;
         Ok(WorkerHandle {
             tx,
+            relay,
             addrs,
             tcp_addrs,
             thread: Some(thread),
@@ -293,6 +308,18 @@ impl WorkerHandle {
             let _ = t.join();
         }
     }
+}
+
+/// Tells each worker where to relay to the others, so that a room may spread over them:
+/// the packets its members publish in one worker reach its members in another.
+pub fn link(workers: &[&WorkerHandle]) -> Result<(), WorkerGone> {
+    let relays: Vec<mpsc::Sender<Relay>> = workers.iter().map(|w| w.relay.clone()).collect();
+    for w in workers {
+        // Called before any room exists, so the command queue has room.
+        w.tx.try_send(WorkerMsg::Neighbours(relays.clone()))
+            .map_err(|_| WorkerGone)?;
+    }
+    Ok(())
 }
 
 /// Binds a UDP socket and, if asked, a TCP listener on the same address and port number.
@@ -361,6 +388,10 @@ struct Shell {
     scheduling: Rc<Cell<SchedulingStats>>,
     /// Datagrams not sent because a socket's send buffer was full.
     send_dropped: u64,
+    /// The workers to relay to, by index.
+    neighbours: Vec<mpsc::Sender<Relay>>,
+    /// Relayed packets not handed on because a worker's relay queue was full.
+    relay_dropped: u64,
 }
 
 impl Shell {
@@ -390,6 +421,7 @@ impl Shell {
     fn flush(&mut self) -> u64 {
         let (sfu, mut wire) = self.split();
         let sent = wire.send(std::iter::from_fn(|| sfu.poll_transmit()));
+        wire.relay(std::iter::from_fn(|| sfu.poll_relay()));
         while let Some(remote) = self.sfu.poll_tcp_close() {
             if let Some(conn) = self.tcp.remove(&remote) {
                 debug!(%remote, "TCP connection closed: its member is gone");
@@ -435,12 +467,29 @@ impl Shell {
                 .unwrap_or_else(|| now.elapsed())
         };
         let (sfu, mut wire) = self.split();
-        let mut send_now = |queue: &mut VecDeque<Transmit>| {
-            let n = wire.send(queue.drain(..));
+        let mut send_now = |out: Outgoing<'_>| {
+            wire.relay(out.relays.drain(..));
+            let n = wire.send(out.transmits.drain(..));
             wire.send_delay.record_many(since_arrival(), n);
         };
         sfu.handle_datagram(now, proto, source, local, data, &mut send_now);
         self.answered(since_arrival());
+    }
+
+    /// Hands a packet another worker relayed to the core and sends what it caused. Each
+    /// copy's wait counts from when the packet was received by the publisher's worker.
+    fn take_relayed(&mut self, relay: Relay) {
+        let now = Instant::now();
+        let received = relay.received().unwrap_or(now);
+        let (sfu, mut wire) = self.split();
+        let mut send_now = |out: Outgoing<'_>| {
+            wire.relay(out.relays.drain(..));
+            let n = wire.send(out.transmits.drain(..));
+            wire.send_delay.record_many(received.elapsed(), n);
+        };
+        sfu.handle_relay(relay, now, &mut send_now);
+        let n = self.flush();
+        self.send_delay.record_many(received.elapsed(), n);
     }
 
     /// After a received datagram or frame was handled and `stayed` has passed since it
@@ -462,6 +511,8 @@ impl Shell {
             tcp_stats: &mut self.tcp_stats,
             send_delay: &mut self.send_delay,
             send_dropped: &mut self.send_dropped,
+            neighbours: &self.neighbours,
+            relay_dropped: &mut self.relay_dropped,
         };
         (&mut self.sfu, wire)
     }
@@ -487,6 +538,7 @@ impl Shell {
                 send_dropped: self.send_dropped,
             },
             scheduling: self.scheduling.get(),
+            relay_dropped: self.relay_dropped,
         }
     }
 }
@@ -500,9 +552,28 @@ struct Wire<'a> {
     tcp_stats: &'a mut TcpStats,
     send_delay: &'a mut Residence,
     send_dropped: &'a mut u64,
+    neighbours: &'a [mpsc::Sender<Relay>],
+    relay_dropped: &'a mut u64,
 }
 
 impl Wire<'_> {
+    /// Hands packets and keyframe requests to the workers they are for. A full relay queue
+    /// drops them, as a full socket buffer would.
+    fn relay(&mut self, relays: impl Iterator<Item = (usize, Relay)>) {
+        for (worker, relay) in relays {
+            let Some(tx) = self.neighbours.get(worker) else {
+                debug!(worker, "relay to an unknown worker");
+                continue;
+            };
+            match tx.try_send(relay) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => *self.relay_dropped += 1,
+                // That worker has stopped: the server is shutting down.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+    }
+
     /// Hands datagrams to the kernel (UDP: one `sendmmsg` per socket) or to their
     /// connections' write queues (TCP). What a full socket buffer or write queue refuses is
     /// dropped, as the network would drop it. Returns how many it handed on.
@@ -552,7 +623,7 @@ fn run(
     sockets: Vec<(StdUdpSocket, SocketAddr)>,
     listeners: Vec<(StdTcpListener, SocketAddr)>,
     tcp_options: TcpOptions,
-    rx: mpsc::Receiver<WorkerMsg>,
+    (rx, relays): (mpsc::Receiver<WorkerMsg>, mpsc::Receiver<Relay>),
     realtime: Option<u8>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -606,6 +677,8 @@ fn run(
             next_conn: 0,
             scheduling: scheduling.clone(),
             send_dropped: 0,
+            neighbours: Vec::new(),
+            relay_dropped: 0,
         }));
 
         for (socket, advertised) in bound {
@@ -615,6 +688,7 @@ fn run(
             tokio::task::spawn_local(accept(listener, advertised, shell.clone()));
         }
         tokio::task::spawn_local(timer(shell.clone(), armed, wake));
+        tokio::task::spawn_local(relayed(relays, shell.clone()));
         if let Some(priority) = realtime {
             let cpu = priority::thread_cpu_time;
             tokio::task::spawn_local(govern(index, priority, priority::WINDOW, cpu, scheduling));
@@ -632,7 +706,9 @@ async fn commands(mut rx: mpsc::Receiver<WorkerMsg>, shell: Rc<RefCell<Shell>>) 
             }
             WorkerMsg::CloseRoom { room } => {
                 sh.rooms.remove(&room);
+                sh.sfu.close_room(room);
             }
+            WorkerMsg::Neighbours(neighbours) => sh.neighbours = neighbours,
             WorkerMsg::Cmd(cmd) => sh.sfu.handle_cmd(cmd, Instant::now()),
             WorkerMsg::Stats(reply) => {
                 let _ = reply.send(sh.stats());
@@ -672,6 +748,13 @@ async fn receive(socket: Rc<UdpSocket>, local: SocketAddr, shell: Rc<RefCell<She
                 Err(e) => debug!(%local, "receive error: {e}"),
             }
         }
+    }
+}
+
+/// Packets and keyframe requests other workers relay to this one.
+async fn relayed(mut rx: mpsc::Receiver<Relay>, shell: Rc<RefCell<Shell>>) {
+    while let Some(relay) = rx.recv().await {
+        shell.borrow_mut().take_relayed(relay);
     }
 }
 

@@ -64,6 +64,11 @@ pub struct Cli {
     #[arg(long, env = "FREE4CHAT_MEDIA_REALTIME_PRIORITY", value_name = "N")]
     pub media_realtime_priority: Option<u8>,
 
+    /// Members a room keeps on one media worker before it spreads over the others, so that a
+    /// large room's forwarding uses every core; 0 keeps each room on one worker [default: 16].
+    #[arg(long, env = "FREE4CHAT_ROOM_SPREAD_AT", value_name = "N")]
+    pub room_spread_at: Option<usize>,
+
     /// Most rooms at once [default: 10000].
     #[arg(long, env = "FREE4CHAT_MAX_ROOMS", value_name = "N")]
     pub max_rooms: Option<usize>,
@@ -164,6 +169,7 @@ pub struct FileConfig {
     pub media_tcp: Option<bool>,
     pub media_tcp_max_connections: Option<usize>,
     pub media_realtime_priority: Option<u8>,
+    pub room_spread_at: Option<usize>,
     pub max_rooms: Option<usize>,
     pub max_room_members: Option<usize>,
     pub max_peers: Option<usize>,
@@ -227,6 +233,8 @@ pub struct Config {
     pub media_tcp_max_connections: usize,
     /// Real-time priority of the media threads (`priority` 0: normal scheduling).
     pub media_realtime: Realtime,
+    /// Members a room keeps on one worker before it spreads (0: never).
+    pub room_spread_at: usize,
     pub max_rooms: usize,
     pub max_room_members: usize,
     pub max_peers: usize,
@@ -249,6 +257,7 @@ impl Default for Config {
             media_tcp: true,
             media_tcp_max_connections: 4096,
             media_realtime: Realtime::default(),
+            room_spread_at: 16,
             max_rooms: 10_000,
             max_room_members: 50,
             max_peers: 10_000,
@@ -333,6 +342,10 @@ impl Config {
                 },
                 None => d.media_realtime,
             },
+            room_spread_at: cli
+                .room_spread_at
+                .or(file.room_spread_at)
+                .unwrap_or(d.room_spread_at),
             max_rooms: cli.max_rooms.or(file.max_rooms).unwrap_or(d.max_rooms),
             max_room_members: cli
                 .max_room_members
@@ -494,6 +507,13 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:5000".parse().unwrap());
         assert_eq!(c.media_port, 50000);
         assert_eq!(c.max_room_members, 50);
+        assert_eq!(c.room_spread_at, 16);
+        let cli = Cli::parse_from(["free4chat", "--room-spread-at", "0"]);
+        let file: FileConfig = toml::from_str("room_spread_at = 8\n").unwrap();
+        assert_eq!(Config::merge(cli, file).unwrap().room_spread_at, 0);
+        let file: FileConfig = toml::from_str("room_spread_at = 8\n").unwrap();
+        let c = Config::merge(Cli::parse_from(["free4chat"]), file).unwrap();
+        assert_eq!(c.room_spread_at, 8);
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct Registry {
     /// Rooms per worker, to place a new room on the least loaded one.
     worker_rooms: Vec<AtomicUsize>,
     limits: Limits,
+    /// Members a room keeps on its first worker before it spreads over the others (0: never).
+    spread_at: usize,
     /// The STUN/TURN servers handed out in `joined`.
     ice: IceServers,
     next_room: AtomicU64,
@@ -136,13 +138,19 @@ pub struct Counts {
 }
 
 impl Registry {
-    pub fn new(workers: Vec<Arc<WorkerHandle>>, limits: Limits, ice: IceServers) -> Arc<Registry> {
+    pub fn new(
+        workers: Vec<Arc<WorkerHandle>>,
+        limits: Limits,
+        spread_at: usize,
+        ice: IceServers,
+    ) -> Arc<Registry> {
         let worker_rooms = workers.iter().map(|_| AtomicUsize::new(0)).collect();
         Arc::new(Registry {
             rooms: Mutex::new(HashMap::new()),
             workers,
             worker_rooms,
             limits,
+            spread_at,
             ice,
             next_room: AtomicU64::new(1),
             next_peer: AtomicU64::new(1),
@@ -234,23 +242,12 @@ impl Registry {
             return Err(Refusal::new(ErrorCode::ServerFull, "too many rooms"));
         }
         let id = self.next_room.fetch_add(1, Ordering::Relaxed);
-        let worker = (0..self.workers.len())
-            .min_by_key(|i| self.worker_rooms[*i].load(Ordering::Relaxed))
-            .unwrap_or(0);
-        let Some(handle) = self.workers.get(worker).cloned() else {
+        let Some(worker) =
+            (0..self.workers.len()).min_by_key(|i| self.worker_rooms[*i].load(Ordering::Relaxed))
+        else {
             return Err(Refusal::new(ErrorCode::ServerFull, "no media worker"));
         };
         let (media_tx, media_rx) = mpsc::channel(MEDIA_EVENT_QUEUE);
-        if handle
-            .send(WorkerMsg::OpenRoom {
-                room: id,
-                events: media_tx,
-            })
-            .await
-            .is_err()
-        {
-            return Err(Refusal::new(ErrorCode::ServerFull, "media worker stopped"));
-        }
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
         rooms.insert(name.to_owned(), RoomEntry { id, tx: tx.clone() });
         self.worker_rooms[worker].fetch_add(1, Ordering::Relaxed);
@@ -259,8 +256,10 @@ impl Registry {
         let room = Room {
             id,
             name: name.to_owned(),
-            worker_index: worker,
-            worker: handle,
+            home: worker,
+            held: vec![0; self.workers.len()],
+            spread: false,
+            events: media_tx,
             registry: self.clone(),
             members: BTreeMap::new(),
             chat: VecDeque::new(),
@@ -294,8 +293,8 @@ struct MemberState {
     muted: bool,
     speaking: bool,
     out: MemberTx,
-    /// Whether the media worker holds a session for this member.
-    has_media: bool,
+    /// The media worker holding a session for this member, if one does.
+    media: Option<usize>,
     tracks: Vec<Track>,
 }
 
@@ -313,8 +312,14 @@ impl MemberState {
 struct Room {
     id: RoomId,
     name: String,
-    worker_index: usize,
-    worker: Arc<WorkerHandle>,
+    /// The worker the room's members go to until it holds `spread_at` of them.
+    home: usize,
+    /// Members with a media session, per worker.
+    held: Vec<usize>,
+    /// Whether more than one worker holds members (the workers relay to each other).
+    spread: bool,
+    /// Where the workers send the room's media events.
+    events: mpsc::Sender<MediaEvent>,
     registry: Arc<Registry>,
     members: BTreeMap<PeerId, MemberState>,
     chat: VecDeque<ChatMessage>,
@@ -390,11 +395,8 @@ impl Room {
     }
 
     async fn finish(self) {
-        let _ = self
-            .worker
-            .send(WorkerMsg::CloseRoom { room: self.id })
-            .await;
-        self.registry.worker_rooms[self.worker_index].fetch_sub(1, Ordering::Relaxed);
+        // Every member is gone, so every worker has been told to forget the room.
+        self.registry.worker_rooms[self.home].fetch_sub(1, Ordering::Relaxed);
         let rooms_left = self.registry.room_count.fetch_sub(1, Ordering::Relaxed) - 1;
         info!(room = self.name, id = self.id, "room closed");
         let registry = self.registry.clone();
@@ -434,9 +436,98 @@ impl Room {
         }
     }
 
-    async fn media(&self, cmd: MediaCmd) {
-        if self.worker.send(WorkerMsg::Cmd(cmd)).await.is_err() {
-            warn!(room = self.name, "media worker stopped");
+    async fn to_worker(&self, worker: usize, msg: WorkerMsg) {
+        let sent = match self.registry.workers.get(worker) {
+            Some(w) => w.send(msg).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            warn!(room = self.name, worker, "media worker stopped");
+        }
+    }
+
+    async fn media(&self, worker: usize, cmd: MediaCmd) {
+        self.to_worker(worker, WorkerMsg::Cmd(cmd)).await;
+    }
+
+    /// The workers holding members of this room.
+    fn used_workers(&self) -> Vec<usize> {
+        (0..self.held.len()).filter(|w| self.held[*w] > 0).collect()
+    }
+
+    /// Where a new member's media goes: the room's home worker until it holds `spread_at` of
+    /// the room's members, then the worker holding the fewest (the home worker on a tie).
+    fn place(&self) -> usize {
+        let spread_at = self.registry.spread_at;
+        if spread_at == 0 || self.held.get(self.home).is_none_or(|n| *n < spread_at) {
+            return self.home;
+        }
+        (0..self.held.len())
+            .min_by_key(|w| (self.held[*w], *w != self.home))
+            .unwrap_or(self.home)
+    }
+
+    /// A member's session is about to be made on `worker`. A worker new to the room is told
+    /// where to send its events and which tracks the members elsewhere publish, and the
+    /// workers are told whom to relay to.
+    async fn attach(&mut self, worker: usize) {
+        let Some(held) = self.held.get_mut(worker) else {
+            return;
+        };
+        *held += 1;
+        if *held > 1 {
+            return;
+        }
+        let events = self.events.clone();
+        let room = self.id;
+        self.to_worker(worker, WorkerMsg::OpenRoom { room, events })
+            .await;
+        let elsewhere: Vec<MediaCmd> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.media.is_some_and(|w| w != worker))
+            .flat_map(|(id, m)| m.tracks.iter().map(|t| remote_track(room, *id, t)))
+            .collect();
+        for cmd in elsewhere {
+            self.media(worker, cmd).await;
+        }
+        self.route_relays().await;
+    }
+
+    /// A member's session on `worker` is gone (removed, refused or failed): the other workers
+    /// stop forwarding their tracks if they `published`, and a worker left without members of
+    /// the room forgets it.
+    async fn release(&mut self, peer: PeerId, worker: usize, published: bool) {
+        if published {
+            for w in self.used_workers().into_iter().filter(|w| *w != worker) {
+                let room = self.id;
+                self.media(w, MediaCmd::RemotePeerGone { room, peer }).await;
+            }
+        }
+        let Some(held) = self.held.get_mut(worker) else {
+            return;
+        };
+        *held = held.saturating_sub(1);
+        if *held == 0 {
+            let room = self.id;
+            self.to_worker(worker, WorkerMsg::CloseRoom { room }).await;
+            self.route_relays().await;
+        }
+    }
+
+    /// Tells each worker holding members of the room which others to relay to, when the set
+    /// of workers has changed and the room spreads (or just stopped spreading).
+    async fn route_relays(&mut self) {
+        let used = self.used_workers();
+        let spread = used.len() > 1;
+        if !spread && !self.spread {
+            return;
+        }
+        self.spread = spread;
+        for &w in &used {
+            let workers = used.iter().copied().filter(|o| *o != w).collect();
+            let room = self.id;
+            self.media(w, MediaCmd::RelayTo { room, workers }).await;
         }
     }
 
@@ -477,7 +568,7 @@ impl Room {
                     muted,
                     speaking: false,
                     out,
-                    has_media: false,
+                    media: None,
                     tracks: Vec::new(),
                 };
                 let member = state.public(peer);
@@ -507,22 +598,22 @@ impl Room {
             return;
         };
         match msg {
-            ClientMsg::Offer { sdp } => {
-                let cmd = if member.has_media {
-                    MediaCmd::Offer { peer, sdp }
-                } else {
-                    member.has_media = true;
-                    MediaCmd::AddPeer {
-                        room: self.id,
-                        peer,
-                        offer: sdp,
+            ClientMsg::Offer { sdp } => match member.media {
+                Some(w) => self.media(w, MediaCmd::Offer { peer, sdp }).await,
+                None => {
+                    let w = self.place();
+                    if let Some(m) = self.members.get_mut(&peer) {
+                        m.media = Some(w);
                     }
-                };
-                self.media(cmd).await;
-            }
+                    self.attach(w).await;
+                    let room = self.id;
+                    let offer = sdp;
+                    self.media(w, MediaCmd::AddPeer { room, peer, offer }).await;
+                }
+            },
             ClientMsg::Answer { sdp } => {
-                if member.has_media {
-                    self.media(MediaCmd::Answer { peer, sdp }).await;
+                if let Some(w) = member.media {
+                    self.media(w, MediaCmd::Answer { peer, sdp }).await;
                 } else {
                     let e = ServerMsg::error(ErrorCode::UnexpectedAnswer, "no offer outstanding");
                     self.send_to(peer, e);
@@ -531,8 +622,8 @@ impl Room {
             ClientMsg::Candidate { candidate } => {
                 // Before the first offer there is no session to add it to; ICE-lite learns the
                 // address from the checks anyway.
-                if member.has_media {
-                    self.media(MediaCmd::Candidate { peer, candidate }).await;
+                if let Some(w) = member.media {
+                    self.media(w, MediaCmd::Candidate { peer, candidate }).await;
                 }
             }
             ClientMsg::Mute { muted } => {
@@ -594,8 +685,8 @@ impl Room {
             }
             MediaEvent::Refused { message, .. } => {
                 // No session was made: the member's next offer starts afresh.
-                if let Some(m) = self.members.get_mut(&peer) {
-                    m.has_media = false;
+                if let Some(w) = self.members.get_mut(&peer).and_then(|m| m.media.take()) {
+                    self.release(peer, w, false).await;
                 }
                 self.send_to(peer, ServerMsg::error(ErrorCode::InvalidSdp, message));
             }
@@ -609,8 +700,18 @@ impl Room {
                         TrackKind::Video => free4chat_signal::TrackKind::Video,
                     },
                 };
+                let mut held_by = None;
                 if let Some(m) = self.members.get_mut(&peer) {
                     m.tracks.push(track.clone());
+                    held_by = m.media;
+                }
+                // The room's members on other workers receive it too.
+                let others = self
+                    .used_workers()
+                    .into_iter()
+                    .filter(|w| Some(*w) != held_by);
+                for w in others.collect::<Vec<_>>() {
+                    self.media(w, remote_track(self.id, peer, &track)).await;
                 }
                 self.broadcast(Some(peer), &ServerMsg::TrackAdded { track });
             }
@@ -621,8 +722,12 @@ impl Room {
                 self.broadcast(None, &ServerMsg::Speaking { id: peer, speaking });
             }
             MediaEvent::PeerFailed { reason, .. } => {
-                if let Some(m) = self.members.get_mut(&peer) {
-                    m.has_media = false;
+                // The worker has dropped the session already.
+                if let Some(m) = self.members.get_mut(&peer)
+                    && let Some(w) = m.media.take()
+                {
+                    let published = !m.tracks.is_empty();
+                    self.release(peer, w, published).await;
                 }
                 self.send_to(peer, ServerMsg::error(ErrorCode::MediaFailed, reason));
                 self.send_to(
@@ -643,14 +748,28 @@ impl Room {
             return;
         };
         self.registry.peers.fetch_sub(1, Ordering::SeqCst);
-        if member.has_media {
-            self.media(MediaCmd::RemovePeer { peer }).await;
+        if let Some(w) = member.media {
+            self.media(w, MediaCmd::RemovePeer { peer }).await;
+            self.release(peer, w, !member.tracks.is_empty()).await;
         }
         for track in member.tracks {
             self.broadcast(None, &ServerMsg::TrackRemoved { track });
         }
         self.broadcast(None, &ServerMsg::MemberLeft { id: peer });
         info!(room = self.name, peer, "member left");
+    }
+}
+
+/// Tells a worker that a member held elsewhere publishes `track`.
+fn remote_track(room: RoomId, peer: PeerId, track: &Track) -> MediaCmd {
+    MediaCmd::RemoteTrack {
+        room,
+        peer,
+        track: track.id.clone(),
+        kind: match track.kind {
+            free4chat_signal::TrackKind::Audio => TrackKind::Audio,
+            free4chat_signal::TrackKind::Video => TrackKind::Video,
+        },
     }
 }
 

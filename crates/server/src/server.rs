@@ -88,7 +88,9 @@ impl Server {
             }
             None => (None, IceServers::new(config, None)),
         };
-        let registry = Registry::new(workers.clone(), limits, ice);
+        let handles: Vec<&WorkerHandle> = workers.iter().map(|w| w.as_ref()).collect();
+        free4chat_media::worker::link(&handles).map_err(io::Error::other)?;
+        let registry = Registry::new(workers.clone(), limits, config.room_spread_at, ice);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let listener = std::net::TcpListener::bind(config.listen)?;
         listener.set_nonblocking(true)?;

@@ -238,6 +238,71 @@ async fn the_last_leave_frees_the_room_and_all_media_state() {
     server.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_spread_over_two_workers_is_heard_by_all_and_freed_on_both() {
+    init_log();
+    let config = free4chat::config::Config {
+        media_workers: 2,
+        room_spread_at: 2,
+        ..common::config()
+    };
+    let server = free4chat::Server::start(&config).await.unwrap();
+    // Two on the room's first worker, publishing before the second worker takes anyone: it
+    // must learn of their tracks when its first member of the room arrives.
+    let a = join(&server, "big", "a").await;
+    let b = join(&server, "big", "b").await;
+    assert!(hears(&a, &b, 10).await && hears(&b, &a, 10).await);
+    let mut clients = vec![a, b];
+    for name in ["c", "d", "e"] {
+        clients.push(join(&server, "big", name).await);
+    }
+    for listener in &clients {
+        for speaker in clients.iter().filter(|s| s.id != listener.id) {
+            assert!(
+                hears(listener, speaker, 25).await,
+                "{} hears {}",
+                listener.id,
+                speaker.id
+            );
+        }
+    }
+    let workers = server.media_worker_stats().await;
+    let stats = workers.sfu;
+    // Both workers hold part of the room, and packets crossed between them both ways.
+    assert_eq!((stats.rooms, stats.peers), (2, 5), "{stats:?}");
+    assert!(stats.relayed > 100 && stats.relayed_in > 100, "{stats:?}");
+    assert_eq!(workers.relay_dropped, 0);
+
+    // A member of the second worker leaves: the others stop receiving them, and hear on.
+    let mut it = clients.into_iter();
+    let (a, b, c, d, e) = (
+        it.next().unwrap(),
+        it.next().unwrap(),
+        it.next().unwrap(),
+        it.next().unwrap(),
+        it.next().unwrap(),
+    );
+    c.leave().await;
+    let before = count(&a, &d);
+    assert!(hears(&a, &d, before + 25).await, "a still hears d");
+    assert!(hears(&e, &b, count(&e, &b) + 25).await, "e still hears b");
+
+    // Everyone leaves: both workers free everything.
+    for m in [a, b, d, e] {
+        m.leave().await;
+    }
+    let freed = wait_until(|| async {
+        let s = server.media_stats().await;
+        let c = server.counts();
+        (
+            s.rooms, s.peers, s.addrs, s.ufrags, s.timers, c.rooms, c.peers,
+        ) == (0, 0, 0, 0, 0, 0, 0)
+    })
+    .await;
+    assert!(freed, "state left: {:?}", server.media_stats().await);
+    server.shutdown().await;
+}
+
 async fn wait_until<F, Fut>(f: F) -> bool
 where
     F: Fn() -> Fut,

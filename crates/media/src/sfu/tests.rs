@@ -14,10 +14,14 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 use super::*;
 
 const SERVER: &str = "127.0.0.1:5000";
+/// The second core's address, when a test spreads a room over two.
+const SERVER2: &str = "127.0.0.1:5001";
 const STEP: Duration = Duration::from_millis(5);
 
 struct TestClient {
     id: PeerId,
+    /// The core (worker) holding the client: 0, or 1 for the second.
+    worker: usize,
     /// How the client reaches the server: UDP, or TCP (each first send from an address opens
     /// a simulated connection).
     proto: Protocol,
@@ -57,6 +61,12 @@ impl TestClient {
 struct Harness {
     now: Instant,
     sfu: Sfu,
+    /// A second core, as a second worker, for rooms spread over two.
+    second: Option<Sfu>,
+    /// With a second core: the worker that holds the room's members, by room, and the tracks
+    /// published so far, so that each core learns what the other's members publish, as the
+    /// signalling layer tells it.
+    published: Vec<(RoomId, PeerId, String, TrackKind)>,
     clients: Vec<TestClient>,
     events: Vec<MediaEvent>,
     /// Simulated TCP connections, by the client's address.
@@ -78,6 +88,8 @@ impl Harness {
         Harness {
             now,
             sfu: Sfu::new(config, now),
+            second: None,
+            published: Vec::new(),
             clients: Vec::new(),
             events: Vec::new(),
             tcp_open: HashSet::new(),
@@ -85,6 +97,61 @@ impl Harness {
             tcp_closed: Vec::new(),
             undelivered: 0,
         }
+    }
+
+    /// A harness with two cores, as two workers; `room` spreads over both.
+    fn two_cores(room: RoomId) -> Harness {
+        let mut h = Harness::new();
+        let mut config = SfuConfig::new(vec![SERVER2.parse().unwrap()]);
+        config.tcp_candidates = Vec::new();
+        h.second = Some(Sfu::new(config, h.now));
+        let now = h.now;
+        h.sfu.handle_cmd(
+            MediaCmd::RelayTo {
+                room,
+                workers: vec![1],
+            },
+            now,
+        );
+        h.core(1).handle_cmd(
+            MediaCmd::RelayTo {
+                room,
+                workers: vec![0],
+            },
+            now,
+        );
+        h
+    }
+
+    fn core(&mut self, worker: usize) -> &mut Sfu {
+        core(&mut self.sfu, &mut self.second, worker)
+    }
+
+    /// Joins member `id` to `room` on the second core, as the signalling layer would: the
+    /// core is first told what the first core's members publish.
+    fn join_second(&mut self, room: RoomId, id: PeerId) {
+        let now = self.now;
+        let elsewhere: Vec<_> = self
+            .published
+            .iter()
+            .filter(|t| t.0 == room && self.worker_of(t.1) == Some(0))
+            .cloned()
+            .collect();
+        for (room, peer, track, kind) in elsewhere {
+            let cmd = MediaCmd::RemoteTrack {
+                room,
+                peer,
+                track,
+                kind,
+            };
+            self.core(1).handle_cmd(cmd, now);
+        }
+        let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + id).parse().unwrap();
+        self.join_as(room, id, 1, false, Protocol::Udp, addr, 1);
+    }
+
+    fn worker_of(&self, id: PeerId) -> Option<usize> {
+        self.clients.iter().find(|c| c.id == id).map(|c| c.worker)
     }
 
     fn join(&mut self, room: RoomId, id: PeerId) {
@@ -102,13 +169,13 @@ impl Harness {
 
     fn join_with(&mut self, room: RoomId, id: PeerId, tracks: usize, with_video: bool) {
         let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + id).parse().unwrap();
-        self.join_as(room, id, tracks, with_video, Protocol::Udp, addr);
+        self.join_as(room, id, tracks, with_video, Protocol::Udp, addr, 0);
     }
 
     /// Joins a client that only has a TCP candidate (active, as a browser behind a UDP-blocking
     /// firewall), at `addr`.
     fn join_tcp(&mut self, room: RoomId, id: PeerId, addr: SocketAddr) {
-        self.join_as(room, id, 1, false, Protocol::Tcp, addr);
+        self.join_as(room, id, 1, false, Protocol::Tcp, addr, 0);
     }
 
     fn join_as(
@@ -119,6 +186,7 @@ impl Harness {
         with_video: bool,
         proto: Protocol,
         addr: SocketAddr,
+        worker: usize,
     ) {
         let mut rtc = Rtc::new(self.now);
         let candidate = match proto {
@@ -141,6 +209,7 @@ impl Harness {
         let (offer, pending) = api.apply().unwrap();
         self.clients.push(TestClient {
             id,
+            worker,
             proto,
             addr,
             rtc,
@@ -156,13 +225,14 @@ impl Harness {
             started: self.now,
         });
         let offer = offer.to_sdp_string();
-        self.sfu.handle_cmd(
+        let now = self.now;
+        self.core(worker).handle_cmd(
             MediaCmd::AddPeer {
                 room,
                 peer: id,
                 offer,
             },
-            self.now,
+            now,
         );
     }
 
@@ -197,6 +267,9 @@ impl Harness {
                 }
             }
             self.sfu.handle_timeout(now);
+            if let Some(second) = &mut self.second {
+                second.handle_timeout(now);
+            }
             self.exchange();
         }
     }
@@ -209,12 +282,13 @@ impl Harness {
             for i in 0..self.clients.len() {
                 loop {
                     let c = &mut self.clients[i];
+                    let sfu = core(&mut self.sfu, &mut self.second, c.worker);
                     match c.rtc.poll_output().unwrap() {
                         Output::Timeout(_) => break,
                         Output::Transmit(t) if t.proto == Protocol::Tcp => {
                             moved = true;
                             if self.tcp_open.insert(t.source) {
-                                let admitted = self.sfu.handle_first_tcp_frame(
+                                let admitted = sfu.handle_first_tcp_frame(
                                     now,
                                     t.source,
                                     t.destination,
@@ -225,7 +299,7 @@ impl Harness {
                                     self.tcp_rejected += 1;
                                 }
                             } else {
-                                self.sfu.handle_datagram(
+                                sfu.handle_datagram(
                                     now,
                                     Protocol::Tcp,
                                     t.source,
@@ -237,7 +311,7 @@ impl Harness {
                         }
                         Output::Transmit(t) => {
                             moved = true;
-                            self.sfu.handle_datagram(
+                            sfu.handle_datagram(
                                 now,
                                 t.proto,
                                 t.source,
@@ -269,7 +343,19 @@ impl Harness {
                 self.tcp_open.remove(&remote);
                 self.tcp_closed.push(remote);
             }
-            while let Some(t) = self.sfu.poll_transmit() {
+            // Relays between the cores, as the workers hand them over.
+            for from in 0..self.cores() {
+                while let Some((to, relay)) = self.core(from).poll_relay() {
+                    moved = true;
+                    assert_ne!(to, from, "a core relays to another");
+                    self.core(to).handle_relay(relay, now, &mut |_| {});
+                }
+            }
+            let mut transmits = Vec::new();
+            for w in 0..self.cores() {
+                transmits.extend(std::iter::from_fn(|| self.core(w).poll_transmit()));
+            }
+            for t in transmits {
                 moved = true;
                 let open = t.proto != Protocol::Tcp || self.tcp_open.contains(&t.destination);
                 let to = self
@@ -291,9 +377,13 @@ impl Harness {
                     self.undelivered += 1;
                 }
             }
-            while let Some((_, event)) = self.sfu.poll_event() {
+            let mut events = Vec::new();
+            for w in 0..self.cores() {
+                events.extend(std::iter::from_fn(|| self.core(w).poll_event()));
+            }
+            for (room, event) in events {
                 moved = true;
-                self.signal(event.clone());
+                self.signal(room, event.clone());
                 self.events.push(event);
             }
             if !moved {
@@ -302,9 +392,24 @@ impl Harness {
         }
     }
 
-    fn signal(&mut self, event: MediaEvent) {
+    fn cores(&self) -> usize {
+        1 + usize::from(self.second.is_some())
+    }
+
+    fn signal(&mut self, room: RoomId, event: MediaEvent) {
         let now = self.now;
         match event {
+            MediaEvent::TrackPublished { peer, track, kind } if self.second.is_some() => {
+                self.published.push((room, peer, track.clone(), kind));
+                let other = 1 - self.worker_of(peer).unwrap_or(0);
+                let cmd = MediaCmd::RemoteTrack {
+                    room,
+                    peer,
+                    track,
+                    kind,
+                };
+                self.core(other).handle_cmd(cmd, now);
+            }
             MediaEvent::Answer { peer, sdp } => {
                 let c = self.client(peer);
                 let pending = c.pending.take().unwrap();
@@ -316,7 +421,9 @@ impl Harness {
                 let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
                 let answer = c.rtc.sdp_api().accept_offer(offer).unwrap();
                 let sdp = answer.to_sdp_string();
-                self.sfu.handle_cmd(MediaCmd::Answer { peer, sdp }, now);
+                let worker = c.worker;
+                self.core(worker)
+                    .handle_cmd(MediaCmd::Answer { peer, sdp }, now);
             }
             MediaEvent::PeerFailed { peer, .. } => {
                 self.clients.retain(|c| c.id != peer);
@@ -331,6 +438,14 @@ impl Harness {
             .get(&(speaker as u8))
             .copied()
             .unwrap_or(0)
+    }
+}
+
+/// The core of worker `worker` (0 or 1), borrowed apart from the harness's other fields.
+fn core<'a>(first: &'a mut Sfu, second: &'a mut Option<Sfu>, worker: usize) -> &'a mut Sfu {
+    match (worker, second) {
+        (1, Some(second)) => second,
+        _ => first,
     }
 }
 
@@ -799,7 +914,7 @@ fn a_large_fan_out_is_handed_out_in_chunks_as_it_goes() {
             t.source,
             t.destination,
             &t.contents,
-            &mut |queue| chunks.push(queue.drain(..).count()),
+            &mut |out| chunks.push(out.transmits.drain(..).count()),
         );
     }
     let rest = std::iter::from_fn(|| h.sfu.poll_transmit()).count();
@@ -808,4 +923,110 @@ fn a_large_fan_out_is_handed_out_in_chunks_as_it_goes() {
     assert!(chunks.iter().all(|&n| n >= FANOUT_CHUNK), "{chunks:?}");
     assert!(rest < FANOUT_CHUNK, "{rest}");
     assert!(chunks.iter().sum::<usize>() + rest >= members as usize - 1);
+}
+
+#[test]
+fn a_room_spread_over_two_cores_is_heard_across_them_and_forgotten_when_they_empty() {
+    let mut h = Harness::two_cores(1);
+    h.join(1, 1);
+    h.join(1, 2);
+    h.run(Duration::from_millis(300));
+    h.join_second(1, 3);
+    h.join_second(1, 4);
+    h.run(Duration::from_secs(2));
+    for listener in 1..=4 {
+        for speaker in (1..=4).filter(|s| *s != listener) {
+            let n = h.heard(listener, speaker);
+            assert!(n > 50, "{listener} hears {speaker}: {n}");
+        }
+    }
+    // Each packet crossed once, and each copy was written by the core of its listener.
+    let (first, second) = (h.sfu.stats(), h.core(1).stats());
+    assert!(
+        first.relayed > 100 && second.relayed > 100,
+        "{first:?} {second:?}"
+    );
+    assert!(second.relayed_in > 100 && first.relayed_in > 100);
+    assert_eq!((first.peers, second.peers), (2, 2));
+
+    // Member 3 leaves the second core: the first core's members stop receiving them.
+    let now = h.now;
+    h.core(1).handle_cmd(MediaCmd::RemovePeer { peer: 3 }, now);
+    h.sfu
+        .handle_cmd(MediaCmd::RemotePeerGone { room: 1, peer: 3 }, now);
+    h.clients.retain(|c| c.id != 3);
+    h.run(Duration::from_millis(500));
+    let subs_to_3 = |h: &Harness| {
+        h.sfu
+            .peers
+            .values()
+            .flat_map(|p| p.subs.iter())
+            .filter(|s| s.source == 3)
+            .count()
+    };
+    assert_eq!(subs_to_3(&h), 0, "their m-lines were stopped and settled");
+    let before = h.heard(1, 4);
+    h.run(Duration::from_millis(500));
+    assert!(h.heard(1, 4) > before + 15, "the rest of the room goes on");
+
+    // The second core's last member leaves: it forgets the room entirely.
+    let now = h.now;
+    h.core(1).handle_cmd(MediaCmd::RemovePeer { peer: 4 }, now);
+    h.core(1).close_room(1);
+    h.clients.retain(|c| c.id != 4);
+    h.run(Duration::from_millis(100));
+    let second = h.core(1).stats();
+    assert_eq!((second.rooms, second.peers, second.timers), (0, 0, 0));
+    assert!(h.core(1).rooms.is_empty() && h.core(1).relays.is_empty());
+}
+
+#[test]
+fn video_crosses_cores_and_keyframe_requests_come_back() {
+    let mut h = Harness::two_cores(1);
+    h.join_with_video(1, 1);
+    h.run(Duration::from_millis(300));
+    h.join_second(1, 2);
+    h.run(Duration::from_secs(1));
+    assert!(h.heard(2, 1) > 40, "audio crosses: {}", h.heard(2, 1));
+    assert!(
+        h.client(2).video_frames > 20,
+        "{}",
+        h.client(2).video_frames
+    );
+    // The subscription on the second core asked the publisher on the first for a keyframe.
+    let asked = h.client(1).keyframe_requests;
+    assert!(asked >= 1, "{asked}");
+
+    let c = h.client(2);
+    let mid = c.video_mids[0];
+    c.rtc
+        .writer(mid)
+        .unwrap()
+        .request_keyframe(None, KeyframeRequestKind::Pli)
+        .unwrap();
+    h.run(Duration::from_millis(200));
+    assert_eq!(h.client(1).keyframe_requests, asked + 1);
+}
+
+#[test]
+fn a_relayed_packet_for_a_room_this_core_does_not_hold_is_dropped() {
+    let mut h = Harness::two_cores(1);
+    h.join(1, 1);
+    h.join_second(1, 2);
+    h.run(Duration::from_secs(1));
+    assert!(h.heard(2, 1) > 20);
+    // The second core forgets the room (its member left); packets still in flight to it
+    // are dropped without effect.
+    let now = h.now;
+    h.core(1).handle_cmd(MediaCmd::RemovePeer { peer: 2 }, now);
+    h.core(1).close_room(1);
+    h.clients.retain(|c| c.id != 2);
+    h.run(Duration::from_millis(500));
+    let second = h.core(1).stats();
+    assert!(second.relayed_in > 0);
+    assert_eq!(
+        (second.rooms, second.peers, second.forwarded > 0),
+        (0, 0, true)
+    );
+    assert!(h.core(1).rooms.is_empty());
 }
