@@ -147,7 +147,7 @@ impl Harness {
             self.core(1).handle_cmd(cmd, now);
         }
         let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + id).parse().unwrap();
-        self.join_as(room, id, 1, false, Protocol::Udp, addr, 1);
+        self.join_as(room, id, 1, false, (Protocol::Udp, addr), 1);
     }
 
     fn worker_of(&self, id: PeerId) -> Option<usize> {
@@ -169,13 +169,13 @@ impl Harness {
 
     fn join_with(&mut self, room: RoomId, id: PeerId, tracks: usize, with_video: bool) {
         let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + id).parse().unwrap();
-        self.join_as(room, id, tracks, with_video, Protocol::Udp, addr, 0);
+        self.join_as(room, id, tracks, with_video, (Protocol::Udp, addr), 0);
     }
 
     /// Joins a client that only has a TCP candidate (active, as a browser behind a UDP-blocking
     /// firewall), at `addr`.
     fn join_tcp(&mut self, room: RoomId, id: PeerId, addr: SocketAddr) {
-        self.join_as(room, id, 1, false, Protocol::Tcp, addr, 0);
+        self.join_as(room, id, 1, false, (Protocol::Tcp, addr), 0);
     }
 
     fn join_as(
@@ -184,8 +184,7 @@ impl Harness {
         id: PeerId,
         tracks: usize,
         with_video: bool,
-        proto: Protocol,
-        addr: SocketAddr,
+        (proto, addr): Remote,
         worker: usize,
     ) {
         let mut rtc = Rtc::new(self.now);
