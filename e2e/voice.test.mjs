@@ -1,6 +1,8 @@
 // End to end: a real free4chat server and three headless Chromium browsers, each "speaking" a
 // different sine tone through a fake microphone. Every browser must hear exactly the other two
-// tones, see the others in its member list and speaking, and show hostile text as text.
+// tones, see the others in its member list and speaking, and show hostile text as text. The
+// server spreads a room over its two media workers from the third member on, so the tones
+// also cross from one worker to the other, both ways.
 //
 // Run from the repository root: node --test e2e/
 // The server binary: $FREE4CHAT_BIN, default target/debug/free4chat.
@@ -62,7 +64,11 @@ before(async () => {
     PEOPLE.map((p) => makeTone(path.join(tmpDir, `tone-${p.freq}.wav`), p.freq, 30)),
   );
   const port = await freePort();
-  server = await startServer({ port, logFile: path.join(OUT_DIR, 'server.log') });
+  server = await startServer({
+    port,
+    logFile: path.join(OUT_DIR, 'server.log'),
+    extraArgs: ['--media-workers', '2', '--room-spread-at', '2'],
+  });
   for (const tone of tones) browsers.push(await launchBrowser(tone));
 }, { timeout: 75_000 });
 
@@ -171,6 +177,14 @@ test('each browser hears exactly the other two tones', { timeout: 90_000 }, asyn
         assert.ok(m.rms > 0.02, `${what}: signal too quiet`);
       }
     }
+
+    // Carol's session is on the other worker than Alice's and Bob's: every tone she heard, and
+    // hers that they heard, crossed between the workers.
+    const stats = await (await fetch(`${server.base}/api/stats`)).json();
+    t.diagnostic(`media: ${JSON.stringify(stats.media)}`);
+    assert.equal(stats.media.rooms, 2, 'the room is held by both media workers');
+    assert.ok(stats.media.relayed > 50 && stats.media.relayed_in > 50, 'packets crossed between the workers');
+    assert.equal(stats.media.relay_dropped, 0);
 
     // The server saw everyone speak (the tones are loud), and each page heard about it.
     await Promise.all(
