@@ -846,33 +846,22 @@ impl Sfu {
 
     /// Writes a prepared packet to every member of this worker subscribed to its track.
     fn fan_out(&mut self, packet: &Prepared, now: Instant, send: SendNow<'_>) {
-        let Prepared {
-            room,
-            src,
-            mid,
-            kind,
-            params,
-            red,
-            primary,
-            ref recovered,
-            ssrc,
-            pt,
-            seq,
-            rtp_time,
-            marker,
-            ref ext,
-            received: wallclock,
-            ref payload,
-        } = *packet;
+        let (src, mid, pt, params, ssrc) = (
+            packet.src,
+            packet.mid,
+            packet.pt,
+            packet.params,
+            packet.ssrc,
+        );
         let clock_rate = params.spec().clock_rate.get();
-        let video = kind == TrackKind::Video;
+        let video = packet.kind == TrackKind::Video;
         // Payloads made at most once per packet, for the subscribers who need them.
         let mut unwrapped: Option<Arc<[u8]>> = None;
         let mut rewritten: Option<(u8, Arc<[u8]>)> = None;
 
         let mut targets = std::mem::take(&mut self.scratch);
         targets.clear();
-        targets.extend(self.room_members(room).filter(|d| *d != src));
+        targets.extend(self.room_members(packet.room).filter(|d| *d != src));
         for &dst in &targets {
             let mut write = |p: &mut Peer| {
                 if !p.connected {
@@ -897,7 +886,7 @@ impl Sfu {
                         first_of_route = true;
                         let accepted = p.rtc.media(dst_mid).map_or(&[][..], |m| m.remote_pts());
                         let matched = p.rtc.codec_config().match_params(params);
-                        let route = Route::find(&params, red, matched, accepted);
+                        let route = Route::find(&params, packet.red, matched, accepted);
                         fwd.route = Some((pt, route));
                         route
                     }
@@ -916,14 +905,15 @@ impl Sfu {
                     stream.set_rtx_cache(0, Duration::ZERO, None);
                 }
                 let mut written = 0;
+                let wallclock = packet.received;
                 let (out_pt, payload) = match route {
-                    Route::Plain { pt } => (pt, payload.clone()),
-                    Route::Red { pt, from, to } if from == to => (pt, payload.clone()),
+                    Route::Plain { pt } => (pt, packet.payload.clone()),
+                    Route::Red { pt, from, to } if from == to => (pt, packet.payload.clone()),
                     Route::Red { pt, from, to } => {
                         let payload = match &rewritten {
                             Some((cached, payload)) if *cached == to => payload.clone(),
                             _ => {
-                                let payload = forward::rewrite_red_pt(payload, from, to);
+                                let payload = forward::rewrite_red_pt(&packet.payload, from, to);
                                 rewritten = Some((to, payload.clone()));
                                 payload
                             }
@@ -931,7 +921,7 @@ impl Sfu {
                         (pt, payload)
                     }
                     Route::Unwrap { pt } => {
-                        for r in recovered {
+                        for r in &packet.recovered {
                             let Some((seq, ts)) =
                                 fwd.rewriter.map(ssrc, r.seq, r.ts, clock_rate, now)
                             else {
@@ -941,21 +931,24 @@ impl Sfu {
                             stream.write_rtp(write);
                             written += 1;
                         }
-                        let Some((start, true)) = primary else {
+                        let Some((start, true)) = packet.primary else {
                             return written;
                         };
                         let payload = unwrapped
-                            .get_or_insert_with(|| payload[start..].into())
+                            .get_or_insert_with(|| packet.payload[start..].into())
                             .clone();
                         (pt, payload)
                     }
                 };
-                let Some((seq, ts)) = fwd.rewriter.map(ssrc, seq, rtp_time, clock_rate, now) else {
+                let Some((seq, ts)) =
+                    fwd.rewriter
+                        .map(ssrc, packet.seq, packet.rtp_time, clock_rate, now)
+                else {
                     return written;
                 };
                 let write = RtpWrite::new(out_pt, seq, ts, wallclock, payload)
-                    .marker(marker)
-                    .ext_vals(ext.clone())
+                    .marker(packet.marker)
+                    .ext_vals(packet.ext.clone())
                     .nackable(video);
                 stream.write_rtp(write);
                 written + 1

@@ -216,20 +216,7 @@ async fn the_last_leave_frees_the_room_and_all_media_state() {
     it.next().unwrap().leave().await;
     it.next().unwrap().leave().await;
     drop(it);
-    let freed = wait_until(|| async {
-        let s = server.media_stats().await;
-        let c = server.counts();
-        (
-            s.rooms, s.peers, s.addrs, s.ufrags, s.timers, c.rooms, c.peers,
-        ) == (0, 0, 0, 0, 0, 0, 0)
-    })
-    .await;
-    assert!(
-        freed,
-        "state left: {:?} {:?}",
-        server.media_stats().await,
-        server.counts()
-    );
+    assert_everything_freed(&server).await;
 
     // The same room name works again afterwards.
     let a = join(&server, "ephemeral", "again-a").await;
@@ -291,6 +278,12 @@ async fn a_room_spread_over_two_workers_is_heard_by_all_and_freed_on_both() {
     for m in [a, b, d, e] {
         m.leave().await;
     }
+    assert_everything_freed(&server).await;
+    server.shutdown().await;
+}
+
+/// Waits until no room, member or media state is left, in the registry and every worker.
+async fn assert_everything_freed(server: &free4chat::Server) {
     let freed = wait_until(|| async {
         let s = server.media_stats().await;
         let c = server.counts();
@@ -299,8 +292,12 @@ async fn a_room_spread_over_two_workers_is_heard_by_all_and_freed_on_both() {
         ) == (0, 0, 0, 0, 0, 0, 0)
     })
     .await;
-    assert!(freed, "state left: {:?}", server.media_stats().await);
-    server.shutdown().await;
+    assert!(
+        freed,
+        "state left: {:?} {:?}",
+        server.media_stats().await,
+        server.counts()
+    );
 }
 
 async fn wait_until<F, Fut>(f: F) -> bool
