@@ -620,10 +620,9 @@ impl Sfu {
                         p.subs
                             .iter()
                             .find(|s| s.open_mid() == Some(req.mid))
-                            .map(|s| (s.source, s.source_mid))
+                            .map(|s| (p.room, s.source, s.source_mid))
                     });
-                    let room = self.peers.get(&id).map(|p| p.room);
-                    if let (Some((src, src_mid)), Some(room)) = (source, room) {
+                    if let Some((room, src, src_mid)) = source {
                         self.ask_keyframe(room, src, src_mid, now);
                     }
                 }
@@ -656,11 +655,16 @@ impl Sfu {
             kind,
         });
         let others: Vec<PeerId> = self.room_members(room).filter(|o| *o != id).collect();
-        for other in others {
-            if let Some(p) = self.peers.get_mut(&other) {
-                p.subscribe(id, mid, kind);
+        self.renegotiate_each(others, now, |p| p.subscribe(id, mid, kind));
+    }
+
+    /// Changes what each of `members` receives with `change`, then offers them the change.
+    fn renegotiate_each(&mut self, members: Vec<PeerId>, now: Instant, change: impl Fn(&mut Peer)) {
+        for id in members {
+            if let Some(p) = self.peers.get_mut(&id) {
+                change(p);
             }
-            self.negotiate(other, now);
+            self.negotiate(id, now);
         }
     }
 
@@ -680,12 +684,7 @@ impl Sfu {
         }
         shard.remote_tracks.push((src, mid, kind));
         let members = shard.members.clone();
-        for id in members {
-            if let Some(p) = self.peers.get_mut(&id) {
-                p.subscribe(src, mid, kind);
-            }
-            self.negotiate(id, now);
-        }
+        self.renegotiate_each(members, now, |p| p.subscribe(src, mid, kind));
     }
 
     /// A member another worker held has gone: this worker's members stop receiving them.
@@ -695,12 +694,7 @@ impl Sfu {
         };
         shard.remote_tracks.retain(|t| t.0 != src);
         let members = shard.members.clone();
-        for id in members {
-            if let Some(p) = self.peers.get_mut(&id) {
-                p.unsubscribe_all_from(src);
-            }
-            self.negotiate(id, now);
-        }
+        self.renegotiate_each(members, now, |p| p.unsubscribe_all_from(src));
     }
 
     /// Sends the member a server offer if their subscriptions changed and none is outstanding.
@@ -1175,16 +1169,15 @@ impl Sfu {
         });
         match result {
             Some(Some(Ok(()))) => {
-                let video: Vec<(PeerId, Mid)> = self
+                let video: Vec<(RoomId, PeerId, Mid)> = self
                     .peers
                     .get(&id)
                     .into_iter()
-                    .flat_map(|p| p.subs.iter())
-                    .filter(|s| s.kind == TrackKind::Video && s.open_mid().is_some())
-                    .map(|s| (s.source, s.source_mid))
+                    .flat_map(|p| p.subs.iter().map(move |s| (p.room, s)))
+                    .filter(|(_, s)| s.kind == TrackKind::Video && s.open_mid().is_some())
+                    .map(|(room, s)| (room, s.source, s.source_mid))
                     .collect();
-                let room = self.peers.get(&id).map_or(0, |p| p.room);
-                for (src, mid) in video {
+                for (room, src, mid) in video {
                     self.ask_keyframe(room, src, mid, now);
                 }
             }
@@ -1254,18 +1247,10 @@ impl Sfu {
             }
             None => Vec::new(),
         };
-        if others.is_empty() {
-            // The room's last member here: what it kept for members elsewhere goes too. The
-            // signalling layer sends it again if a member of the room comes back here.
-            self.rooms.remove(&room);
-            self.shrink();
-        }
-        for other in others {
-            if let Some(p) = self.peers.get_mut(&other) {
-                p.unsubscribe_all_from(id);
-            }
-            self.negotiate(other, now);
-        }
+        // After the room's last member here, what it kept for members elsewhere goes too. The
+        // signalling layer sends it again if a member of the room comes back here.
+        self.close_room(room);
+        self.renegotiate_each(others, now, |p| p.unsubscribe_all_from(id));
         Some(room)
     }
 

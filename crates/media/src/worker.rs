@@ -467,11 +467,7 @@ impl Shell {
                 .unwrap_or_else(|| now.elapsed())
         };
         let (sfu, mut wire) = self.split();
-        let mut send_now = |out: Outgoing<'_>| {
-            wire.relay(out.relays.drain(..));
-            let n = wire.send(out.transmits.drain(..));
-            wire.send_delay.record_many(since_arrival(), n);
-        };
+        let mut send_now = |out: Outgoing<'_>| wire.hand_out(out, since_arrival);
         sfu.handle_datagram(now, proto, source, local, data, &mut send_now);
         self.answered(since_arrival());
     }
@@ -482,11 +478,7 @@ impl Shell {
         let now = Instant::now();
         let received = relay.received().unwrap_or(now);
         let (sfu, mut wire) = self.split();
-        let mut send_now = |out: Outgoing<'_>| {
-            wire.relay(out.relays.drain(..));
-            let n = wire.send(out.transmits.drain(..));
-            wire.send_delay.record_many(received.elapsed(), n);
-        };
+        let mut send_now = |out: Outgoing<'_>| wire.hand_out(out, || received.elapsed());
         sfu.handle_relay(relay, now, &mut send_now);
         let n = self.flush();
         self.send_delay.record_many(received.elapsed(), n);
@@ -557,6 +549,14 @@ struct Wire<'a> {
 }
 
 impl Wire<'_> {
+    /// What a fan-out handed out midway: relays to their workers, datagrams to the kernel,
+    /// each datagram's wait (`waited`, read once they are sent) recorded.
+    fn hand_out(&mut self, out: Outgoing<'_>, waited: impl FnOnce() -> Duration) {
+        self.relay(out.relays.drain(..));
+        let n = self.send(out.transmits.drain(..));
+        self.send_delay.record_many(waited(), n);
+    }
+
     /// Hands packets and keyframe requests to the workers they are for. A full relay queue
     /// drops them, as a full socket buffer would.
     fn relay(&mut self, relays: impl Iterator<Item = (usize, Relay)>) {

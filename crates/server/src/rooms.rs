@@ -258,7 +258,6 @@ impl Registry {
             name: name.to_owned(),
             home: worker,
             held: vec![0; self.workers.len()],
-            spread: false,
             events: media_tx,
             registry: self.clone(),
             members: BTreeMap::new(),
@@ -316,8 +315,6 @@ struct Room {
     home: usize,
     /// Members with a media session, per worker.
     held: Vec<usize>,
-    /// Whether more than one worker holds members (the workers relay to each other).
-    spread: bool,
     /// Where the workers send the room's media events.
     events: mpsc::Sender<MediaEvent>,
     registry: Arc<Registry>,
@@ -491,7 +488,7 @@ impl Room {
         for cmd in elsewhere {
             self.media(worker, cmd).await;
         }
-        self.route_relays().await;
+        self.route_relays(worker).await;
     }
 
     /// A member's session on `worker` is gone (removed, refused or failed): the other workers
@@ -511,19 +508,23 @@ impl Room {
         if *held == 0 {
             let room = self.id;
             self.to_worker(worker, WorkerMsg::CloseRoom { room }).await;
-            self.route_relays().await;
+            self.route_relays(worker).await;
         }
     }
 
-    /// Tells each worker holding members of the room which others to relay to, when the set
-    /// of workers has changed and the room spreads (or just stopped spreading).
-    async fn route_relays(&mut self) {
+    /// Tells each worker holding members of the room which others to relay to, after `changed`
+    /// took its first member of the room or lost its last, if the room spreads over several
+    /// workers now or did before.
+    async fn route_relays(&self, changed: usize) {
         let used = self.used_workers();
-        let spread = used.len() > 1;
-        if !spread && !self.spread {
+        let before = if used.contains(&changed) {
+            used.len() - 1
+        } else {
+            used.len() + 1
+        };
+        if used.len() <= 1 && before <= 1 {
             return;
         }
-        self.spread = spread;
         for &w in &used {
             let workers = used.iter().copied().filter(|o| *o != w).collect();
             let room = self.id;
