@@ -257,7 +257,6 @@ impl Registry {
             id,
             name: name.to_owned(),
             home: worker,
-            held: vec![0; self.workers.len()],
             events: media_tx,
             registry: self.clone(),
             members: BTreeMap::new(),
@@ -313,8 +312,6 @@ struct Room {
     name: String,
     /// The worker the room's members go to until it holds `spread_at` of them.
     home: usize,
-    /// Members with a media session, per worker.
-    held: Vec<usize>,
     /// Where the workers send the room's media events.
     events: mpsc::Sender<MediaEvent>,
     registry: Arc<Registry>,
@@ -447,32 +444,41 @@ impl Room {
         self.to_worker(worker, WorkerMsg::Cmd(cmd)).await;
     }
 
+    /// How many of the room's members have a media session on each worker.
+    fn held(&self) -> Vec<usize> {
+        let mut held = vec![0; self.registry.workers.len()];
+        for w in self.members.values().filter_map(|m| m.media) {
+            if let Some(n) = held.get_mut(w) {
+                *n += 1;
+            }
+        }
+        held
+    }
+
     /// The workers holding members of this room.
     fn used_workers(&self) -> Vec<usize> {
-        (0..self.held.len()).filter(|w| self.held[*w] > 0).collect()
+        let held = self.held();
+        (0..held.len()).filter(|w| held[*w] > 0).collect()
     }
 
     /// Where a new member's media goes: the room's home worker until it holds `spread_at` of
     /// the room's members, then the worker holding the fewest (the home worker on a tie).
     fn place(&self) -> usize {
         let spread_at = self.registry.spread_at;
-        if spread_at == 0 || self.held.get(self.home).is_none_or(|n| *n < spread_at) {
+        let held = self.held();
+        if spread_at == 0 || held.get(self.home).is_none_or(|n| *n < spread_at) {
             return self.home;
         }
-        (0..self.held.len())
-            .min_by_key(|w| (self.held[*w], *w != self.home))
+        (0..held.len())
+            .min_by_key(|w| (held[*w], *w != self.home))
             .unwrap_or(self.home)
     }
 
-    /// A member's session is about to be made on `worker`. A worker new to the room is told
-    /// where to send its events and which tracks the members elsewhere publish, and the
-    /// workers are told whom to relay to.
-    async fn attach(&mut self, worker: usize) {
-        let Some(held) = self.held.get_mut(worker) else {
-            return;
-        };
-        *held += 1;
-        if *held > 1 {
+    /// A member's session is about to be made on `worker` (their `media` already says so). A
+    /// worker new to the room is told where to send its events and which tracks the members
+    /// elsewhere publish, and the workers are told whom to relay to.
+    async fn attach(&self, worker: usize) {
+        if self.held().get(worker) != Some(&1) {
             return;
         }
         let events = self.events.clone();
@@ -491,21 +497,17 @@ impl Room {
         self.route_relays(worker).await;
     }
 
-    /// A member's session on `worker` is gone (removed, refused or failed): the other workers
-    /// stop forwarding their tracks if they `published`, and a worker left without members of
-    /// the room forgets it.
-    async fn release(&mut self, peer: PeerId, worker: usize, published: bool) {
+    /// A member's session on `worker` is gone (removed, refused or failed; their `media` no
+    /// longer says so): the other workers stop forwarding their tracks if they `published`, and
+    /// a worker left without members of the room forgets it.
+    async fn release(&self, peer: PeerId, worker: usize, published: bool) {
         if published {
             for w in self.used_workers().into_iter().filter(|w| *w != worker) {
                 let room = self.id;
                 self.media(w, MediaCmd::RemotePeerGone { room, peer }).await;
             }
         }
-        let Some(held) = self.held.get_mut(worker) else {
-            return;
-        };
-        *held = held.saturating_sub(1);
-        if *held == 0 {
+        if self.held().get(worker) == Some(&0) {
             let room = self.id;
             self.to_worker(worker, WorkerMsg::CloseRoom { room }).await;
             self.route_relays(worker).await;
