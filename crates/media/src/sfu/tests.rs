@@ -63,9 +63,9 @@ struct Harness {
     sfu: Sfu,
     /// A second core, as a second worker, for rooms spread over two.
     second: Option<Sfu>,
-    /// With a second core: the worker that holds the room's members, by room, and the tracks
-    /// published so far, so that each core learns what the other's members publish, as the
-    /// signalling layer tells it.
+    /// With a second core: the tracks published so far (room, publisher, track, kind), so that
+    /// a core taking its first member of a room learns what the other's members publish, as
+    /// the signalling layer tells it.
     published: Vec<(RoomId, PeerId, String, TrackKind)>,
     clients: Vec<TestClient>,
     events: Vec<MediaEvent>,
