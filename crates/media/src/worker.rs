@@ -86,7 +86,7 @@ pub enum WorkerMsg {
         room: RoomId,
     },
     /// Where to hand packets relayed to each worker, by index ([`link`]).
-    Neighbours(Vec<mpsc::Sender<Relay>>),
+    Neighbours(Vec<mpsc::Sender<Relayed>>),
     Cmd(MediaCmd),
     Stats(oneshot::Sender<WorkerStats>),
 }
@@ -191,10 +191,28 @@ impl WorkerStats {
     }
 }
 
+/// A packet or keyframe request on its way to another worker, and when what it stems from
+/// reached the server: each copy the other worker sends counts its wait from there, the
+/// time the datagram waited in this worker's socket included.
+#[derive(Debug)]
+pub struct Relayed {
+    relay: Relay,
+    arrived: Instant,
+}
+
+/// When a datagram read at `now` reached the server: `arrival`, the kernel's stamp, moved onto
+/// the monotonic clock; `now` without a stamp or with one that is not in the past.
+fn arrived(now: Instant, arrival: Option<SystemTime>) -> Instant {
+    arrival
+        .and_then(|at| SystemTime::now().duration_since(at).ok())
+        .and_then(|waited| Instant::now().checked_sub(waited))
+        .map_or(now, |at| at.min(now))
+}
+
 /// The signalling layer's handle on a worker thread.
 pub struct WorkerHandle {
     tx: mpsc::Sender<WorkerMsg>,
-    relay: mpsc::Sender<Relay>,
+    relay: mpsc::Sender<Relayed>,
     addrs: Vec<SocketAddr>,
     tcp_addrs: Vec<SocketAddr>,
     thread: Option<JoinHandle<()>>,
@@ -313,7 +331,7 @@ impl WorkerHandle {
 /// Tells each worker where to relay to the others, so that a room may spread over them:
 /// the packets its members publish in one worker reach its members in another.
 pub fn link(workers: &[&WorkerHandle]) -> Result<(), WorkerGone> {
-    let relays: Vec<mpsc::Sender<Relay>> = workers.iter().map(|w| w.relay.clone()).collect();
+    let relays: Vec<mpsc::Sender<Relayed>> = workers.iter().map(|w| w.relay.clone()).collect();
     for w in workers {
         // Called before any room exists, so the command queue has room.
         w.tx.try_send(WorkerMsg::Neighbours(relays.clone()))
@@ -389,7 +407,7 @@ struct Shell {
     /// Datagrams not sent because a socket's send buffer was full.
     send_dropped: u64,
     /// The workers to relay to, by index.
-    neighbours: Vec<mpsc::Sender<Relay>>,
+    neighbours: Vec<mpsc::Sender<Relayed>>,
     /// Relayed packets not handed on because a worker's relay queue was full.
     relay_dropped: u64,
 }
@@ -421,7 +439,7 @@ impl Shell {
     fn flush(&mut self) -> u64 {
         let (sfu, mut wire) = self.split();
         let sent = wire.send(std::iter::from_fn(|| sfu.poll_transmit()));
-        wire.relay(std::iter::from_fn(|| sfu.poll_relay()));
+        wire.relay(std::iter::from_fn(|| sfu.poll_relay()), None);
         while let Some(remote) = self.sfu.poll_tcp_close() {
             if let Some(conn) = self.tcp.remove(&remote) {
                 debug!(%remote, "TCP connection closed: its member is gone");
@@ -448,10 +466,10 @@ impl Shell {
     }
 
     /// Hands one received datagram or TCP frame to the core and sends what it caused, a large
-    /// fan-out in chunks as it goes ([`Sfu::handle_datagram`]). Its time in the worker
-    /// and each answer's wait count from `arrival`, when the kernel stamped it, so that time
-    /// spent in the socket while the worker was busy counts too; else from `now`, when it was
-    /// read.
+    /// fan-out in chunks as it goes ([`Sfu::handle_datagram`]). Its time in the worker, each
+    /// answer's wait and the wait of the copies other workers send count from `arrival`, when
+    /// the kernel stamped it, so that time spent in the socket while the worker was busy
+    /// counts too; else from `now`, when it was read.
     fn take_in(
         &mut self,
         now: Instant,
@@ -461,27 +479,21 @@ impl Shell {
         local: SocketAddr,
         data: &[u8],
     ) {
-        let since_arrival = || {
-            arrival
-                .and_then(|at| SystemTime::now().duration_since(at).ok())
-                .unwrap_or_else(|| now.elapsed())
-        };
+        let arrived = arrived(now, arrival);
         let (sfu, mut wire) = self.split();
-        let mut send_now = |out: Outgoing<'_>| wire.hand_out(out, since_arrival);
+        let mut send_now = |out: Outgoing<'_>| wire.hand_out(out, arrived);
         sfu.handle_datagram(now, proto, source, local, data, &mut send_now);
-        self.answered(since_arrival());
+        self.answered(arrived.elapsed());
     }
 
     /// Hands a packet another worker relayed to the core and sends what it caused. Each
-    /// copy's wait counts from when the packet was received by the publisher's worker.
-    fn take_relayed(&mut self, relay: Relay) {
-        let now = Instant::now();
-        let received = relay.received().unwrap_or(now);
+    /// copy's wait counts from when the packet reached the server.
+    fn take_relayed(&mut self, Relayed { relay, arrived }: Relayed) {
         let (sfu, mut wire) = self.split();
-        let mut send_now = |out: Outgoing<'_>| wire.hand_out(out, || received.elapsed());
-        sfu.handle_relay(relay, now, &mut send_now);
+        let mut send_now = |out: Outgoing<'_>| wire.hand_out(out, arrived);
+        sfu.handle_relay(relay, Instant::now(), &mut send_now);
         let n = self.flush();
-        self.send_delay.record_many(received.elapsed(), n);
+        self.send_delay.record_many(arrived.elapsed(), n);
     }
 
     /// After a received datagram or frame was handled and `stayed` has passed since it
@@ -544,28 +556,33 @@ struct Wire<'a> {
     tcp_stats: &'a mut TcpStats,
     send_delay: &'a mut Residence,
     send_dropped: &'a mut u64,
-    neighbours: &'a [mpsc::Sender<Relay>],
+    neighbours: &'a [mpsc::Sender<Relayed>],
     relay_dropped: &'a mut u64,
 }
 
 impl Wire<'_> {
-    /// What a fan-out handed out midway: relays to their workers, datagrams to the kernel,
-    /// each datagram's wait (`waited`, read once they are sent) recorded.
-    fn hand_out(&mut self, out: Outgoing<'_>, waited: impl FnOnce() -> Duration) {
-        self.relay(out.relays.drain(..));
+    /// What a fan-out of the packet that reached the server at `arrived` handed out midway:
+    /// relays to their workers, datagrams to the kernel, each datagram's wait since then
+    /// recorded.
+    fn hand_out(&mut self, out: Outgoing<'_>, arrived: Instant) {
+        self.relay(out.relays.drain(..), Some(arrived));
         let n = self.send(out.transmits.drain(..));
-        self.send_delay.record_many(waited(), n);
+        self.send_delay.record_many(arrived.elapsed(), n);
     }
 
-    /// Hands packets and keyframe requests to the workers they are for. A full relay queue
-    /// drops them, as a full socket buffer would.
-    fn relay(&mut self, relays: impl Iterator<Item = (usize, Relay)>) {
+    /// Hands packets and keyframe requests to the workers they are for, with when what they
+    /// stem from reached the server (`arrived`; if not given, when the publisher's worker
+    /// read the packet, or now). A full relay queue drops them, as a full socket buffer would.
+    fn relay(&mut self, relays: impl Iterator<Item = (usize, Relay)>, arrived: Option<Instant>) {
         for (worker, relay) in relays {
             let Some(tx) = self.neighbours.get(worker) else {
                 debug!(worker, "relay to an unknown worker");
                 continue;
             };
-            match tx.try_send(relay) {
+            let arrived = arrived
+                .or_else(|| relay.received())
+                .unwrap_or_else(Instant::now);
+            match tx.try_send(Relayed { relay, arrived }) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => *self.relay_dropped += 1,
                 // That worker has stopped: the server is shutting down.
@@ -623,7 +640,7 @@ fn run(
     sockets: Vec<(StdUdpSocket, SocketAddr)>,
     listeners: Vec<(StdTcpListener, SocketAddr)>,
     tcp_options: TcpOptions,
-    (rx, relays): (mpsc::Receiver<WorkerMsg>, mpsc::Receiver<Relay>),
+    (rx, relays): (mpsc::Receiver<WorkerMsg>, mpsc::Receiver<Relayed>),
     realtime: Option<u8>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -752,9 +769,9 @@ async fn receive(socket: Rc<UdpSocket>, local: SocketAddr, shell: Rc<RefCell<She
 }
 
 /// Packets and keyframe requests other workers relay to this one.
-async fn relayed(mut rx: mpsc::Receiver<Relay>, shell: Rc<RefCell<Shell>>) {
-    while let Some(relay) = rx.recv().await {
-        shell.borrow_mut().take_relayed(relay);
+async fn relayed(mut rx: mpsc::Receiver<Relayed>, shell: Rc<RefCell<Shell>>) {
+    while let Some(relayed) = rx.recv().await {
+        shell.borrow_mut().take_relayed(relayed);
     }
 }
 
@@ -987,6 +1004,8 @@ async fn tcp_reader(
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
+    use str0m::media::Mid;
 
     /// The calling thread's scheduling policy.
     fn policy() -> i32 {
@@ -1002,6 +1021,89 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         false
+    }
+
+    #[test]
+    fn a_kernel_arrival_stamp_moves_onto_the_monotonic_clock() {
+        let now = Instant::now();
+        let stamp = SystemTime::now() - Duration::from_millis(30);
+        let at = arrived(now, Some(stamp));
+        assert!(at <= now);
+        let waited = at.elapsed();
+        assert!(waited >= Duration::from_millis(30), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        // No stamp, or one from a clock set back: the time the datagram was read.
+        assert_eq!(arrived(now, None), now);
+        let ahead = SystemTime::now() + Duration::from_secs(60);
+        assert_eq!(arrived(now, Some(ahead)), now);
+    }
+
+    #[test]
+    fn copies_and_relays_count_their_wait_from_when_the_packet_reached_the_server() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let local = socket.local_addr().unwrap();
+            let client = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+            let sockets = [(Rc::new(socket), local)];
+            let mut outgoing = [Vec::new()];
+            let (neighbour, mut relays_in) = mpsc::channel(1);
+            let neighbours = [neighbour];
+            let (mut sender, tcp) = (udp::Sender::default(), HashMap::new());
+            let (mut tcp_stats, mut send_delay) = (TcpStats::default(), Residence::default());
+            let (mut send_dropped, mut relay_dropped) = (0, 0);
+            let mut wire = Wire {
+                sockets: &sockets,
+                outgoing: &mut outgoing,
+                sender: &mut sender,
+                tcp: &tcp,
+                tcp_stats: &mut tcp_stats,
+                send_delay: &mut send_delay,
+                send_dropped: &mut send_dropped,
+                neighbours: &neighbours,
+                relay_dropped: &mut relay_dropped,
+            };
+            // A packet that waited 30 ms in the socket before the worker read it.
+            let arrived = Instant::now() - Duration::from_millis(30);
+            let keyframe = || Relay::Keyframe {
+                src: 1,
+                mid: Mid::from("0"),
+            };
+            let mut transmits = VecDeque::from([Transmit {
+                proto: Protocol::Udp,
+                source: local,
+                destination: client.local_addr().unwrap(),
+                contents: vec![7; 20].into(),
+            }]);
+            // The second relay finds the other worker's queue full, the third no worker.
+            let mut relays = VecDeque::from([(0, keyframe()), (0, keyframe()), (5, keyframe())]);
+            wire.hand_out(
+                Outgoing {
+                    transmits: &mut transmits,
+                    relays: &mut relays,
+                },
+                arrived,
+            );
+            assert!(transmits.is_empty() && relays.is_empty());
+            let relayed = relays_in.try_recv().unwrap();
+            assert_eq!(relayed.arrived, arrived);
+            assert!(relays_in.try_recv().is_err());
+            assert_eq!(*wire.relay_dropped, 1);
+            // The copy sent counts the 30 ms it waited before it was read.
+            assert_eq!(wire.send_delay.count(), 1);
+            assert!(wire.send_delay.max_us >= 30_000, "{:?}", wire.send_delay);
+            let mut buf = [0; 64];
+            assert_eq!(client.recv(&mut buf).unwrap(), 20);
+
+            // What is relayed outside a fan-out counts from now.
+            let before = Instant::now();
+            wire.relay([(0, keyframe())].into_iter(), None);
+            let relayed = relays_in.try_recv().unwrap();
+            assert!(relayed.arrived >= before);
+        });
     }
 
     #[test]
