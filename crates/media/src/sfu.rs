@@ -215,9 +215,26 @@ pub struct Sfu {
     scratch: Vec<PeerId>,
     /// Reused per forwarded packet: frames recovered from RED redundancy.
     recovered: Vec<forward::Recovered>,
+    /// Whether a batch of datagrams is being handled ([`Sfu::handle_datagrams`]): its packets
+    /// then wait in `batch`, to be fanned out together once it is all in.
+    deferring: bool,
+    batch: Vec<Prepared>,
+    /// Reused per fan-out: the payloads made for each of its packets.
+    made: Vec<Made>,
     stats: SfuStats,
     #[cfg(test)]
     panic_on_poll: Option<PeerId>,
+    /// How many times a subscriber was drained after writes to it.
+    #[cfg(test)]
+    drains: u64,
+}
+
+/// The payloads a fan-out made from one packet, at most once each, for the subscribers who
+/// need them: the RED primary alone, and the packet with its RED payload types rewritten.
+#[derive(Default)]
+struct Made {
+    unwrapped: Option<Arc<[u8]>>,
+    rewritten: Option<(u8, Arc<[u8]>)>,
 }
 
 impl Sfu {
@@ -241,9 +258,14 @@ impl Sfu {
             work: VecDeque::new(),
             scratch: Vec::new(),
             recovered: Vec::new(),
+            deferring: false,
+            batch: Vec::new(),
+            made: Vec::new(),
             stats: SfuStats::default(),
             #[cfg(test)]
             panic_on_poll: None,
+            #[cfg(test)]
+            drains: 0,
         }
     }
 
@@ -322,7 +344,7 @@ impl Sfu {
             Relay::Packet(packet) => {
                 self.stats.relayed_in += 1;
                 if self.rooms.contains_key(&packet.room) {
-                    self.fan_out(&packet, now, send);
+                    self.fan_out(std::slice::from_ref(&packet), now, send);
                 }
             }
             Relay::Keyframe { src, mid } => {
@@ -398,6 +420,36 @@ impl Sfu {
         self.poll_peer(id, now);
         self.process_work_sending(now, send);
         accepted
+    }
+
+    /// Datagrams read together (one `recvmmsg`), each as [`Sfu::handle_datagram`] would take
+    /// it, except that the packets they carry are fanned out together once all are in: a
+    /// subscriber sent several of them has them all written before it is drained once, so the
+    /// work str0m does per drain (a walk of every stream the subscriber is sent) is shared.
+    /// Datagrams queue up only when the worker is behind, and that is when this saves most.
+    /// Relays to other workers still leave as each packet is prepared.
+    pub fn handle_datagrams<'d>(
+        &mut self,
+        now: Instant,
+        datagrams: impl IntoIterator<Item = (Protocol, SocketAddr, SocketAddr, &'d [u8])>,
+        send: SendNow<'_>,
+    ) {
+        self.deferring = true;
+        for (proto, source, destination, data) in datagrams {
+            self.handle_datagram(now, proto, source, destination, data, send);
+        }
+        self.deferring = false;
+        let mut batch = std::mem::take(&mut self.batch);
+        if !batch.is_empty() {
+            self.fan_out(&batch, now, send);
+        }
+        // The batch's allocation, and one recovery list, serve the next ones.
+        if let Some(last) = batch.pop() {
+            self.recovered = last.recovered;
+        }
+        batch.clear();
+        self.batch = batch;
+        self.process_work_sending(now, send);
     }
 
     /// The first frame of a new TCP connection from `source`, accepted on the local address
@@ -732,7 +784,10 @@ impl Sfu {
                 relays: &mut self.relays,
             });
         }
-        self.fan_out(&prepared, now, send);
+        if self.deferring {
+            return self.batch.push(prepared);
+        }
+        self.fan_out(std::slice::from_ref(&prepared), now, send);
         self.recovered = prepared.recovered;
     }
 
@@ -838,117 +893,28 @@ impl Sfu {
         })
     }
 
-    /// Writes a prepared packet to every member of this worker subscribed to its track.
-    fn fan_out(&mut self, packet: &Prepared, now: Instant, send: SendNow<'_>) {
-        let (src, mid, pt, params, ssrc) = (
-            packet.src,
-            packet.mid,
-            packet.pt,
-            packet.params,
-            packet.ssrc,
-        );
-        let clock_rate = params.spec().clock_rate.get();
-        let video = packet.kind == TrackKind::Video;
-        // Payloads made at most once per packet, for the subscribers who need them.
-        let mut unwrapped: Option<Arc<[u8]>> = None;
-        let mut rewritten: Option<(u8, Arc<[u8]>)> = None;
-
+    /// Writes prepared packets to every member of this worker subscribed to their tracks: all
+    /// of those a member is sent, in order, then one timeout and one drain for that member.
+    fn fan_out(&mut self, packets: &[Prepared], now: Instant, send: SendNow<'_>) {
         let mut targets = std::mem::take(&mut self.scratch);
         targets.clear();
-        targets.extend(self.room_members(packet.room).filter(|d| *d != src));
+        // A member is in one room: the members of each room the packets are for, once.
+        for (i, packet) in packets.iter().enumerate() {
+            if packets[..i].iter().all(|p| p.room != packet.room) {
+                targets.extend(self.room_members(packet.room));
+            }
+        }
+        let mut made = std::mem::take(&mut self.made);
+        made.clear();
+        made.resize_with(packets.len(), Made::default);
         for &dst in &targets {
-            let mut write = |p: &mut Peer| {
-                if !p.connected {
-                    // Nothing may queue up before the session can send it.
-                    return 0;
-                }
-                let Some(sub) = p
-                    .subs
-                    .iter_mut()
-                    .find(|s| s.source == src && s.source_mid == mid)
-                else {
-                    return 0;
-                };
-                let Some(dst_mid) = sub.open_mid() else {
-                    return 0;
-                };
-                let fwd = &mut sub.forwarding;
-                let mut first_of_route = false;
-                let route = match fwd.route {
-                    Some((cached, route)) if cached == pt => route,
-                    _ => {
-                        first_of_route = true;
-                        let accepted = p.rtc.media(dst_mid).map_or(&[][..], |m| m.remote_pts());
-                        let matched = p.rtc.codec_config().match_params(params);
-                        let route = Route::find(&params, packet.red, matched, accepted);
-                        fwd.route = Some((pt, route));
-                        route
-                    }
-                };
-                let Some(route) = route else {
-                    return 0;
-                };
-                let mut api = p.rtc.direct_api();
-                let Some(stream) = api.stream_tx_by_mid(dst_mid, None) else {
-                    return 0;
-                };
-                if first_of_route && !video {
-                    // Audio is never resent (not nackable), so its stream needs no resend
-                    // cache and no history of bytes sent to cap resends by: str0m keeps one
-                    // by default, an entry per packet.
-                    stream.set_rtx_cache(0, Duration::ZERO, None);
-                }
-                let mut written = 0;
-                let wallclock = packet.received;
-                let (out_pt, payload) = match route {
-                    Route::Plain { pt } => (pt, packet.payload.clone()),
-                    Route::Red { pt, from, to } if from == to => (pt, packet.payload.clone()),
-                    Route::Red { pt, from, to } => {
-                        let payload = match &rewritten {
-                            Some((cached, payload)) if *cached == to => payload.clone(),
-                            _ => {
-                                let payload = forward::rewrite_red_pt(&packet.payload, from, to);
-                                rewritten = Some((to, payload.clone()));
-                                payload
-                            }
-                        };
-                        (pt, payload)
-                    }
-                    Route::Unwrap { pt } => {
-                        for r in &packet.recovered {
-                            let Some((seq, ts)) =
-                                fwd.rewriter.map(ssrc, r.seq, r.ts, clock_rate, now)
-                            else {
-                                continue;
-                            };
-                            let write = RtpWrite::new(pt, seq, ts, wallclock, r.payload.clone());
-                            stream.write_rtp(write);
-                            written += 1;
-                        }
-                        let Some((start, true)) = packet.primary else {
-                            return written;
-                        };
-                        let payload = unwrapped
-                            .get_or_insert_with(|| packet.payload[start..].into())
-                            .clone();
-                        (pt, payload)
-                    }
-                };
-                let Some((seq, ts)) =
-                    fwd.rewriter
-                        .map(ssrc, packet.seq, packet.rtp_time, clock_rate, now)
-                else {
-                    return written;
-                };
-                let write = RtpWrite::new(out_pt, seq, ts, wallclock, payload)
-                    .marker(packet.marker)
-                    .ext_vals(packet.ext.clone())
-                    .nackable(video);
-                stream.write_rtp(write);
-                written + 1
-            };
             let written = self.with_peer(dst, now, |p| {
-                let n = write(p);
+                let mut n = 0;
+                for (packet, made) in packets.iter().zip(made.iter_mut()) {
+                    if packet.room == p.room && packet.src != dst {
+                        n += write_copy(p, packet, made, now);
+                    }
+                }
                 // str0m sends what was written on its next timeout: give it now, rather than
                 // learn from a poll that the timeout is due.
                 if n > 0
@@ -960,6 +926,10 @@ impl Sfu {
             });
             if let Some(n @ 1..) = written {
                 self.stats.forwarded += n;
+                #[cfg(test)]
+                {
+                    self.drains += 1;
+                }
                 self.poll_peer(dst, now);
                 if self.transmits.len() >= FANOUT_CHUNK {
                     send(Outgoing {
@@ -969,6 +939,8 @@ impl Sfu {
                 }
             }
         }
+        made.clear();
+        self.made = made;
         self.scratch = targets;
     }
 
@@ -1272,6 +1244,102 @@ impl Sfu {
     pub(crate) fn inject_panic_on_poll(&mut self, id: PeerId) {
         self.panic_on_poll = Some(id);
     }
+}
+
+/// Writes `packet` to the member `p` if it is subscribed to the packet's track and can be sent
+/// to. Returns how many RTP packets it wrote: none, the packet, or also frames recovered from
+/// its RED redundancy. `made` keeps the payloads made for one subscriber for the next.
+fn write_copy(p: &mut Peer, packet: &Prepared, made: &mut Made, now: Instant) -> u64 {
+    if !p.connected {
+        // Nothing may queue up before the session can send it.
+        return 0;
+    }
+    let Some(sub) = p
+        .subs
+        .iter_mut()
+        .find(|s| s.source == packet.src && s.source_mid == packet.mid)
+    else {
+        return 0;
+    };
+    let Some(dst_mid) = sub.open_mid() else {
+        return 0;
+    };
+    let (pt, params, ssrc) = (packet.pt, packet.params, packet.ssrc);
+    let clock_rate = params.spec().clock_rate.get();
+    let video = packet.kind == TrackKind::Video;
+    let fwd = &mut sub.forwarding;
+    let mut first_of_route = false;
+    let route = match fwd.route {
+        Some((cached, route)) if cached == pt => route,
+        _ => {
+            first_of_route = true;
+            let accepted = p.rtc.media(dst_mid).map_or(&[][..], |m| m.remote_pts());
+            let matched = p.rtc.codec_config().match_params(params);
+            let route = Route::find(&params, packet.red, matched, accepted);
+            fwd.route = Some((pt, route));
+            route
+        }
+    };
+    let Some(route) = route else {
+        return 0;
+    };
+    let mut api = p.rtc.direct_api();
+    let Some(stream) = api.stream_tx_by_mid(dst_mid, None) else {
+        return 0;
+    };
+    if first_of_route && !video {
+        // Audio is never resent (not nackable), so its stream needs no resend cache and no
+        // history of bytes sent to cap resends by: str0m keeps one by default, an entry per
+        // packet.
+        stream.set_rtx_cache(0, Duration::ZERO, None);
+    }
+    let mut written = 0;
+    let wallclock = packet.received;
+    let (out_pt, payload) = match route {
+        Route::Plain { pt } => (pt, packet.payload.clone()),
+        Route::Red { pt, from, to } if from == to => (pt, packet.payload.clone()),
+        Route::Red { pt, from, to } => {
+            let payload = match &made.rewritten {
+                Some((cached, payload)) if *cached == to => payload.clone(),
+                _ => {
+                    let payload = forward::rewrite_red_pt(&packet.payload, from, to);
+                    made.rewritten = Some((to, payload.clone()));
+                    payload
+                }
+            };
+            (pt, payload)
+        }
+        Route::Unwrap { pt } => {
+            for r in &packet.recovered {
+                let Some((seq, ts)) = fwd.rewriter.map(ssrc, r.seq, r.ts, clock_rate, now) else {
+                    continue;
+                };
+                let write = RtpWrite::new(pt, seq, ts, wallclock, r.payload.clone());
+                stream.write_rtp(write);
+                written += 1;
+            }
+            let Some((start, true)) = packet.primary else {
+                return written;
+            };
+            let payload = made
+                .unwrapped
+                .get_or_insert_with(|| packet.payload[start..].into())
+                .clone();
+            (pt, payload)
+        }
+    };
+    let Some((seq, ts)) = fwd
+        .rewriter
+        .map(ssrc, packet.seq, packet.rtp_time, clock_rate, now)
+    else {
+        return written;
+    };
+    let write = RtpWrite::new(out_pt, seq, ts, wallclock, payload)
+        .marker(packet.marker)
+        .ext_vals(packet.ext.clone())
+        .nackable(video);
+    stream.write_rtp(write);
+    written + 1
 }
 
 fn parse_offer(sdp: &str) -> Result<SdpOffer, String> {

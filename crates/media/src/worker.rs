@@ -410,6 +410,8 @@ struct Shell {
     neighbours: Vec<mpsc::Sender<Relayed>>,
     /// Relayed packets not handed on because a worker's relay queue was full.
     relay_dropped: u64,
+    /// Reused per `recvmmsg` batch: when each of its datagrams reached the server.
+    arrivals: Vec<Instant>,
 }
 
 impl Shell {
@@ -465,25 +467,40 @@ impl Shell {
         sent
     }
 
-    /// Hands one received datagram or TCP frame to the core and sends what it caused, a large
-    /// fan-out in chunks as it goes ([`Sfu::handle_datagram`]). Its time in the worker, each
-    /// answer's wait and the wait of the copies other workers send count from `arrival`, when
-    /// the kernel stamped it, so that time spent in the socket while the worker was busy
-    /// counts too; else from `now`, when it was read.
-    fn take_in(
-        &mut self,
-        now: Instant,
-        arrival: Option<SystemTime>,
-        proto: Protocol,
-        source: SocketAddr,
-        local: SocketAddr,
-        data: &[u8],
-    ) {
-        let arrived = arrived(now, arrival);
+    /// Hands one frame of an admitted TCP connection from `source`, read at `now`, to the core
+    /// and sends what it caused, a large fan-out in chunks as it goes
+    /// ([`Sfu::handle_datagram`]). Its time in the worker and each answer's wait count from
+    /// `now` (a stream carries no arrival stamps).
+    fn take_frame(&mut self, now: Instant, source: SocketAddr, local: SocketAddr, data: &[u8]) {
         let (sfu, mut wire) = self.split();
-        let mut send_now = |out: Outgoing<'_>| wire.hand_out(out, arrived);
-        sfu.handle_datagram(now, proto, source, local, data, &mut send_now);
-        self.answered(arrived.elapsed());
+        let mut send_now = |out: Outgoing<'_>| wire.hand_out(out, now);
+        sfu.handle_datagram(now, Protocol::Tcp, source, local, data, &mut send_now);
+        self.answered(now.elapsed());
+    }
+
+    /// Hands the datagrams one `recvmmsg` read, at `now`, to the core together
+    /// ([`Sfu::handle_datagrams`]) and sends what they caused, a large fan-out in chunks as it
+    /// goes. Each datagram's time in the worker counts from its own kernel arrival stamp; the
+    /// wait of each datagram sent, here or by other workers, from the earliest of the batch
+    /// (it cannot tell which it answers), which overstates the later ones' by at most the time
+    /// between their arrivals. A batch of one is counted exactly.
+    fn take_batch(&mut self, now: Instant, local: SocketAddr, receiver: &udp::Receiver) {
+        let mut arrivals = std::mem::take(&mut self.arrivals);
+        arrivals.clear();
+        arrivals.extend(receiver.datagrams().map(|(_, _, at)| arrived(now, at)));
+        let first = arrivals.iter().min().copied().unwrap_or(now);
+        let (sfu, mut wire) = self.split();
+        let mut send_now = |out: Outgoing<'_>| wire.hand_out(out, first);
+        let datagrams = receiver
+            .datagrams()
+            .map(|(source, data, _)| (Protocol::Udp, source, local, data));
+        sfu.handle_datagrams(now, datagrams, &mut send_now);
+        let n = self.flush();
+        self.send_delay.record_many(first.elapsed(), n);
+        for at in &arrivals {
+            self.residence.record(at.elapsed());
+        }
+        self.arrivals = arrivals;
     }
 
     /// Hands a packet another worker relayed to the core and sends what it caused. Each
@@ -696,6 +713,7 @@ fn run(
             send_dropped: 0,
             neighbours: Vec::new(),
             relay_dropped: 0,
+            arrivals: Vec::new(),
         }));
 
         for (socket, advertised) in bound {
@@ -752,14 +770,9 @@ async fn receive(socket: Rc<UdpSocket>, local: SocketAddr, shell: Rc<RefCell<She
                 break;
             }
             match socket.try_io(Interest::READABLE, || receiver.recv(fd)) {
-                Ok(_) => {
-                    let now = Instant::now();
-                    let mut sh = shell.borrow_mut();
-                    // Each datagram's consequences go out before the next is handled.
-                    for (source, data, arrival) in receiver.datagrams() {
-                        sh.take_in(now, arrival, Protocol::Udp, source, local, data);
-                    }
-                }
+                Ok(_) => shell
+                    .borrow_mut()
+                    .take_batch(Instant::now(), local, &receiver),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 // ICMP errors surface here on some systems; they concern one remote only.
                 Err(e) => debug!(%local, "receive error: {e}"),
@@ -958,7 +971,7 @@ async fn tcp_reader(
                 }
             };
             if admitted {
-                sh.take_in(now, None, Protocol::Tcp, remote, local, data);
+                sh.take_frame(now, remote, local, data);
             } else {
                 if sh.sfu.handle_first_tcp_frame(now, remote, local, data) {
                     admitted = true;

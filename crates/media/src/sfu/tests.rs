@@ -941,6 +941,59 @@ fn a_large_fan_out_is_handed_out_in_chunks_as_it_goes() {
 }
 
 #[test]
+fn packets_read_together_are_written_to_each_member_before_one_drain() {
+    let mut h = Harness::new();
+    for id in 1..=5 {
+        h.join(1, id);
+    }
+    h.run(Duration::from_millis(500));
+    assert!(
+        h.heard(5, 1) > 0 && h.heard(5, 2) > 0,
+        "the room is connected"
+    );
+    let pairs = [
+        (1, 2),
+        (2, 1),
+        (3, 1),
+        (3, 2),
+        (4, 1),
+        (4, 2),
+        (5, 1),
+        (5, 2),
+    ];
+    let before: Vec<u64> = pairs.iter().map(|&(l, s)| h.heard(l, s)).collect();
+
+    // One packet from each of members 1 and 2, read together.
+    let now = h.now + STEP;
+    h.now = now;
+    let mut sent = Vec::new();
+    for id in [1, 2] {
+        let c = h.client(id);
+        c.write_audio(now);
+        c.rtc.handle_input(Input::Timeout(now)).unwrap();
+        while let Output::Transmit(t) = c.rtc.poll_output().unwrap() {
+            sent.push(t);
+        }
+    }
+    let (forwarded, drains) = (h.sfu.stats().forwarded, h.sfu.drains);
+    let batch = sent
+        .iter()
+        .map(|t| (t.proto, t.source, t.destination, &t.contents[..]));
+    h.sfu.handle_datagrams(now, batch, &mut |_| {});
+    // Members 3 to 5 are sent both packets, 1 and 2 the other's: eight copies, and each
+    // member drained once (eight times if each packet were fanned out alone).
+    assert_eq!(h.sfu.stats().forwarded - forwarded, 8);
+    assert_eq!(h.sfu.drains - drains, 5);
+    h.exchange();
+    for (&(listener, speaker), before) in pairs.iter().zip(before) {
+        assert!(
+            h.heard(listener, speaker) > before,
+            "{listener} hears {speaker}"
+        );
+    }
+}
+
+#[test]
 fn a_room_spread_over_two_cores_is_heard_across_them_and_forgotten_when_they_empty() {
     let mut h = Harness::two_cores(1);
     h.join(1, 1);
