@@ -344,7 +344,11 @@ impl Sfu {
             Relay::Packet(packet) => {
                 self.stats.relayed_in += 1;
                 if self.rooms.contains_key(&packet.room) {
-                    self.fan_out(std::slice::from_ref(&packet), now, send);
+                    if self.deferring {
+                        self.batch.push(*packet);
+                    } else {
+                        self.fan_out(std::slice::from_ref(&packet), now, send);
+                    }
                 }
             }
             Relay::Keyframe { src, mid } => {
@@ -438,6 +442,26 @@ impl Sfu {
         for (proto, source, destination, data) in datagrams {
             self.handle_datagram(now, proto, source, destination, data, send);
         }
+        self.fan_out_batch(now, send);
+    }
+
+    /// What other workers relayed, taken together as [`Sfu::handle_datagrams`] takes a batch
+    /// of datagrams: the packets are fanned out together once all are in.
+    pub fn handle_relays(
+        &mut self,
+        relays: impl IntoIterator<Item = Relay>,
+        now: Instant,
+        send: SendNow<'_>,
+    ) {
+        self.deferring = true;
+        for relay in relays {
+            self.handle_relay(relay, now, send);
+        }
+        self.fan_out_batch(now, send);
+    }
+
+    /// Ends a batch: fans out the packets it brought, together.
+    fn fan_out_batch(&mut self, now: Instant, send: SendNow<'_>) {
         self.deferring = false;
         let mut batch = std::mem::take(&mut self.batch);
         if !batch.is_empty() {

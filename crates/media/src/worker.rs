@@ -503,14 +503,18 @@ impl Shell {
         self.arrivals = arrivals;
     }
 
-    /// Hands a packet another worker relayed to the core and sends what it caused. Each
-    /// copy's wait counts from when the packet reached the server.
-    fn take_relayed(&mut self, Relayed { relay, arrived }: Relayed) {
+    /// Hands what other workers relayed, all that was waiting, to the core together
+    /// ([`Sfu::handle_relays`]) and sends what it caused. Each copy's wait counts from when
+    /// the earliest packet of the batch reached the server.
+    fn take_relayed(&mut self, batch: &mut Vec<Relayed>) {
+        let first = batch.iter().map(|r| r.arrived).min();
+        let first = first.unwrap_or_else(Instant::now);
         let (sfu, mut wire) = self.split();
-        let mut send_now = |out: Outgoing<'_>| wire.hand_out(out, arrived);
-        sfu.handle_relay(relay, Instant::now(), &mut send_now);
+        let mut send_now = |out: Outgoing<'_>| wire.hand_out(out, first);
+        let relays = batch.drain(..).map(|r| r.relay);
+        sfu.handle_relays(relays, Instant::now(), &mut send_now);
         let n = self.flush();
-        self.send_delay.record_many(arrived.elapsed(), n);
+        self.send_delay.record_many(first.elapsed(), n);
     }
 
     /// After a received datagram or frame was handled and `stayed` has passed since it
@@ -783,8 +787,9 @@ async fn receive(socket: Rc<UdpSocket>, local: SocketAddr, shell: Rc<RefCell<She
 
 /// Packets and keyframe requests other workers relay to this one.
 async fn relayed(mut rx: mpsc::Receiver<Relayed>, shell: Rc<RefCell<Shell>>) {
-    while let Some(relayed) = rx.recv().await {
-        shell.borrow_mut().take_relayed(relayed);
+    let mut batch = Vec::with_capacity(udp::BATCH);
+    while rx.recv_many(&mut batch, udp::BATCH).await > 0 {
+        shell.borrow_mut().take_relayed(&mut batch);
     }
 }
 

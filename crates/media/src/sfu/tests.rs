@@ -994,6 +994,59 @@ fn packets_read_together_are_written_to_each_member_before_one_drain() {
 }
 
 #[test]
+fn packets_relayed_together_are_written_to_each_member_before_one_drain() {
+    let mut h = Harness::two_cores(1);
+    h.join(1, 1);
+    h.join(1, 2);
+    h.run(Duration::from_millis(300));
+    h.join_second(1, 3);
+    h.join_second(1, 4);
+    h.run(Duration::from_secs(1));
+    assert!(
+        h.heard(4, 1) > 0 && h.heard(4, 2) > 0,
+        "the room is connected"
+    );
+    let pairs = [(3, 1), (3, 2), (4, 1), (4, 2)];
+    let before: Vec<u64> = pairs.iter().map(|&(l, s)| h.heard(l, s)).collect();
+
+    // One packet from each of members 1 and 2 (first core), relayed to the second together.
+    let now = h.now + STEP;
+    h.now = now;
+    let mut sent = Vec::new();
+    for id in [1, 2] {
+        let c = h.client(id);
+        c.write_audio(now);
+        c.rtc.handle_input(Input::Timeout(now)).unwrap();
+        while let Output::Transmit(t) = c.rtc.poll_output().unwrap() {
+            sent.push(t);
+        }
+    }
+    let batch = sent
+        .iter()
+        .map(|t| (t.proto, t.source, t.destination, &t.contents[..]));
+    h.sfu.handle_datagrams(now, batch, &mut |_| {});
+    let relays: Vec<Relay> = std::iter::from_fn(|| h.sfu.poll_relay())
+        .map(|(to, relay)| {
+            assert_eq!(to, 1);
+            relay
+        })
+        .collect();
+    assert_eq!(relays.len(), 2);
+    let (forwarded, drains) = (h.core(1).stats().forwarded, h.core(1).drains);
+    h.core(1).handle_relays(relays, now, &mut |_| {});
+    // Members 3 and 4 are each sent both packets, and drained once.
+    assert_eq!(h.core(1).stats().forwarded - forwarded, 4);
+    assert_eq!(h.core(1).drains - drains, 2);
+    h.exchange();
+    for (&(listener, speaker), before) in pairs.iter().zip(before) {
+        assert!(
+            h.heard(listener, speaker) > before,
+            "{listener} hears {speaker}"
+        );
+    }
+}
+
+#[test]
 fn a_room_spread_over_two_cores_is_heard_across_them_and_forgotten_when_they_empty() {
     let mut h = Harness::two_cores(1);
     h.join(1, 1);
