@@ -127,6 +127,19 @@ impl Harness {
         core(&mut self.sfu, &mut self.second, worker)
     }
 
+    /// Room 1 spread over two cores, members 1 and 2 on the first, 3 and 4 on the second,
+    /// after two seconds of talking.
+    fn spread_of_four() -> Harness {
+        let mut h = Harness::two_cores(1);
+        h.join(1, 1);
+        h.join(1, 2);
+        h.run(Duration::from_millis(300));
+        h.join_second(1, 3);
+        h.join_second(1, 4);
+        h.run(Duration::from_secs(2));
+        h
+    }
+
     /// Joins member `id` to `room` on the second core, as the signalling layer would: the
     /// core is first told what the first core's members publish.
     fn join_second(&mut self, room: RoomId, id: PeerId) {
@@ -439,6 +452,46 @@ impl Harness {
             }
             _ => {}
         }
+    }
+
+    /// One step later, one audio packet from each of `speakers`, fed in by hand: the
+    /// datagrams they sent.
+    fn one_packet_each(&mut self, speakers: &[PeerId]) -> Vec<Transmit> {
+        self.now += STEP;
+        let now = self.now;
+        let mut sent = Vec::new();
+        for &id in speakers {
+            let c = self.client(id);
+            c.write_audio(now);
+            c.rtc.handle_input(Input::Timeout(now)).unwrap();
+            while let Output::Transmit(t) = c.rtc.poll_output().unwrap() {
+                sent.push(t);
+            }
+        }
+        sent
+    }
+
+    /// Hands `sent` to the first core as datagrams read together.
+    fn read_together(&mut self, sent: &[Transmit]) {
+        let batch = sent
+            .iter()
+            .map(|t| (t.proto, t.source, t.destination, &t.contents[..]));
+        self.sfu.handle_datagrams(self.now, batch, &mut |_| {});
+    }
+
+    /// Delivers what the cores have to send, then checks that each (listener, speaker) pair
+    /// has heard more than `before`.
+    fn assert_heard_more(&mut self, pairs: &[(PeerId, PeerId)], before: &[u64]) {
+        self.exchange();
+        let after = self.heard_by(pairs);
+        for ((pair, before), after) in pairs.iter().zip(before).zip(after) {
+            assert!(after > *before, "(listener, speaker) {pair:?} heard it");
+        }
+    }
+
+    /// How many packets each (listener, speaker) pair has heard.
+    fn heard_by(&mut self, pairs: &[(PeerId, PeerId)]) -> Vec<u64> {
+        pairs.iter().map(|&(l, s)| self.heard(l, s)).collect()
     }
 
     fn heard(&mut self, listener: PeerId, speaker: PeerId) -> u64 {
@@ -905,16 +958,8 @@ fn a_large_fan_out_is_handed_out_in_chunks_as_it_goes() {
     h.run(Duration::from_millis(500));
     assert!(h.heard(members, 1) > 0, "the room is connected");
 
-    // One packet from member 1, fed in by hand.
-    let now = h.now + STEP;
-    h.now = now;
-    let c = h.client(1);
-    c.write_audio(now);
-    c.rtc.handle_input(Input::Timeout(now)).unwrap();
-    let mut sent = Vec::new();
-    while let Output::Transmit(t) = c.rtc.poll_output().unwrap() {
-        sent.push(t);
-    }
+    let sent = h.one_packet_each(&[1]);
+    let now = h.now;
     assert!(!sent.is_empty());
     assert!(
         h.sfu.poll_transmit().is_none(),
@@ -961,70 +1006,32 @@ fn packets_read_together_are_written_to_each_member_before_one_drain() {
         (5, 1),
         (5, 2),
     ];
-    let before: Vec<u64> = pairs.iter().map(|&(l, s)| h.heard(l, s)).collect();
+    let before = h.heard_by(&pairs);
 
     // One packet from each of members 1 and 2, read together.
-    let now = h.now + STEP;
-    h.now = now;
-    let mut sent = Vec::new();
-    for id in [1, 2] {
-        let c = h.client(id);
-        c.write_audio(now);
-        c.rtc.handle_input(Input::Timeout(now)).unwrap();
-        while let Output::Transmit(t) = c.rtc.poll_output().unwrap() {
-            sent.push(t);
-        }
-    }
+    let sent = h.one_packet_each(&[1, 2]);
     let (forwarded, drains) = (h.sfu.stats().forwarded, h.sfu.drains);
-    let batch = sent
-        .iter()
-        .map(|t| (t.proto, t.source, t.destination, &t.contents[..]));
-    h.sfu.handle_datagrams(now, batch, &mut |_| {});
+    h.read_together(&sent);
     // Members 3 to 5 are sent both packets, 1 and 2 the other's: eight copies, and each
     // member drained once (eight times if each packet were fanned out alone).
     assert_eq!(h.sfu.stats().forwarded - forwarded, 8);
     assert_eq!(h.sfu.drains - drains, 5);
-    h.exchange();
-    for (&(listener, speaker), before) in pairs.iter().zip(before) {
-        assert!(
-            h.heard(listener, speaker) > before,
-            "{listener} hears {speaker}"
-        );
-    }
+    h.assert_heard_more(&pairs, &before);
 }
 
 #[test]
 fn packets_relayed_together_are_written_to_each_member_before_one_drain() {
-    let mut h = Harness::two_cores(1);
-    h.join(1, 1);
-    h.join(1, 2);
-    h.run(Duration::from_millis(300));
-    h.join_second(1, 3);
-    h.join_second(1, 4);
-    h.run(Duration::from_secs(1));
+    let mut h = Harness::spread_of_four();
     assert!(
         h.heard(4, 1) > 0 && h.heard(4, 2) > 0,
         "the room is connected"
     );
     let pairs = [(3, 1), (3, 2), (4, 1), (4, 2)];
-    let before: Vec<u64> = pairs.iter().map(|&(l, s)| h.heard(l, s)).collect();
+    let before = h.heard_by(&pairs);
 
     // One packet from each of members 1 and 2 (first core), relayed to the second together.
-    let now = h.now + STEP;
-    h.now = now;
-    let mut sent = Vec::new();
-    for id in [1, 2] {
-        let c = h.client(id);
-        c.write_audio(now);
-        c.rtc.handle_input(Input::Timeout(now)).unwrap();
-        while let Output::Transmit(t) = c.rtc.poll_output().unwrap() {
-            sent.push(t);
-        }
-    }
-    let batch = sent
-        .iter()
-        .map(|t| (t.proto, t.source, t.destination, &t.contents[..]));
-    h.sfu.handle_datagrams(now, batch, &mut |_| {});
+    let sent = h.one_packet_each(&[1, 2]);
+    h.read_together(&sent);
     let relays: Vec<Relay> = std::iter::from_fn(|| h.sfu.poll_relay())
         .map(|(to, relay)| {
             assert_eq!(to, 1);
@@ -1033,28 +1040,17 @@ fn packets_relayed_together_are_written_to_each_member_before_one_drain() {
         .collect();
     assert_eq!(relays.len(), 2);
     let (forwarded, drains) = (h.core(1).stats().forwarded, h.core(1).drains);
+    let now = h.now;
     h.core(1).handle_relays(relays, now, &mut |_| {});
     // Members 3 and 4 are each sent both packets, and drained once.
     assert_eq!(h.core(1).stats().forwarded - forwarded, 4);
     assert_eq!(h.core(1).drains - drains, 2);
-    h.exchange();
-    for (&(listener, speaker), before) in pairs.iter().zip(before) {
-        assert!(
-            h.heard(listener, speaker) > before,
-            "{listener} hears {speaker}"
-        );
-    }
+    h.assert_heard_more(&pairs, &before);
 }
 
 #[test]
 fn a_room_spread_over_two_cores_is_heard_across_them_and_forgotten_when_they_empty() {
-    let mut h = Harness::two_cores(1);
-    h.join(1, 1);
-    h.join(1, 2);
-    h.run(Duration::from_millis(300));
-    h.join_second(1, 3);
-    h.join_second(1, 4);
-    h.run(Duration::from_secs(2));
+    let mut h = Harness::spread_of_four();
     for listener in 1..=4 {
         for speaker in (1..=4).filter(|s| *s != listener) {
             let n = h.heard(listener, speaker);
