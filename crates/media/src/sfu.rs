@@ -1262,6 +1262,9 @@ impl Sfu {
         self.events.shrink_to_fit();
         self.work.shrink_to_fit();
         self.scratch.shrink_to_fit();
+        self.recovered.shrink_to_fit();
+        self.batch.shrink_to_fit();
+        self.made.shrink_to_fit();
     }
 
     #[cfg(test)]

@@ -1017,6 +1017,14 @@ fn packets_read_together_are_written_to_each_member_before_one_drain() {
     assert_eq!(h.sfu.stats().forwarded - forwarded, 8);
     assert_eq!(h.sfu.drains - drains, 5);
     h.assert_heard_more(&pairs, &before);
+
+    // Once the room has emptied, the batch's buffers are given back too.
+    assert!(h.sfu.batch.capacity() > 0);
+    for peer in 1..=5 {
+        h.sfu.handle_cmd(MediaCmd::RemovePeer { peer }, h.now);
+    }
+    assert_eq!(h.sfu.stats().rooms, 0);
+    assert_eq!((h.sfu.batch.capacity(), h.sfu.made.capacity()), (0, 0));
 }
 
 #[test]
