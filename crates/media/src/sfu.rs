@@ -215,10 +215,11 @@ pub struct Sfu {
     scratch: Vec<PeerId>,
     /// Reused per forwarded packet: frames recovered from RED redundancy.
     recovered: Vec<forward::Recovered>,
-    /// Whether a batch of datagrams is being handled ([`Sfu::handle_datagrams`]): its packets
-    /// then wait in `batch`, to be fanned out together once it is all in.
-    deferring: bool,
+    /// Packets prepared or relayed here and not yet fanned out: they go out together once the
+    /// work at hand is done ([`Sfu::process_work_sending`]), or, while `deferring` (a batch
+    /// of inputs is being handed in, [`Sfu::handle_datagrams`]), once all of it is in.
     batch: Vec<Prepared>,
+    deferring: bool,
     /// Reused per fan-out: the payloads made for each of its packets.
     made: Vec<Made>,
     stats: SfuStats,
@@ -258,8 +259,8 @@ impl Sfu {
             work: VecDeque::new(),
             scratch: Vec::new(),
             recovered: Vec::new(),
-            deferring: false,
             batch: Vec::new(),
+            deferring: false,
             made: Vec::new(),
             stats: SfuStats::default(),
             #[cfg(test)]
@@ -344,11 +345,7 @@ impl Sfu {
             Relay::Packet(packet) => {
                 self.stats.relayed_in += 1;
                 if self.rooms.contains_key(&packet.room) {
-                    if self.deferring {
-                        self.batch.push(*packet);
-                    } else {
-                        self.fan_out(std::slice::from_ref(&packet), now, send);
-                    }
+                    self.batch.push(*packet);
                 }
             }
             Relay::Keyframe { src, mid } => {
@@ -438,11 +435,11 @@ impl Sfu {
         datagrams: impl IntoIterator<Item = (Protocol, SocketAddr, SocketAddr, &'d [u8])>,
         send: SendNow<'_>,
     ) {
-        self.deferring = true;
-        for (proto, source, destination, data) in datagrams {
-            self.handle_datagram(now, proto, source, destination, data, send);
-        }
-        self.fan_out_batch(now, send);
+        self.in_one_batch(now, send, |sfu, send| {
+            for (proto, source, destination, data) in datagrams {
+                sfu.handle_datagram(now, proto, source, destination, data, send);
+            }
+        });
     }
 
     /// What other workers relayed, taken together as [`Sfu::handle_datagrams`] takes a batch
@@ -453,27 +450,37 @@ impl Sfu {
         now: Instant,
         send: SendNow<'_>,
     ) {
-        self.deferring = true;
-        for relay in relays {
-            self.handle_relay(relay, now, send);
-        }
-        self.fan_out_batch(now, send);
+        self.in_one_batch(now, send, |sfu, send| {
+            for relay in relays {
+                sfu.handle_relay(relay, now, send);
+            }
+        });
     }
 
-    /// Ends a batch: fans out the packets it brought, together.
-    fn fan_out_batch(&mut self, now: Instant, send: SendNow<'_>) {
+    /// Runs `take`, which hands the core several inputs, holding back the fan-outs of the
+    /// packets they bring until all are in; then fans those out together.
+    fn in_one_batch(
+        &mut self,
+        now: Instant,
+        send: SendNow<'_>,
+        take: impl FnOnce(&mut Sfu, SendNow<'_>),
+    ) {
+        self.deferring = true;
+        take(self, send);
         self.deferring = false;
+        self.process_work_sending(now, send);
+    }
+
+    /// Fans out the packets prepared or relayed so far, together.
+    fn fan_out_batch(&mut self, now: Instant, send: SendNow<'_>) {
         let mut batch = std::mem::take(&mut self.batch);
-        if !batch.is_empty() {
-            self.fan_out(&batch, now, send);
-        }
+        self.fan_out(&batch, now, send);
         // The batch's allocation, and one recovery list, serve the next ones.
         if let Some(last) = batch.pop() {
             self.recovered = last.recovered;
         }
         batch.clear();
         self.batch = batch;
-        self.process_work_sending(now, send);
     }
 
     /// The first frame of a new TCP connection from `source`, accepted on the local address
@@ -658,52 +665,65 @@ impl Sfu {
         self.process_work_sending(now, &mut |_| {});
     }
 
-    /// [`Sfu::process_work`], handing datagrams to `send` during fan-outs.
+    /// [`Sfu::process_work`], handing datagrams to `send` during fan-outs. The packets the work
+    /// brought are fanned out together once it is done, unless more of a batch is still to
+    /// come ([`Sfu::handle_datagrams`]); the drains of a fan-out may bring more work.
     fn process_work_sending(&mut self, now: Instant, send: SendNow<'_>) {
-        while let Some((id, event)) = self.work.pop_front() {
-            if !self.peers.contains_key(&id) {
-                continue;
+        loop {
+            while let Some((id, event)) = self.work.pop_front() {
+                self.act_on(id, event, now, send);
             }
-            match event {
-                Event::Connected => {
-                    if let Some(p) = self.peers.get_mut(&id) {
-                        p.connected = true;
-                    }
-                    self.emit(MediaEvent::Connected { peer: id });
-                }
-                Event::IceConnectionStateChange(state) => {
-                    if let Some(p) = self.peers.get_mut(&id) {
-                        p.disconnected_since = match state {
-                            IceConnectionState::Disconnected => Some(now),
-                            _ => None,
-                        };
-                    }
-                }
-                Event::MediaAdded(added) => {
-                    let receiving =
-                        matches!(added.direction, Direction::RecvOnly | Direction::SendRecv);
-                    if receiving {
-                        let kind = match added.kind {
-                            MediaKind::Audio => TrackKind::Audio,
-                            MediaKind::Video => TrackKind::Video,
-                        };
-                        self.publish(id, added.mid, kind, now);
-                    }
-                }
-                Event::RtpPacket(packet) => self.forward(id, packet, now, send),
-                Event::KeyframeRequest(req) => {
-                    let source = self.peers.get(&id).and_then(|p| {
-                        p.subs
-                            .iter()
-                            .find(|s| s.open_mid() == Some(req.mid))
-                            .map(|s| (p.room, s.source, s.source_mid))
-                    });
-                    if let Some((room, src, src_mid)) = source {
-                        self.ask_keyframe(room, src, src_mid, now);
-                    }
-                }
-                _ => {}
+            if self.deferring || self.batch.is_empty() {
+                return;
             }
+            self.fan_out_batch(now, send);
+        }
+    }
+
+    /// Acts on one str0m event polled from member `id`.
+    fn act_on(&mut self, id: PeerId, event: Event, now: Instant, send: SendNow<'_>) {
+        if !self.peers.contains_key(&id) {
+            return;
+        }
+        match event {
+            Event::Connected => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.connected = true;
+                }
+                self.emit(MediaEvent::Connected { peer: id });
+            }
+            Event::IceConnectionStateChange(state) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.disconnected_since = match state {
+                        IceConnectionState::Disconnected => Some(now),
+                        _ => None,
+                    };
+                }
+            }
+            Event::MediaAdded(added) => {
+                let receiving =
+                    matches!(added.direction, Direction::RecvOnly | Direction::SendRecv);
+                if receiving {
+                    let kind = match added.kind {
+                        MediaKind::Audio => TrackKind::Audio,
+                        MediaKind::Video => TrackKind::Video,
+                    };
+                    self.publish(id, added.mid, kind, now);
+                }
+            }
+            Event::RtpPacket(packet) => self.forward(id, packet, now, send),
+            Event::KeyframeRequest(req) => {
+                let source = self.peers.get(&id).and_then(|p| {
+                    p.subs
+                        .iter()
+                        .find(|s| s.open_mid() == Some(req.mid))
+                        .map(|s| (p.room, s.source, s.source_mid))
+                });
+                if let Some((room, src, src_mid)) = source {
+                    self.ask_keyframe(room, src, src_mid, now);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -786,8 +806,9 @@ impl Sfu {
         }
     }
 
-    /// Forwards one RTP packet `src` published to every member subscribed to its track: in
-    /// this worker, and, relayed, in the other workers that hold members of its room.
+    /// Forwards one RTP packet `src` published to every member subscribed to its track: relayed
+    /// at once to the other workers that hold members of its room, and added to the packets
+    /// this worker fans out once the work at hand is done.
     fn forward(&mut self, src: PeerId, packet: RtpPacket, now: Instant, send: SendNow<'_>) {
         let mut recovered = std::mem::take(&mut self.recovered);
         recovered.clear();
@@ -808,11 +829,7 @@ impl Sfu {
                 relays: &mut self.relays,
             });
         }
-        if self.deferring {
-            return self.batch.push(prepared);
-        }
-        self.fan_out(std::slice::from_ref(&prepared), now, send);
-        self.recovered = prepared.recovered;
+        self.batch.push(prepared);
     }
 
     /// The publisher's side of forwarding a packet: which track and codec it is, speaking
