@@ -26,7 +26,9 @@ use tracing::{debug, info, warn};
 use crate::priority::{self, Change, Governor, Realtime};
 use crate::tcp::{Deframer, Frame, WriteQueue};
 use crate::udp;
-use crate::{MediaCmd, MediaEvent, Outgoing, Relay, Residence, RoomId, Sfu, SfuConfig, SfuStats};
+use crate::{
+    MediaCmd, MediaEvent, Outgoing, Relay, Residence, RoomId, SendNow, Sfu, SfuConfig, SfuStats,
+};
 
 /// How many messages may wait for a worker before senders wait.
 const CMD_QUEUE: usize = 4096;
@@ -467,36 +469,53 @@ impl Shell {
         sent
     }
 
-    /// Hands one frame of an admitted TCP connection from `source`, read at `now`, to the core
-    /// and sends what it caused, a large fan-out in chunks as it goes
-    /// ([`Sfu::handle_datagram`]). Its time in the worker and each answer's wait count from
-    /// `now` (a stream carries no arrival stamps).
-    fn take_frame(&mut self, now: Instant, source: SocketAddr, local: SocketAddr, data: &[u8]) {
+    /// Hands the core what `take` gives it, letting it hand datagrams out midway (a large
+    /// fan-out in chunks as it goes), then sends what is left. Every datagram sent counts its
+    /// wait from `arrived`, when what caused it reached the server.
+    fn answer<R>(&mut self, arrived: Instant, take: impl FnOnce(&mut Sfu, SendNow<'_>) -> R) -> R {
         let (sfu, mut wire) = self.split();
-        let mut send_now = |out: Outgoing<'_>| wire.hand_out(out, now);
-        sfu.handle_datagram(now, Protocol::Tcp, source, local, data, &mut send_now);
-        self.answered(now.elapsed());
+        let mut send_now = |out: Outgoing<'_>| wire.hand_out(out, arrived);
+        let taken = take(sfu, &mut send_now);
+        let n = self.flush();
+        self.send_delay.record_many(arrived.elapsed(), n);
+        taken
+    }
+
+    /// Hands one frame of an admitted TCP connection from `source`, read at `now`, to the core
+    /// ([`Sfu::handle_datagram`]) and sends what it caused. Its time in the worker and each
+    /// answer's wait count from `now` (a stream carries no arrival stamps).
+    fn take_frame(&mut self, now: Instant, source: SocketAddr, local: SocketAddr, data: &[u8]) {
+        self.answer(now, |sfu, send| {
+            sfu.handle_datagram(now, Protocol::Tcp, source, local, data, send)
+        });
+        self.residence.record(now.elapsed());
+    }
+
+    /// After the first frame of a TCP connection, read at `now`, was handled (and the
+    /// connection marked admitted, so that the answer can go out on it): sends what it caused
+    /// and records its time in the worker.
+    fn answered(&mut self, now: Instant) {
+        self.answer(now, |_, _| {});
+        self.residence.record(now.elapsed());
     }
 
     /// Hands the datagrams one `recvmmsg` read, at `now`, to the core together
-    /// ([`Sfu::handle_datagrams`]) and sends what they caused, a large fan-out in chunks as it
-    /// goes. Each datagram's time in the worker counts from its own kernel arrival stamp; the
-    /// wait of each datagram sent, here or by other workers, from the earliest of the batch
-    /// (it cannot tell which it answers), which overstates the later ones' by at most the time
-    /// between their arrivals. A batch of one is counted exactly.
+    /// ([`Sfu::handle_datagrams`]) and sends what they caused. Each datagram's time in the
+    /// worker counts from its own kernel arrival stamp; the wait of each datagram sent, here or
+    /// by other workers, from the earliest of the batch (it cannot tell which it answers), which
+    /// overstates the later ones' by at most the time between their arrivals. A batch of one is
+    /// counted exactly.
     fn take_batch(&mut self, now: Instant, local: SocketAddr, receiver: &udp::Receiver) {
         let mut arrivals = std::mem::take(&mut self.arrivals);
         arrivals.clear();
         arrivals.extend(receiver.datagrams().map(|(_, _, at)| arrived(now, at)));
         let first = arrivals.iter().min().copied().unwrap_or(now);
-        let (sfu, mut wire) = self.split();
-        let mut send_now = |out: Outgoing<'_>| wire.hand_out(out, first);
         let datagrams = receiver
             .datagrams()
             .map(|(source, data, _)| (Protocol::Udp, source, local, data));
-        sfu.handle_datagrams(now, datagrams, &mut send_now);
-        let n = self.flush();
-        self.send_delay.record_many(first.elapsed(), n);
+        self.answer(first, |sfu, send| {
+            sfu.handle_datagrams(now, datagrams, send)
+        });
         for at in &arrivals {
             self.residence.record(at.elapsed());
         }
@@ -509,20 +528,10 @@ impl Shell {
     fn take_relayed(&mut self, batch: &mut Vec<Relayed>) {
         let first = batch.iter().map(|r| r.arrived).min();
         let first = first.unwrap_or_else(Instant::now);
-        let (sfu, mut wire) = self.split();
-        let mut send_now = |out: Outgoing<'_>| wire.hand_out(out, first);
         let relays = batch.drain(..).map(|r| r.relay);
-        sfu.handle_relays(relays, Instant::now(), &mut send_now);
-        let n = self.flush();
-        self.send_delay.record_many(first.elapsed(), n);
-    }
-
-    /// After a received datagram or frame was handled and `stayed` has passed since it
-    /// arrived: sends what it caused and records the wait of each datagram sent and its own.
-    fn answered(&mut self, stayed: Duration) {
-        let n = self.flush();
-        self.send_delay.record_many(stayed, n);
-        self.residence.record(stayed);
+        self.answer(first, |sfu, send| {
+            sfu.handle_relays(relays, Instant::now(), send)
+        });
     }
 
     /// The core, and the parts that send datagrams, borrowed apart: the core can then hand
@@ -986,7 +995,7 @@ async fn tcp_reader(
                 } else {
                     verdict = Some(Ended::Rejected);
                 }
-                sh.answered(now.elapsed());
+                sh.answered(now);
             }
             if sh.tcp.get(&remote).is_none_or(|c| c.id != id) {
                 verdict = Some(Ended::Dropped);
