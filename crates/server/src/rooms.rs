@@ -709,11 +709,11 @@ impl Room {
                     held_by = m.media;
                 }
                 // The room's members on other workers receive it too.
-                let others = self
+                for w in self
                     .used_workers()
                     .into_iter()
-                    .filter(|w| Some(*w) != held_by);
-                for w in others.collect::<Vec<_>>() {
+                    .filter(|w| Some(*w) != held_by)
+                {
                     self.media(w, remote_track(self.id, peer, &track)).await;
                 }
                 self.broadcast(Some(peer), &ServerMsg::TrackAdded { track });
