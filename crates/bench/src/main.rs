@@ -310,11 +310,23 @@ async fn run(args: Args) -> Result<Value, String> {
 
     let server = match (idle, a.proc, b.proc) {
         (Some(idle), Some(pa), Some(pb)) => {
-            let cpu = pb.cpu_s - pa.cpu_s;
+            let (user, system) = (pb.user_s - pa.user_s, pb.system_s - pa.system_s);
+            let cpu = user + system;
+            let per_packet = |s: f64| {
+                if delivered == 0 {
+                    0.0
+                } else {
+                    s * 1e6 / delivered as f64
+                }
+            };
             json!({
                 "cpu_s": cpu,
                 "cpu_pct": cpu / window * 100.0,
-                "us_per_packet": if delivered == 0 { 0.0 } else { cpu * 1e6 / delivered as f64 },
+                "us_per_packet": per_packet(cpu),
+                // The server's own code, and the kernel's work for it (on loopback that
+                // includes delivering each datagram to its receiver).
+                "user_us_per_packet": per_packet(user),
+                "system_us_per_packet": per_packet(system),
                 "rss_idle_kib": idle.rss_kib,
                 "rss_loaded_kib": pb.rss_kib,
                 "rss_per_member_kib": pb.rss_kib.saturating_sub(idle.rss_kib) as f64
