@@ -270,6 +270,13 @@ impl Sfu {
         }
     }
 
+    /// The room of the member this worker knows by the address `source`, if any: datagrams
+    /// read together are handed in per room (see the worker's `take_batch`).
+    pub fn room_of(&self, proto: Protocol, source: SocketAddr) -> Option<RoomId> {
+        let id = self.by_addr.get(&(proto, source))?;
+        self.peers.get(id).map(|p| p.room)
+    }
+
     pub fn stats(&self) -> SfuStats {
         SfuStats {
             rooms: self.rooms.len(),

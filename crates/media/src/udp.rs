@@ -184,10 +184,14 @@ impl Receiver {
     /// The datagrams of the last batch, with the time each reached the socket where the
     /// kernel stamps them ([`stamp_arrivals`]).
     pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8], Option<SystemTime>)> {
-        self.meta
-            .iter()
-            .zip(self.bufs.iter())
-            .map(|((len, source, arrival), buf)| (*source, &buf[..*len], *arrival))
+        (0..self.meta.len()).filter_map(|i| self.datagram(i))
+    }
+
+    /// The `i`-th datagram of the last batch: its source, contents and arrival stamp.
+    pub fn datagram(&self, i: usize) -> Option<(SocketAddr, &[u8], Option<SystemTime>)> {
+        let (len, source, arrival) = *self.meta.get(i)?;
+        let buf = self.bufs.get(i)?;
+        Some((source, buf.get(..len)?, arrival))
     }
 }
 

@@ -202,6 +202,17 @@ pub struct Relayed {
     arrived: Instant,
 }
 
+/// The indices of `keys` with equal keys brought together: each key's group where the key
+/// first appears, its indices in their order. `[a, b, a, c, b]` gives `[0, 2, 1, 4, 3]`.
+fn grouped_in_order<K: PartialEq>(keys: &[K], order: &mut Vec<usize>) {
+    order.clear();
+    for (i, key) in keys.iter().enumerate() {
+        if !keys[..i].contains(key) {
+            order.extend((i..keys.len()).filter(|&j| keys[j] == *key));
+        }
+    }
+}
+
 /// When a datagram read at `now` reached the server: `arrival`, the kernel's stamp, moved onto
 /// the monotonic clock; `now` without a stamp or with one that is not in the past.
 fn arrived(now: Instant, arrival: Option<SystemTime>) -> Instant {
@@ -412,8 +423,11 @@ struct Shell {
     neighbours: Vec<mpsc::Sender<Relayed>>,
     /// Relayed packets not handed on because a worker's relay queue was full.
     relay_dropped: u64,
-    /// Reused per `recvmmsg` batch: when each of its datagrams reached the server.
+    /// Reused per `recvmmsg` batch: when each of its datagrams reached the server, the room
+    /// of its sender, and the order in which they are handed to the core.
     arrivals: Vec<Instant>,
+    batch_rooms: Vec<Option<RoomId>>,
+    batch_order: Vec<usize>,
 }
 
 impl Shell {
@@ -499,27 +513,46 @@ impl Shell {
         self.residence.record(now.elapsed());
     }
 
-    /// Hands the datagrams one `recvmmsg` read, at `now`, to the core together
-    /// ([`Sfu::handle_datagrams`]) and sends what they caused. Each datagram's time in the
-    /// worker counts from its own kernel arrival stamp; the wait of each datagram sent, here or
-    /// by other workers, from the earliest of the batch (it cannot tell which it answers), which
-    /// overstates the later ones' by at most the time between their arrivals. A batch of one is
-    /// counted exactly.
+    /// Hands the datagrams one `recvmmsg` read, at `now`, to the core
+    /// ([`Sfu::handle_datagrams`]) room by room, and sends what each room's datagrams caused
+    /// before the next room's are taken: those of one room are fanned out together (they go
+    /// to the same members, who are then drained once), while a room's copies never wait for
+    /// another room's. Rooms come in the order of their first datagram, and each room's
+    /// datagrams in the order they came (datagrams from addresses no member has yet form one
+    /// more group). Each datagram's time in the worker counts from its own kernel arrival
+    /// stamp until its room's share was sent; the wait of each datagram sent, here or by other
+    /// workers, from the earliest of its room's (it cannot tell which it answers), which
+    /// overstates the later ones' by at most the time between their arrivals. A batch of one
+    /// is counted exactly.
     fn take_batch(&mut self, now: Instant, local: SocketAddr, receiver: &udp::Receiver) {
         let mut arrivals = std::mem::take(&mut self.arrivals);
         arrivals.clear();
         arrivals.extend(receiver.datagrams().map(|(_, _, at)| arrived(now, at)));
-        let first = arrivals.iter().min().copied().unwrap_or(now);
-        let datagrams = receiver
-            .datagrams()
-            .map(|(source, data, _)| (Protocol::Udp, source, local, data));
-        self.answer(first, |sfu, send| {
-            sfu.handle_datagrams(now, datagrams, send)
-        });
-        for at in &arrivals {
-            self.residence.record(at.elapsed());
+        let mut rooms = std::mem::take(&mut self.batch_rooms);
+        rooms.clear();
+        rooms.extend(
+            receiver
+                .datagrams()
+                .map(|(source, _, _)| self.sfu.room_of(Protocol::Udp, source)),
+        );
+        let mut order = std::mem::take(&mut self.batch_order);
+        grouped_in_order(&rooms, &mut order);
+        for group in order.chunk_by(|&a, &b| rooms[a] == rooms[b]) {
+            let first = group.iter().map(|&i| arrivals[i]).min().unwrap_or(now);
+            let datagrams = group
+                .iter()
+                .filter_map(|&i| receiver.datagram(i))
+                .map(|(source, data, _)| (Protocol::Udp, source, local, data));
+            self.answer(first, |sfu, send| {
+                sfu.handle_datagrams(now, datagrams, send)
+            });
+            for &i in group {
+                self.residence.record(arrivals[i].elapsed());
+            }
         }
         self.arrivals = arrivals;
+        self.batch_rooms = rooms;
+        self.batch_order = order;
     }
 
     /// Hands what other workers relayed, all that was waiting, to the core together
@@ -727,6 +760,8 @@ fn run(
             neighbours: Vec::new(),
             relay_dropped: 0,
             arrivals: Vec::new(),
+            batch_rooms: Vec::new(),
+            batch_order: Vec::new(),
         }));
 
         for (socket, advertised) in bound {
@@ -1048,6 +1083,20 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         false
+    }
+
+    #[test]
+    fn datagrams_read_together_are_taken_room_by_room_in_arrival_order() {
+        let mut order = Vec::new();
+        grouped_in_order(&['a', 'b', 'a', 'c', 'b'], &mut order);
+        assert_eq!(order, [0, 2, 1, 4, 3]);
+        // Datagrams from unknown addresses are one more group; a batch of one stays one.
+        grouped_in_order(&[None, Some(7), None, Some(7)], &mut order);
+        assert_eq!(order, [0, 2, 1, 3]);
+        grouped_in_order(&[Some(1)], &mut order);
+        assert_eq!(order, [0]);
+        grouped_in_order::<u8>(&[], &mut order);
+        assert!(order.is_empty());
     }
 
     #[test]

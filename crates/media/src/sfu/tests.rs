@@ -1134,3 +1134,28 @@ fn a_relayed_packet_for_a_room_this_core_does_not_hold_is_dropped() {
     );
     assert!(h.core(1).rooms.is_empty());
 }
+
+#[test]
+fn a_members_address_tells_its_room() {
+    let mut h = Harness::new();
+    h.join(1, 1);
+    h.join(1, 2);
+    h.join(2, 3);
+    h.join(2, 4);
+    h.run(Duration::from_millis(500));
+    assert!(
+        h.heard(2, 1) > 0 && h.heard(4, 3) > 0,
+        "both rooms are connected"
+    );
+    let sent = h.one_packet_each(&[1, 3]);
+    let rooms: Vec<_> = sent
+        .iter()
+        .map(|t| h.sfu.room_of(t.proto, t.source))
+        .collect();
+    assert_eq!(rooms, [Some(1), Some(2)]);
+    let stranger = "127.0.0.1:9".parse().unwrap();
+    assert_eq!(h.sfu.room_of(Protocol::Udp, stranger), None);
+    // Once the member has gone, so has what its address told.
+    h.sfu.handle_cmd(MediaCmd::RemovePeer { peer: 1 }, h.now);
+    assert_eq!(h.sfu.room_of(sent[0].proto, sent[0].source), None);
+}
