@@ -114,6 +114,14 @@ pub enum Relay {
 }
 
 impl Relay {
+    /// The room of a relayed packet; a keyframe request names none.
+    pub fn room(&self) -> Option<RoomId> {
+        match self {
+            Relay::Packet(p) => Some(p.room),
+            Relay::Keyframe { .. } => None,
+        }
+    }
+
     /// When the packet reached the server, for a relayed packet.
     pub fn received(&self) -> Option<Instant> {
         match self {

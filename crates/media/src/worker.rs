@@ -202,15 +202,16 @@ pub struct Relayed {
     arrived: Instant,
 }
 
-/// The indices of `keys` with equal keys brought together: each key's group where the key
-/// first appears, its indices in their order. `[a, b, a, c, b]` gives `[0, 2, 1, 4, 3]`.
-fn grouped_in_order<K: PartialEq>(keys: &[K], order: &mut Vec<usize>) {
-    order.clear();
-    for (i, key) in keys.iter().enumerate() {
-        if !keys[..i].contains(key) {
-            order.extend((i..keys.len()).filter(|&j| keys[j] == *key));
-        }
-    }
+/// Sorts `items` so that those with equal keys are together: each group where its key first
+/// appears in `keys` (the items' keys, in the items' present order), and each group's items in
+/// their present order. Keys `[a, b, a, c, b]` put items `[0, 1, 2, 3, 4]` in the order
+/// `[0, 2, 1, 4, 3]`.
+fn group_in_order<T, K: PartialEq>(items: &mut [T], keys: &[K], key: impl Fn(&T) -> K) {
+    // A stable sort by where each item's key first appears.
+    items.sort_by_key(|item| {
+        let k = key(item);
+        keys.iter().position(|x| *x == k)
+    });
 }
 
 /// When a datagram read at `now` reached the server: `arrival`, the kernel's stamp, moved onto
@@ -423,11 +424,12 @@ struct Shell {
     neighbours: Vec<mpsc::Sender<Relayed>>,
     /// Relayed packets not handed on because a worker's relay queue was full.
     relay_dropped: u64,
-    /// Reused per `recvmmsg` batch: when each of its datagrams reached the server, the room
-    /// of its sender, and the order in which they are handed to the core.
+    /// Reused per `recvmmsg` batch: when each of its datagrams reached the server, and the
+    /// order in which they are handed to the core.
     arrivals: Vec<Instant>,
-    batch_rooms: Vec<Option<RoomId>>,
     batch_order: Vec<usize>,
+    /// Reused per batch of datagrams or relays: the room of each.
+    batch_rooms: Vec<Option<RoomId>>,
 }
 
 impl Shell {
@@ -536,7 +538,9 @@ impl Shell {
                 .map(|(source, _, _)| self.sfu.room_of(Protocol::Udp, source)),
         );
         let mut order = std::mem::take(&mut self.batch_order);
-        grouped_in_order(&rooms, &mut order);
+        order.clear();
+        order.extend(0..rooms.len());
+        group_in_order(&mut order, &rooms, |&i| rooms[i]);
         for group in order.chunk_by(|&a, &b| rooms[a] == rooms[b]) {
             let first = group.iter().map(|&i| arrivals[i]).min().unwrap_or(now);
             let datagrams = group
@@ -555,16 +559,26 @@ impl Shell {
         self.batch_order = order;
     }
 
-    /// Hands what other workers relayed, all that was waiting, to the core together
-    /// ([`Sfu::handle_relays`]) and sends what it caused. Each copy's wait counts from when
-    /// the earliest packet of the batch reached the server.
+    /// Hands what other workers relayed, all that was waiting, to the core
+    /// ([`Sfu::handle_relays`]) room by room as [`Shell::take_batch`] takes datagrams, and
+    /// sends what each room's packets caused before the next room's are taken. Each copy's
+    /// wait counts from when the earliest packet of its room's reached the server.
     fn take_relayed(&mut self, batch: &mut Vec<Relayed>) {
-        let first = batch.iter().map(|r| r.arrived).min();
-        let first = first.unwrap_or_else(Instant::now);
-        let relays = batch.drain(..).map(|r| r.relay);
-        self.answer(first, |sfu, send| {
-            sfu.handle_relays(relays, Instant::now(), send)
-        });
+        let mut rooms = std::mem::take(&mut self.batch_rooms);
+        rooms.clear();
+        rooms.extend(batch.iter().map(|r| r.relay.room()));
+        group_in_order(batch, &rooms, |r| r.relay.room());
+        while let Some(head) = batch.first() {
+            let room = head.relay.room();
+            let n = batch.iter().take_while(|r| r.relay.room() == room).count();
+            let first = batch[..n].iter().map(|r| r.arrived).min();
+            let first = first.unwrap_or_else(Instant::now);
+            let relays = batch.drain(..n).map(|r| r.relay);
+            self.answer(first, |sfu, send| {
+                sfu.handle_relays(relays, Instant::now(), send)
+            });
+        }
+        self.batch_rooms = rooms;
     }
 
     /// The core, and the parts that send datagrams, borrowed apart: the core can then hand
@@ -1087,16 +1101,22 @@ mod tests {
 
     #[test]
     fn datagrams_read_together_are_taken_room_by_room_in_arrival_order() {
-        let mut order = Vec::new();
-        grouped_in_order(&['a', 'b', 'a', 'c', 'b'], &mut order);
-        assert_eq!(order, [0, 2, 1, 4, 3]);
+        let in_order = |keys: &[Option<u64>]| {
+            let mut order: Vec<usize> = (0..keys.len()).collect();
+            group_in_order(&mut order, keys, |&i| keys[i]);
+            order
+        };
+        let (a, b, c) = (Some(1), Some(2), Some(3));
+        assert_eq!(in_order(&[a, b, a, c, b]), [0, 2, 1, 4, 3]);
         // Datagrams from unknown addresses are one more group; a batch of one stays one.
-        grouped_in_order(&[None, Some(7), None, Some(7)], &mut order);
-        assert_eq!(order, [0, 2, 1, 3]);
-        grouped_in_order(&[Some(1)], &mut order);
-        assert_eq!(order, [0]);
-        grouped_in_order::<u8>(&[], &mut order);
-        assert!(order.is_empty());
+        assert_eq!(in_order(&[None, a, None, a]), [0, 2, 1, 3]);
+        assert_eq!(in_order(&[a]), [0]);
+        assert!(in_order(&[]).is_empty());
+        // Owned items (relays) are put in the same order.
+        let mut relays = ["a1", "b1", "a2", "c1", "b2"];
+        let rooms: Vec<char> = relays.iter().map(|r| r.as_bytes()[0] as char).collect();
+        group_in_order(&mut relays, &rooms, |r| r.as_bytes()[0] as char);
+        assert_eq!(relays, ["a1", "a2", "b1", "b2", "c1"]);
     }
 
     #[test]
