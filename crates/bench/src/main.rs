@@ -23,7 +23,7 @@ use free4chat_client::PACKET_INTERVAL;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use free4chat_media::Residence;
+use free4chat_media::LatencyHistogram;
 
 use crate::procstat::{MachineSample, ProcSample};
 use crate::target::{Member, Role, Target};
@@ -434,8 +434,8 @@ fn seq(sent: u64) -> u32 {
 
 /// What the server says of itself (free4chat only: `/api/stats`), cumulative since it started.
 struct ServerFigures {
-    residence: Residence,
-    send_delay: Residence,
+    residence: LatencyHistogram,
+    send_delay: LatencyHistogram,
     /// Datagrams its sockets dropped: arriving to a full buffer, and not sent for one.
     receive_dropped: u64,
     send_dropped: u64,
@@ -460,7 +460,7 @@ async fn server_figures(target: &Target) -> Option<ServerFigures> {
         .await
         .ok()?;
     let read = |h: &Value| {
-        let mut r = Residence::default();
+        let mut r = LatencyHistogram::default();
         let buckets = h["buckets"].as_array()?;
         for (slot, b) in r.counts.iter_mut().zip(buckets) {
             *slot = b.as_u64()?;
@@ -469,10 +469,10 @@ async fn server_figures(target: &Target) -> Option<ServerFigures> {
         Some(r)
     };
     Some(ServerFigures {
-        residence: read(&v["residence"])?,
-        send_delay: read(&v["send_delay"])?,
-        receive_dropped: v["media"]["udp_receive_dropped"].as_u64()?,
-        send_dropped: v["media"]["udp_send_dropped"].as_u64()?,
+        residence: read(&v["media"]["residence"])?,
+        send_delay: read(&v["media"]["send_delay"])?,
+        receive_dropped: v["media"]["udp"]["receive_dropped"].as_u64()?,
+        send_dropped: v["media"]["udp"]["send_dropped"].as_u64()?,
         forwarded: v["media"]["forwarded"].as_u64()?,
     })
 }

@@ -77,7 +77,7 @@ impl Target {
                 Ok(Member {
                     room,
                     role,
-                    sender_id: client.id,
+                    sender_id: client.id.0,
                     started,
                     state: client.state(),
                     inner: Inner::Free4chat(client),

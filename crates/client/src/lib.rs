@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use free4chat_signal::{ClientMsg, PROTOCOL_VERSION, PeerId, ServerMsg};
+use free4chat_signal::{ClientMsg, MemberId, PROTOCOL_VERSION, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use str0m::media::Direction;
 use tokio::sync::mpsc;
@@ -83,7 +83,7 @@ impl ClientConfig {
 
 /// A joined client. Dropping it ends its tasks without saying `leave` (a vanished client).
 pub struct Client {
-    pub id: PeerId,
+    pub id: MemberId,
     /// The `joined` message.
     pub joined: ServerMsg,
     /// When the WebSocket was opened.
@@ -147,7 +147,7 @@ impl Client {
             drop_every_nth_rtp: config.drop_every_nth_rtp,
             audio_level: config.audio_level,
             publish: config.publish,
-            sender_id: id,
+            sender_id: id.0,
             tcp: config.tcp,
         };
         let mut session = MediaSession::bind(opts, state.clone()).await?;
@@ -209,9 +209,9 @@ impl Client {
         }
     }
 
-    /// Test packets received from `peer`.
-    pub fn received_from(&self, peer: PeerId) -> u64 {
-        self.with_state(|s| s.received.get(&peer).map_or(0, |r| r.packets))
+    /// Test packets received from `member`.
+    pub fn received_from(&self, member: MemberId) -> u64 {
+        self.with_state(|s| s.received.get(&member.0).map_or(0, |r| r.packets))
     }
 
     /// Sends a signalling message.

@@ -9,13 +9,13 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use free4chat_sfu::Transmit;
 use nix::errno::Errno;
 use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt,
     sockopt,
 };
 use nix::sys::time::TimeSpec;
-use str0m::net::Transmit;
 
 /// The most datagrams one system call carries.
 pub const BATCH: usize = 64;

@@ -8,10 +8,11 @@ use axum::http::HeaderMap;
 use axum::http::header::HOST;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use serde::Serialize;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::rooms::Registry;
+use crate::rooms::{Counts, MediaWorkers, RoomDirectory};
 use crate::session::Connections;
 use crate::{session, web};
 
@@ -25,7 +26,8 @@ const WS_BUFFER: usize = 4 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub registry: Arc<Registry>,
+    pub rooms: Arc<dyn RoomDirectory>,
+    pub media: Arc<MediaWorkers>,
     pub connections: Arc<Connections>,
     pub shutdown: watch::Receiver<bool>,
     /// The integrated TURN server, for its figures.
@@ -47,77 +49,34 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn health(State(state): State<AppState>) -> Response {
-    let counts = state.registry.counts();
+    let counts = state.rooms.counts();
     axum::Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "rooms": counts.rooms,
-        "peers": counts.peers,
+        "peers": counts.members,
     }))
     .into_response()
 }
 
-/// A time histogram of the media workers, as `/api/stats` gives it.
-fn histogram(r: &free4chat_media::Residence) -> serde_json::Value {
-    json!({
-        "datagrams": r.count(),
-        "p50_us": r.percentile_us(50.0),
-        "p99_us": r.percentile_us(99.0),
-        "max_us": r.max_us,
-        "buckets": r.counts.to_vec(),
-        "bucket_below_us": (0..r.counts.len())
-            .map(free4chat_media::residence::bucket_below_us)
-            .collect::<Vec<_>>(),
-    })
+/// What `/api/stats` reports: the node's counts, its media workers' figures summed, and the
+/// integrated TURN server's. Counters and histograms are cumulative since start: compare two
+/// readings to get a window.
+#[derive(Serialize)]
+struct NodeStats {
+    #[serde(flatten)]
+    counts: Counts,
+    media: free4chat_media::WorkerStats,
+    turn: Option<free4chat_turn::Stats>,
 }
 
-/// Figures for operators and the load generator. Counters and histogram buckets are
-/// cumulative since start: compare two readings to get a window.
 async fn stats(State(state): State<AppState>) -> Response {
-    let counts = state.registry.counts();
-    let w = state.registry.media_stats().await;
-    let turn = state.turn.as_ref().map(|t| {
-        let s = t.stats();
-        json!({
-            "allocations": s.allocations,
-            "connections": s.connections,
-            "refused_auth": s.refused_auth,
-            "refused_peer": s.refused_peer,
-            "refused_quota": s.refused_quota,
-            "malformed": s.malformed,
-        })
-    });
-    axum::Json(json!({
-        "turn": turn,
-        "rooms": counts.rooms,
-        "peers": counts.peers,
-        "media": {
-            "rooms": w.sfu.rooms,
-            "peers": w.sfu.peers,
-            "forwarded": w.sfu.forwarded,
-            "relayed": w.sfu.relayed,
-            "relayed_in": w.sfu.relayed_in,
-            "relay_dropped": w.relay_dropped,
-            "garbage_datagrams": w.sfu.garbage,
-            "unknown_datagrams": w.sfu.unknown,
-            "failed_sessions": w.sfu.failed,
-            "tcp_connections": w.tcp.connections,
-            "tcp_refused": w.tcp.refused,
-            "tcp_evicted": w.tcp.evicted,
-            "tcp_rejected": w.tcp.rejected,
-            "tcp_dropped_frames": w.tcp.dropped,
-            "udp_receive_dropped": w.udp.receive_dropped,
-            "udp_send_dropped": w.udp.send_dropped,
-        },
-        "residence": histogram(&w.residence),
-        "send_delay": histogram(&w.send_delay),
-        "scheduling": {
-            "realtime_workers": w.scheduling.realtime,
-            "demotions": w.scheduling.demotions,
-            "promotions": w.scheduling.promotions,
-        },
-    }))
-    .into_response()
+    let stats = NodeStats {
+        counts: state.rooms.counts(),
+        media: state.media.stats().await,
+        turn: state.turn.as_ref().map(|t| t.stats()),
+    };
+    axum::Json(stats).into_response()
 }
 
 async fn ws(
@@ -136,12 +95,6 @@ async fn ws(
         .max_message_size(WS_FRAME_LIMIT)
         .max_frame_size(WS_FRAME_LIMIT)
         .on_upgrade(move |socket| {
-            session::run(
-                socket,
-                host,
-                state.registry,
-                state.connections,
-                state.shutdown,
-            )
+            session::run(socket, host, state.rooms, state.connections, state.shutdown)
         })
 }

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use free4chat_signal::{IceServer, PeerId};
+use free4chat_signal::{IceServer, MemberId};
 use free4chat_turn::LocalAddrs;
 
 use crate::config::Config;
@@ -57,14 +57,14 @@ impl IceServers {
 
     /// The list for one member. `request_host` is the host part of the HTTP `Host` header of
     /// the member's WebSocket request, already checked with [`host_from_header`].
-    pub fn for_peer(
+    pub fn for_member(
         &self,
-        peer: PeerId,
+        member: MemberId,
         request_host: Option<&str>,
         now: SystemTime,
     ) -> Vec<IceServer> {
         let mut out = Vec::new();
-        let name = peer.to_string();
+        let name = member.to_string();
         if let Some(t) = &self.integrated
             && let Some(host) = t.host.as_deref().or(request_host)
         {
@@ -204,7 +204,7 @@ mod tests {
         };
         let ice = IceServers::new(&config, Some((b"s3cret", listeners)));
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let list = ice.for_peer(7, Some("chat.example"), now);
+        let list = ice.for_member(MemberId(7), Some("chat.example"), now);
         assert_eq!(list.len(), 2);
         assert_eq!(
             list[0].urls,
@@ -223,15 +223,15 @@ mod tests {
         assert_eq!(list[1].urls, ["turns:relay.example:443?transport=tcp"]);
         assert_ne!(list[1].credential, list[0].credential);
         assert_ne!(
-            ice.for_peer(8, Some("chat.example"), now)[0].credential,
+            ice.for_member(MemberId(8), Some("chat.example"), now)[0].credential,
             list[0].credential
         );
         // With no host known, the integrated server cannot be named; the external one still is.
-        assert_eq!(ice.for_peer(7, None, now).len(), 1);
+        assert_eq!(ice.for_member(MemberId(7), None, now).len(), 1);
         let none = IceServers::new(
             &Config::resolve(Cli::parse_from(["free4chat"])).unwrap(),
             None,
         );
-        assert!(none.for_peer(7, Some("x"), now).is_empty());
+        assert!(none.for_member(MemberId(7), Some("x"), now).is_empty());
     }
 }

@@ -5,7 +5,7 @@ mod http;
 pub mod ice;
 pub mod memory;
 mod rate;
-mod rooms;
+pub mod rooms;
 mod server;
 mod session;
 pub mod tls;

@@ -5,8 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use free4chat_media::SfuStats;
-use free4chat_media::worker::{SocketSpec, TcpOptions, WorkerHandle, WorkerStats};
+use free4chat_media::worker::{SocketSpec, WorkerHandle, WorkerOptions};
+use free4chat_media::{TcpOptions, WorkerStats};
+use free4chat_sfu::CoreStats;
 use free4chat_turn::{Turn, TurnConfig as TurnSettings, TurnHandle};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -15,7 +16,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::http::{AppState, router};
 use crate::ice::IceServers;
-use crate::rooms::{Counts, Limits, Registry};
+use crate::rooms::{Counts, Limits, LocalDirectory, MediaWorkers, RoomDirectory};
 use crate::session::Connections;
 use crate::tls::Tls;
 
@@ -24,7 +25,8 @@ pub struct Server {
     http_addr: SocketAddr,
     https: bool,
     media_addrs: Vec<SocketAddr>,
-    registry: Arc<Registry>,
+    rooms: Arc<dyn RoomDirectory>,
+    media: Arc<MediaWorkers>,
     connections: Arc<Connections>,
     workers: Vec<Arc<WorkerHandle>>,
     turn: Option<Arc<TurnHandle>>,
@@ -37,6 +39,8 @@ impl Server {
     pub async fn start(config: &Config) -> io::Result<Server> {
         let mut workers = Vec::new();
         let mut media_addrs = Vec::new();
+        let dtls_cert = free4chat_sfu::dtls_certificate()
+            .ok_or_else(|| io::Error::other("no DTLS certificate could be made"))?;
         // (advertised, bound) per UDP media socket, for the TURN server's list of peers.
         let mut media_pairs = Vec::new();
         for index in 0..config.media_workers {
@@ -53,7 +57,14 @@ impl Server {
                 max_connections: config.media_tcp_max_connections,
                 ..TcpOptions::default()
             });
-            let worker = WorkerHandle::spawn(index, &specs, tcp, config.media_realtime)?;
+            let options = WorkerOptions {
+                tcp,
+                realtime: config.media_realtime,
+                connect_timeout: Duration::from_secs(30),
+                disconnect_grace: Duration::from_secs(10),
+                dtls_cert: dtls_cert.clone(),
+            };
+            let worker = WorkerHandle::spawn(index, &specs, options)?;
             for (spec, advertised) in specs.iter().zip(worker.addrs()) {
                 media_pairs.push((
                     *advertised,
@@ -66,7 +77,7 @@ impl Server {
         let limits = Limits {
             max_rooms: config.max_rooms,
             max_room_members: config.max_room_members,
-            max_peers: config.max_peers,
+            max_members: config.max_peers,
         };
         let tls = match &config.tls {
             Some(source) => {
@@ -90,14 +101,24 @@ impl Server {
         };
         let handles: Vec<&WorkerHandle> = workers.iter().map(|w| w.as_ref()).collect();
         free4chat_media::worker::link(&handles).map_err(io::Error::other)?;
-        let registry = Registry::new(workers.clone(), limits, config.room_spread_at, ice);
+        let media = Arc::new(MediaWorkers::new(workers.clone()));
+        // Ids unique to this node: a cluster's nodes each draw their own prefix.
+        let id_prefix = rand::random::<u64>();
+        let rooms: Arc<dyn RoomDirectory> = Arc::new(LocalDirectory::new(
+            media.clone(),
+            limits,
+            config.room_spread_at,
+            ice,
+            id_prefix,
+        ));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let listener = std::net::TcpListener::bind(config.listen)?;
         listener.set_nonblocking(true)?;
         let http_addr = listener.local_addr()?;
         let connections = Arc::new(Connections::default());
         let app = router(AppState {
-            registry: registry.clone(),
+            rooms: rooms.clone(),
+            media: media.clone(),
             turn: turn.clone(),
             connections: connections.clone(),
             shutdown: shutdown_rx.clone(),
@@ -135,7 +156,8 @@ impl Server {
             http_addr,
             https,
             media_addrs,
-            registry,
+            rooms,
+            media,
             connections,
             workers,
             turn,
@@ -159,16 +181,17 @@ impl Server {
     }
 
     pub fn counts(&self) -> Counts {
-        self.registry.counts()
+        self.rooms.counts()
     }
 
-    pub async fn media_stats(&self) -> SfuStats {
-        self.registry.media_stats().await.sfu
+    /// The media cores' figures, summed.
+    pub async fn media_stats(&self) -> CoreStats {
+        self.media.stats().await.core
     }
 
     /// The media workers' figures, TCP connections included, summed.
     pub async fn media_worker_stats(&self) -> WorkerStats {
-        self.registry.media_stats().await
+        self.media.stats().await
     }
 
     /// Tells every member the server is going away, closes every connection, stops the
@@ -176,7 +199,7 @@ impl Server {
     pub async fn shutdown(self) {
         info!("shutting down");
         let _ = self.shutdown.send(true);
-        if tokio::time::timeout(Duration::from_secs(5), self.registry.shutdown())
+        if tokio::time::timeout(Duration::from_secs(5), self.rooms.shutdown())
             .await
             .is_err()
         {
@@ -195,7 +218,8 @@ impl Server {
             Ok(Err(e)) => warn!("http server task: {e}"),
             Err(_) => warn!("connections did not close in time"),
         }
-        drop(self.registry);
+        drop(self.rooms);
+        drop(self.media);
         let workers = self.workers;
         let turn = self.turn;
         let _ = tokio::task::spawn_blocking(move || {

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
 use crate::rate::TokenBucket;
-use crate::rooms::{MEMBER_QUEUE, Membership, Registry};
+use crate::rooms::{JoinRequest, MEMBER_QUEUE, Membership, RoomDirectory};
 
 /// Refused or dropped messages in a row that end a connection.
 const MAX_STRIKES: u32 = 50;
@@ -72,7 +72,7 @@ enum Outgoing {
 pub async fn run(
     socket: WebSocket,
     host: Option<String>,
-    registry: Arc<Registry>,
+    rooms: Arc<dyn RoomDirectory>,
     connections: Arc<Connections>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -85,7 +85,7 @@ pub async fn run(
     let mut writer_done = false;
 
     let mut session = Session {
-        registry,
+        rooms,
         host,
         own_tx,
         room_tx: Some(room_tx),
@@ -238,7 +238,7 @@ enum Flow {
 }
 
 struct Session {
-    registry: Arc<Registry>,
+    rooms: Arc<dyn RoomDirectory>,
     /// The host of the request's `Host` header, checked.
     host: Option<String>,
     own_tx: mpsc::Sender<Outgoing>,
@@ -352,11 +352,14 @@ impl Session {
         let Some(out) = self.room_tx.take() else {
             return Flow::Close;
         };
-        match self
-            .registry
-            .join(room, name, muted, out.clone(), self.host.as_deref())
-            .await
-        {
+        let request = JoinRequest {
+            room: room.to_owned(),
+            name,
+            muted,
+            out: out.clone(),
+            host: self.host.clone(),
+        };
+        match self.rooms.join(request).await {
             Ok(m) => {
                 self.membership = Some(m);
                 Flow::Continue

@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::*;
 use free4chat_client::{Client, ClientConfig};
 use free4chat_media::priority::Realtime;
-use free4chat_signal::{ClientMsg, ServerMsg};
+use free4chat_signal::{ClientMsg, MemberId, ServerMsg};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_is_forwarded_both_ways() {
@@ -69,19 +69,19 @@ async fn joins_and_leaves_renegotiate_without_interrupting_audio() {
     }
     // Alice and Bob were told about Carol's track going away.
     assert!(alice.with_state(|s| s.messages.iter().any(
-        |m| matches!(m, ServerMsg::TrackRemoved { track } if track.peer == carol_id(&s.messages))
+        |m| matches!(m, ServerMsg::TrackRemoved { track } if track.member == carol_id(&s.messages))
     )));
     server.shutdown().await;
 }
 
-fn carol_id(messages: &[ServerMsg]) -> u64 {
+fn carol_id(messages: &[ServerMsg]) -> MemberId {
     messages
         .iter()
         .find_map(|m| match m {
             ServerMsg::MemberJoined { member } if member.name == "Carol" => Some(member.id),
             _ => None,
         })
-        .unwrap_or(u64::MAX)
+        .unwrap_or(MemberId(u64::MAX))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,16 +156,16 @@ async fn stats_count_forwarded_packets_and_their_time_in_the_server() {
         "{forwarded} forwarded, {received} received"
     );
     // What the server's sockets lost, and how its media threads are scheduled, are reported.
-    for key in ["udp_receive_dropped", "udp_send_dropped"] {
-        assert!(stats["media"][key].is_u64(), "{key}: {stats}");
+    for key in ["receive_dropped", "send_dropped"] {
+        assert!(stats["media"]["udp"][key].is_u64(), "{key}: {stats}");
     }
-    let scheduling = &stats["scheduling"];
+    let scheduling = &stats["media"]["scheduling"];
     assert!(
         scheduling["realtime_workers"].as_u64().unwrap() <= 1,
         "{scheduling}"
     );
     assert_eq!(scheduling["demotions"].as_u64(), Some(0), "{scheduling}");
-    let residence = &stats["residence"];
+    let residence = &stats["media"]["residence"];
     assert!(
         residence["datagrams"].as_u64().unwrap() >= received,
         "{residence}"
@@ -183,7 +183,7 @@ async fn stats_count_forwarded_packets_and_their_time_in_the_server() {
     );
     assert!(residence["p99_us"].as_u64().unwrap() >= residence["p50_us"].as_u64().unwrap());
     // Every copy a client received was sent in answer to a datagram that arrived.
-    let send_delay = &stats["send_delay"];
+    let send_delay = &stats["media"]["send_delay"];
     assert!(
         send_delay["datagrams"].as_u64().unwrap() >= received,
         "{send_delay}"
@@ -204,12 +204,12 @@ async fn the_last_leave_frees_the_room_and_all_media_state() {
     }
     assert!(hears(&clients[0], &clients[3], 10).await);
     let stats = server.media_stats().await;
-    assert_eq!((stats.rooms, stats.peers), (1, 4));
+    assert_eq!((stats.rooms, stats.participants), (1, 4));
     assert!(
         stats.addrs >= 4 && stats.ufrags == 4 && stats.timers == 4,
         "{stats:?}"
     );
-    assert_eq!(server.counts().peers, 4);
+    assert_eq!(server.counts().members, 4);
 
     // Two leave politely, two vanish (connection dropped without a word).
     let mut it = clients.into_iter();
@@ -254,9 +254,9 @@ async fn a_room_spread_over_two_workers_is_heard_by_all_and_freed_on_both() {
         }
     }
     let workers = server.media_worker_stats().await;
-    let stats = workers.sfu;
+    let stats = workers.core;
     // Both workers hold part of the room, and packets crossed between them both ways.
-    assert_eq!((stats.rooms, stats.peers), (2, 5), "{stats:?}");
+    assert_eq!((stats.rooms, stats.participants), (2, 5), "{stats:?}");
     assert!(stats.relayed > 100 && stats.relayed_in > 100, "{stats:?}");
     assert_eq!(workers.relay_dropped, 0);
 
@@ -288,7 +288,13 @@ async fn assert_everything_freed(server: &free4chat::Server) {
         let s = server.media_stats().await;
         let c = server.counts();
         (
-            s.rooms, s.peers, s.addrs, s.ufrags, s.timers, c.rooms, c.peers,
+            s.rooms,
+            s.participants,
+            s.addrs,
+            s.ufrags,
+            s.timers,
+            c.rooms,
+            c.members,
         ) == (0, 0, 0, 0, 0, 0, 0)
     })
     .await;
@@ -345,7 +351,7 @@ async fn garbage_datagrams_on_the_media_port_disturb_nobody() {
     let stats = server.media_stats().await;
     assert!(stats.garbage + stats.unknown >= 1900, "{stats:?}");
     assert_eq!(stats.failed, 0);
-    assert_eq!(stats.peers, 2);
+    assert_eq!(stats.participants, 2);
     server.shutdown().await;
 }
 
@@ -374,7 +380,7 @@ async fn a_connection_that_vanishes_mid_negotiation_is_cleaned_up() {
     assert!(answer.is_some(), "the offer was answered");
     drop(w);
     let gone = wait_until(|| async {
-        server.media_stats().await.peers == 1 && server.counts().peers == 1
+        server.media_stats().await.participants == 1 && server.counts().members == 1
     })
     .await;
     assert!(gone, "{:?}", server.media_stats().await);
@@ -431,7 +437,7 @@ async fn opus_red_fec_and_dtx_are_negotiated_and_red_recovers_uplink_loss() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let missing_at = |listener: &Client, c: &Client| {
         listener.with_state(|s| {
-            let r = &s.received[&c.id];
+            let r = &s.received[&c.id.0];
             // Ignore the most recent packets, which may still be in flight, and those sent
             // before the listener's subscription opened.
             let end = r.seq_end.saturating_sub(10);
@@ -472,14 +478,14 @@ async fn tcp_connections_become(server: &free4chat::Server, n: usize) -> bool {
 
 /// The sequence number after the last one `to` has received from `from`.
 fn seq_end(to: &Client, from: &Client) -> u32 {
-    to.with_state(|s| s.received.get(&from.id).map_or(0, |r| r.seq_end))
+    to.with_state(|s| s.received.get(&from.id.0).map_or(0, |r| r.seq_end))
 }
 
 /// The first sequence number `to` received from `from` (0 if none yet).
 fn first_seq(to: &Client, from: &Client) -> u32 {
     to.with_state(|s| {
         s.received
-            .get(&from.id)
+            .get(&from.id.0)
             .and_then(|r| r.first())
             .unwrap_or(0)
     })
@@ -490,7 +496,7 @@ fn first_seq(to: &Client, from: &Client) -> u32 {
 /// to nobody: counting starts once both hear each other.)
 fn missing_since(to: &Client, from: &Client, start: u32) -> (u64, u32) {
     to.with_state(|s| {
-        let r = &s.received[&from.id];
+        let r = &s.received[&from.id.0];
         (r.missing_between(start, r.seq_end), r.seq_end)
     })
 }
@@ -528,8 +534,8 @@ async fn a_member_over_tcp_and_a_member_over_udp_hear_each_other() {
         (1, 1),
         "{stats:?}"
     );
-    assert_eq!(stats.sfu.tcp_addrs, 1, "{stats:?}");
-    assert_eq!(stats.sfu.failed, 0);
+    assert_eq!(stats.core.tcp_addrs, 1, "{stats:?}");
+    assert_eq!(stats.core.failed, 0);
 
     // Nothing lost on the way (TCP retransmits; loopback UDP loses nothing).
     for (label, to, from, start) in [
@@ -553,7 +559,7 @@ async fn a_member_over_tcp_and_a_member_over_udp_hear_each_other() {
     );
     let gone = wait_until(|| async {
         let s = server.media_stats().await;
-        (s.peers, s.tcp_addrs) == (1, 0)
+        (s.participants, s.tcp_addrs) == (1, 0)
     })
     .await;
     assert!(gone, "{:?}", server.media_stats().await);
@@ -658,7 +664,11 @@ async fn hostile_tcp_connections_disturb_nobody_and_are_closed() {
     assert!(stats.tcp.rejected >= 3, "{stats:?}");
     assert!(stats.tcp.idle >= 2, "{stats:?}");
     assert_eq!(
-        (stats.sfu.peers, stats.sfu.failed, stats.sfu.tcp_addrs),
+        (
+            stats.core.participants,
+            stats.core.failed,
+            stats.core.tcp_addrs
+        ),
         (2, 0, 1),
         "{stats:?}"
     );
@@ -783,7 +793,10 @@ async fn media_threads_can_run_at_real_time_priority() {
             media_thread_scheduling()
         );
         let stats = server.media_worker_stats().await;
-        assert_eq!(stats.scheduling.realtime, config.media_workers, "{stats:?}");
+        assert_eq!(
+            stats.scheduling.realtime_workers, config.media_workers,
+            "{stats:?}"
+        );
         assert_eq!(stats.scheduling.demotions, 0, "{stats:?}");
     }
     // Refused or not, members hear each other.

@@ -24,8 +24,7 @@ pub const MAX_CHAT_CHARS: usize = 2_000;
 /// How many chat messages a room keeps for those who join later.
 pub const CHAT_HISTORY_LEN: usize = 100;
 
-/// The identity the server gives each member of a room. Unique for the server's lifetime.
-pub type PeerId = u64;
+pub use free4chat_ids::{MemberId, RoomId, TrackKind, TrackSource};
 
 /// Messages a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,7 +65,7 @@ pub enum ClientMsg {
 /// A member of a room as others see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
-    pub id: PeerId,
+    pub id: MemberId,
     pub name: String,
     pub muted: bool,
     pub speaking: bool,
@@ -77,7 +76,7 @@ pub struct Member {
 pub struct ChatMessage {
     /// Increases by one per message within a room.
     pub seq: u64,
-    pub from: PeerId,
+    pub from: MemberId,
     /// The sender's nickname at the time of sending.
     pub name: String,
     pub text: String,
@@ -85,23 +84,33 @@ pub struct ChatMessage {
     pub ts: u64,
 }
 
-/// The kind of a media track.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TrackKind {
-    Audio,
-    Video,
-}
-
 /// A track a member publishes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Track {
-    /// The publishing member. In SDP, the server's `msid` stream id for this track is this id
-    /// in decimal, so a browser's `track` event names its member in `streams[0].id`.
-    pub peer: PeerId,
+    /// The publishing member (on the wire `peer`, the protocol's first name for a member).
+    #[serde(rename = "peer")]
+    pub member: MemberId,
     /// The track's id within the publishing member's session (its `mid` there).
     pub id: String,
     pub kind: TrackKind,
+    /// What the track carries.
+    pub source: TrackSource,
+    /// The `msid` stream id the server gives this track in its SDP, `<peer>-<id>`: a
+    /// browser's `track` event finds the track by `streams[0].id`. Each track is a stream of
+    /// its own, so a member's camera and screen arrive apart.
+    pub stream: String,
+}
+
+impl Track {
+    pub fn new(member: MemberId, id: String, kind: TrackKind, source: TrackSource) -> Track {
+        Track {
+            stream: format!("{member}-{id}"),
+            member,
+            id,
+            kind,
+            source,
+        }
+    }
 }
 
 /// A STUN or TURN server, in the shape of WebRTC's `RTCIceServer`.
@@ -129,6 +138,10 @@ pub enum ByeReason {
     ProtocolViolation,
     /// The member's media session failed; reconnecting joins afresh.
     MediaFailed,
+    /// The member was removed from the room (by an operator or a moderator).
+    Removed,
+    /// The room was closed (by an operator); everyone in it is told.
+    RoomClosed,
 }
 
 /// Messages the server sends.
@@ -140,7 +153,7 @@ pub enum ServerMsg {
         v: u32,
         room: String,
         /// This member's id.
-        id: PeerId,
+        id: MemberId,
         /// The others already in the room.
         members: Vec<Member>,
         /// Tracks the others already publish.
@@ -157,20 +170,20 @@ pub enum ServerMsg {
         member: Member,
     },
     MemberLeft {
-        id: PeerId,
+        id: MemberId,
     },
     MemberRenamed {
-        id: PeerId,
+        id: MemberId,
         name: String,
     },
     /// A member's microphone state changed (including one's own, as confirmation).
     Mute {
-        id: PeerId,
+        id: MemberId,
         muted: bool,
     },
     /// A member started or stopped speaking, judged from the audio-level header extension.
     Speaking {
-        id: PeerId,
+        id: MemberId,
         speaking: bool,
     },
     TrackAdded {
@@ -322,7 +335,7 @@ mod tests {
     #[test]
     fn server_messages_are_tagged_snake_case() {
         let j = ServerMsg::Speaking {
-            id: 3,
+            id: MemberId(3),
             speaking: true,
         }
         .to_json();

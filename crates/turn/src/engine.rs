@@ -105,7 +105,7 @@ pub(crate) enum Output {
 }
 
 /// Counters of what the server holds and what it refused.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     /// Allocations now held (each owns one relay socket).
     pub allocations: usize,

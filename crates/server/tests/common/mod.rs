@@ -45,7 +45,7 @@ pub async fn hears(client: &Client, from: &Client, n: u64) -> bool {
     let id = from.id;
     client
         .wait_for(WAIT, |s| {
-            s.received.get(&id).is_some_and(|r| r.packets >= n)
+            s.received.get(&id.0).is_some_and(|r| r.packets >= n)
         })
         .await
 }

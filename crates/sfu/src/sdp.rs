@@ -7,6 +7,24 @@
 //! to the Opus format line of every SDP we send, offers and answers alike (a later offer without
 //! it would switch DTX off again).
 
+use str0m::change::SdpOffer;
+
+/// Parses a client's offer, refusing one without any media section.
+pub fn parse_offer(sdp: &str) -> Result<SdpOffer, String> {
+    if !sdp.lines().any(|l| l.starts_with("m=")) {
+        return Err("the offer has no media sections".into());
+    }
+    SdpOffer::from_sdp_string(sdp).map_err(|e| format!("the offer does not parse: {e}"))
+}
+
+/// Whether an SDP answer accepts any media section (a port other than 0).
+pub fn has_active_media(answer: &str) -> bool {
+    answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("m="))
+        .any(|m| m.split_whitespace().nth(1).is_some_and(|port| port != "0"))
+}
+
 /// Adds `usedtx=1` to every Opus `a=fmtp` line that lacks a `usedtx` parameter.
 pub fn request_opus_dtx(sdp: &str) -> String {
     let opus_pts: Vec<&str> = sdp

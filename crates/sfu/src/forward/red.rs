@@ -1,159 +1,12 @@
-//! Forwarding RTP packets as they are (str0m's RTP mode): what turns one publisher's packet
-//! into the packet one subscriber receives.
-//!
-//! - The payload type is mapped by codec from the publisher's session to the subscriber's
-//!   ([`Route`]), and so is RED (RFC 2198): passed on to subscribers who negotiated it, unwrapped
-//!   to its primary block for those who did not, with frames lost on the way in recovered from
-//!   the redundancy ([`RedRecovery`]).
-//! - Each outgoing stream gets its own sequence numbers and timestamps ([`Rewriter`]): the
-//!   source's, shifted by offsets fixed when the subscription starts, so a gap in the source
-//!   shows as the same gap, and a new source SSRC continues where the old one stopped.
-//!
-//! The payload itself is never copied per subscriber: it is the `Arc` str0m decrypted it into.
+//! RED (RFC 2198): parsing a redundant payload, rewriting its block payload types, and
+//! recovering frames lost on the way in from the redundancy of later packets.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use str0m::format::PayloadParams;
-use str0m::media::Pt;
-use str0m::rtp::{SeqNo, Ssrc};
+use str0m::rtp::SeqNo;
 
 /// The most redundant blocks of a RED payload we look at. Browsers send one or two.
 pub const MAX_RED_BLOCKS: usize = 8;
-
-/// What forwarding keeps about one published track.
-#[derive(Debug, Default)]
-pub struct Source {
-    /// The SSRC the track was last seen on.
-    pub ssrc: Option<Ssrc>,
-    /// The last payload type seen, its codec in the publisher's session, and whether it is RED.
-    pub params: Option<(Pt, PayloadParams, bool)>,
-    /// The highest sequence number received (to notice gaps in video).
-    pub highest: Option<u64>,
-    /// Delivered sequence numbers, when the track sends RED.
-    pub red: RedRecovery,
-}
-
-/// What forwarding keeps about one subscription.
-#[derive(Debug, Default)]
-pub struct Sink {
-    /// The route for the last source payload type seen (`None`: the subscriber cannot take it).
-    pub route: Option<(Pt, Option<Route>)>,
-    pub rewriter: Rewriter,
-}
-
-/// How a publisher's packets on one payload type reach one subscriber.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    /// The payload as it is, on the subscriber's payload type for the codec.
-    Plain { pt: Pt },
-    /// RED to a subscriber who negotiated RED: the payload on their RED payload type, with the
-    /// blocks' payload type rewritten from the publisher's primary (`from`) to theirs (`to`).
-    Red { pt: Pt, from: u8, to: u8 },
-    /// RED to a subscriber without RED: the primary block on their payload type for the codec,
-    /// preceded by frames the redundancy recovers.
-    Unwrap { pt: Pt },
-}
-
-impl Route {
-    /// The route for packets of `src` (a RED packet if `red`) to a session whose codecs are
-    /// `dst`; `accepted` are the payload types the subscriber's m-line accepts (all if empty).
-    pub fn find(
-        src: &PayloadParams,
-        red: bool,
-        dst: Option<&PayloadParams>,
-        accepted: &[Pt],
-    ) -> Option<Route> {
-        let dst = dst?;
-        if !accepted.is_empty() && !accepted.contains(&dst.pt()) {
-            return None;
-        }
-        Some(match (red, dst.red()) {
-            (false, _) => Route::Plain { pt: dst.pt() },
-            (true, Some(pt)) => Route::Red {
-                pt,
-                from: *src.pt(),
-                to: *dst.pt(),
-            },
-            (true, None) => Route::Unwrap { pt: dst.pt() },
-        })
-    }
-}
-
-/// The sequence numbers and timestamps of one outgoing stream.
-#[derive(Debug, Default)]
-pub struct Rewriter {
-    state: Option<Offsets>,
-}
-
-#[derive(Debug)]
-struct Offsets {
-    /// The source SSRC the offsets apply to.
-    ssrc: Ssrc,
-    /// The first source sequence number under these offsets; older packets are dropped.
-    base: u64,
-    seq: u64,
-    ts: u32,
-    /// The highest outgoing sequence number so far, its timestamp, and when it was written.
-    last_seq: u64,
-    last_ts: u32,
-    last_at: Instant,
-}
-
-impl Rewriter {
-    /// The outgoing sequence number and timestamp for a source packet, or `None` to drop it
-    /// (older than the start of the subscription or of the current source SSRC).
-    /// `clock_rate` (Hz) spaces the timestamps across a change of source SSRC.
-    pub fn map(
-        &mut self,
-        ssrc: Ssrc,
-        seq: SeqNo,
-        ts: u32,
-        clock_rate: u32,
-        now: Instant,
-    ) -> Option<(SeqNo, u32)> {
-        let seq = *seq;
-        let o = match &mut self.state {
-            Some(o) if o.ssrc == ssrc => o,
-            Some(o) => {
-                // A new source SSRC: continue right after what was sent, the timestamp moved
-                // on by the time that passed.
-                let elapsed = now.saturating_duration_since(o.last_at);
-                let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-                let ticks = (micros.saturating_mul(clock_rate as u64) / 1_000_000).max(1);
-                let next_ts = o.last_ts.wrapping_add(ticks as u32);
-                let next_seq = o.last_seq.wrapping_add(1);
-                o.ssrc = ssrc;
-                o.base = seq;
-                o.seq = next_seq.wrapping_sub(seq);
-                o.ts = next_ts.wrapping_sub(ts);
-                o
-            }
-            None => self.state.insert(Offsets {
-                ssrc,
-                base: seq,
-                // Start below 2^16 (a rollover count of 0), as a receiver expects of a new
-                // stream, at the source's own 16-bit number.
-                seq: (seq & 0xffff).wrapping_sub(seq),
-                ts: 0,
-                last_seq: seq & 0xffff,
-                last_ts: ts,
-                last_at: now,
-            }),
-        };
-        if seq < o.base {
-            return None;
-        }
-        let out_seq = seq.wrapping_add(o.seq);
-        let out_ts = ts.wrapping_add(o.ts);
-        if out_seq >= o.last_seq {
-            o.last_seq = out_seq;
-            o.last_ts = out_ts;
-            o.last_at = now;
-        }
-        Some((out_seq.into(), out_ts))
-    }
-}
 
 /// A parsed RED payload: redundant blocks, oldest first, then the primary block.
 #[derive(Debug)]
@@ -325,7 +178,6 @@ pub fn recover(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn red(blocks: &[(u8, u32, &[u8])], primary_pt: u8, primary: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -404,29 +256,5 @@ mod tests {
         let r = Red::parse(&data).unwrap();
         assert!(!recover(&mut state, &r, 4.into(), 4 * 960, &mut out));
         assert!(out.is_empty());
-    }
-
-    #[test]
-    fn sequence_numbers_continue_across_a_new_source_ssrc() {
-        let now = Instant::now();
-        let mut w = Rewriter::default();
-        let a = Ssrc::from(1);
-        // A long-running source (rollover count 2) starts a subscription below 2^16.
-        let first = (2u64 << 16) + 100;
-        let (s, t) = w.map(a, first.into(), 5000, 48_000, now).unwrap();
-        assert_eq!((*s, t), (100, 5000));
-        // A gap stays a gap.
-        let (s, _) = w
-            .map(a, (first + 3).into(), 5000 + 3 * 960, 48_000, now)
-            .unwrap();
-        assert_eq!(*s, 103);
-        // Older than the start: dropped.
-        assert!(w.map(a, (first - 1).into(), 4040, 48_000, now).is_none());
-        // A new SSRC with unrelated numbers continues at 104, 20 ms later in time.
-        let later = now + Duration::from_millis(20);
-        let (s, t) = w.map(Ssrc::from(2), 7.into(), 1, 48_000, later).unwrap();
-        assert_eq!((*s, t), (104, 5000 + 3 * 960 + 960));
-        let (s, t) = w.map(Ssrc::from(2), 8.into(), 961, 48_000, later).unwrap();
-        assert_eq!((*s, t), (105, 5000 + 5 * 960));
     }
 }

@@ -1,9 +1,11 @@
-//! How long received datagrams stay in the server: from the moment the kernel put each in the
-//! socket (or, where it does not stamp arrivals, from the moment its batch was read) until
-//! everything it caused has been handed to the kernel. This is the latency the server adds,
-//! measured where it happens.
+//! A histogram of latencies in microseconds, with bounded relative error: what the worker
+//! records of its *residence* (how long each received datagram stays, from the moment the
+//! kernel put it in the socket until everything it caused was handed to the kernel) and of its
+//! *send delay* (for each datagram sent, how long after the arrival of the one that caused it).
 
 use std::time::Duration;
+
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 /// Sub-buckets per power of two: bucket bounds step by a quarter of the power below them
 /// (…, 512, 640, 768, 896, 1024, 1280, … µs), so a percentile is known to within 25 %.
@@ -36,23 +38,23 @@ pub fn bucket_below_us(i: usize) -> u64 {
     (1u64 << e) + ((sub + 1) << (e - 2))
 }
 
-/// A histogram of residence times. Cumulative: compare two snapshots to get a window.
+/// A latency histogram. Cumulative: compare two readings to get a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Residence {
+pub struct LatencyHistogram {
     pub counts: [u64; BUCKETS],
     pub max_us: u64,
 }
 
-impl Default for Residence {
-    fn default() -> Residence {
-        Residence {
+impl Default for LatencyHistogram {
+    fn default() -> LatencyHistogram {
+        LatencyHistogram {
             counts: [0; BUCKETS],
             max_us: 0,
         }
     }
 }
 
-impl Residence {
+impl LatencyHistogram {
     pub fn record(&mut self, d: Duration) {
         self.record_many(d, 1);
     }
@@ -69,7 +71,7 @@ impl Residence {
 
     /// What was recorded since `earlier`, a reading of the same histogram (its maximum is the
     /// later reading's, since start).
-    pub fn since(&self, earlier: &Residence) -> Residence {
+    pub fn since(&self, earlier: &LatencyHistogram) -> LatencyHistogram {
         let mut window = *self;
         for (w, e) in window.counts.iter_mut().zip(earlier.counts) {
             *w = w.saturating_sub(e);
@@ -78,7 +80,7 @@ impl Residence {
     }
 
     /// Adds another histogram into this one.
-    pub fn merge(&mut self, other: &Residence) {
+    pub fn merge(&mut self, other: &LatencyHistogram) {
         for (a, b) in self.counts.iter_mut().zip(other.counts) {
             *a += b;
         }
@@ -107,13 +109,30 @@ impl Residence {
     }
 }
 
+/// Read by operators and the load generator as `datagrams`, `p50_us`, `p99_us` (bucket upper
+/// bounds), `max_us`, `buckets` (counts) and `bucket_below_us` (bucket *i* counts times below
+/// `bucket_below_us[i]` µs and at or above the bound before it).
+impl Serialize for LatencyHistogram {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let bounds: Vec<u64> = (0..BUCKETS).map(bucket_below_us).collect();
+        let mut s = serializer.serialize_struct("LatencyHistogram", 6)?;
+        s.serialize_field("datagrams", &self.count())?;
+        s.serialize_field("p50_us", &self.percentile_us(50.0))?;
+        s.serialize_field("p99_us", &self.percentile_us(99.0))?;
+        s.serialize_field("max_us", &self.max_us)?;
+        s.serialize_field("buckets", &self.counts[..])?;
+        s.serialize_field("bucket_below_us", &bounds)?;
+        s.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn buckets_bound_the_percentiles_from_above() {
-        let mut r = Residence::default();
+        let mut r = LatencyHistogram::default();
         for us in [0u64, 1, 3, 50, 90, 100, 120, 900] {
             r.record(Duration::from_micros(us));
         }
@@ -127,14 +146,14 @@ mod tests {
         both.merge(&r);
         assert_eq!(both.count(), 16);
         assert_eq!(both.since(&r), r);
-        let mut many = Residence::default();
+        let mut many = LatencyHistogram::default();
         many.record_many(Duration::from_micros(900), 5);
         many.record_many(Duration::from_micros(5), 0);
         assert_eq!(
             (many.count(), many.max_us, many.percentile_us(50.0)),
             (5, 900, 1024)
         );
-        assert_eq!(Residence::default().percentile_us(99.0), 0);
+        assert_eq!(LatencyHistogram::default().percentile_us(99.0), 0);
         r.record(Duration::from_secs(100_000));
         assert_eq!(r.counts[BUCKETS - 1], 1);
     }

@@ -1,0 +1,422 @@
+//! One room's actor: a task that owns the member list, names, mute and speaking state,
+//! tracks, the chat, and the room's media link (which worker holds each member).
+//!
+//! Each member has a bounded outgoing queue; a member whose queue overflows has stalled and
+//! is dropped, so one slow client never holds up a room. When the last member leaves, the
+//! room unregisters itself and its task ends — all its memory goes with it. A join racing with
+//! that close is told to retry and lands in a fresh room.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use free4chat_media::worker::WorkerMsg;
+use free4chat_sfu::link::{LinkOutput, MediaLink};
+use free4chat_sfu::{MediaErrorCode, MediaEvent};
+use free4chat_signal::{
+    ByeReason, ClientMsg, ErrorCode, Member, MemberId, PROTOCOL_VERSION, RoomId, ServerMsg, Track,
+    TrackSource,
+};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::MemberTx;
+use super::Refusal;
+use super::chat::ChatLog;
+use super::handle::{JoinReply, RoomCmd, RoomSnapshot};
+use super::local::Local;
+
+/// How many media events may wait for one room.
+const MEDIA_EVENT_QUEUE: usize = 1024;
+/// How long after the last room closes the allocator is asked a second time to return memory.
+const SETTLE_BEFORE_TRIM: Duration = Duration::from_secs(1);
+
+/// What a new room starts with.
+pub(super) struct RoomSetup {
+    pub id: RoomId,
+    pub name: String,
+    /// The worker the room's members go to until it holds `spread_at` of them.
+    pub home: usize,
+    pub local: Arc<Local>,
+}
+
+struct MemberState {
+    name: String,
+    muted: bool,
+    speaking: bool,
+    out: MemberTx,
+    tracks: Vec<Track>,
+}
+
+impl MemberState {
+    fn public(&self, id: MemberId) -> Member {
+        Member {
+            id,
+            name: self.name.clone(),
+            muted: self.muted,
+            speaking: self.speaking,
+        }
+    }
+}
+
+struct Room {
+    id: RoomId,
+    name: String,
+    home: usize,
+    local: Arc<Local>,
+    /// Where the workers send the room's media events.
+    events: mpsc::Sender<MediaEvent>,
+    members: BTreeMap<MemberId, MemberState>,
+    chat: ChatLog,
+    link: MediaLink,
+    /// Members whose queue overflowed: they are dropped after the current step.
+    stalled: Vec<MemberId>,
+}
+
+/// Runs a room until its last member leaves or it is closed.
+pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
+    let (events, mut media) = mpsc::channel(MEDIA_EVENT_QUEUE);
+    let workers = setup.local.media.len();
+    let spread_at = setup.local.spread_at;
+    let mut room = Room {
+        id: setup.id,
+        name: setup.name,
+        home: setup.home,
+        link: MediaLink::new(setup.id, setup.home, workers, spread_at),
+        local: setup.local,
+        events,
+        members: BTreeMap::new(),
+        chat: ChatLog::default(),
+        stalled: Vec::new(),
+    };
+    let closing = loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(RoomCmd::Close { reason }) => break Some(reason),
+                None => break Some(ByeReason::ServerShutdown),
+                Some(cmd) => room.handle(cmd).await,
+            },
+            Some(event) = media.recv() => room.media_event(event).await,
+        }
+        for id in std::mem::take(&mut room.stalled) {
+            warn!(room = room.name, member = %id, "member stalled: dropped");
+            room.remove(id).await;
+        }
+        if room.members.is_empty() {
+            break None;
+        }
+    };
+    if let Some(reason) = closing {
+        room.close_all(reason).await;
+    }
+    room.unregister().await;
+    // Joins that raced with the close are told to retry (a new room), or refused if the
+    // server is going away.
+    rx.close();
+    while let Some(cmd) = rx.recv().await {
+        if let RoomCmd::Join { reply, .. } = cmd {
+            let answer = match closing {
+                Some(ByeReason::ServerShutdown) => JoinReply::Refused(Refusal::new(
+                    ErrorCode::ShuttingDown,
+                    "the server is stopping",
+                )),
+                _ => JoinReply::Retry,
+            };
+            let _ = reply.send(answer);
+        }
+    }
+    room.finish();
+}
+
+impl Room {
+    /// Tells everyone why the room ends, then drops them.
+    async fn close_all(&mut self, reason: ByeReason) {
+        let ids: Vec<MemberId> = self.members.keys().copied().collect();
+        for id in ids {
+            if reason == ByeReason::ServerShutdown {
+                let e = ServerMsg::error(ErrorCode::ShuttingDown, "the server is stopping");
+                self.send_to(id, e);
+            }
+            self.send_to(id, ServerMsg::Bye { reason });
+            self.remove(id).await;
+        }
+    }
+
+    /// Removes this room from the directory: later joins make a new room.
+    async fn unregister(&self) {
+        let mut rooms = self.local.rooms.lock().await;
+        if rooms.get(&self.name).is_some_and(|h| h.id == self.id) {
+            rooms.remove(&self.name);
+        }
+    }
+
+    fn finish(self) {
+        // Every member is gone, so every worker has been told to forget the room.
+        self.local.media.give_back_home(self.home);
+        let rooms_left = self.local.room_count.fetch_sub(1, Ordering::Relaxed) - 1;
+        info!(room = self.name, id = %self.id, "room closed");
+        let local = self.local.clone();
+        drop(self);
+        if rooms_left == 0 {
+            crate::memory::release_free_memory();
+            // The workers free the room's media state, and the members' connections end, a
+            // little after this: return what they held too, unless rooms have opened since.
+            tokio::spawn(async move {
+                tokio::time::sleep(SETTLE_BEFORE_TRIM).await;
+                if local.room_count.load(Ordering::Relaxed) == 0 {
+                    crate::memory::release_free_memory();
+                }
+            });
+        }
+    }
+
+    /// Queues a message for one member. A member whose queue is full has stalled and is
+    /// dropped; dropping their queue ends their connection.
+    fn send_to(&mut self, id: MemberId, msg: ServerMsg) {
+        self.send_shared(id, Arc::new(msg));
+    }
+
+    fn send_shared(&mut self, id: MemberId, msg: Arc<ServerMsg>) {
+        if let Some(m) = self.members.get(&id)
+            && let Err(mpsc::error::TrySendError::Full(_)) = m.out.try_send(msg)
+        {
+            self.stalled.push(id);
+        }
+    }
+
+    fn broadcast(&mut self, except: Option<MemberId>, msg: &ServerMsg) {
+        let shared = Arc::new(msg.clone());
+        let ids: Vec<MemberId> = self
+            .members
+            .keys()
+            .copied()
+            .filter(|id| Some(*id) != except)
+            .collect();
+        for id in ids {
+            self.send_shared(id, shared.clone());
+        }
+    }
+
+    /// Sends the workers what the media link has for them.
+    async fn drive_link(&mut self) {
+        while let Some((worker, output)) = self.link.poll() {
+            let msg = match output {
+                LinkOutput::OpenRoom => WorkerMsg::OpenRoom {
+                    room: self.id,
+                    events: self.events.clone(),
+                },
+                LinkOutput::Cmd(cmd) => WorkerMsg::Cmd(cmd),
+            };
+            let sent = match self.local.media.get(worker) {
+                Some(w) => w.send(msg).await.is_ok(),
+                None => false,
+            };
+            if !sent {
+                warn!(room = self.name, worker, "media worker stopped");
+            }
+        }
+    }
+
+    async fn handle(&mut self, cmd: RoomCmd) {
+        match cmd {
+            RoomCmd::Join {
+                member,
+                name,
+                muted,
+                out,
+                ice_servers,
+                reply,
+            } => {
+                if self.members.len() >= self.local.limits.max_room_members {
+                    let r = Refusal::new(ErrorCode::RoomFull, "the room is full");
+                    let _ = reply.send(JoinReply::Refused(r));
+                    return;
+                }
+                let joined = ServerMsg::Joined {
+                    v: PROTOCOL_VERSION,
+                    room: self.name.clone(),
+                    id: member,
+                    members: self.members.iter().map(|(id, m)| m.public(*id)).collect(),
+                    tracks: self
+                        .members
+                        .values()
+                        .flat_map(|m| m.tracks.clone())
+                        .collect(),
+                    chat: self.chat.history(),
+                    ice_servers,
+                };
+                if out.try_send(Arc::new(joined)).is_err() {
+                    let _ = reply.send(JoinReply::Retry);
+                    return;
+                }
+                let state = MemberState {
+                    name,
+                    muted,
+                    speaking: false,
+                    out,
+                    tracks: Vec::new(),
+                };
+                let public = state.public(member);
+                self.members.insert(member, state);
+                self.broadcast(Some(member), &ServerMsg::MemberJoined { member: public });
+                let _ = reply.send(JoinReply::Joined);
+                info!(room = self.name, %member, "member joined");
+            }
+            RoomCmd::Msg { member, msg } => self.member_msg(member, msg).await,
+            RoomCmd::Leave { member, said_leave } => {
+                if said_leave {
+                    let bye = ServerMsg::Bye {
+                        reason: ByeReason::Left,
+                    };
+                    self.send_to(member, bye);
+                }
+                self.remove(member).await;
+            }
+            RoomCmd::Snapshot { reply } => {
+                let _ = reply.send(self.snapshot());
+            }
+            RoomCmd::Remove {
+                member,
+                reason,
+                reply,
+            } => {
+                let present = self.members.contains_key(&member);
+                if present {
+                    self.send_to(member, ServerMsg::Bye { reason });
+                    self.remove(member).await;
+                }
+                let _ = reply.send(present);
+            }
+            // The run loop ends the room on these.
+            RoomCmd::Close { .. } => {}
+        }
+    }
+
+    fn snapshot(&self) -> RoomSnapshot {
+        RoomSnapshot {
+            room: self.name.clone(),
+            id: self.id,
+            members: self.members.iter().map(|(id, m)| m.public(*id)).collect(),
+            chat_messages: self.chat.len(),
+        }
+    }
+
+    async fn member_msg(&mut self, member: MemberId, msg: ClientMsg) {
+        let Some(state) = self.members.get_mut(&member) else {
+            return;
+        };
+        match msg {
+            ClientMsg::Offer { sdp } => {
+                self.link.offer(member, sdp);
+                self.drive_link().await;
+            }
+            ClientMsg::Answer { sdp } => {
+                if self.link.answer(member, sdp) {
+                    self.drive_link().await;
+                } else {
+                    let e = ServerMsg::error(ErrorCode::UnexpectedAnswer, "no offer outstanding");
+                    self.send_to(member, e);
+                }
+            }
+            ClientMsg::Candidate { candidate } => {
+                self.link.candidate(member, candidate);
+                self.drive_link().await;
+            }
+            ClientMsg::Mute { muted } => {
+                state.muted = muted;
+                self.broadcast(None, &ServerMsg::Mute { id: member, muted });
+            }
+            ClientMsg::Rename { name } => {
+                state.name = name.clone();
+                self.broadcast(None, &ServerMsg::MemberRenamed { id: member, name });
+            }
+            ClientMsg::Chat { text, client_ref } => {
+                let message = self.chat.add(member, state.name.clone(), text);
+                let chat = ServerMsg::Chat {
+                    message: message.clone(),
+                };
+                self.broadcast(Some(member), &chat);
+                self.send_to(
+                    member,
+                    ServerMsg::ChatAck {
+                        client_ref,
+                        message,
+                    },
+                );
+            }
+            // Connection-level messages never reach the room.
+            ClientMsg::Join { .. } | ClientMsg::Leave | ClientMsg::Ping => {}
+        }
+    }
+
+    async fn media_event(&mut self, event: MediaEvent) {
+        let member = event.member();
+        if !self.members.contains_key(&member) {
+            return;
+        }
+        self.link.on_event(&event);
+        self.drive_link().await;
+        match event {
+            MediaEvent::Answer { sdp, .. } => self.send_to(member, ServerMsg::Answer { sdp }),
+            MediaEvent::Offer { sdp, .. } => self.send_to(member, ServerMsg::Offer { sdp }),
+            MediaEvent::Error { code, message, .. } => {
+                let code = match code {
+                    MediaErrorCode::InvalidSdp | MediaErrorCode::NoSession => ErrorCode::InvalidSdp,
+                    MediaErrorCode::UnexpectedAnswer => ErrorCode::UnexpectedAnswer,
+                    MediaErrorCode::InvalidCandidate => ErrorCode::InvalidCandidate,
+                };
+                self.send_to(member, ServerMsg::error(code, message));
+            }
+            // No session was made: the member's next offer starts afresh.
+            MediaEvent::Refused { message, .. } => {
+                self.send_to(member, ServerMsg::error(ErrorCode::InvalidSdp, message));
+            }
+            MediaEvent::Connected { .. } => debug!(%member, "media connected"),
+            MediaEvent::TrackPublished { track, kind, .. } => {
+                let track = Track::new(member, track, kind, TrackSource::default_for(kind));
+                if let Some(m) = self.members.get_mut(&member) {
+                    m.tracks.push(track.clone());
+                }
+                self.broadcast(Some(member), &ServerMsg::TrackAdded { track });
+            }
+            MediaEvent::Speaking { speaking, .. } => {
+                if let Some(m) = self.members.get_mut(&member) {
+                    m.speaking = speaking;
+                }
+                self.broadcast(
+                    None,
+                    &ServerMsg::Speaking {
+                        id: member,
+                        speaking,
+                    },
+                );
+            }
+            // The worker has dropped the session already, and the link has let it go.
+            MediaEvent::Failed { reason, .. } => {
+                self.send_to(member, ServerMsg::error(ErrorCode::MediaFailed, reason));
+                let bye = ServerMsg::Bye {
+                    reason: ByeReason::MediaFailed,
+                };
+                self.send_to(member, bye);
+                self.remove(member).await;
+            }
+        }
+    }
+
+    /// Drops a member: their media, their queue (which ends their connection), and tells
+    /// the others.
+    async fn remove(&mut self, member: MemberId) {
+        let Some(state) = self.members.remove(&member) else {
+            return;
+        };
+        self.local.members.fetch_sub(1, Ordering::SeqCst);
+        self.link.remove(member);
+        self.drive_link().await;
+        for track in state.tracks {
+            self.broadcast(None, &ServerMsg::TrackRemoved { track });
+        }
+        self.broadcast(None, &ServerMsg::MemberLeft { id: member });
+        info!(room = self.name, %member, "member left");
+    }
+}

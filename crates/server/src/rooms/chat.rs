@@ -1,0 +1,67 @@
+//! A room's chat: the last messages, kept for those who join later, numbered in order.
+
+use std::collections::VecDeque;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use free4chat_signal::{CHAT_HISTORY_LEN, ChatMessage, MemberId};
+
+#[derive(Debug, Default)]
+pub struct ChatLog {
+    messages: VecDeque<ChatMessage>,
+    /// The number of the last message; increases by one per message.
+    seq: u64,
+}
+
+impl ChatLog {
+    /// Adds a message from `from` (named `name` now), stamped with the server's clock, keeping
+    /// at most [`CHAT_HISTORY_LEN`]. Returns the message as stored.
+    pub fn add(&mut self, from: MemberId, name: String, text: String) -> ChatMessage {
+        self.seq += 1;
+        let message = ChatMessage {
+            seq: self.seq,
+            from,
+            name,
+            text,
+            ts: unix_millis(),
+        };
+        if self.messages.len() >= CHAT_HISTORY_LEN {
+            self.messages.pop_front();
+        }
+        self.messages.push_back(message.clone());
+        message
+    }
+
+    /// The kept messages, oldest first.
+    pub fn history(&self) -> Vec<ChatMessage> {
+        self.messages.iter().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_keeps_the_last_messages_in_order_and_numbers_every_one() {
+        let mut log = ChatLog::default();
+        for i in 0..CHAT_HISTORY_LEN + 5 {
+            let m = log.add(MemberId(1), "Alice".into(), format!("{i}"));
+            assert_eq!(m.seq, i as u64 + 1);
+        }
+        let history = log.history();
+        assert_eq!(history.len(), CHAT_HISTORY_LEN);
+        assert_eq!(log.len(), CHAT_HISTORY_LEN);
+        assert_eq!(history[0].text, "5");
+        assert!(history.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    }
+}

@@ -1,0 +1,72 @@
+//! Where rooms are found by name: the trait every directory implements, and what crosses it.
+
+use async_trait::async_trait;
+use free4chat_signal::{ErrorCode, RoomId};
+use serde::Serialize;
+
+use super::{MemberTx, Membership, RoomHandle};
+
+/// A connection asking to join a room (its name and the nickname already validated).
+#[derive(Debug)]
+pub struct JoinRequest {
+    pub room: String,
+    pub name: String,
+    pub muted: bool,
+    /// Where the room sends this member's messages.
+    pub out: MemberTx,
+    /// The host the client reached us by (the checked `Host` header), for the ICE servers.
+    pub host: Option<String>,
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What `/api/health` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub rooms: usize,
+    /// Members in all rooms (named `peers` in `/api/health`, its first name).
+    #[serde(rename = "peers")]
+    pub members: usize,
+}
+
+/// One running room, as a list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomSummary {
+    pub room: String,
+    pub id: RoomId,
+    pub members: usize,
+}
+
+/// Where rooms are found or made by name.
+#[async_trait]
+pub trait RoomDirectory: Send + Sync {
+    /// Joins the room named in `request`, making it if needed. On success the member's queue
+    /// has received `joined`.
+    async fn join(&self, request: JoinRequest) -> Result<Membership, Refusal>;
+
+    /// The rooms and members of this node.
+    fn counts(&self) -> Counts;
+
+    /// The running rooms.
+    async fn rooms(&self) -> Vec<RoomSummary>;
+
+    /// The running room of that name.
+    async fn find(&self, room: &str) -> Option<RoomHandle>;
+
+    /// Tells every room the server is going away; returns once every room has ended.
+    async fn shutdown(&self);
+}

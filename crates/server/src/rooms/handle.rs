@@ -1,0 +1,157 @@
+//! What others may do with a running room, through its actor's inbox.
+
+use std::sync::Arc;
+
+use free4chat_signal::{ByeReason, ClientMsg, IceServer, Member, MemberId, RoomId};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{MemberTx, Refusal};
+
+/// What a room's actor is asked.
+pub(super) enum RoomCmd {
+    Join {
+        member: MemberId,
+        name: String,
+        muted: bool,
+        out: MemberTx,
+        ice_servers: Vec<IceServer>,
+        reply: oneshot::Sender<JoinReply>,
+    },
+    /// A message from a joined member. Only the in-room kinds arrive here.
+    Msg { member: MemberId, msg: ClientMsg },
+    /// The member's connection is gone, or they said `leave`.
+    Leave { member: MemberId, said_leave: bool },
+    Snapshot {
+        reply: oneshot::Sender<RoomSnapshot>,
+    },
+    /// Removes a member, telling them why. Replies whether they were there.
+    Remove {
+        member: MemberId,
+        reason: ByeReason,
+        reply: oneshot::Sender<bool>,
+    },
+    /// Tells every member why, and ends the room.
+    Close { reason: ByeReason },
+}
+
+pub(super) enum JoinReply {
+    Joined,
+    Refused(Refusal),
+    /// The room was closing; try again (a new room will be made).
+    Retry,
+}
+
+/// A room as it is at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomSnapshot {
+    pub room: String,
+    pub id: RoomId,
+    pub members: Vec<Member>,
+    /// Chat messages kept for those who join later.
+    pub chat_messages: usize,
+}
+
+/// A running room, for those who may act on it.
+#[derive(Clone)]
+pub struct RoomHandle {
+    pub(super) id: RoomId,
+    pub(super) name: Arc<str>,
+    pub(super) tx: mpsc::Sender<RoomCmd>,
+}
+
+impl RoomHandle {
+    pub fn id(&self) -> RoomId {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the room's actor has ended.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// The room's members and chat as they are now; `None` if the room has ended.
+    pub async fn snapshot(&self) -> Option<RoomSnapshot> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(RoomCmd::Snapshot { reply }).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Removes a member, who is told `reason`. Returns whether they were in the room.
+    pub async fn remove(&self, member: MemberId, reason: ByeReason) -> bool {
+        let (reply, rx) = oneshot::channel();
+        let cmd = RoomCmd::Remove {
+            member,
+            reason,
+            reply,
+        };
+        if self.tx.send(cmd).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Closes the room: every member is told `reason` and removed.
+    pub async fn close(&self, reason: ByeReason) {
+        let _ = self.tx.send(RoomCmd::Close { reason }).await;
+    }
+
+    /// Waits until the room's actor has ended.
+    pub async fn closed(&self) {
+        self.tx.closed().await;
+    }
+
+    /// Asks the room to take a member. The directory has made the member id and reserved
+    /// their place among all members.
+    pub(super) async fn join(
+        &self,
+        member: MemberId,
+        (name, muted, out): (String, bool, MemberTx),
+        ice_servers: Vec<IceServer>,
+    ) -> JoinReply {
+        let (reply, rx) = oneshot::channel();
+        let cmd = RoomCmd::Join {
+            member,
+            name,
+            muted,
+            out,
+            ice_servers,
+            reply,
+        };
+        if self.tx.send(cmd).await.is_err() {
+            return JoinReply::Retry;
+        }
+        rx.await.unwrap_or(JoinReply::Retry)
+    }
+}
+
+/// A joined member's handle on their room.
+pub struct Membership {
+    pub member: MemberId,
+    pub(super) room: RoomHandle,
+}
+
+impl Membership {
+    /// Passes an in-room message to the room. Returns false if the room is gone.
+    pub async fn send(&self, msg: ClientMsg) -> bool {
+        let member = self.member;
+        self.room
+            .tx
+            .send(RoomCmd::Msg { member, msg })
+            .await
+            .is_ok()
+    }
+
+    pub async fn leave(self, said_leave: bool) {
+        let member = self.member;
+        let _ = self
+            .room
+            .tx
+            .send(RoomCmd::Leave { member, said_leave })
+            .await;
+    }
+}

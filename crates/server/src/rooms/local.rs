@@ -1,0 +1,240 @@
+//! This node's rooms: name → running room, the limits on rooms and members, and which media
+//! worker each new room starts on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use free4chat_ids::IdSpace;
+use free4chat_media::worker::WorkerHandle;
+use free4chat_media::{Boards, WorkerStats};
+use free4chat_signal::{ByeReason, ErrorCode, MemberId};
+use tokio::sync::{Mutex, mpsc};
+use tracing::info;
+
+use super::actor::{self, RoomSetup};
+use super::handle::JoinReply;
+use super::{Counts, JoinRequest, Membership, Refusal, RoomDirectory, RoomHandle, RoomSummary};
+use crate::ice::IceServers;
+
+/// How many messages may wait for one room.
+const ROOM_QUEUE: usize = 1024;
+/// A join that finds its room closing tries again this many times (each finds a new room).
+const JOIN_TRIES: usize = 3;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_rooms: usize,
+    pub max_room_members: usize,
+    /// Members in all rooms.
+    pub max_members: usize,
+}
+
+/// The node's media workers, and how many rooms each is home to.
+pub struct MediaWorkers {
+    workers: Vec<Arc<WorkerHandle>>,
+    homes: Vec<AtomicUsize>,
+}
+
+impl MediaWorkers {
+    pub fn new(workers: Vec<Arc<WorkerHandle>>) -> MediaWorkers {
+        let homes = workers.iter().map(|_| AtomicUsize::new(0)).collect();
+        MediaWorkers { workers, homes }
+    }
+
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&Arc<WorkerHandle>> {
+        self.workers.get(i)
+    }
+
+    /// The worker home to the fewest rooms, now home to one more.
+    fn take_home(&self) -> Option<usize> {
+        let i = (0..self.workers.len()).min_by_key(|i| self.homes[*i].load(Ordering::Relaxed))?;
+        self.homes[i].fetch_add(1, Ordering::Relaxed);
+        Some(i)
+    }
+
+    pub(super) fn give_back_home(&self, i: usize) {
+        if let Some(n) = self.homes.get(i) {
+            n.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Where each worker publishes its figures.
+    pub fn boards(&self) -> Boards {
+        Boards(self.workers.iter().map(|w| w.board()).collect())
+    }
+
+    /// The workers' fresh figures, summed.
+    pub async fn stats(&self) -> WorkerStats {
+        self.boards().fresh_total().await
+    }
+}
+
+/// What the directory's rooms share with it.
+pub(super) struct Local {
+    pub rooms: Mutex<HashMap<String, RoomHandle>>,
+    pub media: Arc<MediaWorkers>,
+    pub limits: Limits,
+    /// Members a room keeps on its home worker before it spreads over the others (0: never).
+    pub spread_at: usize,
+    /// The STUN/TURN servers handed out in `joined`.
+    ice: IceServers,
+    ids: IdSpace,
+    pub members: AtomicUsize,
+    pub room_count: AtomicUsize,
+}
+
+/// This node's rooms.
+pub struct LocalDirectory {
+    local: Arc<Local>,
+}
+
+impl LocalDirectory {
+    /// Rooms on `media`, with ids under `id_prefix` (unique to this node).
+    pub fn new(
+        media: Arc<MediaWorkers>,
+        limits: Limits,
+        spread_at: usize,
+        ice: IceServers,
+        id_prefix: u64,
+    ) -> LocalDirectory {
+        LocalDirectory {
+            local: Arc::new(Local {
+                rooms: Mutex::new(HashMap::new()),
+                media,
+                limits,
+                spread_at,
+                ice,
+                ids: IdSpace::new(id_prefix),
+                members: AtomicUsize::new(0),
+                room_count: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    pub fn media(&self) -> &Arc<MediaWorkers> {
+        &self.local.media
+    }
+
+    /// The running room of that name, or a new one.
+    async fn room(&self, name: &str) -> Result<RoomHandle, Refusal> {
+        let local = &self.local;
+        let mut rooms = local.rooms.lock().await;
+        if let Some(handle) = rooms.get(name)
+            && !handle.is_closed()
+        {
+            return Ok(handle.clone());
+        }
+        if rooms.len() >= local.limits.max_rooms {
+            return Err(Refusal::new(ErrorCode::ServerFull, "too many rooms"));
+        }
+        let Some(home) = local.media.take_home() else {
+            return Err(Refusal::new(ErrorCode::ServerFull, "no media worker"));
+        };
+        let id = local.ids.room();
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        let handle = RoomHandle {
+            id,
+            name: name.into(),
+            tx,
+        };
+        rooms.insert(name.to_owned(), handle.clone());
+        local.room_count.fetch_add(1, Ordering::Relaxed);
+        info!(room = name, %id, worker = home, "room created");
+        let setup = RoomSetup {
+            id,
+            name: name.to_owned(),
+            home,
+            local: local.clone(),
+        };
+        tokio::spawn(actor::run(setup, rx));
+        Ok(handle)
+    }
+}
+
+#[async_trait]
+impl RoomDirectory for LocalDirectory {
+    async fn join(&self, request: JoinRequest) -> Result<Membership, Refusal> {
+        let local = &self.local;
+        // Reserve a place among all members first, so the limit is never overshot.
+        if local.members.fetch_add(1, Ordering::SeqCst) >= local.limits.max_members {
+            local.members.fetch_sub(1, Ordering::SeqCst);
+            return Err(Refusal::new(ErrorCode::ServerFull, "the server is full"));
+        }
+        let member: MemberId = local.ids.member();
+        let host = request.host.as_deref();
+        let ice_servers = local.ice.for_member(member, host, SystemTime::now());
+        // A room that is closing answers Retry; a second try finds it gone.
+        for _ in 0..JOIN_TRIES {
+            let room = match self.room(&request.room).await {
+                Ok(room) => room,
+                Err(refusal) => {
+                    local.members.fetch_sub(1, Ordering::SeqCst);
+                    return Err(refusal);
+                }
+            };
+            let who = (request.name.clone(), request.muted, request.out.clone());
+            match room.join(member, who, ice_servers.clone()).await {
+                JoinReply::Joined => return Ok(Membership { member, room }),
+                JoinReply::Refused(r) => {
+                    local.members.fetch_sub(1, Ordering::SeqCst);
+                    return Err(r);
+                }
+                JoinReply::Retry => continue,
+            }
+        }
+        local.members.fetch_sub(1, Ordering::SeqCst);
+        Err(Refusal::new(
+            ErrorCode::ServerFull,
+            "the room could not be joined, try again",
+        ))
+    }
+
+    fn counts(&self) -> Counts {
+        Counts {
+            rooms: self.local.room_count.load(Ordering::Relaxed),
+            members: self.local.members.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn rooms(&self) -> Vec<RoomSummary> {
+        let handles: Vec<RoomHandle> = self.local.rooms.lock().await.values().cloned().collect();
+        let mut out = Vec::with_capacity(handles.len());
+        for handle in handles {
+            if let Some(s) = handle.snapshot().await {
+                out.push(RoomSummary {
+                    room: s.room,
+                    id: s.id,
+                    members: s.members.len(),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.room.cmp(&b.room));
+        out
+    }
+
+    async fn find(&self, room: &str) -> Option<RoomHandle> {
+        let rooms = self.local.rooms.lock().await;
+        rooms.get(room).filter(|h| !h.is_closed()).cloned()
+    }
+
+    async fn shutdown(&self) {
+        let handles: Vec<RoomHandle> = self.local.rooms.lock().await.values().cloned().collect();
+        for handle in &handles {
+            handle.close(ByeReason::ServerShutdown).await;
+        }
+        for handle in handles {
+            handle.closed().await;
+        }
+    }
+}

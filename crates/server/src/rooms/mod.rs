@@ -1,0 +1,34 @@
+//! Rooms: who is in each, their names and mute state, the chat, and the link to the media
+//! workers that carry the room's media.
+//!
+//! - [`RoomDirectory`]: where a room is found or made by name. [`LocalDirectory`] keeps this
+//!   node's rooms; a cluster's directory builds on it.
+//! - [`RoomHandle`]: what others may do with a running room: join it, read a snapshot, remove
+//!   a member, close it. [`Membership`] is a joined member's own handle.
+//! - the room's actor (`actor`): one task per room owns its state; connections and media
+//!   workers talk to it over bounded channels. A room is made by its first join and ends,
+//!   freeing everything, when its last member leaves.
+//! - `chat`: the room's recent messages.
+
+mod actor;
+mod chat;
+mod directory;
+mod handle;
+mod local;
+
+use std::sync::Arc;
+
+use free4chat_signal::ServerMsg;
+use tokio::sync::mpsc;
+
+pub use directory::{Counts, JoinRequest, Refusal, RoomDirectory, RoomSummary};
+pub use handle::{Membership, RoomHandle, RoomSnapshot};
+pub use local::{Limits, LocalDirectory, MediaWorkers};
+
+/// How many messages may wait for one member's connection before it counts as stalled.
+pub const MEMBER_QUEUE: usize = 512;
+
+/// A member's outgoing queue. Messages travel behind an `Arc`: a broadcast shares one message
+/// among all its recipients, and the queue's storage holds a pointer per slot rather than a
+/// whole message (the channel allocates its slots 32 at a time, per member).
+pub type MemberTx = mpsc::Sender<Arc<ServerMsg>>;

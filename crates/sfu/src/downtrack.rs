@@ -1,0 +1,171 @@
+//! Down-tracks: one subscriber's copy of an up-track — where it stands in the negotiation, the
+//! route its packets take (payload type, RED), and its own sequence numbers and timestamps.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::Rtc;
+use str0m::media::{Mid, Pt};
+use str0m::rtp::RtpWrite;
+
+use free4chat_ids::{MemberId, TrackKind};
+
+use crate::forward::{Rewriter, Route, red};
+use crate::prepared::Prepared;
+
+/// A down-track's place in its participant's down-tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DownTrackKey(pub usize);
+
+/// Where a down-track stands in the negotiation with its subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Negotiated {
+    /// Wanted; the next server offer adds an m-line for it.
+    ToOpen,
+    /// In an outstanding server offer.
+    Opening(Mid),
+    /// Negotiated: media is forwarded on this mid.
+    Open(Mid),
+    /// The up-track is gone; the next server offer stops the m-line.
+    ToStop(Mid),
+    /// Stopped in an outstanding server offer.
+    Stopping(Mid),
+}
+
+#[derive(Debug)]
+pub struct DownTrack {
+    /// The up-track's publisher and mid.
+    pub publisher: MemberId,
+    pub source_mid: Mid,
+    pub kind: TrackKind,
+    pub state: Negotiated,
+    /// The route for the last source payload type seen (`None`: the subscriber cannot take it).
+    route: Option<(Pt, Option<Route>)>,
+    rewriter: Rewriter,
+}
+
+/// The payloads a fan-out made from one packet, at most once each, for the subscribers who
+/// need them: the RED primary alone, and the packet with its RED payload types rewritten.
+#[derive(Default)]
+pub struct CopyPayloads {
+    unwrapped: Option<Arc<[u8]>>,
+    rewritten: Option<(u8, Arc<[u8]>)>,
+}
+
+impl DownTrack {
+    pub fn new(publisher: MemberId, source_mid: Mid, kind: TrackKind) -> DownTrack {
+        DownTrack {
+            publisher,
+            source_mid,
+            kind,
+            state: Negotiated::ToOpen,
+            route: None,
+            rewriter: Rewriter::default(),
+        }
+    }
+
+    /// The mid on which media is sent, once negotiated.
+    pub fn open_mid(&self) -> Option<Mid> {
+        match self.state {
+            Negotiated::Open(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Whether the m-line is on its way out.
+    pub fn is_stopping(&self) -> bool {
+        matches!(self.state, Negotiated::ToStop(_) | Negotiated::Stopping(_))
+    }
+
+    /// Writes `packet` to the subscriber's session `rtc` on this down-track, if it is open.
+    /// Returns how many RTP packets it wrote: none, the packet, or also frames recovered from
+    /// its RED redundancy. `payloads` keeps what was made from the packet for the next
+    /// subscriber.
+    pub fn write(
+        &mut self,
+        rtc: &mut Rtc,
+        packet: &Prepared,
+        payloads: &mut CopyPayloads,
+        now: Instant,
+    ) -> u64 {
+        let Some(dst_mid) = self.open_mid() else {
+            return 0;
+        };
+        let (h, codec) = (&packet.header, &packet.codec);
+        let clock_rate = codec.params.spec().clock_rate.get();
+        let video = packet.kind == TrackKind::Video;
+        let mut first_of_route = false;
+        let route = match self.route {
+            Some((cached, route)) if cached == h.pt => route,
+            _ => {
+                first_of_route = true;
+                let accepted = rtc.media(dst_mid).map_or(&[][..], |m| m.remote_pts());
+                let matched = rtc.codec_config().match_params(codec.params);
+                let route = Route::find(&codec.params, codec.red, matched, accepted);
+                self.route = Some((h.pt, route));
+                route
+            }
+        };
+        let Some(route) = route else {
+            return 0;
+        };
+        let mut api = rtc.direct_api();
+        let Some(stream) = api.stream_tx_by_mid(dst_mid, None) else {
+            return 0;
+        };
+        if first_of_route && !video {
+            // Audio is never resent (not nackable), so its stream needs no resend cache and no
+            // history of bytes sent to cap resends by: str0m keeps one by default, an entry
+            // per packet.
+            stream.set_rtx_cache(0, Duration::ZERO, None);
+        }
+        let mut written = 0;
+        let wallclock = packet.received;
+        let (out_pt, payload) = match route {
+            Route::Plain { pt } => (pt, packet.payload.clone()),
+            Route::Red { pt, from, to } if from == to => (pt, packet.payload.clone()),
+            Route::Red { pt, from, to } => {
+                let payload = match &payloads.rewritten {
+                    Some((cached, payload)) if *cached == to => payload.clone(),
+                    _ => {
+                        let payload = red::rewrite_red_pt(&packet.payload, from, to);
+                        payloads.rewritten = Some((to, payload.clone()));
+                        payload
+                    }
+                };
+                (pt, payload)
+            }
+            Route::Unwrap { pt } => {
+                for r in &codec.recovered {
+                    let mapped = self.rewriter.map(h.ssrc, r.seq, r.ts, clock_rate, now);
+                    let Some((seq, ts)) = mapped else {
+                        continue;
+                    };
+                    let write = RtpWrite::new(pt, seq, ts, wallclock, r.payload.clone());
+                    stream.write_rtp(write);
+                    written += 1;
+                }
+                let Some((start, true)) = codec.primary else {
+                    return written;
+                };
+                let payload = payloads
+                    .unwrapped
+                    .get_or_insert_with(|| packet.payload.get(start..).unwrap_or_default().into())
+                    .clone();
+                (pt, payload)
+            }
+        };
+        let Some((seq, ts)) = self
+            .rewriter
+            .map(h.ssrc, h.seq, h.rtp_time, clock_rate, now)
+        else {
+            return written;
+        };
+        let write = RtpWrite::new(out_pt, seq, ts, wallclock, payload)
+            .marker(h.marker)
+            .ext_vals(h.ext.clone())
+            .nackable(video);
+        stream.write_rtp(write);
+        written + 1
+    }
+}

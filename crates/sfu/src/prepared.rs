@@ -1,0 +1,87 @@
+//! A packet a participant published, made ready for subscribers once, and what workers hand
+//! each other.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use free4chat_ids::{MemberId, RoomId, TrackKind};
+use str0m::format::PayloadParams;
+use str0m::media::{Mid, Pt};
+use str0m::rtp::{ExtensionValues, SeqNo, Ssrc};
+
+use crate::forward::Recovered;
+
+/// A packet a participant published, made ready for subscribers: its up-track, codec, what its
+/// RED redundancy recovered, and what each copy carries over. Made once, by the worker that
+/// holds the publisher; written to subscribers there and, relayed, in the other workers that
+/// hold members of the room.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub(crate) room: RoomId,
+    /// The up-track: its publisher and mid.
+    pub(crate) src: MemberId,
+    pub(crate) mid: Mid,
+    pub(crate) kind: TrackKind,
+    pub(crate) codec: PreparedCodec,
+    pub(crate) header: PreparedHeader,
+    /// When the publisher's worker received it.
+    pub(crate) received: Instant,
+    pub(crate) payload: Arc<[u8]>,
+}
+
+/// The packet's codec in the publisher's session, and its RED framing.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedCodec {
+    pub params: PayloadParams,
+    /// Whether the payload is RED (RFC 2198) around `params`' codec.
+    pub red: bool,
+    /// RED: where the primary block starts in the payload, and whether it is new.
+    pub primary: Option<(usize, bool)>,
+    pub recovered: Vec<Recovered>,
+}
+
+/// The source RTP header fields a copy is made from.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedHeader {
+    pub ssrc: Ssrc,
+    pub pt: Pt,
+    pub seq: SeqNo,
+    pub rtp_time: u32,
+    pub marker: bool,
+    /// The extensions every subscriber's copy carries over.
+    pub ext: ExtensionValues,
+}
+
+impl Prepared {
+    pub fn room(&self) -> RoomId {
+        self.room
+    }
+}
+
+/// What one worker hands another that holds members of the same room.
+#[derive(Debug)]
+pub enum Relay {
+    /// A packet published by a participant of the sending worker, for the receiver's
+    /// subscribers.
+    Packet(Box<Prepared>),
+    /// A subscriber in the sending worker asks for a keyframe of `src`'s track `mid`.
+    Keyframe { src: MemberId, mid: Mid },
+}
+
+impl Relay {
+    /// The room of a relayed packet; a keyframe request names none.
+    pub fn room(&self) -> Option<RoomId> {
+        match self {
+            Relay::Packet(p) => Some(p.room),
+            Relay::Keyframe { .. } => None,
+        }
+    }
+
+    /// When the packet reached the server, for a relayed packet.
+    pub fn received(&self) -> Option<Instant> {
+        match self {
+            Relay::Packet(p) => Some(p.received),
+            Relay::Keyframe { .. } => None,
+        }
+    }
+}

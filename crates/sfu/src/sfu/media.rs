@@ -1,0 +1,259 @@
+//! What participants' sessions report, and forwarding: tracks published, packets prepared
+//! once and fanned out to each up-track's subscribers, keyframe requests.
+
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::rtp::RtpPacket;
+use str0m::{Event, IceConnectionState, Input};
+use tracing::debug;
+
+use free4chat_ids::{MemberId, RoomId, TrackKind};
+
+use super::Sfu;
+use crate::api::MediaEvent;
+use crate::participant::MAX_PUBLISHED_TRACKS;
+use crate::participants::ParticipantKey;
+use crate::prepared::Relay;
+use crate::uptrack::{UpTrack, UpTrackKey};
+
+impl Sfu {
+    /// Acts on the str0m events drained so far until none are left. Acting may drain further
+    /// participants, whose events are acted on in turn.
+    pub(super) fn act_on_rtc_events(&mut self) {
+        while let Some((key, event)) = self.rtc_events.pop_front() {
+            self.on_rtc_event(key, event);
+        }
+    }
+
+    fn on_rtc_event(&mut self, key: ParticipantKey, event: Event) {
+        let now = self.now;
+        let Some(p) = self.participants.get_mut(key) else {
+            return;
+        };
+        match event {
+            Event::Connected => {
+                p.connection.connected = true;
+                let member = p.member;
+                self.emit(MediaEvent::Connected { member });
+            }
+            Event::IceConnectionStateChange(state) => {
+                p.connection.disconnected_since = match state {
+                    IceConnectionState::Disconnected => Some(now),
+                    _ => None,
+                };
+            }
+            Event::MediaAdded(added) => {
+                let receiving =
+                    matches!(added.direction, Direction::RecvOnly | Direction::SendRecv);
+                if receiving {
+                    let kind = match added.kind {
+                        MediaKind::Audio => TrackKind::Audio,
+                        MediaKind::Video => TrackKind::Video,
+                    };
+                    self.publish(key, added.mid, kind);
+                }
+            }
+            Event::RtpPacket(packet) => self.forward(key, packet),
+            Event::KeyframeRequest(req) => {
+                let source = p.down_on(req.mid).map(|d| (d.publisher, d.source_mid));
+                let room = p.room;
+                if let Some((publisher, mid)) = source {
+                    self.ask_keyframe(room, publisher, mid);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A participant publishes a new track: an up-track every other member of the room here
+    /// subscribes to.
+    fn publish(&mut self, key: ParticipantKey, mid: Mid, kind: TrackKind) {
+        let Some(p) = self.participants.get(key) else {
+            return;
+        };
+        let (room, member) = (p.room, p.member);
+        if self.up_tracks.find(member, mid).is_some() {
+            return;
+        }
+        if p.published.len() >= MAX_PUBLISHED_TRACKS {
+            debug!(%member, "track not forwarded: too many published");
+            return;
+        }
+        let (up, _) = self
+            .up_tracks
+            .insert(UpTrack::new(room, member, mid, kind, Some(key)));
+        if let Some(p) = self.participants.get_mut(key) {
+            p.published.push(up);
+        }
+        self.emit(MediaEvent::TrackPublished {
+            member,
+            track: mid.to_string(),
+            kind,
+        });
+        let shard = self.rooms.entry(room);
+        shard.up_tracks.push(up);
+        let others: Vec<ParticipantKey> = shard
+            .members
+            .iter()
+            .copied()
+            .filter(|o| *o != key)
+            .collect();
+        for other in others {
+            self.subscribe(other, up);
+            self.negotiate(other);
+        }
+    }
+
+    /// Forwards one RTP packet a participant published: prepared once, relayed at once to the
+    /// other workers that hold members of its room, and added to the fan-out batch for the
+    /// subscribers here.
+    fn forward(&mut self, key: ParticipantKey, packet: RtpPacket) {
+        let now = self.now;
+        let Some(up) = self.up_track_of(key, &packet) else {
+            return;
+        };
+        let recovered = self.fan_out.take_recovery_list();
+        let (Some(p), Some(track)) = (self.participants.get_mut(key), self.up_tracks.get_mut(up))
+        else {
+            return;
+        };
+        let (prepared, noticed) = match track.prepare(&p.rtc, packet, recovered) {
+            Ok(done) => done,
+            Err(recovered) => return self.fan_out.give_back_recovery_list(recovered),
+        };
+        if let Some(level) = noticed.audio_level
+            && let Some(speaking) = p.speaking.observe(now, level)
+        {
+            let event = MediaEvent::Speaking {
+                member: p.member,
+                speaking,
+            };
+            self.outbox.events.push_back((p.room, event));
+        }
+        if noticed.needs_keyframe {
+            self.request_keyframe(key, prepared.mid);
+        }
+        // The other workers start on their share before this one writes its own.
+        if let Some(shard) = self.rooms.get(prepared.room) {
+            for &worker in &shard.relay_to {
+                let relay = Relay::Packet(Box::new(prepared.clone()));
+                self.outbox.relays.push_back((worker, relay));
+            }
+            self.stats.relayed += shard.relay_to.len() as u64;
+        }
+        self.fan_out.push(prepared);
+    }
+
+    /// The up-track a participant's packet belongs to: by the SSRC it was last seen on, else
+    /// by the mid str0m knows the stream by.
+    fn up_track_of(&mut self, key: ParticipantKey, packet: &RtpPacket) -> Option<UpTrackKey> {
+        let p = self.participants.get_mut(key)?;
+        let ssrc = packet.header.ssrc;
+        let seen = p
+            .published
+            .iter()
+            .copied()
+            .find(|u| self.up_tracks.get(*u).is_some_and(|t| t.receives(ssrc)));
+        if seen.is_some() {
+            return seen;
+        }
+        let mid = p.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid())?;
+        let up = self.up_tracks.find(p.member, mid)?;
+        p.published.contains(&up).then_some(up)
+    }
+
+    /// Writes the copies of the fan-out batch to its next subscriber, then drains that
+    /// subscriber once. Returns false when nothing is left to write.
+    pub(super) fn fan_out_next_subscriber(&mut self) -> bool {
+        let now = self.now;
+        let Some((key, copies)) = self.fan_out.next_subscriber(&self.up_tracks) else {
+            return false;
+        };
+        let fan_out = &mut self.fan_out;
+        let written = self.participants.get_mut(key).map(|p| {
+            if !p.connection.connected {
+                // Nothing may queue up before the session can send it.
+                return Ok(0);
+            }
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut n = 0;
+                for i in copies {
+                    let Some(copy) = fan_out.copy(i) else {
+                        continue;
+                    };
+                    let (Some(down), Some((packet, payloads))) =
+                        (p.downs.get_mut(copy.down.0), fan_out.packet(copy.packet))
+                    else {
+                        continue;
+                    };
+                    n += down.write(&mut p.rtc, packet, payloads, now);
+                }
+                // str0m sends what was written on its next timeout: give it now, rather than
+                // learn from a drain that the timeout is due.
+                if n > 0
+                    && let Err(e) = p.rtc.handle_input(Input::Timeout(now))
+                {
+                    debug!(member = %p.member, "timeout refused: {e}");
+                }
+                n
+            }))
+        });
+        match written {
+            Some(Ok(0)) | None => {}
+            Some(Ok(n)) => {
+                self.stats.forwarded += n;
+                #[cfg(test)]
+                {
+                    self.test.fan_out_drains += 1;
+                }
+                self.drain(key);
+                self.act_on_rtc_events();
+            }
+            Some(Err(_)) => self.fail(key, "internal error in the media session"),
+        }
+        true
+    }
+
+    /// Asks for a keyframe of `publisher`'s track `mid` on behalf of a member of `room`: from
+    /// the publisher if this worker holds them, else through the workers the room is relayed
+    /// to (the one that holds the publisher acts on it).
+    pub(super) fn ask_keyframe(&mut self, room: RoomId, publisher: MemberId, mid: Mid) {
+        if let Some(key) = self.participants.key_of(publisher) {
+            return self.request_keyframe(key, mid);
+        }
+        if let Some(shard) = self.rooms.get(room) {
+            for &worker in &shard.relay_to {
+                let relay = Relay::Keyframe {
+                    src: publisher,
+                    mid,
+                };
+                self.outbox.relays.push_back((worker, relay));
+            }
+        }
+    }
+
+    /// Asks the publisher `key` for a keyframe of its track `mid`, at most once per throttle
+    /// period.
+    pub(super) fn request_keyframe(&mut self, key: ParticipantKey, mid: Mid) {
+        let now = self.now;
+        let Some(member) = self.participants.get(key).map(|p| p.member) else {
+            return;
+        };
+        let Some(up) = self.up_tracks.find(member, mid) else {
+            return;
+        };
+        if !self
+            .up_tracks
+            .get_mut(up)
+            .is_some_and(|t| t.may_request_keyframe(now))
+        {
+            return;
+        }
+        self.stats.keyframe_requests += 1;
+        self.with_participant(key, |p| {
+            if let Some(stream) = p.rtc.direct_api().stream_rx_by_mid(mid, None) {
+                stream.request_keyframe(str0m::media::KeyframeRequestKind::Pli);
+            }
+        });
+        self.drain(key);
+    }
+}

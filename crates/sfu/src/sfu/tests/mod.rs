@@ -1,0 +1,10 @@
+//! The core driven without any network: str0m clients exchange datagrams with one or two cores
+//! in memory, on a simulated clock, with the rooms' media links orchestrating the cores as the
+//! server's rooms do.
+
+mod fan_out;
+mod forwarding;
+mod harness;
+mod hostile;
+mod spread;
+mod tcp;
