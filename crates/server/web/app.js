@@ -15,7 +15,7 @@ import * as i18n from '/i18n.js';
 import { hydrateIcons } from '/icons.js';
 import { LevelMeters } from '/levels.js';
 import { randomNickname, randomRoomName } from '/names.js';
-import * as store from '/store.js';
+import * as prefs from '/prefs.js';
 
 const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const NICK_MAX = 32;
@@ -137,7 +137,7 @@ function updateLonely() {
 // Language
 
 function initLanguage() {
-  const stored = store.language.get();
+  const stored = prefs.language.get();
   const lang = stored && i18n.isLanguage(stored) ? stored : i18n.pickLanguage(navigator.languages ?? [navigator.language]);
   i18n.setLanguage(lang);
   f4c.lang = i18n.getLanguage();
@@ -152,7 +152,7 @@ function initLanguage() {
     if (micProblem) f4c.micError = i18n.t(micProblem.key, micProblem.args ?? {});
   });
   ui.fillLanguages(i18n.LANGUAGES, f4c.lang, (code) => {
-    store.language.set(code);
+    prefs.language.set(code);
     i18n.setLanguage(code);
   });
   i18n.translate(document);
@@ -193,7 +193,7 @@ function homePage() {
   const form = ui.$('home-form');
   const roomInput = ui.$('home-room');
   const nameInput = ui.$('home-name');
-  nameInput.value = store.nickname.get();
+  nameInput.value = prefs.nickname.get();
 
   roomInput.addEventListener('input', () => {
     const v = roomInput.value.trim();
@@ -225,15 +225,15 @@ function homePage() {
       nameInput.focus();
       return;
     }
-    if (nick) store.nickname.set(nick);
+    if (nick) prefs.nickname.set(nick);
     window.location.assign(roomHref(room, nick));
   });
 
   const renderRecent = () =>
-    ui.renderRecent(store.recent.list(), {
+    ui.renderRecent(prefs.recent.list(), {
       href: (item) => roomHref(item.room, item.name),
       onForget: (item) => {
-        store.recent.forget(item.room);
+        prefs.recent.forget(item.room);
         renderRecent();
         const next = document.querySelector('#recent-list .recent-forget') ?? roomInput;
         next.focus();
@@ -267,7 +267,7 @@ function askName(room, given, refusal = null) {
   ui.showView('ask-name');
   i18n.setText(ui.$('ask-name-heading'), 'ask.heading', { room });
   const input = ui.$('ask-name-input');
-  input.value = given ?? store.nickname.get();
+  input.value = given ?? prefs.nickname.get();
   showProblem('ask-name-error', refusal ?? (given !== null ? nickProblem(given) : null));
   // Assigned, not added: this form can be shown again after the server refuses a nickname.
   input.oninput = () => showProblem('ask-name-error', null);
@@ -290,7 +290,7 @@ function askName(room, given, refusal = null) {
 }
 
 function enterRoom(room, name) {
-  store.nickname.set(name);
+  prefs.nickname.set(name);
   f4c.room = room;
   f4c.name = name;
   ui.showView('room');
@@ -298,7 +298,7 @@ function enterRoom(room, name) {
   ui.setMuteButton({ muted: false, enabled: false });
   wireRoomControls();
   setChatCollapsed(narrow.matches);
-  ui.$('headphones-tip').hidden = store.dismissed.has('headphones');
+  ui.$('headphones-tip').hidden = prefs.dismissed.has('headphones');
   renderMembers();
   connect();
 }
@@ -478,7 +478,7 @@ function onJoined(msg, sess) {
   renderMembers();
   for (const message of msg.chat ?? []) addChat(message, { history: true });
   ui.setChatEnabled(true);
-  store.recent.remember(f4c.room, f4c.name);
+  prefs.recent.remember(f4c.room, f4c.name);
   startMedia(sess, iceServersFrom(msg.ice_servers)).catch((err) => {
     console.error('audio set-up failed', err);
     ui.toast('toast.audioSetup', { reason: err && err.message ? err.message : String(err) }, 'error');
@@ -525,7 +525,7 @@ async function startMedia(sess, iceServers) {
 }
 
 /** Opens the microphone (once at a time); true when we have one. */
-function acquireMic({ deviceId = store.devices.mic(), exact = false } = {}) {
+function acquireMic({ deviceId = prefs.devices.mic(), exact = false } = {}) {
   if (micRequest) return micRequest;
   micRequest = (async () => {
     let stream;
@@ -713,8 +713,8 @@ function onMemberRenamed(msg) {
   member.name = String(msg.name);
   if (id === f4c.selfId) {
     f4c.name = member.name;
-    store.nickname.set(member.name);
-    store.recent.remember(f4c.room, member.name);
+    prefs.nickname.set(member.name);
+    prefs.recent.remember(f4c.room, member.name);
   }
   renderMembers();
   if (old !== member.name) ui.appendSystemLine('sys.renamed', { old, name: member.name });
@@ -972,7 +972,7 @@ async function leave() {
 
 async function refreshDevices() {
   const { inputs, outputs } = await listAudioDevices();
-  const current = micTrack ? micTrack.getSettings().deviceId : store.devices.mic();
+  const current = micTrack ? micTrack.getSettings().deviceId : prefs.devices.mic();
   ui.fillDeviceSelect('mic-select', inputs, current, 'dev.unnamedMic');
   const speakers = canChooseSpeaker();
   ui.$('speaker-row').hidden = !speakers;
@@ -990,7 +990,7 @@ async function chooseMic(deviceId) {
     refreshDevices();
     return;
   }
-  store.devices.setMic(deviceId);
+  prefs.devices.setMic(deviceId);
   await publishMic();
   if (mutedForNoMic) {
     mutedForNoMic = false;
@@ -1001,7 +1001,7 @@ async function chooseMic(deviceId) {
 
 async function chooseSpeaker(deviceId) {
   f4c.speakerId = deviceId || null;
-  store.devices.setSpeaker(deviceId);
+  prefs.devices.setSpeaker(deviceId);
   try {
     await ui.setRemoteSink(deviceId || 'default');
   } catch (err) {
@@ -1027,7 +1027,7 @@ let controlsWired = false;
 function wireRoomControls() {
   if (controlsWired) return;
   controlsWired = true;
-  f4c.speakerId = store.devices.speaker();
+  f4c.speakerId = prefs.devices.speaker();
   ui.setMemberHandlers({ onToggleLocalMute: toggleLocalMute, onRename: openRename });
   ui.$('mute-btn').addEventListener('click', () => {
     mutedForNoMic = false;
@@ -1038,7 +1038,7 @@ function wireRoomControls() {
   ui.$('copy-link-btn').addEventListener('click', copyLink);
   ui.$('lonely-copy').addEventListener('click', copyLink);
   ui.$('headphones-dismiss').addEventListener('click', () => {
-    store.dismissed.add('headphones');
+    prefs.dismissed.add('headphones');
     ui.$('headphones-tip').hidden = true;
     ui.$('main').focus();
   });
