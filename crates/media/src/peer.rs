@@ -158,7 +158,7 @@ impl Peer {
                     let mid = api.add_media(
                         kind,
                         Direction::SendOnly,
-                        Some(sub.source.to_string()),
+                        Some(format!("{}-{}", sub.source, sub.source_mid)),
                         Some(format!("{}-{}", sub.source, sub.source_mid)),
                         None,
                     );

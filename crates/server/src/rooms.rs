@@ -15,7 +15,7 @@ use free4chat_media::worker::{WorkerHandle, WorkerMsg, WorkerStats};
 use free4chat_media::{MediaCmd, MediaErrorCode, MediaEvent, RoomId, TrackKind};
 use free4chat_signal::{
     ByeReason, CHAT_HISTORY_LEN, ChatMessage, ClientMsg, ErrorCode, IceServer, Member,
-    PROTOCOL_VERSION, PeerId, ServerMsg, Track,
+    PROTOCOL_VERSION, PeerId, ServerMsg, Sources, Track, TrackSource,
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -294,6 +294,10 @@ struct MemberState {
     /// The media worker holding a session for this member, if one does.
     media: Option<usize>,
     tracks: Vec<Track>,
+    /// What the member's sending m-lines carry, by mid, as their latest offer that said so
+    /// declared it (bounded by `validate_sources`). Every offer describes the whole session,
+    /// so a newer declaration replaces an older one.
+    sources: Sources,
 }
 
 impl MemberState {
@@ -573,6 +577,7 @@ impl Room {
                     out,
                     media: None,
                     tracks: Vec::new(),
+                    sources: Sources::new(),
                 };
                 let member = state.public(peer);
                 self.members.insert(peer, state);
@@ -601,19 +606,24 @@ impl Room {
             return;
         };
         match msg {
-            ClientMsg::Offer { sdp } => match member.media {
-                Some(w) => self.media(w, MediaCmd::Offer { peer, sdp }).await,
-                None => {
-                    let w = self.place();
-                    if let Some(m) = self.members.get_mut(&peer) {
-                        m.media = Some(w);
-                    }
-                    self.attach(w).await;
-                    let room = self.id;
-                    let offer = sdp;
-                    self.media(w, MediaCmd::AddPeer { room, peer, offer }).await;
+            ClientMsg::Offer { sdp, sources } => {
+                if let Some(sources) = sources {
+                    member.sources = sources;
                 }
-            },
+                match member.media {
+                    Some(w) => self.media(w, MediaCmd::Offer { peer, sdp }).await,
+                    None => {
+                        let w = self.place();
+                        if let Some(m) = self.members.get_mut(&peer) {
+                            m.media = Some(w);
+                        }
+                        self.attach(w).await;
+                        let room = self.id;
+                        let offer = sdp;
+                        self.media(w, MediaCmd::AddPeer { room, peer, offer }).await;
+                    }
+                }
+            }
             ClientMsg::Answer { sdp } => {
                 if let Some(w) = member.media {
                     self.media(w, MediaCmd::Answer { peer, sdp }).await;
@@ -695,19 +705,17 @@ impl Room {
             }
             MediaEvent::Connected { .. } => debug!(peer, "media connected"),
             MediaEvent::TrackPublished { track, kind, .. } => {
-                let track = Track {
-                    peer,
-                    id: track,
-                    kind: match kind {
-                        TrackKind::Audio => free4chat_signal::TrackKind::Audio,
-                        TrackKind::Video => free4chat_signal::TrackKind::Video,
-                    },
+                let kind = match kind {
+                    TrackKind::Audio => free4chat_signal::TrackKind::Audio,
+                    TrackKind::Video => free4chat_signal::TrackKind::Video,
                 };
-                let mut held_by = None;
-                if let Some(m) = self.members.get_mut(&peer) {
-                    m.tracks.push(track.clone());
-                    held_by = m.media;
-                }
+                let Some(m) = self.members.get_mut(&peer) else {
+                    return;
+                };
+                let source = TrackSource::resolve(m.sources.get(&track).copied(), kind);
+                let track = Track::new(peer, track, kind, source);
+                m.tracks.push(track.clone());
+                let held_by = m.media;
                 // The room's members on other workers receive it too.
                 for w in self
                     .used_workers()
