@@ -183,8 +183,8 @@ async function talkThrough(name, { serverArgs, https = false, steer, browserArgs
                 f.state === 'joined' &&
                 f.pc &&
                 f.pc.connectionState === 'connected' &&
-                f.remoteStreams.size === 1 &&
-                [...f.remoteStreams.values()].every((s) => s.getAudioTracks().some((t) => t.readyState === 'live'))
+                [...f.remoteMedia.values()].filter((m) => m.kind === 'audio').length === 1 &&
+                [...f.remoteMedia.values()].every((m) => m.kind !== 'audio' || m.track.readyState === 'live')
               );
             },
             null,

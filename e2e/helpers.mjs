@@ -296,9 +296,13 @@ export function f4cSnapshot() {
     state: f.state,
     selfId: f.selfId,
     members: Object.fromEntries([...f.members].map(([id, m]) => [id, { ...m }])),
-    remoteStreams: [...f.remoteStreams].map(([id, s]) => ({
-      id,
-      tracks: s.getTracks().map((t) => ({ kind: t.kind, readyState: t.readyState, muted: t.muted })),
+    tracks: [...f.tracks.values()],
+    remoteMedia: [...f.remoteMedia.values()].map((m) => ({
+      key: m.key,
+      peer: m.peer,
+      kind: m.kind,
+      stream: m.stream.id,
+      track: { kind: m.track.kind, readyState: m.track.readyState, muted: m.track.muted },
     })),
     pc: f.pc ? { connectionState: f.pc.connectionState, signalingState: f.pc.signalingState } : null,
     chat: f.chat,
@@ -310,8 +314,9 @@ export function f4cSnapshot() {
 }
 
 /**
- * Listens to every remote stream through Web Audio and reports, per publishing member id, the
- * dominant frequency (at or above 100 Hz), its level in dB and the signal's RMS.
+ * Listens to every remote audio track through Web Audio and reports, per track, its publishing
+ * member's id (`id`) and its key, the dominant frequency (at or above 100 Hz), its level in dB
+ * and the signal's RMS.
  */
 export async function measureRemoteTones({ durationMs = 2000, samples = 10, fftSize = 8192 }) {
   const sleepIn = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -327,15 +332,17 @@ export async function measureRemoteTones({ durationMs = 2000, samples = 10, fftS
   sink.gain.value = 0;
   sink.connect(ctx.destination);
   const probes = [];
-  for (const [id, stream] of window.f4c.remoteStreams) {
-    const source = ctx.createMediaStreamSource(stream);
+  for (const media of window.f4c.remoteMedia.values()) {
+    if (media.kind !== 'audio') continue;
+    const source = ctx.createMediaStreamSource(media.stream);
     const analyser = ctx.createAnalyser();
     analyser.fftSize = fftSize;
     analyser.smoothingTimeConstant = 0;
     source.connect(analyser);
     analyser.connect(sink);
     probes.push({
-      id,
+      id: media.peer,
+      key: media.key,
       analyser,
       spectrum: new Float32Array(analyser.frequencyBinCount),
       wave: new Float32Array(analyser.fftSize),
@@ -375,6 +382,7 @@ export async function measureRemoteTones({ durationMs = 2000, samples = 10, fftS
   await ctx.close();
   return probes.map((p) => ({
     id: p.id,
+    key: p.key,
     freq: median(p.peaks),
     level: median(p.levels),
     rms: median(p.rms),
@@ -403,10 +411,12 @@ export function waitStreams(page, count, timeout = 30_000) {
   return page.waitForFunction(
     (n) => {
       const f = window.f4c;
+      if (!f) return false;
+      const audio = [...f.remoteMedia.values()].filter((m) => m.kind === 'audio');
       return (
-        !!f &&
-        f.remoteStreams.size === n &&
-        [...f.remoteStreams.values()].every((s) => s.getAudioTracks().some((t) => t.readyState === 'live'))
+        audio.length === n &&
+        new Set(audio.map((m) => m.peer)).size === n &&
+        audio.every((m) => m.track.readyState === 'live' && m.stream.getTracks().includes(m.track))
       );
     },
     count,

@@ -91,20 +91,18 @@ test('each browser hears exactly the other two tones', { timeout: 90_000 }, asyn
       handles.push(h);
     }
 
-    // Everyone is in, sees three members and receives two live audio streams.
+    // Everyone is in, sees three members and receives two live audio tracks, one from each.
     await Promise.all(
       handles.map((h) =>
         h.page.waitForFunction(
           () => {
             const f = window.f4c;
+            if (!f || f.state !== 'joined' || f.members.size !== 3) return false;
+            const audio = [...f.remoteMedia.values()].filter((m) => m.kind === 'audio');
             return (
-              f &&
-              f.state === 'joined' &&
-              f.members.size === 3 &&
-              f.remoteStreams.size === 2 &&
-              [...f.remoteStreams.values()].every((s) =>
-                s.getAudioTracks().some((t) => t.readyState === 'live'),
-              )
+              audio.length === 2 &&
+              new Set(audio.map((m) => m.peer)).size === 2 &&
+              audio.every((m) => m.track.readyState === 'live')
             );
           },
           null,
@@ -155,6 +153,7 @@ test('each browser hears exactly the other two tones', { timeout: 90_000 }, asyn
     for (const [i, person] of PEOPLE.entries()) {
       const others = PEOPLE.filter((p) => p !== person);
       const byId = Object.fromEntries(measured[i].map((m) => [m.id, m]));
+      assert.equal(measured[i].length, others.length, `${person.name}: one audio track per other member`);
       assert.deepEqual(
         Object.keys(byId).sort(),
         others.map((p) => idOf[p.name]).sort(),

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use free4chat_signal::{ClientMsg, MemberId, PROTOCOL_VERSION, ServerMsg};
+use free4chat_signal::{ClientMsg, MemberId, PROTOCOL_VERSION, ServerMsg, Sources, TrackSource};
 use futures_util::{SinkExt, StreamExt};
 use str0m::media::Direction;
 use tokio::sync::mpsc;
@@ -63,6 +63,9 @@ pub struct ClientConfig {
     pub drop_every_nth_rtp: Option<u32>,
     /// Media over TCP only (ICE-TCP), as a browser whose UDP is blocked.
     pub tcp: bool,
+    /// The source to declare for the published audio track in the offer's `sources`; none
+    /// leaves it to the server's default (a microphone).
+    pub source: Option<TrackSource>,
 }
 
 impl ClientConfig {
@@ -77,6 +80,7 @@ impl ClientConfig {
             red: false,
             drop_every_nth_rtp: None,
             tcp: false,
+            source: None,
         }
     }
 }
@@ -156,8 +160,14 @@ impl Client {
         } else {
             Direction::RecvOnly
         };
-        let offer = session.offer(dir)?;
-        ws.send(Message::text(to_json(&ClientMsg::Offer { sdp: offer })))
+        let sdp = session.offer(dir)?;
+        let sources = match (config.source, session.mid()) {
+            (Some(source), Some(mid)) if config.publish => {
+                Some(Sources::from([(mid.to_string(), source)]))
+            }
+            _ => None,
+        };
+        ws.send(Message::text(to_json(&ClientMsg::Offer { sdp, sources })))
             .await?;
 
         let (control, control_rx) = mpsc::channel(256);

@@ -224,6 +224,11 @@ impl MediaSession {
         Ok(offer.to_sdp_string())
     }
 
+    /// The mid of our audio m-line, once offered.
+    pub fn mid(&self) -> Option<Mid> {
+        self.mid
+    }
+
     /// Runs until the control channel closes or the session fails. Answers to remote offers
     /// go out on `sdp_out`.
     pub async fn run(

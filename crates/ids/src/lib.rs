@@ -90,22 +90,55 @@ pub enum TrackKind {
     Video,
 }
 
-/// What a track carries, as its publisher declares it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What a track carries: the device or surface it comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TrackSource {
+    /// Also what a track described without a source is: before sources were part of the
+    /// protocol, every published track was a microphone.
+    #[default]
     Microphone,
     Camera,
+    /// A shared screen, window or tab: its picture, or the sound it plays.
     Screen,
 }
 
 impl TrackSource {
-    /// What a track of `kind` carries when its publisher did not say.
+    /// The source of a track whose publisher did not say: a microphone for audio, a camera
+    /// for video.
     pub fn default_for(kind: TrackKind) -> TrackSource {
         match kind {
             TrackKind::Audio => TrackSource::Microphone,
             TrackKind::Video => TrackSource::Camera,
         }
+    }
+
+    /// Whether a track of `kind` can come from this source: a microphone gives audio, a camera
+    /// video, and a shared screen either.
+    pub fn carries(self, kind: TrackKind) -> bool {
+        match self {
+            TrackSource::Microphone => kind == TrackKind::Audio,
+            TrackSource::Camera => kind == TrackKind::Video,
+            TrackSource::Screen => true,
+        }
+    }
+
+    /// The source of a published track of `kind`: the one declared, if it can carry that
+    /// kind, else the default.
+    pub fn resolve(declared: Option<TrackSource>, kind: TrackKind) -> TrackSource {
+        declared
+            .filter(|s| s.carries(kind))
+            .unwrap_or_else(|| TrackSource::default_for(kind))
+    }
+}
+
+impl fmt::Display for TrackSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrackSource::Microphone => "microphone",
+            TrackSource::Camera => "camera",
+            TrackSource::Screen => "screen",
+        })
     }
 }
 

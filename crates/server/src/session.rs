@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use free4chat_signal::{
     ByeReason, ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg, validate_chat_text,
-    validate_client_ref, validate_nickname, validate_room_name,
+    validate_client_ref, validate_nickname, validate_room_name, validate_sources,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
@@ -314,8 +314,13 @@ impl Session {
                 self.pass_to_room(ClientMsg::Chat { text, client_ref })
                     .await
             }
-            msg @ (ClientMsg::Offer { .. }
-            | ClientMsg::Answer { .. }
+            ClientMsg::Offer { sdp, sources } => {
+                if let Some(Err(e)) = sources.as_ref().map(validate_sources) {
+                    return self.refuse(e.code, e.message);
+                }
+                self.pass_to_room(ClientMsg::Offer { sdp, sources }).await
+            }
+            msg @ (ClientMsg::Answer { .. }
             | ClientMsg::Candidate { .. }
             | ClientMsg::Mute { .. }) => self.pass_to_room(msg).await,
         };

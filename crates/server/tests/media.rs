@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::*;
 use free4chat_client::{Client, ClientConfig};
 use free4chat_media::priority::Realtime;
-use free4chat_signal::{ClientMsg, MemberId, ServerMsg};
+use free4chat_signal::{ClientMsg, MemberId, ServerMsg, TrackKind, TrackSource};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_is_forwarded_both_ways() {
@@ -71,6 +71,77 @@ async fn joins_and_leaves_renegotiate_without_interrupting_audio() {
     assert!(alice.with_state(|s| s.messages.iter().any(
         |m| matches!(m, ServerMsg::TrackRemoved { track } if track.member == carol_id(&s.messages))
     )));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_track_carries_its_declared_source_and_a_stream_of_its_own() {
+    let server = server().await;
+    // Alice says her audio is a shared screen's sound; Bob says nothing about his.
+    let mut screen = ClientConfig::new(server.http_addr(), "sources", "Alice");
+    screen.source = Some(TrackSource::Screen);
+    let alice = Client::join(screen).await.unwrap();
+    let bob = join(&server, "sources", "Bob").await;
+    assert!(hears(&bob, &alice, 10).await && hears(&alice, &bob, 10).await);
+
+    let added = |c: &Client, peer: MemberId| {
+        c.with_state(|s| {
+            s.messages.iter().find_map(|m| match m {
+                ServerMsg::TrackAdded { track } if track.member == peer => Some(track.clone()),
+                _ => None,
+            })
+        })
+    };
+    // Bob may have joined before or after Alice's track was published: it is in his `joined`
+    // or in a `track_added`.
+    let in_joined = |c: &Client, peer: MemberId| match &c.joined {
+        ServerMsg::Joined { tracks, .. } => tracks.iter().find(|t| t.member == peer).cloned(),
+        _ => None,
+    };
+    let alices = added(&bob, alice.id)
+        .or_else(|| in_joined(&bob, alice.id))
+        .expect("Bob knows Alice's track");
+    assert_eq!(alices.source, TrackSource::Screen);
+    assert_eq!(alices.kind, TrackKind::Audio);
+    assert_eq!(alices.stream, format!("{}-{}", alice.id, alices.id));
+    let bobs = added(&alice, bob.id).expect("Alice is told of Bob's track");
+    assert_eq!(
+        bobs.source,
+        TrackSource::Microphone,
+        "the default for audio"
+    );
+    assert_eq!(bobs.stream, format!("{}-{}", bob.id, bobs.id));
+
+    // In the SDP the server sends, each track's msid names that stream, not the member.
+    let offered = |c: &Client| {
+        c.with_state(|s| {
+            s.messages
+                .iter()
+                .filter_map(|m| match m {
+                    ServerMsg::Offer { sdp } => Some(sdp.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    };
+    let msid = format!("a=msid:{} ", alices.stream);
+    assert!(offered(&bob).contains(&msid), "{msid} in {}", offered(&bob));
+    let msid = format!("a=msid:{} ", bobs.stream);
+    assert!(
+        offered(&alice).contains(&msid),
+        "{msid} in {}",
+        offered(&alice)
+    );
+
+    // A latecomer finds both tracks, as published, in `joined`.
+    let carol = join(&server, "sources", "Carol").await;
+    let ServerMsg::Joined { tracks, .. } = &carol.joined else {
+        panic!("not joined: {:?}", carol.joined);
+    };
+    let mut tracks = tracks.clone();
+    tracks.sort_by_key(|t| t.member);
+    assert_eq!(tracks, vec![alices, bobs]);
     server.shutdown().await;
 }
 
@@ -374,7 +445,11 @@ async fn a_connection_that_vanishes_mid_negotiation_is_cleaned_up() {
         );
         api.apply().unwrap().0.to_sdp_string()
     };
-    let msg = serde_json::to_string(&ClientMsg::Offer { sdp: offer }).unwrap();
+    let msg = serde_json::to_string(&ClientMsg::Offer {
+        sdp: offer,
+        sources: None,
+    })
+    .unwrap();
     send_text(&mut w, &msg).await;
     let answer = next_matching(&mut w, |m| matches!(m, ServerMsg::Answer { .. })).await;
     assert!(answer.is_some(), "the offer was answered");

@@ -229,6 +229,26 @@ async fn bad_messages_get_stable_error_codes_and_disturb_nobody() {
     expect_error(&mut w, ErrorCode::InvalidSdp).await;
     send_text(&mut w, r#"{"type":"offer","sdp":"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"}"#).await;
     expect_error(&mut w, ErrorCode::InvalidSdp).await;
+    // An offer's `sources`: a source nobody knows, too many mids, a mid too long or with a
+    // space. Each is refused before the SDP is looked at.
+    let many: serde_json::Map<String, serde_json::Value> =
+        (0..17).map(|i| (i.to_string(), "camera".into())).collect();
+    for (sources, code) in [
+        (serde_json::json!({"0": "tuba"}), ErrorCode::BadMessage),
+        (serde_json::Value::Object(many), ErrorCode::InvalidSources),
+        (
+            serde_json::json!({"m".repeat(17): "camera"}),
+            ErrorCode::InvalidSources,
+        ),
+        (
+            serde_json::json!({"a b": "screen"}),
+            ErrorCode::InvalidSources,
+        ),
+    ] {
+        let j = serde_json::json!({"type":"offer","sdp":"v=0","sources":sources});
+        send_text(&mut w, &j.to_string()).await;
+        expect_error(&mut w, code).await;
+    }
 
     // The calm member saw only the tester arrive, nothing else.
     let seen = next(&mut other).await;

@@ -1,14 +1,18 @@
+// @ts-check
 // Avatars generated from a nickname: a disc in a colour taken from a hash of the name, with a
 // left-right symmetric 5×5 pattern of rounded tiles, also taken from the hash. The same name
 // always gives the same picture, in every browser.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
-/** FNV-1a over the name's code points, then a final avalanche so nearby names differ. */
+/**
+ * FNV-1a over the name's code points, then a final avalanche so nearby names differ.
+ * @param {string} name
+ */
 export function hashName(name) {
   let h = 0x811c9dc5;
   for (const ch of String(name).normalize('NFC')) {
-    h ^= ch.codePointAt(0);
+    h ^= ch.codePointAt(0) ?? 0;
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   h ^= h >>> 16;
@@ -19,12 +23,16 @@ export function hashName(name) {
   return h >>> 0;
 }
 
-/** The hue (0–359) that stands for a name, in avatars and chat. */
+/**
+ * The hue (0–359) that stands for a name, in avatars and chat.
+ * @param {string} name
+ */
 export function nameHue(name) {
   return hashName(name) % 360;
 }
 
 /** Which tiles of the 5×5 grid are on: 15 bits for the left three columns, mirrored. */
+/** @param {number} hash @returns {[number, number][]} */
 function tiles(hash) {
   // A second hash so the pattern does not move in step with the colour.
   const bits = Math.imul(hash ^ 0x5bd1e995, 0x27d4eb2d) >>> 0;
@@ -46,6 +54,7 @@ function tiles(hash) {
 }
 
 /** A new avatar <svg> for `name`, decorative (the name is always written next to it). */
+/** @param {string} name */
 export function avatarSvg(name) {
   const hash = hashName(name);
   const hue = hash % 360;
@@ -80,6 +89,7 @@ export function avatarSvg(name) {
 }
 
 /** A short fingerprint of the avatar for a name (used by tests and for caching). */
+/** @param {string} name */
 export function avatarKey(name) {
   return hashName(name).toString(16).padStart(8, '0');
 }

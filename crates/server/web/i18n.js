@@ -1,3 +1,4 @@
+// @ts-check
 // Translations and the machinery to show them. Every visible string of the page lives in
 // MESSAGES (from /messages.js), once per language, as plain objects; this module picks a language,
 // fills in {placeholders} and applies the strings to the page.
@@ -29,12 +30,18 @@ export const LANGUAGES = [
 export const DEFAULT_LANGUAGE = 'en';
 const CODES = new Set(LANGUAGES.map((l) => l.code));
 
+/** A message: a string, or plural forms ({one, other, …}) chosen by the value {n}. */
+/** @typedef {string | Record<string, string>} Message */
+/** @typedef {Record<string, string | number>} Args */
+
 let current = DEFAULT_LANGUAGE;
+/** @type {Set<(code: string) => void>} */
 const listeners = new Set();
 
 /**
  * The best of our languages for a list of BCP 47 tags in order of preference
  * (navigator.languages), or the default.
+ * @param {readonly string[]} preferred
  */
 export function pickLanguage(preferred = []) {
   for (const raw of preferred) {
@@ -57,6 +64,7 @@ export function pickLanguage(preferred = []) {
   return DEFAULT_LANGUAGE;
 }
 
+/** @param {string} code */
 export function isLanguage(code) {
   return CODES.has(code);
 }
@@ -65,7 +73,10 @@ export function getLanguage() {
   return current;
 }
 
-/** Switches the language (unknown codes are ignored) and tells every listener. */
+/**
+ * Switches the language (unknown codes are ignored) and tells every listener.
+ * @param {string} code
+ */
 export function setLanguage(code) {
   if (!CODES.has(code) || code === current) return false;
   current = code;
@@ -73,19 +84,28 @@ export function setLanguage(code) {
   return true;
 }
 
-/** Calls `fn(code)` after every language switch. */
+/**
+ * Calls `fn(code)` after every language switch.
+ * @param {(code: string) => void} fn
+ */
 export function onLanguageChange(fn) {
   listeners.add(fn);
   return () => listeners.delete(fn);
 }
 
+/**
+ * @param {string} lang
+ * @param {string} key
+ * @returns {Message | undefined}
+ */
 function lookup(lang, key) {
-  const table = MESSAGES[lang];
+  const table = /** @type {Record<string, Record<string, Message>>} */ (MESSAGES)[lang];
   return table && Object.prototype.hasOwnProperty.call(table, key) ? table[key] : undefined;
 }
 
+/** @param {string} template @param {Args} args */
 function fill(template, args) {
-  return template.replace(/\{(\w+)\}/g, (whole, name) =>
+  return template.replace(/\{(\w+)\}/g, (whole, /** @type {string} */ name) =>
     Object.prototype.hasOwnProperty.call(args, name) ? String(args[name]) : whole,
   );
 }
@@ -94,6 +114,8 @@ function fill(template, args) {
  * The string for `key` in the current language (or English, or the key itself), with
  * {placeholders} filled from `args`. A value may be a plural table ({one, other, …}), chosen by
  * `args.n` with the language's plural rules.
+ * @param {string} key
+ * @param {Args} [args]
  */
 export function t(key, args = {}, lang = current) {
   let value = lookup(lang, key);
@@ -117,6 +139,7 @@ const ATTRS = [
   ['i18nPlaceholder', 'placeholder'],
 ];
 
+/** @param {HTMLElement} el @returns {Args} */
 function argsOf(el) {
   const raw = el.dataset.i18nArgs;
   if (!raw) return {};
@@ -127,7 +150,10 @@ function argsOf(el) {
   }
 }
 
-/** Applies the current language to one element's data-i18n* attributes. */
+/**
+ * Applies the current language to one element's data-i18n* attributes.
+ * @param {HTMLElement} el
+ */
 export function translateElement(el) {
   const args = argsOf(el);
   if (el.dataset.i18n) el.textContent = t(el.dataset.i18n, args);
@@ -136,19 +162,30 @@ export function translateElement(el) {
   }
 }
 
-/** Applies the current language to `root` and everything in it. */
+/**
+ * Applies the current language to `root` and everything in it.
+ * @param {Document | HTMLElement} root
+ */
 export function translate(root = document) {
   const sel = '[data-i18n],[data-i18n-aria-label],[data-i18n-title],[data-i18n-placeholder]';
-  if (root.matches && root.matches(sel)) translateElement(root);
-  for (const el of root.querySelectorAll(sel)) translateElement(el);
+  if (root instanceof HTMLElement && root.matches(sel)) translateElement(root);
+  for (const el of root.querySelectorAll(sel)) if (el instanceof HTMLElement) translateElement(el);
 }
 
+/** @param {HTMLElement} el @param {Args | undefined} args */
 function setArgs(el, args) {
   if (args && Object.keys(args).length > 0) el.dataset.i18nArgs = JSON.stringify(args);
   else delete el.dataset.i18nArgs;
 }
 
-/** Shows `key` (with `args`) as the element's text, now and after every language switch. */
+/**
+ * Shows `key` (with `args`) as the element's text, now and after every language switch.
+ * @template {HTMLElement} E
+ * @param {E} el
+ * @param {string} key
+ * @param {Args} [args]
+ * @returns {E}
+ */
 export function setText(el, key, args) {
   el.dataset.i18n = key;
   setArgs(el, args);
@@ -156,7 +193,15 @@ export function setText(el, key, args) {
   return el;
 }
 
-/** Like setText, for an attribute: 'aria-label', 'title' or 'placeholder'. */
+/**
+ * Like setText, for an attribute: 'aria-label', 'title' or 'placeholder'.
+ * @template {HTMLElement} E
+ * @param {E} el
+ * @param {'aria-label' | 'title' | 'placeholder'} attr
+ * @param {string} key
+ * @param {Args} [args]
+ * @returns {E}
+ */
 export function setAttr(el, attr, key, args) {
   const prop = ATTRS.find(([, a]) => a === attr);
   if (!prop) throw new Error(`attribute ${attr} is not translated`);
@@ -166,7 +211,10 @@ export function setAttr(el, attr, key, args) {
   return el;
 }
 
-/** Stops translating an element's text (before it shows something else, e.g. a name). */
+/**
+ * Stops translating an element's text (before it shows something else, e.g. a name).
+ * @param {HTMLElement} el
+ */
 export function clearText(el) {
   delete el.dataset.i18n;
 }

@@ -1,9 +1,13 @@
+// @ts-check
 // The page's icons, drawn here as simple stroked shapes on a 24×24 grid, so that nothing is
 // loaded from anywhere else. `icon(name)` returns a fresh, decorative <svg> element.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
-/** name → list of [tag, attributes]. Stroked with the current text colour unless `fill` is set. */
+/**
+ * name → list of [tag, attributes]. Stroked with the current text colour unless `fill` is set.
+ * @type {Record<string, [string, Record<string, string>][]>}
+ */
 const SHAPES = {
   mic: [
     ['rect', { x: '9', y: '3', width: '6', height: '11', rx: '3' }],
@@ -83,7 +87,10 @@ const SHAPES = {
 
 export const ICON_NAMES = Object.keys(SHAPES);
 
-/** A decorative icon: hidden from assistive technology, sized by CSS (1.15em by default). */
+/**
+ * A decorative icon: hidden from assistive technology, sized by CSS (1.15em by default).
+ * @param {string} name
+ */
 export function icon(name) {
   const shapes = SHAPES[name];
   if (!shapes) throw new Error(`no icon "${name}"`);
@@ -106,9 +113,10 @@ export function icon(name) {
 }
 
 /** Fills every `<span data-icon="name">` placeholder under `root` with its icon (once). */
+/** @param {ParentNode} root */
 export function hydrateIcons(root = document) {
   for (const slot of root.querySelectorAll('[data-icon]')) {
-    if (slot.firstElementChild) continue;
-    slot.appendChild(icon(slot.dataset.icon));
+    if (slot.firstElementChild || !(slot instanceof HTMLElement)) continue;
+    slot.appendChild(icon(slot.dataset.icon ?? ''));
   }
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // The live audio level of each member, drawn as a small bar under their name. One AudioContext
 // for the page; each stream feeds an AnalyserNode, read about 15 times a second while the page
 // is visible. Purely visual: nothing here changes what is heard.
@@ -5,13 +6,28 @@
 const FRAME_MS = 66;
 const FLOOR_DB = -60;
 
+/**
+ * @typedef {object} Meter
+ * @property {MediaStream} stream
+ * @property {MediaStreamAudioSourceNode} source
+ * @property {AnalyserNode} analyser
+ * @property {Float32Array<ArrayBuffer>} buf
+ * @property {number} level
+ */
+
 export class LevelMeters {
-  /** `target(id)` returns the element whose width shows member `id`'s level, or null. */
+  /**
+   * `target(id)` returns the element whose width shows member `id`'s level, or null.
+   * @param {(id: string) => HTMLElement | null} target
+   */
   constructor(target) {
     this.target = target;
+    /** @type {AudioContext | null} */
     this.ctx = null;
+    /** @type {GainNode | null} */
     this.sink = null;
-    this.meters = new Map(); // id → {stream, source, analyser, buf, level}
+    /** @type {Map<string, Meter>} */
+    this.meters = new Map();
     this.raf = 0;
     this.last = 0;
     this.tick = this.tick.bind(this);
@@ -19,7 +35,7 @@ export class LevelMeters {
 
   context() {
     if (this.ctx) return this.ctx;
-    const Ctx = window.AudioContext || window.webkitAudioContext;
+    const Ctx = window.AudioContext || /** @type {any} */ (window).webkitAudioContext;
     if (!Ctx) return null;
     try {
       this.ctx = new Ctx();
@@ -38,13 +54,18 @@ export class LevelMeters {
     if (this.ctx && this.ctx.state === 'suspended') this.ctx.resume().catch(() => {});
   }
 
+  /**
+   * Measures `stream` as member `id`'s level (nothing changes if it already does).
+   * @param {string} id
+   * @param {MediaStream} stream
+   */
   attach(id, stream) {
     const existing = this.meters.get(id);
     if (existing && existing.stream === stream) return;
     this.detach(id);
     if (!stream || stream.getAudioTracks().length === 0) return;
     const ctx = this.context();
-    if (!ctx) return;
+    if (!ctx || !this.sink) return;
     let source;
     try {
       source = ctx.createMediaStreamSource(stream);
@@ -60,6 +81,7 @@ export class LevelMeters {
     this.start();
   }
 
+  /** @param {string} id */
   detach(id) {
     const m = this.meters.get(id);
     if (!m) return;
@@ -78,7 +100,15 @@ export class LevelMeters {
     for (const id of [...this.meters.keys()]) this.detach(id);
   }
 
-  /** The last measured level of member `id`, 0…1. */
+  /** The members measured. */
+  ids() {
+    return [...this.meters.keys()];
+  }
+
+  /**
+   * The last measured level of member `id`, 0…1.
+   * @param {string} id
+   */
   level(id) {
     return this.meters.get(id)?.level ?? 0;
   }
@@ -87,6 +117,7 @@ export class LevelMeters {
     if (!this.raf && this.meters.size > 0) this.raf = requestAnimationFrame(this.tick);
   }
 
+  /** @param {number} now */
   tick(now) {
     this.raf = 0;
     if (this.meters.size === 0) return;

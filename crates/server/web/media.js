@@ -1,244 +1,110 @@
-// Microphone capture and the one RTCPeerConnection a member has with the server.
-//
-// Negotiation follows the "perfect negotiation" pattern with this side POLITE: the server never
-// yields, so when a server offer arrives while our own offer is pending, we roll ours back, answer
-// the server, and offer again once the connection is stable (the browser fires
-// `negotiationneeded` again for anything still unnegotiated).
+// @ts-check
+// What we receive, track by track: the peer connection's `track` events go into the store under
+// the track's key (the msid stream id the server gives it, `streams[0].id`), and from the store
+// this module plays every audio track through an element of its own, silences what we muted for
+// ourselves, and feeds each member's level bar from their microphone (ours from our own).
 
-/** Audio processing the browser applies to the microphone, unless raw audio is requested. */
-export function audioConstraints(raw) {
-  const on = !raw;
-  return { echoCancellation: on, noiseSuppression: on, autoGainControl: on };
+import { LevelMeters } from './levels.js';
+import { sourceOf, store } from './state.js';
+import * as ui from './ui.js';
+
+/** @typedef {import('./state.js').State} State */
+/** @typedef {import('./state.js').RemoteMedia} RemoteMedia */
+
+const levels = new LevelMeters((id) => ui.levelBar(id));
+
+/**
+ * A remote track arrived on the peer connection.
+ * @param {RTCTrackEvent} ev
+ */
+export function onRemoteTrack(ev) {
+  const stream = ev.streams[0];
+  if (!stream) {
+    console.warn('a remote track without a stream; cannot tell what it is');
+    return;
+  }
+  const key = stream.id;
+  const kind = ev.track.kind === 'video' ? 'video' : 'audio';
+  store.dispatch({ type: 'remote_track', key, kind, track: ev.track, stream });
+  // The server stops the track's m-line when it ends: the track leaves its stream.
+  stream.onremovetrack = () => {
+    if (stream.getTracks().length === 0) store.dispatch({ type: 'remote_track_ended', key, stream });
+  };
 }
 
 /**
- * Why the microphone could not be opened, as a message key (see messages.js) and its values.
- * `retry`: whether trying again may help without changing anything else.
+ * Whether we silenced `media`'s publisher for ourselves.
+ * @param {State} state
+ * @param {RemoteMedia} media
  */
-export function micErrorInfo(err) {
-  switch (err && err.name) {
-    case 'NotAllowedError':
-    case 'PermissionDeniedError':
-    case 'SecurityError':
-      return { key: 'mic.denied', args: {}, code: 'denied' };
-    case 'NotFoundError':
-    case 'DevicesNotFoundError':
-    case 'OverconstrainedError':
-      return { key: 'mic.notFound', args: {}, code: 'not_found' };
-    case 'NotReadableError':
-    case 'TrackStartError':
-    case 'AbortError':
-      return { key: 'mic.busy', args: {}, code: 'busy' };
-    case 'NotSupportedError':
-      return { key: 'mic.insecure', args: {}, code: 'unsupported' };
-    default:
-      if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-        return { key: 'mic.insecure', args: {}, code: 'unsupported' };
-      }
-      return {
-        key: 'mic.other',
-        args: { reason: err && err.message ? err.message : String(err) },
-        code: 'other',
-      };
+function mutedForUs(state, media) {
+  return state.localMutes.all || state.localMutes.ids.has(media.peer);
+}
+
+/** @param {State} state */
+function renderAudio(state) {
+  const keep = new Set();
+  for (const media of state.remoteMedia.values()) {
+    if (media.kind !== 'audio') continue;
+    keep.add(media.key);
+    ui.playRemoteAudio(media.key, media.peer, media.stream, {
+      muted: mutedForUs(state, media),
+      sinkId: state.speakerId,
+      onBlocked: () => store.dispatch({ type: 'audio_blocked' }),
+    });
   }
+  ui.removeRemoteAudioExcept(keep);
 }
 
 /**
- * Opens the microphone. `deviceId`: a device to use; `exact` makes it a requirement rather than
- * a preference. Rejects with the browser's error (see micErrorInfo).
+ * Which stream shows each member's level: their microphone (or, without one, their first
+ * audio track), and ours from our own microphone.
+ * @param {State} state
+ * @returns {Map<string, MediaStream>}
  */
-export async function openMicrophone({ raw = false, deviceId = null, exact = false } = {}) {
-  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    const err = new Error('getUserMedia is not available');
-    err.name = 'NotSupportedError';
-    throw err;
+function levelSources(state) {
+  const out = new Map();
+  for (const media of state.remoteMedia.values()) {
+    if (media.kind !== 'audio') continue;
+    if (!out.has(media.peer) || sourceOf(state, media) === 'microphone') out.set(media.peer, media.stream);
   }
-  const audio = audioConstraints(raw);
-  if (deviceId) audio.deviceId = exact ? { exact: deviceId } : { ideal: deviceId };
-  return navigator.mediaDevices.getUserMedia({ audio, video: false });
+  if (state.selfId !== null && state.mic.stream) out.set(state.selfId, state.mic.stream);
+  return out;
 }
 
-/** The audio inputs and outputs the browser lists (labels are empty before permission). */
-export async function listAudioDevices() {
-  if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) {
-    return { inputs: [], outputs: [] };
-  }
-  let all = [];
-  try {
-    all = await navigator.mediaDevices.enumerateDevices();
-  } catch {
-    return { inputs: [], outputs: [] };
-  }
-  const pick = (kind) =>
-    all
-      .filter((d) => d.kind === kind && d.deviceId !== 'communications')
-      .map((d) => ({ deviceId: d.deviceId, label: d.label }));
-  return { inputs: pick('audioinput'), outputs: pick('audiooutput') };
-}
-
-/** Whether this browser can send audio elements to a chosen output device. */
-export function canChooseSpeaker() {
-  return typeof HTMLMediaElement !== 'undefined' && 'setSinkId' in HTMLMediaElement.prototype;
-}
-
-/** The hostnames browsers use to hide local addresses; the server cannot resolve them. */
-function isMdnsCandidate(line) {
-  return /\s[0-9a-f-]+\.local\s/i.test(line);
+/** @param {State} state */
+function renderLevels(state) {
+  const want = levelSources(state);
+  for (const id of levels.ids()) if (!want.has(id)) levels.detach(id);
+  for (const [id, stream] of want) levels.attach(id, stream);
 }
 
 /**
- * The peer connection with the server.
- *
- * options:
- *   iceServers   — passed to RTCPeerConnection (none are needed for a directly reachable server)
- *   send(msg)    — sends a signalling message ({type:'offer'|'answer'|'candidate', ...})
- *   onTrack(event)            — a remote track arrived
- *   onStateChange(state)      — the connection state changed ('new'|'connecting'|'connected'|...)
- *   onError(err)              — negotiation failed
+ * @param {State} state
+ * @param {State | null} prev null: render everything
  */
-export class PeerSession {
-  constructor({ iceServers = [], send, onTrack, onStateChange, onError } = {}) {
-    this.send = send;
-    this.onError = onError ?? ((err) => console.error('negotiation failed', err));
-    this.closed = false;
-    this.micTransceiver = null;
-    this.placeholder = null;
-    // Every negotiation step runs on this chain, one at a time, in arrival order.
-    this.chain = Promise.resolve();
-
-    const pc = new RTCPeerConnection({
-      iceServers: Array.isArray(iceServers) ? iceServers : [],
-      bundlePolicy: 'max-bundle',
-      rtcpMuxPolicy: 'require',
-    });
-    this.pc = pc;
-
-    pc.addEventListener('negotiationneeded', () => this.enqueue(() => this.makeOffer()));
-    pc.addEventListener('track', (ev) => {
-      if (onTrack && !this.isPlaceholder(ev)) onTrack(ev);
-    });
-    pc.addEventListener('connectionstatechange', () => {
-      if (onStateChange) onStateChange(pc.connectionState);
-    });
-    pc.addEventListener('icecandidate', (ev) => {
-      if (this.closed) return;
-      if (ev.candidate === null) {
-        this.send({ type: 'candidate', candidate: '' });
-        return;
-      }
-      const line = ev.candidate.candidate;
-      // An empty line is a per-section end marker; the null event above ends them all.
-      if (!line || isMdnsCandidate(line)) return;
-      this.send({ type: 'candidate', candidate: line });
-    });
-  }
-
-  enqueue(step) {
-    const run = this.chain.then(async () => {
-      if (this.closed) return;
-      try {
-        await step();
-      } catch (err) {
-        if (!this.closed) this.onError(err);
-      }
-    });
-    this.chain = run;
-    return run;
-  }
-
-  /**
-   * Publishes a local track. A send-only transceiver is used rather than addTrack so that a
-   * server offer can never claim it for media we receive: our track is always negotiated by an
-   * offer of our own.
-   */
-  addLocalTrack(track, stream) {
-    this.micTransceiver = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-    return this.micTransceiver;
-  }
-
-  /**
-   * Sends `track` from now on: replaces the published track in place (no renegotiation) if
-   * there is one, or publishes it (a renegotiation) if there is none yet.
-   */
-  async setMicTrack(track, stream) {
-    if (this.closed) return;
-    const tr = this.micTransceiver;
-    if (tr && !tr.stopped && tr.currentDirection !== 'stopped') {
-      await tr.sender.replaceTrack(track);
-      return;
-    }
-    this.addLocalTrack(track, stream);
-  }
-
-  /** The track we currently send, if any. */
-  get micTrack() {
-    return this.micTransceiver ? this.micTransceiver.sender.track : null;
-  }
-
-  /**
-   * Asks to receive audio without sending any (no microphone). The server sends others' audio
-   * on transceivers of its own offers, so this one never carries a member's audio: its `track`
-   * event is not reported (see `isPlaceholder`).
-   */
-  addReceiveOnlyAudio() {
-    this.placeholder = this.pc.addTransceiver('audio', { direction: 'recvonly' });
-    return this.placeholder;
-  }
-
-  /** Whether a `track` event belongs to our own receive-only placeholder. */
-  isPlaceholder(ev) {
-    return !!this.placeholder && ev.transceiver === this.placeholder;
-  }
-
-  async makeOffer() {
-    const pc = this.pc;
-    // Offer only from a stable state; if something is pending, the browser fires
-    // negotiationneeded again once we are back to stable.
-    if (pc.signalingState !== 'stable') return;
-    await pc.setLocalDescription();
-    this.send({ type: 'offer', sdp: pc.localDescription.sdp });
-  }
-
-  /** A server offer (a renegotiation). We are polite: our own pending offer gives way. */
-  handleOffer(sdp) {
-    return this.enqueue(async () => {
-      const pc = this.pc;
-      if (pc.signalingState === 'have-local-offer') {
-        // Glare: the server ignores our offer, so drop it and answer the server's instead.
-        await pc.setLocalDescription({ type: 'rollback' });
-      }
-      await pc.setRemoteDescription({ type: 'offer', sdp });
-      await pc.setLocalDescription();
-      this.send({ type: 'answer', sdp: pc.localDescription.sdp });
-    });
-  }
-
-  /** The server's answer to our offer. */
-  handleAnswer(sdp) {
-    return this.enqueue(async () => {
-      const pc = this.pc;
-      if (pc.signalingState !== 'have-local-offer') {
-        // An answer to an offer we already rolled back; nothing to apply it to.
-        console.warn('ignoring an answer in signalling state', pc.signalingState);
-        return;
-      }
-      await pc.setRemoteDescription({ type: 'answer', sdp });
-    });
-  }
-
-  close() {
-    if (this.closed) return;
-    this.closed = true;
-    try {
-      this.pc.close();
-    } catch {
-      // Already closed.
-    }
-  }
+function render(state, prev) {
+  const media = !prev || state.remoteMedia !== prev.remoteMedia || state.tracks !== prev.tracks;
+  if (media || !prev || state.localMutes !== prev.localMutes) renderAudio(state);
+  if (media || !prev || state.mic.stream !== prev.mic.stream || state.selfId !== prev.selfId) renderLevels(state);
 }
 
-/** Stops every track of a stream (releases the microphone). */
-export function stopStream(stream) {
-  if (!stream) return;
-  for (const track of stream.getTracks()) track.stop();
+let mounted = false;
+
+/** Starts rendering from the store (once). */
+export function mount() {
+  if (mounted) return;
+  mounted = true;
+  store.subscribe(render);
+  render(store.getState(), null);
+}
+
+/** Starts the level meters after a user gesture if the browser kept them suspended. */
+export function resumeLevels() {
+  levels.resume();
+}
+
+/** Stops measuring anything (we are leaving). */
+export function stopLevels() {
+  levels.detachAll();
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // Every visible string of the web client, in each language it speaks: plain objects, one per
 // language, with the same keys. {name} marks a value filled in when the string is shown; a value
 // that is an object holds plural forms, chosen by the value {n} (Intl.PluralRules).

@@ -1,3 +1,4 @@
+// @ts-check
 // Friendly random names for the dice buttons: rooms like "sunny-teal-42", nicknames like
 // "Curious Otter". Room names use only the characters the server accepts.
 
@@ -19,11 +20,12 @@ const ANIMALS = [
   'Badger', 'Beaver', 'Crane', 'Gecko', 'Hedgehog', 'Ibis', 'Lemur', 'Marmot', 'Moose', 'Puffin',
 ];
 
+/** @param {string[]} list @param {() => number} random */
 function pick(list, random) {
   return list[Math.floor(random() * list.length) % list.length];
 }
 
-const capital = (w) => w.charAt(0).toUpperCase() + w.slice(1);
+const capital = (/** @type {string} */ w) => w.charAt(0).toUpperCase() + w.slice(1);
 
 /** A random room name: adjective-colour-number, always a valid room name. */
 export function randomRoomName(random = Math.random) {

@@ -1,7 +1,91 @@
+// @ts-check
 // The signalling connection: one WebSocket to /ws carrying JSON messages (docs/protocol.md).
 // This module knows the wire format and nothing about the page.
 
 export const PROTOCOL_VERSION = 1;
+
+// -----------------------------------------------------------------------------------------------
+// The messages, as docs/protocol.md describes them. What arrives is not trusted to match:
+// connection.js checks every field it uses.
+
+/** @typedef {'audio' | 'video'} TrackKind */
+/** @typedef {'microphone' | 'camera' | 'screen'} TrackSource */
+
+/**
+ * @typedef {object} WireMember
+ * @property {number} id
+ * @property {string} name
+ * @property {boolean} muted
+ * @property {boolean} speaking
+ */
+
+/**
+ * A track a member publishes.
+ * @typedef {object} WireTrack
+ * @property {number} peer The publishing member.
+ * @property {string} id The track's id in the publisher's session (its mid there).
+ * @property {TrackKind} kind
+ * @property {TrackSource} source
+ * @property {string} stream The msid stream id of the track in the server's SDP: the
+ *   `streams[0].id` of the browser's `track` event.
+ */
+
+/**
+ * @typedef {object} ChatMessage
+ * @property {number} seq Increases per room.
+ * @property {number} from
+ * @property {string} name The sender's nickname when it was sent.
+ * @property {string} text
+ * @property {number} ts Milliseconds since the Unix epoch.
+ */
+
+/**
+ * @typedef {object} WireIceServer
+ * @property {string[]} urls
+ * @property {string} [username]
+ * @property {string} [credential]
+ */
+
+/**
+ * Messages the server sends.
+ * @typedef {(
+ *   | {type: 'joined', v: number, room: string, id: number, members: WireMember[], tracks: WireTrack[], chat: ChatMessage[], ice_servers?: WireIceServer[]}
+ *   | {type: 'member_joined', member: WireMember}
+ *   | {type: 'member_left', id: number}
+ *   | {type: 'member_renamed', id: number, name: string}
+ *   | {type: 'mute', id: number, muted: boolean}
+ *   | {type: 'speaking', id: number, speaking: boolean}
+ *   | {type: 'track_added', track: WireTrack}
+ *   | {type: 'track_removed', track: WireTrack}
+ *   | {type: 'answer', sdp: string}
+ *   | {type: 'offer', sdp: string}
+ *   | {type: 'chat', message: ChatMessage}
+ *   | {type: 'chat_ack', client_ref: string | null, message: ChatMessage}
+ *   | {type: 'pong'}
+ *   | {type: 'error', code: string, message: string}
+ *   | {type: 'bye', reason: string}
+ * )} ServerMsg
+ */
+
+/**
+ * Messages a client sends.
+ * @typedef {(
+ *   | {type: 'join', v: number, room: string, name: string, muted?: boolean}
+ *   | {type: 'offer', sdp: string, sources?: Record<string, TrackSource>}
+ *   | {type: 'answer', sdp: string}
+ *   | {type: 'candidate', candidate: string}
+ *   | {type: 'mute', muted: boolean}
+ *   | {type: 'rename', name: string}
+ *   | {type: 'chat', text: string, client_ref?: string}
+ *   | {type: 'leave'}
+ *   | {type: 'ping'}
+ * )} ClientMsg
+ */
+
+/**
+ * @template {ServerMsg['type']} T
+ * @typedef {Extract<ServerMsg, {type: T}>} ServerMsgOf
+ */
 
 /** The WebSocket address of the server that served this page. */
 export function signallingUrl(loc = window.location) {
@@ -11,22 +95,39 @@ export function signallingUrl(loc = window.location) {
 
 /**
  * A signalling session. Server messages are delivered to handlers registered with `on(type, fn)`;
- * `on('*', fn)` sees every message. Lifecycle callbacks: `onopen()`, `onclose({code, reason})`.
+ * `on('*', fn)` sees every message. Lifecycle callbacks: `onopen()`, `onclose({code, reason})`;
+ * `onsend(msg)` sees every message sent.
  */
 export class Signalling {
   constructor(url = signallingUrl()) {
     this.url = url;
+    /** @type {WebSocket | null} */
     this.ws = null;
+    /** @type {Map<string, ((msg: any) => void)[]>} */
     this.handlers = new Map();
+    /** @type {(() => void) | null} */
     this.onopen = null;
+    /** @type {((ev: {code: number, reason: string}) => void) | null} */
     this.onclose = null;
-    this.pingTimer = null;
+    /** @type {((msg: ClientMsg) => void) | null} */
+    this.onsend = null;
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.pingTimer = undefined;
     this.closed = false;
   }
 
+  /**
+   * @template {ServerMsg['type'] | '*'} T
+   * @param {T} type
+   * @param {(msg: T extends ServerMsg['type'] ? ServerMsgOf<T> : ServerMsg) => void} fn
+   */
   on(type, fn) {
-    if (!this.handlers.has(type)) this.handlers.set(type, []);
-    this.handlers.get(type).push(fn);
+    let list = this.handlers.get(type);
+    if (!list) {
+      list = [];
+      this.handlers.set(type, list);
+    }
+    list.push(fn);
     return this;
   }
 
@@ -41,7 +142,7 @@ export class Signalling {
     ws.addEventListener('message', (ev) => this.dispatch(ev.data));
     ws.addEventListener('close', (ev) => {
       clearInterval(this.pingTimer);
-      this.pingTimer = null;
+      this.pingTimer = undefined;
       const first = !this.closed;
       this.closed = true;
       if (first && this.onclose) this.onclose({ code: ev.code, reason: ev.reason });
@@ -49,6 +150,7 @@ export class Signalling {
     // An 'error' event is always followed by 'close'; nothing to do here.
   }
 
+  /** @param {unknown} data */
   dispatch(data) {
     if (typeof data !== 'string') return;
     let msg;
@@ -67,20 +169,25 @@ export class Signalling {
     return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
   }
 
-  /** Sends one message; returns false if the connection is not open. */
+  /**
+   * Sends one message; returns false if the connection is not open.
+   * @param {ClientMsg} msg
+   */
   send(msg) {
-    if (!this.isOpen) return false;
+    if (!this.ws || !this.isOpen) return false;
     this.ws.send(JSON.stringify(msg));
+    if (this.onsend) this.onsend(msg);
     return true;
   }
 
+  /** @param {string} room @param {string} name */
   join(room, name, muted = false) {
     return this.send({ type: 'join', v: PROTOCOL_VERSION, room, name, muted });
   }
 
   close() {
     clearInterval(this.pingTimer);
-    this.pingTimer = null;
+    this.pingTimer = undefined;
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000);
   }
 }

@@ -1,16 +1,58 @@
+// @ts-check
 // Everything that touches the page. User-supplied strings (nicknames, chat text, room names)
 // only ever reach the DOM through textContent or attribute setters, never as markup.
 
-import { avatarSvg, nameHue } from '/avatar.js';
-import { icon } from '/icons.js';
-import { getLanguage, setAttr, setText, t } from '/i18n.js';
+import { avatarSvg, nameHue } from './avatar.js';
+import { icon } from './icons.js';
+import { getLanguage, setAttr, setText, t } from './i18n.js';
 
+/** @typedef {import('./i18n.js').Args} Args */
+/** @typedef {import('./state.js').Member} Member */
+/** @typedef {import('./signal.js').ChatMessage} ChatMessage */
+/** @typedef {import('./devices.js').Device} Device */
+
+/**
+ * The element with this id, which must exist.
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
 export function $(id) {
   const el = document.getElementById(id);
   if (!el) throw new Error(`missing element #${id}`);
   return el;
 }
 
+/**
+ * The element with this id, which must exist and be a `type` (an input, a button, …).
+ * @template {HTMLElement} T
+ * @param {string} id
+ * @param {{new (): T, name: string}} type
+ * @returns {T}
+ */
+export function $as(id, type) {
+  const el = $(id);
+  if (!(el instanceof type)) throw new Error(`#${id} is not a ${type.name}`);
+  return el;
+}
+
+/**
+ * The first element under `root` that `selector` finds, if it is an HTML element.
+ * @param {ParentNode} root
+ * @param {string} selector
+ * @returns {HTMLElement | null}
+ */
+export function find(root, selector) {
+  const found = root.querySelector(selector);
+  return found instanceof HTMLElement ? found : null;
+}
+
+/**
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {string} [className]
+ * @param {string} [text]
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -18,7 +60,14 @@ function el(tag, className, text) {
   return node;
 }
 
-/** An element showing a translated string. */
+/**
+ * An element showing a translated string.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {string} className
+ * @param {string} key
+ * @param {Args} [args]
+ */
 function tel(tag, className, key, args) {
   return setText(el(tag, className), key, args);
 }
@@ -28,12 +77,18 @@ function tel(tag, className, key, args) {
 
 const VIEWS = ['home', 'ask-name', 'fatal', 'room'];
 
+/** @param {'home' | 'ask-name' | 'fatal' | 'room'} name */
 export function showView(name) {
   for (const v of VIEWS) $(v).hidden = v !== name;
   document.body.dataset.view = name;
 }
 
-/** A problem that keeps us out of the room: `key`/`args`, and optionally a second paragraph. */
+/**
+ * A problem that keeps us out of the room: `key`/`args`, and optionally a second paragraph.
+ * @param {string} key
+ * @param {Args} args
+ * @param {string} [detailKey]
+ */
 export function showFatal(key, args, detailKey) {
   setText($('fatal-text'), key, args);
   const detail = $('fatal-detail');
@@ -42,10 +97,14 @@ export function showFatal(key, args, detailKey) {
   showView('fatal');
 }
 
+/** @type {string | null} */
 let titleRoom = null;
 let titleUnread = 0;
 
-/** The document title: the room (if any) and the number of unread chat messages. */
+/**
+ * The document title: the room (if any) and the number of unread chat messages.
+ * @param {{room?: string | null, unread?: number}} [what]
+ */
 export function updateTitle({ room = titleRoom, unread = titleUnread } = {}) {
   titleRoom = room;
   titleUnread = unread;
@@ -53,6 +112,7 @@ export function updateTitle({ room = titleRoom, unread = titleUnread } = {}) {
   document.title = unread > 0 ? `(${unread}) ${base}` : base;
 }
 
+/** @param {string | null} room */
 export function setRoomTitle(room) {
   const title = $('room-title');
   title.textContent = room ? `# ${room}` : '';
@@ -61,6 +121,7 @@ export function setRoomTitle(room) {
   updateTitle({ room });
 }
 
+/** @type {Record<string, string>} */
 const STATE_KEYS = {
   connecting: 'conn.connecting',
   joined: 'conn.joined',
@@ -68,7 +129,11 @@ const STATE_KEYS = {
   disconnected: 'conn.disconnected',
 };
 
-/** Shows the connection state; `detailKey` adds a short note (e.g. the audio state). */
+/**
+ * Shows the connection state; `detailKey` adds a short note (e.g. the audio state).
+ * @param {string} state
+ * @param {string | null} [detailKey]
+ */
 export function setConnection(state, detailKey = null) {
   document.body.dataset.state = state;
   const conn = $('conn');
@@ -81,10 +146,29 @@ export function setConnection(state, detailKey = null) {
 }
 
 /**
- * A persistent message in the room: `id` is the notice element, `message` {key, args, lead?, id?,
- * ticking?} or null to hide it (`lead`: a first sentence, {key, args}; `ticking`: the text is
- * updated often, see updateNoticeText), `actions` a list of
- * {key, onClick, id?, primary?}.
+ * @typedef {object} NoticeMessage
+ * @property {string} key
+ * @property {Args} [args]
+ * @property {{key: string, args?: Args}} [lead] a first sentence
+ * @property {string} [id] the id of the text's element
+ * @property {boolean} [ticking] the text is updated often (see updateNoticeText)
+ */
+
+/**
+ * @typedef {object} NoticeAction
+ * @property {string} key
+ * @property {Args} [args]
+ * @property {() => void} onClick
+ * @property {string} [id]
+ * @property {boolean} [primary]
+ */
+
+/**
+ * A persistent message in the room: `id` is the notice element, `message` what it says, or
+ * null to hide it, `actions` its buttons.
+ * @param {string} id
+ * @param {NoticeMessage | null} message
+ * @param {NoticeAction[]} [actions]
  */
 export function setNotice(id, message, actions = []) {
   const n = $(id);
@@ -112,24 +196,39 @@ export function setNotice(id, message, actions = []) {
   n.hidden = false;
 }
 
-/** Updates the text of a shown notice without rebuilding it (keeps focus on its buttons). */
+/**
+ * Updates the text of a shown notice without rebuilding it (keeps focus on its buttons).
+ * @param {string} id
+ * @param {string} key
+ * @param {Args} args
+ */
 export function updateNoticeText(id, key, args) {
-  const text = $(id).querySelector('.notice-text');
+  const text = find($(id), '.notice-text');
   if (text) setText(text, key, args);
 }
 
-/** A short-lived message in the corner. */
+/**
+ * A short-lived message in the corner.
+ * @param {string} key
+ * @param {Args} args
+ * @param {'info' | 'error'} [kind]
+ */
 export function toast(key, args, kind = 'info', ms = 6000) {
   const box = $('toasts');
   const item = tel('div', `toast toast-${kind}`, key, args);
   item.setAttribute('role', kind === 'error' ? 'alert' : 'status');
   box.appendChild(item);
-  while (box.children.length > 4) box.firstElementChild.remove();
+  while (box.children.length > 4 && box.firstElementChild) box.firstElementChild.remove();
   setTimeout(() => item.remove(), ms);
   return item;
 }
 
-/** Shows (or with a null key, clears) the error under a form field. */
+/**
+ * Shows (or with a null key, clears) the error under a form field.
+ * @param {string} id
+ * @param {string | null} key
+ * @param {Args} [args]
+ */
 export function setFieldError(id, key, args) {
   const p = $(id);
   if (key) setText(p, key, args);
@@ -145,8 +244,13 @@ export function setFieldError(id, key, args) {
 // ---------------------------------------------------------------------------------------------
 // Language picker
 
+/**
+ * @param {{code: string, name: string}[]} languages
+ * @param {string} current
+ * @param {(code: string) => void} onChange
+ */
 export function fillLanguages(languages, current, onChange) {
-  const select = $('lang-select');
+  const select = $as('lang-select', HTMLSelectElement);
   select.replaceChildren();
   for (const { code, name } of languages) {
     const opt = el('option', '', name);
@@ -161,6 +265,7 @@ export function fillLanguages(languages, current, onChange) {
 // ---------------------------------------------------------------------------------------------
 // Home: recent rooms
 
+/** @param {number} at */
 function relativeTime(at) {
   const diff = Date.now() - at;
   const lang = getLanguage();
@@ -177,7 +282,13 @@ function relativeTime(at) {
   return rtf.format(-Math.round(hours / 24), 'day');
 }
 
-/** The list of recent rooms: [{room, name, at}], each with a link to rejoin and a forget button. */
+/** @typedef {import('./prefs.js').RecentRoom} RecentRoom */
+
+/**
+ * The list of recent rooms, each with a link to rejoin and a forget button.
+ * @param {RecentRoom[]} items
+ * @param {{href: (item: RecentRoom) => string, onForget: (item: RecentRoom, li: HTMLElement) => void}} actions
+ */
 export function renderRecent(items, { href, onForget }) {
   const card = $('recent');
   const list = $('recent-list');
@@ -213,6 +324,7 @@ export function renderRecent(items, { href, onForget }) {
 /** Re-words relative times after a language switch. */
 export function refreshRecentTimes() {
   for (const time of document.querySelectorAll('#recent-list time[data-at]')) {
+    if (!(time instanceof HTMLTimeElement)) continue;
     time.textContent = relativeTime(Number(time.dataset.at));
   }
 }
@@ -220,26 +332,38 @@ export function refreshRecentTimes() {
 // ---------------------------------------------------------------------------------------------
 // Members
 
+/** @typedef {{onToggleLocalMute: (id: string) => void, onRename: () => void}} MemberHandlers */
+
+/** @type {MemberHandlers} */
 let memberHandlers = { onToggleLocalMute: () => {}, onRename: () => {} };
 
-/** Callbacks for the per-member buttons: onToggleLocalMute(id), onRename(). */
+/**
+ * Callbacks for the per-member buttons.
+ * @param {Partial<MemberHandlers>} handlers
+ */
 export function setMemberHandlers(handlers) {
   memberHandlers = { ...memberHandlers, ...handlers };
 }
 
+/** @param {string} id */
 function memberSelector(id) {
   return `#members .member[data-member-id="${CSS.escape(id)}"]`;
 }
 
-/** The level bar of member `id`, for the audio visualiser. */
+/**
+ * The level bar of member `id`, for the audio visualiser.
+ * @param {string} id
+ */
 export function levelBar(id) {
-  return document.querySelector(`${memberSelector(id)} .level-fill`);
+  return find(document, `${memberSelector(id)} .level-fill`);
 }
 
 /**
- * Renders the member list: `members` is a Map id → {name, muted, speaking}; `selfId` is ours;
- * `locallyMuted` the ids muted for us only. Items are kept per id and updated in place, so
- * frequent speaking changes stay cheap.
+ * Renders the member list: `members` by id; `selfId` is ours; `locallyMuted` the ids muted for
+ * us only. Items are kept per id and updated in place, so frequent speaking changes stay cheap.
+ * @param {Map<string, Member>} members
+ * @param {string | null} selfId
+ * @param {{locallyMuted?: Set<string>, allMuted?: boolean}} [mutes]
  */
 export function renderMembers(members, selfId, { locallyMuted = new Set(), allMuted = false } = {}) {
   const list = $('members');
@@ -248,16 +372,22 @@ export function renderMembers(members, selfId, { locallyMuted = new Set(), allMu
     order.splice(order.indexOf(selfId), 1);
     order.unshift(selfId);
   }
+  /** @type {Map<string, HTMLElement>} */
   const existing = new Map();
-  for (const li of list.children) existing.set(li.dataset.memberId, li);
+  for (const li of list.children) {
+    if (li instanceof HTMLElement && li.dataset.memberId) existing.set(li.dataset.memberId, li);
+  }
   for (const [id, li] of existing) if (!members.has(id)) li.remove();
 
+  /** @type {HTMLElement | null} */
   let prev = null;
   for (const id of order) {
     const m = members.get(id);
+    if (!m) continue;
     let li = existing.get(id);
     if (!li) li = memberItem(id);
     updateMemberItem(li, m, id === selfId, locallyMuted.has(id), allMuted);
+    /** @type {Element | null} */
     const want = prev ? prev.nextElementSibling : list.firstElementChild;
     if (want !== li) list.insertBefore(li, want);
     prev = li;
@@ -265,6 +395,7 @@ export function renderMembers(members, selfId, { locallyMuted = new Set(), allMu
   $('member-count').textContent = `(${members.size})`;
 }
 
+/** @param {string} id */
 function memberItem(id) {
   const li = el('li', 'member');
   li.dataset.memberId = id;
@@ -298,7 +429,7 @@ function memberItem(id) {
   mute.type = 'button';
   mute.setAttribute('aria-pressed', 'false');
   mute.append(icon('speaker'), icon('speakerOff'));
-  mute.addEventListener('click', () => memberHandlers.onToggleLocalMute(li.dataset.memberId));
+  mute.addEventListener('click', () => memberHandlers.onToggleLocalMute(li.dataset.memberId ?? id));
 
   const rename = el('button', 'icon-btn member-rename');
   rename.type = 'button';
@@ -311,36 +442,57 @@ function memberItem(id) {
   return li;
 }
 
+/**
+ * The part of `li` found by `selector`, which memberItem made.
+ * @param {HTMLElement} li
+ * @param {string} selector
+ */
+function part(li, selector) {
+  const found = find(li, selector);
+  if (!found) throw new Error(`a member item without ${selector}`);
+  return found;
+}
+
+/**
+ * @param {HTMLElement} li
+ * @param {Member} m
+ * @param {boolean} isSelf
+ * @param {boolean} mutedForMe
+ * @param {boolean} allMuted
+ */
 function updateMemberItem(li, m, isSelf, mutedForMe, allMuted) {
-  const name = li.querySelector('.name');
+  const name = part(li, '.name');
   if (name.textContent !== m.name) name.textContent = m.name;
-  const avatar = li.querySelector('.avatar');
+  const avatar = part(li, '.avatar');
   if (avatar.dataset.name !== m.name) {
     avatar.dataset.name = m.name;
     avatar.replaceChildren(avatarSvg(m.name));
     li.style.setProperty('--hue', String(nameHue(m.name)));
   }
-  li.querySelector('.you').hidden = !isSelf;
-  li.querySelector('.mic-off').hidden = !m.muted;
-  li.querySelector('.heard-off').hidden = isSelf || !(mutedForMe || allMuted);
-  li.querySelector('.speaking-sr').hidden = !m.speaking;
-  const mute = li.querySelector('.member-mute');
+  part(li, '.you').hidden = !isSelf;
+  part(li, '.mic-off').hidden = !m.muted;
+  part(li, '.heard-off').hidden = isSelf || !(mutedForMe || allMuted);
+  part(li, '.speaking-sr').hidden = !m.speaking;
+  const mute = part(li, '.member-mute');
   mute.hidden = isSelf;
   if (!isSelf) {
     mute.setAttribute('aria-pressed', String(mutedForMe));
     setAttr(mute, 'aria-label', 'member.muteForMe', { name: m.name });
     setAttr(mute, 'title', 'member.muteForMe', { name: m.name });
   }
-  li.querySelector('.member-rename').hidden = !isSelf;
+  part(li, '.member-rename').hidden = !isSelf;
   li.classList.toggle('self', isSelf);
   li.dataset.muted = String(!!m.muted);
   li.dataset.speaking = String(!!m.speaking);
   li.dataset.mutedForMe = String(!!mutedForMe);
 }
 
-/** Own microphone button: "Mute" / "Unmute", or "No microphone" when there is none. */
+/**
+ * Own microphone button: "Mute" / "Unmute", or "No microphone" when there is none.
+ * @param {{muted: boolean, enabled: boolean, noMic?: boolean}} state
+ */
 export function setMuteButton({ muted, enabled, noMic = false }) {
-  const b = $('mute-btn');
+  const b = $as('mute-btn', HTMLButtonElement);
   b.disabled = !enabled;
   b.classList.toggle('active', !!muted && !noMic);
   setText($('mute-label'), noMic ? 'ctl.noMic' : muted ? 'ctl.unmute' : 'ctl.mute');
@@ -353,6 +505,7 @@ export function setMuteButton({ muted, enabled, noMic = false }) {
   }
 }
 
+/** @param {boolean} on */
 export function setDeafenButton(on) {
   const b = $('deafen-btn');
   b.setAttribute('aria-pressed', String(!!on));
@@ -362,9 +515,11 @@ export function setDeafenButton(on) {
 // ---------------------------------------------------------------------------------------------
 // Chat
 
+/** @param {Date} d */
 function formatTime(d) {
   const lang = getLanguage();
   const sameDay = new Date().toDateString() === d.toDateString();
+  /** @type {Intl.DateTimeFormatOptions} */
   const opts = sameDay
     ? { hour: '2-digit', minute: '2-digit' }
     : { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' };
@@ -375,6 +530,7 @@ function formatTime(d) {
   }
 }
 
+/** @param {HTMLElement} log */
 function atBottom(log) {
   return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
 }
@@ -382,13 +538,16 @@ function atBottom(log) {
 // An address runs until white space, quotes, angle brackets, or characters that in practice
 // follow a link without a space (CJK text and punctuation, emoji).
 const URL_RE = /\bhttps?:\/\/[^\s<>"'`\u2000-\u206f\u2e80-\uffff\u{1f000}-\u{1faff}]+/giu;
+/** @type {Record<string, string>} */
 const CLOSERS = { ')': '(', ']': '[', '}': '{' };
 
+/** @param {string} s @param {string} ch */
 function count(s, ch) {
   return s.split(ch).length - 1;
 }
 
 /** Cuts punctuation that ends a sentence off a link; keeps closing brackets opened inside it. */
+/** @param {string} candidate */
 function trimLink(candidate) {
   let url = candidate;
   while (url.length > 0) {
@@ -409,6 +568,7 @@ function trimLink(candidate) {
 /**
  * Chat text as DOM nodes: plain text, with http(s) addresses as links that open in a new tab
  * and tell the target nothing about us. Built with DOM calls only; nothing is parsed as markup.
+ * @param {string} text
  */
 export function linkify(text) {
   const frag = document.createDocumentFragment();
@@ -435,7 +595,11 @@ export function linkify(text) {
   return frag;
 }
 
-/** Adds one chat message ({seq, from, name, text, ts}). */
+/**
+ * Adds one chat message.
+ * @param {ChatMessage} message
+ * @param {boolean} isMine
+ */
 export function appendChat(message, isMine) {
   const log = $('chat-log');
   const stick = atBottom(log) || isMine;
@@ -464,7 +628,11 @@ export function appendChat(message, isMine) {
   if (stick) log.scrollTop = log.scrollHeight;
 }
 
-/** A line about the room itself ("Bob joined"), translated. */
+/**
+ * A line about the room itself ("Bob joined"), translated.
+ * @param {string} key
+ * @param {Args} [args]
+ */
 export function appendSystemLine(key, args) {
   const log = $('chat-log');
   const stick = atBottom(log);
@@ -475,22 +643,28 @@ export function appendSystemLine(key, args) {
 /** Re-words every chat time after a language switch. */
 export function refreshChatTimes() {
   for (const time of document.querySelectorAll('#chat-log time[datetime]')) {
+    if (!(time instanceof HTMLTimeElement)) continue;
     const d = new Date(time.dateTime);
     if (!Number.isNaN(d.getTime())) time.textContent = formatTime(d);
   }
 }
 
+/** @param {boolean} enabled */
 export function setChatEnabled(enabled) {
-  $('chat-input').disabled = !enabled;
-  $('chat-send').disabled = !enabled;
+  $as('chat-input', HTMLTextAreaElement).disabled = !enabled;
+  $as('chat-send', HTMLButtonElement).disabled = !enabled;
 }
 
-/** Collapses or expands the chat (the toggle is shown on narrow screens). */
+/**
+ * Collapses or expands the chat (the toggle is shown on narrow screens).
+ * @param {boolean} collapsed
+ */
 export function setChatCollapsed(collapsed) {
   $('chat-panel').classList.toggle('collapsed', collapsed);
   $('chat-toggle').setAttribute('aria-expanded', String(!collapsed));
 }
 
+/** @param {number} n */
 export function setUnread(n) {
   const badge = $('chat-unread');
   badge.textContent = n > 99 ? '99+' : String(n);
@@ -507,11 +681,15 @@ export function setUnread(n) {
 // Devices
 
 /**
- * Fills a device <select>: `devices` [{deviceId, label}], `selected` a deviceId, `unnamedKey`
- * the message for devices without a label ("Microphone 2").
+ * Fills a device <select>: `selected` a deviceId, `unnamedKey` the message for devices without
+ * a label ("Microphone 2").
+ * @param {string} id
+ * @param {Device[]} devices
+ * @param {string | null} selected
+ * @param {string} unnamedKey
  */
 export function fillDeviceSelect(id, devices, selected, unnamedKey) {
-  const select = $(id);
+  const select = $as(id, HTMLSelectElement);
   select.replaceChildren();
   if (devices.length === 0) {
     const opt = tel('option', '', 'dev.none');
@@ -534,61 +712,70 @@ export function fillDeviceSelect(id, devices, selected, unnamedKey) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Remote audio
+// Remote audio: one <audio> element per track we receive, keyed by the track's key.
 
-function audioFor(id) {
-  return $('remote-audio').querySelector(`audio[data-member-id="${CSS.escape(id)}"]`);
+/** @param {string} key */
+function audioFor(key) {
+  const found = $('remote-audio').querySelector(`audio[data-track-key="${CSS.escape(key)}"]`);
+  return found instanceof HTMLAudioElement ? found : null;
+}
+
+/** Every remote audio element. */
+function allAudio() {
+  return [...$('remote-audio').querySelectorAll('audio')];
 }
 
 /**
- * Plays a member's stream through an <audio> element (one per stream). Besides making it heard,
- * this is what lets the stream feed Web Audio in Chromium. `muted`: silenced for us only;
- * `sinkId`: the output device. `onBlocked` is called if the browser refuses to start playback
- * without a click.
+ * Plays a received audio track through an <audio> element of its own: `key` is the track's,
+ * `memberId` its publisher's. Besides making it heard, this is what lets the track feed Web
+ * Audio in Chromium. `muted`: silenced for us only; `sinkId`: the output device, for a new
+ * element. `onBlocked` is called if the browser refuses to start playback without a click.
+ * Playback starts when the element is given a stream, not on every call.
+ * @param {string} key
+ * @param {string} memberId
+ * @param {MediaStream} stream
+ * @param {{muted?: boolean, sinkId?: string | null, onBlocked?: () => void}} [options]
  */
-export function attachRemoteAudio(id, stream, { muted = false, sinkId = null, onBlocked } = {}) {
-  const box = $('remote-audio');
-  let audio = audioFor(id);
+export function playRemoteAudio(key, memberId, stream, { muted = false, sinkId = null, onBlocked } = {}) {
+  let audio = audioFor(key);
   if (!audio) {
     audio = document.createElement('audio');
     audio.autoplay = true;
-    audio.dataset.memberId = id;
-    box.appendChild(audio);
+    audio.dataset.trackKey = key;
+    $('remote-audio').appendChild(audio);
+    if (sinkId && typeof audio.setSinkId === 'function') audio.setSinkId(sinkId).catch(() => {});
   }
+  audio.dataset.memberId = memberId;
   audio.muted = muted;
-  if (sinkId && typeof audio.setSinkId === 'function') audio.setSinkId(sinkId).catch(() => {});
-  if (audio.srcObject !== stream) audio.srcObject = stream;
-  const p = audio.play();
-  if (p && typeof p.catch === 'function') {
-    p.catch((err) => {
-      if (err && err.name === 'NotAllowedError' && onBlocked) onBlocked();
-    });
-  }
+  if (audio.srcObject === stream) return audio;
+  audio.srcObject = stream;
+  audio.play().catch((err) => {
+    if (err && err.name === 'NotAllowedError' && onBlocked) onBlocked();
+  });
   return audio;
 }
 
-export function detachRemoteAudio(id) {
-  const audio = audioFor(id);
-  if (audio) {
+/**
+ * Stops and removes the audio elements of every track but those in `keep`.
+ * @param {Set<string>} keep
+ */
+export function removeRemoteAudioExcept(keep) {
+  for (const audio of allAudio()) {
+    if (keep.has(audio.dataset.trackKey ?? '')) continue;
     audio.srcObject = null;
     audio.remove();
   }
 }
 
-/** Silences (or not) member `id`'s audio on this page only. */
-export function setRemoteMuted(id, muted) {
-  const audio = audioFor(id);
-  if (audio) audio.muted = muted;
-}
-
-/** Sends every remote audio element to output device `sinkId`. */
+/**
+ * Sends every remote audio element to output device `sinkId`.
+ * @param {string} sinkId
+ */
 export async function setRemoteSink(sinkId) {
-  const all = [...$('remote-audio').querySelectorAll('audio')];
-  await Promise.all(all.map((a) => (typeof a.setSinkId === 'function' ? a.setSinkId(sinkId) : null)));
+  await Promise.all(allAudio().map((a) => (typeof a.setSinkId === 'function' ? a.setSinkId(sinkId) : null)));
 }
 
 /** Starts every remote audio element again (after a click, when autoplay was refused). */
 export function resumeRemoteAudio() {
-  const all = [...$('remote-audio').querySelectorAll('audio')];
-  return Promise.allSettled(all.map((a) => a.play()));
+  return Promise.allSettled(allAudio().map((a) => a.play()));
 }

@@ -4,12 +4,15 @@
 //! `docs/protocol.md` documents the same messages for client authors; keep the two in step.
 //! Nothing here does I/O: the server and the test client both build on these types.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 mod validate;
 
 pub use validate::{
-    ValidationError, validate_chat_text, validate_client_ref, validate_nickname, validate_room_name,
+    ValidationError, validate_chat_text, validate_client_ref, validate_nickname,
+    validate_room_name, validate_sources,
 };
 
 /// The protocol version this crate speaks. A `join` with another version is refused.
@@ -23,6 +26,12 @@ pub const MAX_CHAT_CHARS: usize = 2_000;
 
 /// How many chat messages a room keeps for those who join later.
 pub const CHAT_HISTORY_LEN: usize = 100;
+
+/// The most entries an offer's `sources` may hold: far more m-lines than a member sends.
+pub const MAX_SOURCES: usize = 16;
+
+/// The longest mid an offer's `sources` may name, in bytes (str0m's limit for a mid).
+pub const MAX_MID_LEN: usize = 16;
 
 pub use free4chat_ids::{MemberId, RoomId, TrackKind, TrackSource};
 
@@ -40,7 +49,14 @@ pub enum ClientMsg {
         muted: bool,
     },
     /// An SDP offer: the client's first offer, or a renegotiation the client starts.
-    Offer { sdp: String },
+    Offer {
+        sdp: String,
+        /// What each of the offer's sending m-lines carries, by mid. Mids left out take the
+        /// default of their kind (see [`TrackSource::default_for`]). Checked with
+        /// [`validate_sources`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sources: Option<Sources>,
+    },
     /// The client's answer to a server [`ServerMsg::Offer`].
     Answer { sdp: String },
     /// A trickled ICE candidate (the `candidate` attribute line, with or without `a=`).
@@ -84,6 +100,9 @@ pub struct ChatMessage {
     pub ts: u64,
 }
 
+/// An offer's declaration of what its sending m-lines carry: mid → source.
+pub type Sources = BTreeMap<String, TrackSource>;
+
 /// A track a member publishes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Track {
@@ -93,23 +112,32 @@ pub struct Track {
     /// The track's id within the publishing member's session (its `mid` there).
     pub id: String,
     pub kind: TrackKind,
-    /// What the track carries.
+    /// What the track carries, as its publisher declared it in `offer`'s `sources`.
+    #[serde(default)]
     pub source: TrackSource,
-    /// The `msid` stream id the server gives this track in its SDP, `<peer>-<id>`: a
-    /// browser's `track` event finds the track by `streams[0].id`. Each track is a stream of
-    /// its own, so a member's camera and screen arrive apart.
+    /// The `msid` stream id of this track in every SDP the server sends
+    /// ([`Track::stream_id`]), so a browser's `track` event finds it by `streams[0].id`. Each
+    /// track has a stream of its own: a member's camera and screen arrive apart.
+    #[serde(default)]
     pub stream: String,
 }
 
 impl Track {
+    /// A track of `member` with the id `id` in their session.
     pub fn new(member: MemberId, id: String, kind: TrackKind, source: TrackSource) -> Track {
+        let stream = Track::stream_id(member, &id);
         Track {
-            stream: format!("{member}-{id}"),
             member,
             id,
             kind,
             source,
+            stream,
         }
+    }
+
+    /// The `msid` stream id the server gives track `id` of `member`: `"<member>-<id>"`.
+    pub fn stream_id(member: MemberId, id: &str) -> String {
+        format!("{member}-{id}")
     }
 }
 
@@ -251,6 +279,9 @@ pub enum ErrorCode {
     ChatTooLong,
     ChatEmpty,
     InvalidClientRef,
+    /// An offer's `sources` with too many entries, or a mid that is empty, too long or not
+    /// an SDP token.
+    InvalidSources,
     /// Too many messages; slow down. Repeated abuse ends the connection.
     RateLimited,
     /// The media session failed; the server drops this member.
@@ -318,6 +349,83 @@ mod tests {
             let err = ClientMsg::parse(text).unwrap_err();
             assert_eq!(err.0, ErrorCode::BadMessage, "{text}");
         }
+    }
+
+    #[test]
+    fn an_offer_may_declare_its_sources_and_an_unknown_source_is_a_bad_message() {
+        let m = ClientMsg::parse(r#"{"type":"offer","sdp":"v=0"}"#);
+        assert_eq!(
+            m,
+            Ok(ClientMsg::Offer {
+                sdp: "v=0".into(),
+                sources: None
+            })
+        );
+        let m = ClientMsg::parse(
+            r#"{"type":"offer","sdp":"v=0","sources":{"0":"microphone","1":"camera","2":"screen"}}"#,
+        );
+        let sources: Sources = [
+            ("0".to_string(), TrackSource::Microphone),
+            ("1".to_string(), TrackSource::Camera),
+            ("2".to_string(), TrackSource::Screen),
+        ]
+        .into();
+        assert_eq!(
+            m,
+            Ok(ClientMsg::Offer {
+                sdp: "v=0".into(),
+                sources: Some(sources)
+            })
+        );
+        for text in [
+            r#"{"type":"offer","sdp":"v=0","sources":{"0":"tuba"}}"#,
+            r#"{"type":"offer","sdp":"v=0","sources":{"0":1}}"#,
+            r#"{"type":"offer","sdp":"v=0","sources":["microphone"]}"#,
+        ] {
+            assert_eq!(
+                ClientMsg::parse(text).unwrap_err().0,
+                ErrorCode::BadMessage,
+                "{text}"
+            );
+        }
+        // Without sources, an offer is written as before.
+        let j = serde_json::to_string(&ClientMsg::Offer {
+            sdp: "v=0".into(),
+            sources: None,
+        })
+        .unwrap();
+        assert_eq!(j, r#"{"type":"offer","sdp":"v=0"}"#);
+    }
+
+    #[test]
+    fn a_track_names_its_source_and_its_own_stream() {
+        let t = Track::new(
+            MemberId(7),
+            "1".into(),
+            TrackKind::Video,
+            TrackSource::Screen,
+        );
+        let j = ServerMsg::TrackAdded { track: t.clone() }.to_json();
+        assert_eq!(
+            j,
+            r#"{"type":"track_added","track":{"peer":7,"id":"1","kind":"video","source":"screen","stream":"7-1"}}"#
+        );
+        // A track described without the new fields still reads.
+        let old: Track = serde_json::from_str(r#"{"peer":7,"id":"0","kind":"audio"}"#).unwrap();
+        assert_eq!(old.source, TrackSource::Microphone);
+    }
+
+    #[test]
+    fn a_declared_source_that_cannot_carry_the_kind_gives_way_to_the_default() {
+        use TrackKind::{Audio, Video};
+        use TrackSource::{Camera, Microphone, Screen};
+        assert_eq!(TrackSource::resolve(None, Audio), Microphone);
+        assert_eq!(TrackSource::resolve(None, Video), Camera);
+        assert_eq!(TrackSource::resolve(Some(Screen), Audio), Screen);
+        assert_eq!(TrackSource::resolve(Some(Screen), Video), Screen);
+        assert_eq!(TrackSource::resolve(Some(Camera), Audio), Microphone);
+        assert_eq!(TrackSource::resolve(Some(Microphone), Video), Camera);
+        assert_eq!(Screen.to_string(), "screen");
     }
 
     #[test]

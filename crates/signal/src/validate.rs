@@ -1,6 +1,6 @@
-//! Checks for the strings clients choose: room names, nicknames, chat text.
+//! Checks for what clients choose: room names, nicknames, chat text, track sources.
 
-use crate::{ErrorCode, MAX_CHAT_CHARS};
+use crate::{ErrorCode, MAX_CHAT_CHARS, MAX_MID_LEN, MAX_SOURCES, Sources};
 
 /// A refused input, with its stable code and a human explanation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +79,33 @@ pub fn validate_client_ref(r: &str) -> Result<(), ValidationError> {
     }
 }
 
+/// An offer's `sources` names at most [`MAX_SOURCES`] mids, each 1 to [`MAX_MID_LEN`] bytes of
+/// SDP token characters (RFC 8866), as a mid is. The sources themselves were checked when the
+/// message was parsed.
+pub fn validate_sources(sources: &Sources) -> Result<(), ValidationError> {
+    if sources.len() > MAX_SOURCES {
+        return Err(err(
+            ErrorCode::InvalidSources,
+            "sources names at most 16 mids",
+        ));
+    }
+    let is_mid =
+        |mid: &str| (1..=MAX_MID_LEN).contains(&mid.len()) && mid.bytes().all(is_token_char);
+    if !sources.keys().all(|mid| is_mid(mid)) {
+        return Err(err(
+            ErrorCode::InvalidSources,
+            "a mid in sources is 1 to 16 SDP token characters",
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 8866's `token-char`: printable ASCII but for space, `"`, `(`, `)`, `,`, `/`, `:` to `@`,
+/// `[`, `\`, `]` and DEL.
+fn is_token_char(b: u8) -> bool {
+    matches!(b, 0x21 | 0x23..=0x27 | 0x2a..=0x2b | 0x2d..=0x2e | 0x30..=0x39 | 0x41..=0x5a | 0x5e..=0x7e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +147,36 @@ mod tests {
             assert_eq!(
                 validate_nickname(bad).unwrap_err().code,
                 ErrorCode::InvalidNickname,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sources_name_few_mids_of_token_characters() {
+        use crate::TrackSource;
+        let of = |mids: &[&str]| -> Sources {
+            mids.iter()
+                .map(|m| (m.to_string(), TrackSource::Camera))
+                .collect()
+        };
+        assert!(validate_sources(&of(&[])).is_ok());
+        assert!(validate_sources(&of(&["0", "1", "audio", "v-1.a", &"m".repeat(16)])).is_ok());
+        let many: Vec<String> = (0..17).map(|i| i.to_string()).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(validate_sources(&of(&many[..16])).is_ok());
+        for bad in [
+            of(&many),
+            of(&[""]),
+            of(&[&"m".repeat(17)]),
+            of(&["a b"]),
+            of(&["a:b"]),
+            of(&["é"]),
+            of(&["a\u{0}"]),
+        ] {
+            assert_eq!(
+                validate_sources(&bad).unwrap_err().code,
+                ErrorCode::InvalidSources,
                 "{bad:?}"
             );
         }

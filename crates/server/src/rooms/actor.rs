@@ -15,8 +15,8 @@ use free4chat_media::worker::WorkerMsg;
 use free4chat_sfu::link::{LinkOutput, MediaLink};
 use free4chat_sfu::{MediaErrorCode, MediaEvent};
 use free4chat_signal::{
-    ByeReason, ClientMsg, ErrorCode, Member, MemberId, PROTOCOL_VERSION, RoomId, ServerMsg, Track,
-    TrackSource,
+    ByeReason, ClientMsg, ErrorCode, Member, MemberId, PROTOCOL_VERSION, RoomId, ServerMsg,
+    Sources, Track, TrackSource,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -47,6 +47,10 @@ struct MemberState {
     speaking: bool,
     out: MemberTx,
     tracks: Vec<Track>,
+    /// What the member's sending m-lines carry, by mid, as their latest offer that said so
+    /// declared it (bounded by `validate_sources`). Every offer describes the whole session,
+    /// so a newer declaration replaces an older one.
+    sources: Sources,
 }
 
 impl MemberState {
@@ -256,6 +260,7 @@ impl Room {
                     speaking: false,
                     out,
                     tracks: Vec::new(),
+                    sources: Sources::new(),
                 };
                 let public = state.public(member);
                 self.members.insert(member, state);
@@ -307,7 +312,10 @@ impl Room {
             return;
         };
         match msg {
-            ClientMsg::Offer { sdp } => {
+            ClientMsg::Offer { sdp, sources } => {
+                if let Some(sources) = sources {
+                    state.sources = sources;
+                }
                 self.link.offer(member, sdp);
                 self.drive_link().await;
             }
@@ -374,10 +382,12 @@ impl Room {
             }
             MediaEvent::Connected { .. } => debug!(%member, "media connected"),
             MediaEvent::TrackPublished { track, kind, .. } => {
-                let track = Track::new(member, track, kind, TrackSource::default_for(kind));
-                if let Some(m) = self.members.get_mut(&member) {
-                    m.tracks.push(track.clone());
-                }
+                let Some(m) = self.members.get_mut(&member) else {
+                    return;
+                };
+                let source = TrackSource::resolve(m.sources.get(&track).copied(), kind);
+                let track = Track::new(member, track, kind, source);
+                m.tracks.push(track.clone());
                 self.broadcast(Some(member), &ServerMsg::TrackAdded { track });
             }
             MediaEvent::Speaking { speaking, .. } => {

@@ -1,9 +1,11 @@
+// @ts-check
 // What the browser remembers between visits, in localStorage. Storage may be unavailable
 // (private modes, blocked cookies); then nothing is remembered and nothing breaks.
 
 const PREFIX = 'free4chat.';
 export const RECENT_MAX = 8;
 
+/** @param {string} key @returns {string | null} */
 function get(key) {
   try {
     return localStorage.getItem(PREFIX + key);
@@ -12,6 +14,7 @@ function get(key) {
   }
 }
 
+/** @param {string} key @param {string | null | undefined} value */
 function set(key, value) {
   try {
     if (value === null || value === undefined) localStorage.removeItem(PREFIX + key);
@@ -23,31 +26,35 @@ function set(key, value) {
 
 export const nickname = {
   get: () => get('nickname') ?? '',
-  set: (v) => set('nickname', v),
+  set: (/** @type {string} */ v) => set('nickname', v),
 };
 
 export const language = {
   get: () => get('lang'),
-  set: (v) => set('lang', v),
+  set: (/** @type {string} */ v) => set('lang', v),
 };
 
 /** Preferred input and output devices (by deviceId). */
 export const devices = {
   mic: () => get('mic'),
-  setMic: (id) => set('mic', id || null),
+  setMic: (/** @type {string | null} */ id) => set('mic', id || null),
   speaker: () => get('speaker'),
-  setSpeaker: (id) => set('speaker', id || null),
+  setSpeaker: (/** @type {string | null} */ id) => set('speaker', id || null),
 };
 
 /** Tips the person has dismissed, by name. */
 export const dismissed = {
-  has: (tip) => get(`dismissed.${tip}`) === '1',
-  add: (tip) => set(`dismissed.${tip}`, '1'),
+  has: (/** @type {string} */ tip) => get(`dismissed.${tip}`) === '1',
+  add: (/** @type {string} */ tip) => set(`dismissed.${tip}`, '1'),
 };
 
-/** Recent rooms, newest first: [{room, name, at}] (`at`: ms since the epoch). */
+/** @typedef {{room: string, name: string, at: number}} RecentRoom */
+
+/** Recent rooms, newest first (`at`: ms since the epoch). */
 export const recent = {
+  /** @returns {RecentRoom[]} */
   list() {
+    /** @type {unknown} */
     let items;
     try {
       items = JSON.parse(get('recent') ?? '[]');
@@ -60,11 +67,13 @@ export const recent = {
       .map((r) => ({ room: r.room, name: r.name, at: Number(r.at) || 0 }))
       .slice(0, RECENT_MAX);
   },
+  /** @param {string} room @param {string} name */
   remember(room, name) {
     const rest = recent.list().filter((r) => r.room !== room);
     const items = [{ room, name, at: Date.now() }, ...rest].slice(0, RECENT_MAX);
     set('recent', JSON.stringify(items));
   },
+  /** @param {string} room */
   forget(room) {
     set('recent', JSON.stringify(recent.list().filter((r) => r.room !== room)));
   },

@@ -1,0 +1,97 @@
+// @ts-check
+// The chat: the log drawn from the store (messages and lines about the room), the count of
+// unread messages while it cannot be seen, folding it away on narrow screens, and sending.
+
+import * as connection from './connection.js';
+import { store } from './state.js';
+import * as ui from './ui.js';
+
+/** @typedef {import('./state.js').State} State */
+
+const CHAT_MAX = 2000;
+/** Narrow screens, where the chat folds away (the same width as in style.css). */
+const NARROW = '(max-width: 759px)';
+
+/** How many entries of the log are on the page. */
+let shown = 0;
+let sentCount = 0;
+
+function sendChat() {
+  const input = ui.$as('chat-input', HTMLTextAreaElement);
+  const text = input.value;
+  if (text.trim() === '') return;
+  if ([...text].length > CHAT_MAX) {
+    ui.toast('chat.tooLong', { max: CHAT_MAX }, 'error');
+    return;
+  }
+  sentCount += 1;
+  const clientRef = `c${Date.now().toString(36)}-${sentCount}`;
+  if (connection.send({ type: 'chat', text, client_ref: clientRef })) {
+    input.value = '';
+    input.style.height = '';
+  } else {
+    ui.toast('chat.notSent', {}, 'error');
+  }
+}
+
+/**
+ * @param {State} state
+ * @param {State | null} prev null: render everything
+ */
+function render(state, prev) {
+  const chat = state.chat;
+  if (!prev || chat.log !== prev.chat.log) {
+    // The log only grows: add what is new.
+    for (const entry of chat.log.slice(shown)) {
+      if (entry.type === 'message') ui.appendChat(entry.message, entry.mine);
+      else ui.appendSystemLine(entry.text.key, entry.text.args);
+    }
+    shown = chat.log.length;
+  }
+  if (!prev || chat.unread !== prev.chat.unread) {
+    ui.setUnread(chat.unread);
+    ui.updateTitle({ unread: chat.unread });
+  }
+  if (!prev || chat.collapsed !== prev.chat.collapsed) ui.setChatCollapsed(chat.collapsed);
+  if (!prev || state.connection.status !== prev.connection.status) {
+    ui.setChatEnabled(state.connection.status === 'joined');
+  }
+}
+
+let mounted = false;
+
+/** Wires the chat's controls and renders from the store (once). */
+export function mount() {
+  if (mounted) return;
+  mounted = true;
+  const narrow = window.matchMedia(NARROW);
+  const pageChanged = () => store.dispatch({ type: 'page_changed', narrow: narrow.matches, hidden: document.hidden });
+  pageChanged();
+  store.dispatch({ type: 'chat_collapsed', collapsed: narrow.matches });
+  document.addEventListener('visibilitychange', pageChanged);
+  narrow.addEventListener('change', pageChanged);
+
+  const input = ui.$as('chat-input', HTMLTextAreaElement);
+  ui.$('chat-toggle').addEventListener('click', () => {
+    const collapsed = !store.getState().chat.collapsed;
+    store.dispatch({ type: 'chat_collapsed', collapsed });
+    if (!collapsed) input.focus();
+  });
+  input.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      sendChat();
+    }
+  });
+  input.addEventListener('input', () => {
+    // Grow with the text, up to a few lines.
+    input.style.height = 'auto';
+    input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+  });
+  ui.$('chat-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    sendChat();
+  });
+  store.subscribe(render);
+  render(store.getState(), null);
+}

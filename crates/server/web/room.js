@@ -1,0 +1,207 @@
+// @ts-check
+// The room page: asking for a nickname if the address gives none, entering the room, and the
+// room's own controls (microphone, "mute all for me", devices, copy link, leave, tips), drawn
+// from the store. The member list, the chat, the connection and the media render themselves.
+
+import * as chat from './chat.js';
+import * as connection from './connection.js';
+import { canChooseSpeaker, listAudioDevices } from './devices.js';
+import { isRoomName, nickProblem, showProblem } from './forms.js';
+import * as i18n from './i18n.js';
+import * as media from './media.js';
+import * as members from './members.js';
+import * as mic from './mic.js';
+import { randomNickname } from './names.js';
+import * as prefs from './prefs.js';
+import { muteButton, store } from './state.js';
+import * as ui from './ui.js';
+
+/** @typedef {import('./state.js').State} State */
+/** @typedef {import('./state.js').StoreEvent} StoreEvent */
+/** @typedef {import('./state.js').Text} Text */
+
+/**
+ * The room page for `room`: in at once with a good `?name=`, else after asking for one.
+ * @param {string} room
+ */
+export function roomPage(room) {
+  if (!isRoomName(room)) {
+    ui.setRoomTitle(null);
+    ui.showFatal('fatal.badRoom', { room }, 'err.roomRule');
+    return;
+  }
+  ui.setRoomTitle(room);
+  const params = new URLSearchParams(window.location.search);
+  mic.configure({ raw: params.get('audio') === 'raw' });
+  const given = params.get('name');
+  if (given !== null && !nickProblem(given)) {
+    enterRoom(room, given.trim());
+    return;
+  }
+  askName(room, given);
+}
+
+/**
+ * @param {string} room
+ * @param {string | null} given the nickname the address gave, if any
+ * @param {Text | null} [refusal] why the last one was refused
+ */
+function askName(room, given, refusal = null) {
+  ui.showView('ask-name');
+  i18n.setText(ui.$('ask-name-heading'), 'ask.heading', { room });
+  const input = ui.$as('ask-name-input', HTMLInputElement);
+  input.value = given ?? prefs.nickname.get();
+  showProblem('ask-name-error', refusal ?? (given !== null ? nickProblem(given) : null));
+  // Assigned, not added: this form can be shown again after the server refuses a nickname.
+  input.oninput = () => showProblem('ask-name-error', null);
+  ui.$('ask-name-dice').onclick = () => {
+    input.value = randomNickname();
+    showProblem('ask-name-error', null);
+    input.focus();
+  };
+  ui.$as('ask-name-form', HTMLFormElement).onsubmit = (ev) => {
+    ev.preventDefault();
+    const problem = nickProblem(input.value);
+    showProblem('ask-name-error', problem);
+    if (problem) {
+      input.focus();
+      return;
+    }
+    enterRoom(room, input.value.trim());
+  };
+  input.focus();
+}
+
+/**
+ * @param {string} room
+ * @param {string} name
+ */
+function enterRoom(room, name) {
+  prefs.nickname.set(name);
+  store.dispatch({ type: 'room_entered', room, name });
+  ui.showView('room');
+  ui.setRoomTitle(room);
+  mount();
+  ui.$('headphones-tip').hidden = prefs.dismissed.has('headphones');
+  connection.start({
+    onFatal: (key, args) => ui.showFatal(key, args),
+    onNameRefused: () => askName(room, null, { key: 'srv.invalid_nickname' }),
+  });
+}
+
+async function leave() {
+  if (!(await connection.leave())) return;
+  media.stopLevels();
+  mic.release();
+  window.location.assign('/');
+}
+
+async function copyLink() {
+  const url = `${window.location.origin}/room/${encodeURIComponent(store.getState().room ?? '')}`;
+  try {
+    await navigator.clipboard.writeText(url);
+    ui.toast('toast.linkCopied', { url }, 'info', 3000);
+  } catch {
+    ui.toast('toast.linkNotCopied', { url }, 'info', 12_000);
+  }
+}
+
+// -----------------------------------------------------------------------------------------------
+// Devices
+
+async function refreshDevices() {
+  const { inputs, outputs } = await listAudioDevices();
+  const state = store.getState();
+  const current = state.mic.track ? state.mic.track.getSettings().deviceId ?? null : prefs.devices.mic();
+  ui.fillDeviceSelect('mic-select', inputs, current, 'dev.unnamedMic');
+  const speakers = canChooseSpeaker();
+  ui.$('speaker-row').hidden = !speakers;
+  ui.$('speaker-unsupported').hidden = speakers;
+  if (speakers) ui.fillDeviceSelect('speaker-select', outputs, state.speakerId ?? 'default', 'dev.unnamedSpeaker');
+}
+
+/** @param {string} deviceId */
+async function chooseMic(deviceId) {
+  if (!(await mic.choose(deviceId))) refreshDevices();
+}
+
+/** @param {string} deviceId */
+async function chooseSpeaker(deviceId) {
+  store.dispatch({ type: 'speaker_chosen', id: deviceId || null });
+  prefs.devices.setSpeaker(deviceId);
+  try {
+    await ui.setRemoteSink(deviceId || 'default');
+  } catch (err) {
+    ui.toast('dev.speakerFailed', { reason: err instanceof Error ? err.message : String(err) }, 'error');
+  }
+}
+
+// -----------------------------------------------------------------------------------------------
+// Showing the controls
+
+/**
+ * @param {State} state
+ * @param {State | null} prev null: render everything
+ * @param {StoreEvent | null} event
+ */
+function render(state, prev, event) {
+  if (!prev || state.mic !== prev.mic || state.connection.status !== prev.connection.status) {
+    ui.setMuteButton(muteButton(state));
+  }
+  if (!prev || state.localMutes.all !== prev.localMutes.all) ui.setDeafenButton(state.localMutes.all);
+  if (!prev || state.audioBlocked !== prev.audioBlocked) ui.$('audio-unlock-btn').hidden = !state.audioBlocked;
+  // Device names can be read once a microphone is allowed.
+  if (event && event.type === 'mic_ready') refreshDevices();
+}
+
+let mounted = false;
+
+/** Wires the room's controls and starts every part of the room rendering (once). */
+function mount() {
+  if (mounted) return;
+  mounted = true;
+  store.dispatch({ type: 'speaker_chosen', id: prefs.devices.speaker() });
+  members.mount();
+  chat.mount();
+  media.mount();
+  mic.mount();
+
+  ui.$('mute-btn').addEventListener('click', mic.toggleMuted);
+  ui.$('deafen-btn').addEventListener('click', () => store.dispatch({ type: 'all_muted_toggled' }));
+  ui.$('leave-btn').addEventListener('click', leave);
+  ui.$('copy-link-btn').addEventListener('click', copyLink);
+  ui.$('lonely-copy').addEventListener('click', copyLink);
+  ui.$('headphones-dismiss').addEventListener('click', () => {
+    prefs.dismissed.add('headphones');
+    ui.$('headphones-tip').hidden = true;
+    ui.$('main').focus();
+  });
+  const devicesBtn = ui.$('devices-btn');
+  devicesBtn.addEventListener('click', () => {
+    const open = devicesBtn.getAttribute('aria-expanded') !== 'true';
+    devicesBtn.setAttribute('aria-expanded', String(open));
+    ui.$('devices').hidden = !open;
+    if (open) refreshDevices();
+  });
+  const micSelect = ui.$as('mic-select', HTMLSelectElement);
+  micSelect.addEventListener('change', () => chooseMic(micSelect.value));
+  const speakerSelect = ui.$as('speaker-select', HTMLSelectElement);
+  speakerSelect.addEventListener('change', () => chooseSpeaker(speakerSelect.value));
+  if (navigator.mediaDevices && navigator.mediaDevices.addEventListener) {
+    navigator.mediaDevices.addEventListener('devicechange', () => {
+      if (!ui.$('devices').hidden) refreshDevices();
+    });
+  }
+  ui.$('audio-unlock-btn').addEventListener('click', async () => {
+    media.resumeLevels();
+    await ui.resumeRemoteAudio();
+    store.dispatch({ type: 'audio_unblocked' });
+  });
+  // Browsers start audio contexts suspended until the person interacts with the page.
+  const wake = () => media.resumeLevels();
+  window.addEventListener('pointerdown', wake, { passive: true });
+  window.addEventListener('keydown', wake);
+
+  store.subscribe(render);
+  render(store.getState(), null, null);
+}

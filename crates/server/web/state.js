@@ -1,0 +1,674 @@
+// @ts-check
+// The web client's state, in one store. What the page knows of the room is in `State`, and it
+// changes only through `dispatch(event)`: `reduce` makes the new state from the old one and the
+// event (a pure function: nothing is changed in place, so a changed part is a new object), then
+// every subscriber is told. The modules that show the room (members.js, chat.js,
+// connection.js, media.js, mic.js, room.js) render from the state they are given.
+//
+// Remote media is kept per track, keyed by the msid stream id the server gives each track
+// ("<member>-<track id>", the protocol track's `stream`), which the browser's `track` event
+// reports as `streams[0].id`. A member's tracks are found with `mediaOf`.
+//
+// This module touches no browser object when it is imported, so tests can import it in Node.
+
+/** @typedef {import('./signal.js').ChatMessage} ChatMessage */
+/** @typedef {import('./signal.js').TrackKind} TrackKind */
+/** @typedef {import('./signal.js').TrackSource} TrackSource */
+
+/**
+ * @typedef {'idle' | 'connecting' | 'joined' | 'reconnecting' | 'disconnected'} ConnectionStatus
+ */
+
+/**
+ * A member of the room, ourselves included.
+ * @typedef {object} Member
+ * @property {string} id The member's id, in decimal (the key of `State.members`).
+ * @property {string} name
+ * @property {boolean} muted Their microphone is off, for everyone.
+ * @property {boolean} speaking
+ */
+
+/**
+ * A track another member publishes, as the protocol describes it.
+ * @typedef {object} Track
+ * @property {string} peer The publishing member's id, in decimal.
+ * @property {string} id The track's id in its publisher's session.
+ * @property {TrackKind} kind
+ * @property {TrackSource} source
+ * @property {string} stream Its msid stream id: the key of its media in `State.remoteMedia`.
+ */
+
+/**
+ * A track we receive.
+ * @typedef {object} RemoteMedia
+ * @property {string} key The msid stream id of the track (`Track.stream`).
+ * @property {string} peer The member who publishes it.
+ * @property {TrackKind} kind
+ * @property {MediaStreamTrack} track
+ * @property {MediaStream} stream The track's own stream, which holds it alone.
+ */
+
+/** @typedef {Record<string, string | number>} TextArgs */
+
+/**
+ * A message of messages.js with the values for its placeholders.
+ * @typedef {{key: string, args?: TextArgs}} Text
+ */
+
+/** @typedef {'rejoin' | 'reconnect_now'} NoticeAction */
+
+/**
+ * What the connection notice says.
+ * @typedef {object} ConnectionNotice
+ * @property {string} key
+ * @property {TextArgs} [args]
+ * @property {Text} [lead] A first sentence (why we reconnect).
+ * @property {{due: number, attempt: number}} [countdown] The text counts down to `due` (ms
+ *   since the epoch), and its values are `{s, n}`: seconds left and the attempt.
+ * @property {NoticeAction} [action] The button it offers.
+ */
+
+/**
+ * @typedef {object} Connection
+ * @property {ConnectionStatus} status
+ * @property {string | null} detail The state of the audio, as a message key shown beside
+ *   the status ("audio connecting…"), or null.
+ * @property {ConnectionNotice | null} notice
+ * @property {number} attempt The reconnection attempt: 0 while connected.
+ * @property {number} delayMs The delay of the pending retry.
+ * @property {number} rejoins How often we got back into the room after a loss.
+ * @property {boolean} everJoined
+ * @property {boolean} leaving We are leaving: nothing reconnects.
+ * @property {string | null} bye The reason of the server's last `bye`.
+ */
+
+/** @typedef {'denied' | 'not_found' | 'busy' | 'unsupported' | 'other' | 'no_audio' | 'ended'} MicProblemCode */
+
+/**
+ * Why we have no microphone: a message and a stable code.
+ * @typedef {{key: string, args: TextArgs, code: MicProblemCode}} MicProblem
+ */
+
+/**
+ * @typedef {object} Mic
+ * @property {MediaStream | null} stream
+ * @property {MediaStreamTrack | null} track The microphone we send, if we have one.
+ * @property {boolean} muted Our microphone state, as everyone is shown it.
+ * @property {boolean} mutedForNoMic We muted ourselves because there was no microphone.
+ * @property {number} pendingEchoes Our mute changes the server has not echoed yet.
+ * @property {MicProblem | null} problem
+ */
+
+/**
+ * A line of the chat log: someone's message, or a line about the room ("Bob joined").
+ * @typedef {{type: 'message', message: ChatMessage, mine: boolean} | {type: 'system', text: Text}} ChatEntry
+ */
+
+/**
+ * @typedef {object} Chat
+ * @property {ChatEntry[]} log In display order.
+ * @property {Set<string>} seen `seq:ts` of every message in the log.
+ * @property {number} unread Messages that arrived while the chat could not be seen.
+ * @property {boolean} collapsed Folded away (on narrow screens).
+ */
+
+/**
+ * @typedef {object} State
+ * @property {string | null} room
+ * @property {string | null} name Our own nickname, as last confirmed.
+ * @property {string | null} selfId Our member id, in decimal.
+ * @property {Connection} connection
+ * @property {RTCPeerConnection | null} pc The peer connection with the server, once joined.
+ * @property {Map<string, Member>} members By id, ourselves included.
+ * @property {Map<string, Track>} tracks The tracks the others publish, by stream id.
+ * @property {Map<string, RemoteMedia>} remoteMedia What we receive, by track key.
+ * @property {boolean} audioBlocked The browser would not start playback without a click.
+ * @property {Set<string>} everSpoke Ids of every member ever reported speaking.
+ * @property {{ids: Set<string>, all: boolean}} localMutes Members silenced for us only.
+ * @property {Mic} mic
+ * @property {Chat} chat
+ * @property {{narrow: boolean, hidden: boolean}} page A narrow screen; a hidden page.
+ * @property {{code: string, message: string}[]} errors Every `error` the server sent.
+ * @property {Record<string, number>} sent Messages this page sent, by type.
+ * @property {string} lang The language shown.
+ * @property {string | null} speakerId The chosen output device, if any.
+ */
+
+/**
+ * Everything that happens, as the store is told it.
+ * @typedef {(
+ *   | {type: 'room_entered', room: string, name: string}
+ *   | {type: 'language_changed', lang: string}
+ *   | {type: 'connecting'}
+ *   | {type: 'joined', selfId: string, members: Member[], tracks: Track[], chat: ChatMessage[]}
+ *   | {type: 'peer_started', pc: RTCPeerConnection}
+ *   | {type: 'media_state', state: RTCPeerConnectionState}
+ *   | {type: 'session_ended'}
+ *   | {type: 'reconnect_scheduled', attempt: number, delayMs: number, due: number, reason: string}
+ *   | {type: 'disconnected', notice?: ConnectionNotice}
+ *   | {type: 'bye', reason: string}
+ *   | {type: 'server_error', code: string, message: string}
+ *   | {type: 'message_sent', msgType: string}
+ *   | {type: 'leaving'}
+ *   | {type: 'member_joined', member: Member}
+ *   | {type: 'member_left', id: string}
+ *   | {type: 'member_renamed', id: string, name: string}
+ *   | {type: 'mute', id: string, muted: boolean}
+ *   | {type: 'speaking', id: string, speaking: boolean}
+ *   | {type: 'track_added', track: Track}
+ *   | {type: 'track_removed', track: Track}
+ *   | {type: 'remote_track', key: string, kind: TrackKind, track: MediaStreamTrack, stream: MediaStream}
+ *   | {type: 'remote_track_ended', key: string, stream: MediaStream}
+ *   | {type: 'audio_blocked'}
+ *   | {type: 'audio_unblocked'}
+ *   | {type: 'mic_ready', stream: MediaStream, track: MediaStreamTrack}
+ *   | {type: 'mic_failed', problem: MicProblem}
+ *   | {type: 'mic_ended', track: MediaStreamTrack}
+ *   | {type: 'mic_released'}
+ *   | {type: 'muted_set', muted: boolean, forNoMic?: boolean}
+ *   | {type: 'mute_sent'}
+ *   | {type: 'local_mute_toggled', id: string}
+ *   | {type: 'all_muted_toggled'}
+ *   | {type: 'chat_message', message: ChatMessage, history?: boolean}
+ *   | {type: 'chat_collapsed', collapsed: boolean}
+ *   | {type: 'page_changed', narrow: boolean, hidden: boolean}
+ *   | {type: 'speaker_chosen', id: string | null}
+ * )} StoreEvent
+ */
+
+/**
+ * Told after every event: the new state, the one before, and the event.
+ * @typedef {(state: State, prev: State, event: StoreEvent) => void} Listener
+ */
+
+/** @returns {State} */
+export function initialState() {
+  return {
+    room: null,
+    name: null,
+    selfId: null,
+    connection: {
+      status: 'idle',
+      detail: null,
+      notice: null,
+      attempt: 0,
+      delayMs: 0,
+      rejoins: 0,
+      everJoined: false,
+      leaving: false,
+      bye: null,
+    },
+    pc: null,
+    members: new Map(),
+    tracks: new Map(),
+    remoteMedia: new Map(),
+    audioBlocked: false,
+    everSpoke: new Set(),
+    localMutes: { ids: new Set(), all: false },
+    mic: { stream: null, track: null, muted: false, mutedForNoMic: false, pendingEchoes: 0, problem: null },
+    chat: { log: [], seen: new Set(), unread: 0, collapsed: false },
+    page: { narrow: false, hidden: false },
+    errors: [],
+    sent: {},
+    lang: 'en',
+    speakerId: null,
+  };
+}
+
+// -----------------------------------------------------------------------------------------------
+// Reading the state
+
+/** Whether the chat can be seen: not folded away on a narrow screen. */
+export function chatVisible(/** @type {State} */ state) {
+  return !(state.chat.collapsed && state.page.narrow);
+}
+
+/**
+ * The member a track key belongs to, read from the key itself (`"<member>-<track id>"`), for
+ * a track the protocol has not described (yet).
+ */
+export function peerOfStream(/** @type {string} */ key) {
+  const dash = key.indexOf('-');
+  return dash < 0 ? key : key.slice(0, dash);
+}
+
+/** What member `id` sends us, track by track. */
+export function mediaOf(/** @type {State} */ state, /** @type {string} */ id) {
+  return [...state.remoteMedia.values()].filter((m) => m.peer === id);
+}
+
+/** What a track we receive carries: as its publisher declared it, else the default of its kind. */
+export function sourceOf(/** @type {State} */ state, /** @type {RemoteMedia} */ media) {
+  const track = state.tracks.get(media.key);
+  if (track) return track.source;
+  return media.kind === 'audio' ? 'microphone' : 'camera';
+}
+
+/** The button state of our own microphone. */
+export function muteButton(/** @type {State} */ state) {
+  const mic = state.mic;
+  return {
+    muted: mic.muted,
+    enabled: !!mic.track && state.connection.status === 'joined',
+    noMic: !mic.track && !!mic.problem,
+  };
+}
+
+// -----------------------------------------------------------------------------------------------
+// Changing it
+
+/**
+ * @template K, V
+ * @param {Map<K, V>} map
+ * @param {(value: V, key: K) => boolean} keep
+ * @returns {Map<K, V>} `map` itself if everything is kept
+ */
+function filterMap(map, keep) {
+  const out = new Map();
+  for (const [k, v] of map) if (keep(v, k)) out.set(k, v);
+  return out.size === map.size ? map : out;
+}
+
+/**
+ * @param {Map<string, Member>} members
+ * @param {string} id
+ * @param {Partial<Member>} change
+ */
+function withMember(members, id, change) {
+  const member = members.get(id);
+  if (!member) return members;
+  return new Map(members).set(id, { ...member, ...change });
+}
+
+/** @param {Chat} chat @param {Text} text @returns {Chat} */
+function withSystemLine(chat, text) {
+  return { ...chat, log: [...chat.log, { type: 'system', text }] };
+}
+
+/**
+ * Adds a message unless the log has it: sequence numbers start again in a room made afresh
+ * (after a server restart), so the time tells a repeat (history after a reconnection) from a
+ * new message.
+ * @param {State} state
+ * @param {Chat} chat
+ * @param {ChatMessage} message
+ * @param {boolean} history
+ * @returns {Chat}
+ */
+function withMessage(state, chat, message, history) {
+  const key = `${message.seq}:${message.ts}`;
+  if (chat.seen.has(key)) return chat;
+  const mine = String(message.from) === state.selfId;
+  const seen = new Set(chat.seen).add(key);
+  const unseen = !history && !mine && (!chatVisible({ ...state, chat }) || state.page.hidden);
+  return {
+    ...chat,
+    log: [...chat.log, { type: 'message', message, mine }],
+    seen,
+    unread: chat.unread + (unseen ? 1 : 0),
+  };
+}
+
+/** Unread messages are read once the chat can be seen on a visible page. @param {State} state */
+function readIfVisible(state) {
+  if (state.chat.unread > 0 && chatVisible(state) && !state.page.hidden) {
+    return { ...state, chat: { ...state.chat, unread: 0 } };
+  }
+  return state;
+}
+
+/** @type {Record<string, string | null>} */
+const MEDIA_DETAIL = {
+  connected: null,
+  failed: 'conn.audioFailed',
+  disconnected: 'conn.audioInterrupted',
+};
+
+/**
+ * The state after `event`.
+ * @param {State} state
+ * @param {StoreEvent} event
+ * @returns {State}
+ */
+export function reduce(state, event) {
+  const conn = state.connection;
+  switch (event.type) {
+    case 'room_entered':
+      return { ...state, room: event.room, name: event.name };
+
+    case 'language_changed':
+      return { ...state, lang: event.lang };
+
+    case 'connecting': {
+      const again = conn.attempt > 0;
+      return {
+        ...state,
+        connection: {
+          ...conn,
+          status: again ? 'reconnecting' : 'connecting',
+          detail: null,
+          bye: null,
+          notice: again ? { key: 'conn.reconnectingNow', args: { n: conn.attempt } } : conn.notice,
+        },
+      };
+    }
+
+    case 'joined': {
+      // People muted "for me" keep that across a reconnection (their ids change): by name.
+      const mutedNames = new Set(
+        [...state.localMutes.ids].map((id) => state.members.get(id)?.name).filter((n) => n !== undefined),
+      );
+      const members = new Map();
+      members.set(event.selfId, { id: event.selfId, name: state.name ?? '', muted: state.mic.muted, speaking: false });
+      const everSpoke = new Set(state.everSpoke);
+      const ids = new Set();
+      for (const m of event.members) {
+        members.set(m.id, m);
+        if (m.speaking) everSpoke.add(m.id);
+        if (mutedNames.has(m.name)) ids.add(m.id);
+      }
+      const rejoined = conn.everJoined;
+      let chat = rejoined ? withSystemLine(state.chat, { key: 'sys.reconnected', args: {} }) : state.chat;
+      const next = {
+        ...state,
+        selfId: event.selfId,
+        members,
+        everSpoke,
+        tracks: new Map(event.tracks.map((t) => [t.stream, t])),
+        localMutes: { ...state.localMutes, ids },
+        connection: {
+          ...conn,
+          status: /** @type {ConnectionStatus} */ ('joined'),
+          detail: 'conn.audioConnecting',
+          notice: null,
+          attempt: 0,
+          delayMs: 0,
+          everJoined: true,
+          rejoins: conn.rejoins + (rejoined ? 1 : 0),
+        },
+      };
+      for (const message of event.chat) chat = withMessage(next, chat, message, true);
+      return { ...next, chat };
+    }
+
+    case 'peer_started':
+      return { ...state, pc: event.pc };
+
+    case 'media_state': {
+      if (conn.status !== 'joined') return state;
+      const detail = event.state in MEDIA_DETAIL ? MEDIA_DETAIL[event.state] : 'conn.audioConnecting';
+      return { ...state, connection: { ...conn, detail } };
+    }
+
+    case 'session_ended': {
+      const members = new Map();
+      for (const [id, m] of state.members) members.set(id, m.speaking ? { ...m, speaking: false } : m);
+      return {
+        ...state,
+        pc: null,
+        members,
+        tracks: new Map(),
+        remoteMedia: new Map(),
+        mic: { ...state.mic, pendingEchoes: 0 },
+      };
+    }
+
+    case 'reconnect_scheduled':
+      return {
+        ...state,
+        connection: {
+          ...conn,
+          status: 'reconnecting',
+          detail: null,
+          attempt: event.attempt,
+          delayMs: event.delayMs,
+          notice: {
+            key: 'conn.reconnectIn',
+            lead: { key: event.reason, args: { code: '' } },
+            countdown: { due: event.due, attempt: event.attempt },
+            action: 'reconnect_now',
+          },
+        },
+      };
+
+    case 'disconnected':
+      return {
+        ...state,
+        connection: {
+          ...conn,
+          status: 'disconnected',
+          detail: null,
+          notice: event.notice === undefined ? conn.notice : event.notice,
+        },
+      };
+
+    case 'bye':
+      return { ...state, connection: { ...conn, bye: event.reason } };
+
+    case 'server_error':
+      return { ...state, errors: [...state.errors, { code: event.code, message: event.message }] };
+
+    case 'message_sent':
+      return { ...state, sent: { ...state.sent, [event.msgType]: (state.sent[event.msgType] ?? 0) + 1 } };
+
+    case 'leaving':
+      return { ...state, connection: { ...conn, leaving: true } };
+
+    case 'member_joined': {
+      const m = event.member;
+      const everSpoke = m.speaking ? new Set(state.everSpoke).add(m.id) : state.everSpoke;
+      return {
+        ...state,
+        members: new Map(state.members).set(m.id, m),
+        everSpoke,
+        chat: withSystemLine(state.chat, { key: 'sys.joined', args: { name: m.name } }),
+      };
+    }
+
+    case 'member_left': {
+      const id = event.id;
+      const member = state.members.get(id);
+      const members = filterMap(state.members, (_, k) => k !== id);
+      const ids = new Set(state.localMutes.ids);
+      ids.delete(id);
+      return {
+        ...state,
+        members,
+        localMutes: { ...state.localMutes, ids },
+        tracks: filterMap(state.tracks, (t) => t.peer !== id),
+        remoteMedia: filterMap(state.remoteMedia, (m) => m.peer !== id),
+        chat: member ? withSystemLine(state.chat, { key: 'sys.left', args: { name: member.name } }) : state.chat,
+      };
+    }
+
+    case 'member_renamed': {
+      const member = state.members.get(event.id);
+      if (!member) return state;
+      const old = member.name;
+      const self = event.id === state.selfId;
+      return {
+        ...state,
+        members: withMember(state.members, event.id, { name: event.name }),
+        name: self ? event.name : state.name,
+        chat: old !== event.name ? withSystemLine(state.chat, { key: 'sys.renamed', args: { old, name: event.name } }) : state.chat,
+      };
+    }
+
+    case 'mute': {
+      if (!state.members.has(event.id)) return state;
+      let mic = state.mic;
+      if (event.id === state.selfId) {
+        // Our own change, echoed. While later toggles are still on their way, keep what we show.
+        const pending = Math.max(0, mic.pendingEchoes - 1);
+        if (pending > 0) return { ...state, mic: { ...mic, pendingEchoes: pending } };
+        mic = { ...mic, pendingEchoes: 0, muted: event.muted };
+      }
+      return { ...state, mic, members: withMember(state.members, event.id, { muted: event.muted }) };
+    }
+
+    case 'speaking': {
+      const everSpoke = event.speaking && !state.everSpoke.has(event.id) ? new Set(state.everSpoke).add(event.id) : state.everSpoke;
+      return { ...state, everSpoke, members: withMember(state.members, event.id, { speaking: event.speaking }) };
+    }
+
+    case 'track_added': {
+      const t = event.track;
+      // Media that arrived first was attributed by its key; the protocol's word is final.
+      const known = state.remoteMedia.get(t.stream);
+      const remoteMedia = known && known.peer !== t.peer ? new Map(state.remoteMedia).set(t.stream, { ...known, peer: t.peer }) : state.remoteMedia;
+      return { ...state, tracks: new Map(state.tracks).set(t.stream, t), remoteMedia };
+    }
+
+    case 'track_removed': {
+      const key = event.track.stream;
+      return {
+        ...state,
+        tracks: filterMap(state.tracks, (_, k) => k !== key),
+        remoteMedia: filterMap(state.remoteMedia, (_, k) => k !== key),
+      };
+    }
+
+    case 'remote_track': {
+      const known = state.tracks.get(event.key);
+      /** @type {RemoteMedia} */
+      const media = {
+        key: event.key,
+        peer: known ? known.peer : peerOfStream(event.key),
+        kind: event.kind,
+        track: event.track,
+        stream: event.stream,
+      };
+      return { ...state, remoteMedia: new Map(state.remoteMedia).set(event.key, media) };
+    }
+
+    case 'remote_track_ended': {
+      if (state.remoteMedia.get(event.key)?.stream !== event.stream) return state;
+      return { ...state, remoteMedia: filterMap(state.remoteMedia, (_, k) => k !== event.key) };
+    }
+
+    case 'audio_blocked':
+      return { ...state, audioBlocked: true };
+
+    case 'audio_unblocked':
+      return { ...state, audioBlocked: false };
+
+    case 'mic_ready':
+      return { ...state, mic: { ...state.mic, stream: event.stream, track: event.track, problem: null } };
+
+    case 'mic_failed':
+      // A microphone we still have is not a problem: only a switch to another one failed.
+      if (state.mic.track) return state;
+      return { ...state, mic: { ...state.mic, problem: event.problem } };
+
+    case 'mic_ended':
+      if (state.mic.track !== event.track) return state;
+      return { ...state, mic: { ...state.mic, track: null, problem: { key: 'mic.ended', args: {}, code: 'ended' } } };
+
+    case 'mic_released':
+      return { ...state, mic: { ...state.mic, stream: null, track: null } };
+
+    case 'muted_set': {
+      const mic = { ...state.mic, muted: event.muted, mutedForNoMic: !!event.forNoMic };
+      const members = state.selfId ? withMember(state.members, state.selfId, { muted: event.muted }) : state.members;
+      return { ...state, mic, members };
+    }
+
+    case 'mute_sent':
+      return { ...state, mic: { ...state.mic, pendingEchoes: state.mic.pendingEchoes + 1 } };
+
+    case 'local_mute_toggled': {
+      const ids = new Set(state.localMutes.ids);
+      if (ids.has(event.id)) ids.delete(event.id);
+      else ids.add(event.id);
+      return { ...state, localMutes: { ...state.localMutes, ids } };
+    }
+
+    case 'all_muted_toggled':
+      return { ...state, localMutes: { ...state.localMutes, all: !state.localMutes.all } };
+
+    case 'chat_message':
+      return { ...state, chat: withMessage(state, state.chat, event.message, !!event.history) };
+
+    case 'chat_collapsed':
+      return readIfVisible({ ...state, chat: { ...state.chat, collapsed: event.collapsed } });
+
+    case 'page_changed':
+      return readIfVisible({ ...state, page: { narrow: event.narrow, hidden: event.hidden } });
+
+    case 'speaker_chosen':
+      return { ...state, speakerId: event.id };
+
+    default:
+      return state;
+  }
+}
+
+// -----------------------------------------------------------------------------------------------
+// The store
+
+/** Reports an error thrown by a subscriber without stopping the others. */
+function report(/** @type {unknown} */ err) {
+  if (typeof globalThis.reportError === 'function') globalThis.reportError(err);
+  else setTimeout(() => {
+    throw err;
+  });
+}
+
+/**
+ * A store holding `initial`. Events dispatched while subscribers are being told of another
+ * wait for them to finish, so every subscriber sees the events in order.
+ * @param {State} [initial]
+ */
+export function createStore(initial = initialState()) {
+  let state = initial;
+  /** @type {Set<Listener>} */
+  const listeners = new Set();
+  /** @type {StoreEvent[]} */
+  const queue = [];
+  let busy = false;
+
+  return {
+    /** The current state. Never change it: dispatch an event. */
+    getState() {
+      return state;
+    },
+
+    /** @param {StoreEvent} event */
+    dispatch(event) {
+      queue.push(event);
+      if (busy) return;
+      busy = true;
+      try {
+        for (let next = queue.shift(); next; next = queue.shift()) {
+          const prev = state;
+          state = reduce(prev, next);
+          for (const listener of [...listeners]) {
+            try {
+              listener(state, prev, next);
+            } catch (err) {
+              report(err);
+            }
+          }
+        }
+      } finally {
+        busy = false;
+      }
+    },
+
+    /**
+     * Calls `listener` after every event from now on; returns a function that stops it.
+     * @param {Listener} listener
+     */
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+  };
+}
+
+/** @typedef {ReturnType<typeof createStore>} Store */
+
+/** The page's store. */
+export const store = createStore();
