@@ -184,6 +184,11 @@ impl Server {
         self.rooms.counts()
     }
 
+    /// This node's rooms.
+    pub fn rooms(&self) -> &Arc<dyn RoomDirectory> {
+        &self.rooms
+    }
+
     /// The media cores' figures, summed.
     pub async fn media_stats(&self) -> CoreStats {
         self.media.stats().await.core

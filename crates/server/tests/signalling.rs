@@ -347,3 +347,54 @@ async fn shutdown_says_bye_to_everyone() {
     );
     stop.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_rooms_handle_lists_its_members_removes_one_and_closes_the_room() {
+    let server = server().await;
+    let mut a = ws(&server).await;
+    let ServerMsg::Joined { id: a_id, .. } = ws_join(&mut a, "handled", "Alice").await else {
+        unreachable!()
+    };
+    let mut b = ws(&server).await;
+    let ServerMsg::Joined { id: b_id, .. } = ws_join(&mut b, "handled", "Bob").await else {
+        unreachable!()
+    };
+    let rooms = server.rooms();
+    assert!(rooms.find("elsewhere").await.is_none());
+    let listed = rooms.rooms().await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].room.as_str(), listed[0].members), ("handled", 2));
+
+    let room = rooms.find("handled").await.expect("the room runs");
+    let snapshot = room.snapshot().await.expect("a snapshot");
+    let ids: Vec<_> = snapshot.members.iter().map(|m| m.id).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&a_id) && ids.contains(&b_id));
+
+    // Bob is removed: he is told why, and Alice sees him leave.
+    assert!(room.remove(b_id, ByeReason::Removed).await);
+    let bye = next_matching(&mut b, |m| matches!(m, ServerMsg::Bye { .. })).await;
+    assert_eq!(
+        bye,
+        Some(ServerMsg::Bye {
+            reason: ByeReason::Removed
+        })
+    );
+    let left = next_matching(&mut a, |m| matches!(m, ServerMsg::MemberLeft { .. })).await;
+    assert_eq!(left, Some(ServerMsg::MemberLeft { id: b_id }));
+    assert!(!room.remove(b_id, ByeReason::Removed).await, "only once");
+
+    // Closing the room tells Alice why and ends it.
+    room.close(ByeReason::RoomClosed).await;
+    let bye = next_matching(&mut a, |m| matches!(m, ServerMsg::Bye { .. })).await;
+    assert_eq!(
+        bye,
+        Some(ServerMsg::Bye {
+            reason: ByeReason::RoomClosed
+        })
+    );
+    tokio::time::timeout(WAIT, room.closed()).await.unwrap();
+    assert!(rooms.find("handled").await.is_none());
+    assert_eq!((server.counts().rooms, server.counts().members), (0, 0));
+    server.shutdown().await;
+}

@@ -45,7 +45,14 @@ const JOIN_REFUSALS = new Set([
 const TRANSIENT_REFUSALS = new Set(['room_full', 'server_full', 'shutting_down']);
 // `bye` reasons after which we reconnect on our own.
 const RECONNECT_BYES = new Set(['server_shutdown', 'media_failed']);
-const KNOWN_BYES = new Set(['left', 'server_shutdown', 'protocol_violation', 'media_failed']);
+const KNOWN_BYES = new Set([
+  'left',
+  'server_shutdown',
+  'protocol_violation',
+  'media_failed',
+  'removed',
+  'room_closed',
+]);
 
 /** Server error codes we explain in words; the rest get a general message. */
 const EXPLAINED = new Set([
