@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use free4chat_media::SfuStats;
 use free4chat_media::worker::{SocketSpec, TcpOptions, WorkerHandle, WorkerStats};
+use free4chat_media::{SfuConfig, SfuStats};
 use free4chat_turn::{Turn, TurnConfig as TurnSettings, TurnHandle};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -53,7 +53,9 @@ impl Server {
                 max_connections: config.media_tcp_max_connections,
                 ..TcpOptions::default()
             });
-            let worker = WorkerHandle::spawn(index, &specs, tcp, config.media_realtime)?;
+            // The worker puts its own sockets' addresses in as candidates.
+            let sfu = SfuConfig::new(Vec::new());
+            let worker = WorkerHandle::spawn(index, &specs, tcp, config.media_realtime, sfu)?;
             for (spec, advertised) in specs.iter().zip(worker.addrs()) {
                 media_pairs.push((
                     *advertised,
