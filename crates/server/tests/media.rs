@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use common::*;
 use free4chat_client::{Client, ClientConfig};
-use free4chat_media::priority::Realtime;
 use free4chat_signal::{ClientMsg, ServerMsg};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -765,10 +764,8 @@ async fn media_threads_can_run_at_real_time_priority() {
         .join()
         .unwrap();
     let config = free4chat::config::Config {
-        media_realtime: Realtime {
-            priority: 7,
-            asked: true,
-        },
+        media_realtime_priority: 7,
+        media_realtime_asked: true,
         ..config()
     };
     let server = free4chat::Server::start(&config).await.unwrap();
