@@ -136,6 +136,56 @@ pub struct Config {
     )]
     pub room_spread_at: usize,
 
+    /// A member whose media has not connected this long after their offer is dropped.
+    #[arg(
+        long,
+        env = "FREE4CHAT_MEDIA_CONNECT_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = duration::parse,
+        help_heading = "Media"
+    )]
+    #[serde(with = "duration")]
+    pub media_connect_timeout: Duration,
+
+    /// A member whose media connection stays lost this long is dropped.
+    #[arg(
+        long,
+        env = "FREE4CHAT_MEDIA_DISCONNECT_GRACE",
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = duration::parse,
+        help_heading = "Media"
+    )]
+    #[serde(with = "duration")]
+    pub media_disconnect_grace: Duration,
+
+    /// A media TCP connection must bring a STUN request for a member within this time of being
+    /// accepted (counted in whole frames: a trickle of bytes does not extend it).
+    #[arg(
+        long,
+        env = "FREE4CHAT_MEDIA_TCP_FIRST_FRAME_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = duration::parse,
+        help_heading = "Media"
+    )]
+    #[serde(with = "duration")]
+    pub media_tcp_first_frame_timeout: Duration,
+
+    /// A member's media TCP connection without a whole frame for this long is closed (ICE
+    /// consent lapses after 30 s anyway, and browsers check a backup pair every 25 s).
+    #[arg(
+        long,
+        env = "FREE4CHAT_MEDIA_TCP_IDLE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = duration::parse,
+        help_heading = "Media"
+    )]
+    #[serde(with = "duration")]
+    pub media_tcp_idle_timeout: Duration,
+
     /// Most rooms at once.
     #[arg(
         long,
@@ -165,6 +215,107 @@ pub struct Config {
         help_heading = "Limits"
     )]
     pub max_peers: usize,
+
+    /// Signalling messages one connection may send at once, its burst (refilled at
+    /// --message-rate).
+    #[arg(
+        long,
+        env = "FREE4CHAT_MESSAGE_BURST",
+        value_name = "N",
+        default_value_t = 40,
+        help_heading = "Limits"
+    )]
+    pub message_burst: u32,
+
+    /// Signalling messages per second that refill a connection's burst.
+    #[arg(
+        long,
+        env = "FREE4CHAT_MESSAGE_RATE",
+        value_name = "PER_SECOND",
+        default_value_t = 20.0,
+        help_heading = "Limits"
+    )]
+    pub message_rate: f64,
+
+    /// Chat messages one connection may send at once, its burst (refilled at --chat-rate).
+    #[arg(
+        long,
+        env = "FREE4CHAT_CHAT_BURST",
+        value_name = "N",
+        default_value_t = 10,
+        help_heading = "Limits"
+    )]
+    pub chat_burst: u32,
+
+    /// Chat messages per second that refill a connection's chat burst.
+    #[arg(
+        long,
+        env = "FREE4CHAT_CHAT_RATE",
+        value_name = "PER_SECOND",
+        default_value_t = 2.0,
+        help_heading = "Limits"
+    )]
+    pub chat_rate: f64,
+
+    /// Refused messages in a row that end a connection.
+    #[arg(
+        long,
+        env = "FREE4CHAT_MAX_REFUSALS",
+        value_name = "N",
+        default_value_t = 50,
+        help_heading = "Limits"
+    )]
+    pub max_refusals: u32,
+
+    /// A WebSocket connection must join a room within this time.
+    #[arg(
+        long,
+        env = "FREE4CHAT_JOIN_DEADLINE",
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = duration::parse,
+        help_heading = "Connections"
+    )]
+    #[serde(with = "duration")]
+    pub join_deadline: Duration,
+
+    /// Each WebSocket connection is pinged this often.
+    #[arg(
+        long,
+        env = "FREE4CHAT_PING_INTERVAL",
+        value_name = "DURATION",
+        default_value = "15s",
+        value_parser = duration::parse,
+        help_heading = "Connections"
+    )]
+    #[serde(with = "duration")]
+    pub ping_interval: Duration,
+
+    /// A WebSocket connection from which nothing (not even a pong) arrives for this long is
+    /// closed; checked at each ping.
+    #[arg(
+        long,
+        env = "FREE4CHAT_SILENCE_LIMIT",
+        value_name = "DURATION",
+        default_value = "45s",
+        value_parser = duration::parse,
+        help_heading = "Connections"
+    )]
+    #[serde(with = "duration")]
+    pub silence_limit: Duration,
+
+    /// How long a closing WebSocket connection waits for its last messages to go out and for
+    /// the client's close.
+    #[arg(
+        long,
+        env = "FREE4CHAT_CLOSE_LINGER",
+        value_name = "DURATION",
+        default_value = "3s",
+        value_parser = duration::parse,
+        help_heading = "Connections"
+    )]
+    #[serde(with = "duration")]
+    pub close_linger: Duration,
 
     /// PEM certificate chain: serve HTTPS and WSS instead of HTTP (needs --tls-key).
     #[arg(
@@ -464,6 +615,37 @@ impl Config {
         if self.max_rooms == 0 || self.max_room_members == 0 || self.max_peers == 0 {
             return Err(ConfigError::Invalid("limits must be at least 1"));
         }
+        if self.message_burst == 0 || self.chat_burst == 0 || self.max_refusals == 0 {
+            return Err(ConfigError::Invalid(
+                "message_burst, chat_burst and max_refusals must be at least 1",
+            ));
+        }
+        // NaN fails this too.
+        let positive = |rate: f64| rate.is_finite() && rate > 0.0;
+        if !positive(self.message_rate) || !positive(self.chat_rate) {
+            return Err(ConfigError::Invalid(
+                "message_rate and chat_rate must be more than 0 per second",
+            ));
+        }
+        // A deadline is added to the time of day; past a day none would be useful.
+        let timings = [
+            self.media_connect_timeout,
+            self.media_disconnect_grace,
+            self.media_tcp_first_frame_timeout,
+            self.media_tcp_idle_timeout,
+            self.join_deadline,
+            self.ping_interval,
+            self.silence_limit,
+            self.close_linger,
+        ];
+        if timings
+            .iter()
+            .any(|t| t.is_zero() || *t > Duration::from_secs(86_400))
+        {
+            return Err(ConfigError::Invalid(
+                "timeouts, deadlines and intervals must be more than 0 and at most a day",
+            ));
+        }
         let mut families = self
             .public_ip
             .iter()
@@ -638,6 +820,19 @@ mod tests {
         assert!(args(&["free4chat", "--media-workers", "0"]).is_err());
         assert!(args(&["free4chat", "--public-ip", "1.2.3.4,5.6.7.8"]).is_err());
         assert!(args(&["free4chat", "--media-port", "65535", "--media-workers", "2"]).is_err());
+        for bad in [
+            ["--message-burst", "0"],
+            ["--chat-rate", "0"],
+            ["--message-rate", "NaN"],
+            ["--max-refusals", "0"],
+            ["--ping-interval", "0s"],
+            ["--join-deadline", "2days"],
+            ["--silence-limit", "-1s"],
+            ["--close-linger", "soon"],
+        ] {
+            let refused = args(&["free4chat", bad[0], bad[1]]);
+            assert!(refused.is_err(), "{bad:?} was taken");
+        }
     }
 
     #[test]
@@ -659,6 +854,15 @@ mod tests {
         assert!(err.to_string().contains("negative"), "{err}");
         let err = resolve(&["free4chat"], "turn_ttl = \"5 parsecs\"").unwrap_err();
         assert!(err.to_string().contains("turn_ttl"), "{err}");
+        let c = args(&["free4chat", "--join-deadline", "300ms"]).unwrap();
+        assert_eq!(c.join_deadline, Duration::from_millis(300));
+        let c = resolve(
+            &["free4chat"],
+            "silence_limit = \"1m 30s\"\nmedia_tcp_idle_timeout = 2\n",
+        )
+        .unwrap();
+        assert_eq!(c.silence_limit, Duration::from_secs(90));
+        assert_eq!(c.media_tcp_idle_timeout, Duration::from_secs(2));
     }
 
     #[test]
@@ -783,6 +987,26 @@ mod tests {
         let d = Config::default();
         assert_eq!(d.listen, SocketAddr::from(([127, 0, 0, 1], 4000)));
         assert_eq!((d.media_port, d.media_workers), (40000, cores()));
+        assert_eq!((d.message_burst, d.message_rate), (40, 20.0));
+        assert_eq!((d.chat_burst, d.chat_rate, d.max_refusals), (10, 2.0, 50));
+        assert_eq!(
+            [
+                d.join_deadline,
+                d.ping_interval,
+                d.silence_limit,
+                d.close_linger
+            ],
+            [30, 15, 45, 3].map(Duration::from_secs)
+        );
+        assert_eq!(
+            [
+                d.media_connect_timeout,
+                d.media_disconnect_grace,
+                d.media_tcp_first_frame_timeout,
+                d.media_tcp_idle_timeout
+            ],
+            [30, 10, 10, 30].map(Duration::from_secs)
+        );
         assert_eq!(d.turn_ttl, Duration::from_secs(86_400));
         assert!(!d.media_realtime_asked && d.public_ip.is_empty() && d.turn_secret.is_none());
         d.check().unwrap();

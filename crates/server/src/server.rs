@@ -55,10 +55,14 @@ impl Server {
             }
             let tcp = config.media_tcp.then(|| TcpOptions {
                 max_connections: config.media_tcp_max_connections,
+                first_frame_timeout: config.media_tcp_first_frame_timeout,
+                idle_timeout: config.media_tcp_idle_timeout,
                 ..TcpOptions::default()
             });
             // The worker puts its own sockets' addresses in as candidates.
-            let sfu = SfuConfig::new(Vec::new());
+            let mut sfu = SfuConfig::new(Vec::new());
+            sfu.connect_timeout = config.media_connect_timeout;
+            sfu.disconnect_grace = config.media_disconnect_grace;
             let worker = WorkerHandle::spawn(index, &specs, tcp, config.media_realtime(), sfu)?;
             for (spec, advertised) in specs.iter().zip(worker.addrs()) {
                 media_pairs.push((
@@ -106,6 +110,7 @@ impl Server {
         let http_addr = listener.local_addr()?;
         let connections = Arc::new(Connections::default());
         let app = router(AppState {
+            config: Arc::new(config.clone()),
             registry: registry.clone(),
             turn: turn.clone(),
             connections: connections.clone(),
