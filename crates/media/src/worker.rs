@@ -240,12 +240,15 @@ pub struct WorkerGone;
 impl WorkerHandle {
     /// Binds the sockets (and, with `tcp`, a TCP listener beside each) and starts the worker
     /// thread, at real-time priority if `realtime` asks for it and the system allows it, under
-    /// a governor that gives it up while the worker is too busy ([`crate::priority`]).
+    /// a governor that gives it up while the worker is too busy ([`crate::priority`]). The
+    /// core runs with `sfu`'s timings; its candidates are the sockets bound here, whatever
+    /// `sfu` lists.
     pub fn spawn(
         index: usize,
         specs: &[SocketSpec],
         tcp: Option<TcpOptions>,
         realtime: Realtime,
+        sfu: SfuConfig,
     ) -> io::Result<WorkerHandle> {
         let mut sockets = Vec::new();
         let mut listeners = Vec::new();
@@ -300,7 +303,7 @@ impl WorkerHandle {
                         }
                     };
                 let realtime = granted.then_some(priority);
-                run(index, sockets, listeners, options, (rx, relays), realtime)
+                run(index, sockets, listeners, options, sfu, (rx, relays), realtime)
             })?;
         Ok(WorkerHandle {
             tx,
@@ -717,6 +720,7 @@ fn run(
     sockets: Vec<(StdUdpSocket, SocketAddr)>,
     listeners: Vec<(StdTcpListener, SocketAddr)>,
     tcp_options: TcpOptions,
+    sfu: SfuConfig,
     (rx, relays): (mpsc::Receiver<WorkerMsg>, mpsc::Receiver<Relayed>),
     realtime: Option<u8>,
 ) {
@@ -746,7 +750,8 @@ fn run(
                 Err(e) => warn!(%advertised, "media TCP listener unusable: {e}"),
             }
         }
-        let mut config = SfuConfig::new(bound.iter().map(|(_, a)| *a).collect());
+        let mut config = sfu;
+        config.candidates = bound.iter().map(|(_, a)| *a).collect();
         config.tcp_candidates = listening.iter().map(|(_, a)| *a).collect();
         let now = Instant::now();
         let wake = Rc::new(Notify::new());

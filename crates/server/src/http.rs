@@ -11,6 +11,7 @@ use axum::routing::get;
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::config::Config;
 use crate::rooms::Registry;
 use crate::session::Connections;
 use crate::{session, web};
@@ -25,6 +26,8 @@ const WS_BUFFER: usize = 4 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The settings in force; each connection reads its timings and rate limits here.
+    pub config: Arc<Config>,
     pub registry: Arc<Registry>,
     pub connections: Arc<Connections>,
     pub shutdown: watch::Receiver<bool>,
@@ -139,6 +142,7 @@ async fn ws(
             session::run(
                 socket,
                 host,
+                state.config,
                 state.registry,
                 state.connections,
                 state.shutdown,
