@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::config::Config;
 use crate::rooms::{Counts, MediaWorkers, RoomDirectory};
 use crate::session::Connections;
 use crate::{session, web};
@@ -26,6 +27,8 @@ const WS_BUFFER: usize = 4 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The settings in force; each connection reads its timings and rate limits here.
+    pub config: Arc<Config>,
     pub rooms: Arc<dyn RoomDirectory>,
     pub media: Arc<MediaWorkers>,
     pub connections: Arc<Connections>,
@@ -95,6 +98,13 @@ async fn ws(
         .max_message_size(WS_FRAME_LIMIT)
         .max_frame_size(WS_FRAME_LIMIT)
         .on_upgrade(move |socket| {
-            session::run(socket, host, state.rooms, state.connections, state.shutdown)
+            session::run(
+                socket,
+                host,
+                state.config,
+                state.rooms,
+                state.connections,
+                state.shutdown,
+            )
         })
 }

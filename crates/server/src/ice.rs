@@ -37,18 +37,16 @@ impl IceServers {
         let integrated = turn.map(|(secret, listeners)| Integrated {
             secret: secret.to_vec(),
             host: config
-                .turn
-                .host
+                .turn_host
                 .clone()
                 .or_else(|| config.public_ip.first().map(|ip| host_literal(*ip))),
             listeners,
         });
         IceServers {
             integrated,
-            external: config.external_turn.urls.clone(),
+            external: config.external_turn.clone(),
             external_secret: config
-                .external_turn
-                .secret
+                .external_turn_secret
                 .as_ref()
                 .map(|s| s.as_bytes().to_vec()),
             ttl: config.turn_ttl,
@@ -161,8 +159,7 @@ pub fn valid_url(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Cli, Config};
-    use clap::Parser;
+    use crate::config::Config;
 
     #[test]
     fn hosts_from_headers_are_checked() {
@@ -189,14 +186,11 @@ mod tests {
 
     #[test]
     fn each_member_gets_urls_for_every_listener_and_credentials_of_its_own() {
-        let config = Config::resolve(Cli::parse_from([
-            "free4chat",
-            "--external-turn",
-            "turns:relay.example:443?transport=tcp",
-            "--external-turn-secret",
-            "ext",
-        ]))
-        .unwrap();
+        let config = Config {
+            external_turn: vec!["turns:relay.example:443?transport=tcp".into()],
+            external_turn_secret: Some("ext".into()),
+            ..Config::default()
+        };
         let listeners = LocalAddrs {
             udp: Some("0.0.0.0:3478".parse().unwrap()),
             tcp: Some("0.0.0.0:3479".parse().unwrap()),
@@ -228,10 +222,7 @@ mod tests {
         );
         // With no host known, the integrated server cannot be named; the external one still is.
         assert_eq!(ice.for_member(MemberId(7), None, now).len(), 1);
-        let none = IceServers::new(
-            &Config::resolve(Cli::parse_from(["free4chat"])).unwrap(),
-            None,
-        );
+        let none = IceServers::new(&Config::default(), None);
         assert!(none.for_member(MemberId(7), Some("x"), now).is_empty());
     }
 }

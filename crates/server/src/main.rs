@@ -1,13 +1,15 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::CommandFactory;
 use free4chat::Server;
-use free4chat::config::{Cli, Config};
+use free4chat::config::Config;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     free4chat::memory::tune_allocator();
-    let config = match Config::resolve(Cli::parse()) {
+    // clap answers --help and --version, and refuses malformed options, itself.
+    let matches = Config::command().get_matches();
+    let config = match Config::from_matches(&matches) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("free4chat: {e}");

@@ -37,6 +37,10 @@ pub struct Server {
 impl Server {
     /// Binds every socket and starts serving.
     pub async fn start(config: &Config) -> io::Result<Server> {
+        // A configuration built in code has not been through the reading that checks it.
+        config
+            .check()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let mut workers = Vec::new();
         let mut media_addrs = Vec::new();
         let dtls_cert = free4chat_sfu::dtls_certificate()
@@ -55,13 +59,15 @@ impl Server {
             }
             let tcp = config.media_tcp.then(|| TcpOptions {
                 max_connections: config.media_tcp_max_connections,
+                first_frame_timeout: config.media_tcp_first_frame_timeout,
+                idle_timeout: config.media_tcp_idle_timeout,
                 ..TcpOptions::default()
             });
             let options = WorkerOptions {
                 tcp,
-                realtime: config.media_realtime,
-                connect_timeout: Duration::from_secs(30),
-                disconnect_grace: Duration::from_secs(10),
+                realtime: config.media_realtime(),
+                connect_timeout: config.media_connect_timeout,
+                disconnect_grace: config.media_disconnect_grace,
                 dtls_cert: dtls_cert.clone(),
             };
             let worker = WorkerHandle::spawn(index, &specs, options)?;
@@ -79,12 +85,15 @@ impl Server {
             max_room_members: config.max_room_members,
             max_members: config.max_peers,
         };
-        let tls = match &config.tls {
+        let source = config
+            .tls_source()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tls = match &source {
             Some(source) => {
                 // A self-signed certificate names every address browsers may use.
                 let mut ips = config.public_ip.clone();
                 ips.extend(interface_ips());
-                let hosts: Vec<String> = config.turn.host.iter().cloned().collect();
+                let hosts: Vec<String> = config.turn_host.iter().cloned().collect();
                 let tls = Tls::load(source, &ips, &hosts).map_err(io::Error::other)?;
                 Some(tls)
             }
@@ -117,6 +126,7 @@ impl Server {
         let http_addr = listener.local_addr()?;
         let connections = Arc::new(Connections::default());
         let app = router(AppState {
+            config: Arc::new(config.clone()),
             rooms: rooms.clone(),
             media: media.clone(),
             turn: turn.clone(),
@@ -251,11 +261,10 @@ fn start_turn(
     tls: Option<&Tls>,
     media: &[(SocketAddr, SocketAddr)],
 ) -> io::Result<Option<(TurnHandle, Vec<u8>)>> {
-    let t = &config.turn;
-    if !t.enabled() {
+    if !config.turn_enabled() {
         return Ok(None);
     }
-    let secret = match &t.secret {
+    let secret = match &config.turn_secret {
         Some(s) => s.as_bytes().to_vec(),
         None => {
             use rand::RngCore;
@@ -287,14 +296,14 @@ fn start_turn(
             (*advertised, SocketAddr::new(local, bound.port()))
         })
         .collect();
-    settings.udp = t.udp;
-    settings.tcp = t.tcp;
-    settings.tls = match (t.tls, tls) {
+    settings.udp = config.turn_udp;
+    settings.tcp = config.turn_tcp;
+    settings.tls = match (config.turn_tls, tls) {
         (Some(addr), Some(tls)) => Some((addr, tls.turn.clone())),
         _ => None,
     };
-    settings.max_allocations = t.max_allocations;
-    settings.max_allocations_per_ip = t.max_allocations_per_ip;
+    settings.max_allocations = config.turn_max_allocations;
+    settings.max_allocations_per_ip = config.turn_max_allocations_per_ip;
     let handle = Turn::start(settings)?;
     Ok(Some((handle, secret)))
 }
@@ -303,8 +312,7 @@ fn start_turn(
 /// TURN host if it is an address, else the first listener's address if it is specific, else
 /// loopback.
 fn relay_advertise(config: &Config) -> IpAddr {
-    let t = &config.turn;
-    let specific = [t.udp, t.tcp, t.tls]
+    let specific = [config.turn_udp, config.turn_tcp, config.turn_tls]
         .into_iter()
         .flatten()
         .map(|a| a.ip())
@@ -314,7 +322,7 @@ fn relay_advertise(config: &Config) -> IpAddr {
         .iter()
         .copied()
         .find(IpAddr::is_ipv4)
-        .or_else(|| t.host.as_deref().and_then(|h| h.parse().ok()))
+        .or_else(|| config.turn_host.as_deref().and_then(|h| h.parse().ok()))
         .or(specific)
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }

@@ -13,17 +13,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
+use crate::config::Config;
 use crate::rate::TokenBucket;
 use crate::rooms::{JoinRequest, MEMBER_QUEUE, Membership, RoomDirectory};
-
-/// Refused or dropped messages in a row that end a connection.
-const MAX_STRIKES: u32 = 50;
-/// A connection must join within this time.
-const JOIN_DEADLINE: Duration = Duration::from_secs(30);
-/// A WebSocket ping is sent this often...
-const PING_EVERY: Duration = Duration::from_secs(15);
-/// ...and a connection silent for this long is gone.
-const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 
 /// Counts open connections, so shutdown can wait until each has said goodbye.
 #[derive(Default)]
@@ -72,6 +64,7 @@ enum Outgoing {
 pub async fn run(
     socket: WebSocket,
     host: Option<String>,
+    config: Arc<Config>,
     rooms: Arc<dyn RoomDirectory>,
     connections: Arc<Connections>,
     mut shutdown: watch::Receiver<bool>,
@@ -91,12 +84,15 @@ pub async fn run(
         room_tx: Some(room_tx),
         membership: None,
         strikes: 0,
-        general: TokenBucket::new(40.0, 20.0),
-        chat: TokenBucket::new(10.0, 2.0),
+        max_strikes: config.max_refusals,
+        general: TokenBucket::new(config.message_burst.into(), config.message_rate),
+        chat: TokenBucket::new(config.chat_burst.into(), config.chat_rate),
     };
-    let opened = Instant::now();
+    // A timer of its own: the deadline is kept to, not put off to the next ping.
+    let join_deadline = tokio::time::sleep(config.join_deadline);
+    tokio::pin!(join_deadline);
     let mut last_heard = Instant::now();
-    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut ping = tokio::time::interval(config.ping_interval);
     ping.tick().await;
 
     let mut violation = None;
@@ -115,13 +111,13 @@ pub async fn run(
                     }
                 }
             }
+            _ = &mut join_deadline, if session.membership.is_none() => {
+                session.reply(ServerMsg::error(ErrorCode::NotJoined, "join took too long"));
+                break false;
+            }
             _ = ping.tick() => {
-                if last_heard.elapsed() > SILENCE_LIMIT {
+                if last_heard.elapsed() > config.silence_limit {
                     debug!("connection silent too long");
-                    break false;
-                }
-                if session.membership.is_none() && opened.elapsed() > JOIN_DEADLINE {
-                    session.reply(ServerMsg::error(ErrorCode::NotJoined, "join took too long"));
                     break false;
                 }
                 let _ = session.own_tx.try_send(Outgoing::Ping);
@@ -177,7 +173,7 @@ pub async fn run(
             let _ = (&mut writer).await;
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+    let _ = tokio::time::timeout(config.close_linger, async {
         tokio::join!(drain, finish);
     })
     .await;
@@ -245,7 +241,9 @@ struct Session {
     /// Handed to the room on join.
     room_tx: Option<mpsc::Sender<Arc<ServerMsg>>>,
     membership: Option<Membership>,
+    /// Refused messages in a row, and how many end the connection.
     strikes: u32,
+    max_strikes: u32,
     general: TokenBucket,
     chat: TokenBucket,
 }
@@ -258,7 +256,7 @@ impl Session {
     /// Refuses a message. Too many refusals in a row end the connection.
     fn refuse(&mut self, code: ErrorCode, message: impl Into<String>) -> Flow {
         self.strikes += 1;
-        if self.strikes >= MAX_STRIKES {
+        if self.strikes >= self.max_strikes {
             return Flow::Violation(ServerMsg::error(code, message));
         }
         self.reply(ServerMsg::error(code, message));

@@ -28,8 +28,18 @@ fn help_documents_every_option() {
         "--max-peers",
         "--log",
         "FREE4CHAT_LISTEN",
+        "--join-deadline",
+        "FREE4CHAT_MEDIA_TCP_IDLE_TIMEOUT",
     ] {
         assert!(help.contains(option), "--help lacks {option}:\n{help}");
+    }
+    // Each default is shown beside its option.
+    for default in [
+        "[default: 127.0.0.1:4000]",
+        "[default: 30s]",
+        "[default: 24h]",
+    ] {
+        assert!(help.contains(default), "--help lacks {default}:\n{help}");
     }
 }
 
@@ -75,10 +85,12 @@ async fn serves_health_and_the_client_then_exits_zero_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("f4c-bin-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("free4chat.toml");
-    // Options from a file, one overridden from the environment.
+    // Options from a file, one overridden from the environment. The member below reads
+    // nothing after the server's bye, so the server's wait for its close is kept short.
     std::fs::write(
         &config,
-        "listen = \"127.0.0.1:1\"\nmedia_port = 0\npublic_ip = [\"127.0.0.1\"]\n",
+        "listen = \"127.0.0.1:1\"\nmedia_port = 0\npublic_ip = [\"127.0.0.1\"]\n\
+         media_realtime_priority = 0\nclose_linger = \"300ms\"\n",
     )
     .unwrap();
     let mut child = Command::new(BIN)
@@ -154,6 +166,7 @@ fn environment_of_server(tunables: Option<&str>) -> Vec<String> {
     let mut cmd = Command::new(BIN);
     cmd.args(["--listen", "127.0.0.1:0", "--media-port", "0"])
         .args(["--public-ip", "127.0.0.1", "--log", "warn"])
+        .args(["--media-realtime-priority", "0"])
         .env_remove("GLIBC_TUNABLES")
         .env_remove("FREE4CHAT_ALLOCATOR_TUNED")
         .stdout(Stdio::piped())

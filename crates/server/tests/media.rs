@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use common::*;
 use free4chat_client::{Client, ClientConfig};
-use free4chat_media::priority::Realtime;
 use free4chat_signal::{ClientMsg, MemberId, ServerMsg, TrackKind, TrackSource};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,20 +376,6 @@ async fn assert_everything_freed(server: &free4chat::Server) {
     );
 }
 
-async fn wait_until<F, Fut>(f: F) -> bool
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_datagrams_on_the_media_port_disturb_nobody() {
     let server = server().await;
@@ -433,24 +418,7 @@ async fn a_connection_that_vanishes_mid_negotiation_is_cleaned_up() {
     // Join and offer by hand, then drop the connection before ICE ever starts.
     let mut w = ws(&server).await;
     ws_join(&mut w, "flaky", "Ghost").await;
-    let offer = {
-        let mut rtc = str0m::Rtc::new(std::time::Instant::now());
-        let mut api = rtc.sdp_api();
-        api.add_media(
-            str0m::media::MediaKind::Audio,
-            str0m::media::Direction::SendRecv,
-            None,
-            None,
-            None,
-        );
-        api.apply().unwrap().0.to_sdp_string()
-    };
-    let msg = serde_json::to_string(&ClientMsg::Offer {
-        sdp: offer,
-        sources: None,
-    })
-    .unwrap();
-    send_text(&mut w, &msg).await;
+    send_text(&mut w, &offer_that_never_connects()).await;
     let answer = next_matching(&mut w, |m| matches!(m, ServerMsg::Answer { .. })).await;
     assert!(answer.is_some(), "the offer was answered");
     drop(w);
@@ -466,6 +434,72 @@ async fn a_connection_that_vanishes_mid_negotiation_is_cleaned_up() {
                 .iter()
                 .any(|m| matches!(m, ServerMsg::MemberLeft { .. })))
             .await
+    );
+    server.shutdown().await;
+}
+
+/// An offer for one audio track, from a peer that will never answer ICE.
+fn offer_that_never_connects() -> String {
+    let mut rtc = str0m::Rtc::new(std::time::Instant::now());
+    let mut api = rtc.sdp_api();
+    api.add_media(
+        str0m::media::MediaKind::Audio,
+        str0m::media::Direction::SendRecv,
+        None,
+        None,
+        None,
+    );
+    let offer = api.apply().unwrap().0.to_sdp_string();
+    serde_json::to_string(&ClientMsg::Offer {
+        sdp: offer,
+        sources: None,
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_media_never_connects_is_told_and_dropped() {
+    let server = server_with(free4chat::config::Config {
+        media_connect_timeout: Duration::from_millis(500),
+        ..config()
+    })
+    .await;
+    // Nobody else joins: a member whose media does connect would have to within 500 ms too.
+    let mut w = ws(&server).await;
+    ws_join(&mut w, "mute-ghost", "Ghost").await;
+    send_text(&mut w, &offer_that_never_connects()).await;
+    let answer = next_matching(&mut w, |m| matches!(m, ServerMsg::Answer { .. })).await;
+    assert!(answer.is_some(), "the offer was answered");
+    // The signalling stays open; the media never starts.
+    let failed = next_matching(&mut w, |m| matches!(m, ServerMsg::Error { .. })).await;
+    assert!(
+        matches!(
+            failed,
+            Some(ServerMsg::Error {
+                code: ErrorCode::MediaFailed,
+                ..
+            })
+        ),
+        "{failed:?}"
+    );
+    let bye = next_matching(&mut w, |m| matches!(m, ServerMsg::Bye { .. })).await;
+    assert_eq!(
+        bye,
+        Some(ServerMsg::Bye {
+            reason: free4chat_signal::ByeReason::MediaFailed
+        })
+    );
+    assert_eq!(next(&mut w).await, None, "closed after bye");
+    let gone = wait_until(|| async {
+        let s = server.media_stats().await;
+        (s.participants, s.failed, server.counts().members) == (0, 1, 0)
+    })
+    .await;
+    assert!(
+        gone,
+        "{:?} {:?}",
+        server.media_stats().await,
+        server.counts()
     );
     server.shutdown().await;
 }
@@ -646,7 +680,12 @@ async fn hostile_tcp_connections_disturb_nobody_and_are_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
-    let server = server().await;
+    // Connections that never bring a frame are closed after 2 s rather than 10 s.
+    let server = server_with(free4chat::config::Config {
+        media_tcp_first_frame_timeout: Duration::from_secs(2),
+        ..config()
+    })
+    .await;
     let alice = join(&server, "besieged", "Alice").await;
     let mut over_tcp = ClientConfig::new(server.http_addr(), "besieged", "Bob");
     over_tcp.tcp = true;
@@ -672,14 +711,15 @@ async fn hostile_tcp_connections_disturb_nobody_and_are_closed() {
 
     // A connection that never speaks.
     let silent = TcpStream::connect(media).await.unwrap();
-    // One that trickles a byte a second and so never completes a frame.
+    // One that trickles a byte every quarter second and so never completes its 64-byte frame
+    // before the first-frame timeout.
     let (trickle, mut trickle_tx) = TcpStream::connect(media).await.unwrap().into_split();
     let trickler = tokio::spawn(async move {
         for b in [0x00, 0x40].into_iter().chain(std::iter::repeat(0x01)) {
             if trickle_tx.write_all(&[b]).await.is_err() {
                 return;
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     });
     // Garbage, framed: a frame that is not STUN.
@@ -712,8 +752,9 @@ async fn hostile_tcp_connections_disturb_nobody_and_are_closed() {
         server.media_worker_stats().await
     );
     let before = (count(&bob, &alice), count(&alice, &bob));
-    // The silent one and the trickling one are closed 10 s after they were opened.
-    let limit = Duration::from_secs(15);
+    // The silent one and the trickling one are closed 2 s after they were opened: well within
+    // 8 s, and before the default of 10 s would close them.
+    let limit = Duration::from_secs(8);
     let (silent, trickle) = tokio::join!(
         closed_by_server(silent, limit),
         closed_by_server(trickle, limit)
@@ -850,17 +891,15 @@ async fn media_threads_can_run_at_real_time_priority() {
         .join()
         .unwrap();
     let config = free4chat::config::Config {
-        media_realtime: Realtime {
-            priority: 7,
-            asked: true,
-        },
+        media_realtime_priority: 7,
+        media_realtime_asked: true,
         ..config()
     };
     let server = free4chat::Server::start(&config).await.unwrap();
     const SCHED_RR: u32 = 2;
     if allowed {
-        // Other tests' servers run in this process too, at the default priority (10). A worker
-        // sets its priority first thing on its own thread, which may not have run yet.
+        // Other tests' servers run in this process too, at normal priority. A worker sets its
+        // priority first thing on its own thread, which may not have run yet.
         let realtime = || async { media_thread_scheduling().contains(&(SCHED_RR, 7)) };
         assert!(
             wait_until(realtime).await,

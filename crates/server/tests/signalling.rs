@@ -98,7 +98,13 @@ async fn members_see_each_other_join_rename_mute_and_leave() {
 
 #[tokio::test]
 async fn chat_is_acknowledged_broadcast_and_kept_for_late_joiners() {
-    let server = server().await;
+    // Buckets large enough for every message below at once, so nothing waits for a refill.
+    let server = server_with(free4chat::config::Config {
+        message_burst: 200,
+        chat_burst: 200,
+        ..config()
+    })
+    .await;
     let mut a = ws(&server).await;
     ws_join(&mut a, "chatty", "Alice").await;
     let mut b = ws(&server).await;
@@ -127,15 +133,10 @@ async fn chat_is_acknowledged_broadcast_and_kept_for_late_joiners() {
         })
     );
 
-    // 120 more messages: the room keeps the last 100. Pace them under the chat rate limit
-    // by spreading them over both members and refilling time.
+    // 120 more messages from both members: the room keeps the last 100.
     for i in 0..120 {
         let sender = if i % 2 == 0 { &mut a } else { &mut b };
         send_text(sender, &format!(r#"{{"type":"chat","text":"n{i}"}}"#)).await;
-        // The chat bucket holds 10 and refills 2 per second per member.
-        if i % 16 == 15 {
-            tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
-        }
     }
     // Drain until the last message arrives at Alice; nothing may have been refused.
     next_matching(&mut a, |m| {
@@ -303,12 +304,91 @@ async fn a_flood_is_rate_limited_then_disconnected() {
 }
 
 #[tokio::test]
+async fn the_configured_rate_limits_and_refusal_limit_are_kept() {
+    // Buckets that hardly refill during the test: four messages, one of them chat; two
+    // refusals in a row end the connection.
+    let server = server_with(free4chat::config::Config {
+        message_burst: 4,
+        message_rate: 0.001,
+        chat_burst: 1,
+        chat_rate: 0.001,
+        max_refusals: 2,
+        ..config()
+    })
+    .await;
+    let mut w = ws(&server).await;
+    ws_join(&mut w, "paced", "Pat").await;
+    send_text(&mut w, r#"{"type":"chat","text":"one"}"#).await;
+    let ack = next(&mut w).await;
+    assert!(matches!(ack, Some(ServerMsg::ChatAck { .. })), "{ack:?}");
+    // The chat bucket is empty; the general one has two messages left.
+    send_text(&mut w, r#"{"type":"chat","text":"two"}"#).await;
+    expect_error(&mut w, ErrorCode::RateLimited).await;
+    // A message that passes clears the refusals in a row.
+    send_text(&mut w, r#"{"type":"ping"}"#).await;
+    assert_eq!(next(&mut w).await, Some(ServerMsg::Pong));
+    // Now the general bucket is empty too: two refusals, and the second ends the connection.
+    send_text(&mut w, r#"{"type":"ping"}"#).await;
+    expect_error(&mut w, ErrorCode::RateLimited).await;
+    send_text(&mut w, r#"{"type":"ping"}"#).await;
+    expect_error(&mut w, ErrorCode::RateLimited).await;
+    assert_eq!(
+        next(&mut w).await,
+        Some(ServerMsg::Bye {
+            reason: ByeReason::ProtocolViolation
+        })
+    );
+    assert_eq!(next(&mut w).await, None, "closed after bye");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_that_does_not_join_in_time_is_closed() {
+    let server = server_with(free4chat::config::Config {
+        join_deadline: std::time::Duration::from_millis(300),
+        ..config()
+    })
+    .await;
+    let mut member = ws(&server).await;
+    ws_join(&mut member, "punctual", "Member").await;
+    let mut idle = ws(&server).await;
+    // Nothing sent: the deadline passes.
+    expect_error(&mut idle, ErrorCode::NotJoined).await;
+    assert_eq!(next(&mut idle).await, None, "closed after the error");
+    // A member who joined in time is past the deadline too, and still served.
+    send_text(&mut member, r#"{"type":"ping"}"#).await;
+    assert_eq!(next(&mut member).await, Some(ServerMsg::Pong));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_member_whose_connection_falls_silent_is_dropped() {
+    let server = server_with(free4chat::config::Config {
+        ping_interval: std::time::Duration::from_millis(100),
+        silence_limit: std::time::Duration::from_millis(300),
+        ..config()
+    })
+    .await;
+    let mut silent = ws(&server).await;
+    ws_join(&mut silent, "quiet", "Silent").await;
+    // From here on the client reads nothing, so it answers no ping.
+    assert!(wait_until(|| async { server.counts().members == 0 }).await);
+    // What is left to read ends with the close.
+    while let Some(m) = next(&mut silent).await {
+        assert!(!matches!(m, ServerMsg::Error { .. }), "{m:?}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn room_and_server_limits_are_enforced() {
-    let mut config = config();
-    config.max_room_members = 2;
-    config.max_rooms = 2;
-    config.max_peers = 3;
-    let server = free4chat::Server::start(&config).await.unwrap();
+    let server = server_with(free4chat::config::Config {
+        max_room_members: 2,
+        max_rooms: 2,
+        max_peers: 3,
+        ..config()
+    })
+    .await;
     let mut a = ws(&server).await;
     ws_join(&mut a, "one", "A").await;
     let mut b = ws(&server).await;

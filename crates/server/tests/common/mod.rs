@@ -10,19 +10,45 @@ use free4chat_client::{Client, ClientConfig};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// A server on loopback with one media worker. Its media threads run at normal priority: many
+/// servers share this machine's cores with other work during the tests, and a test that wants
+/// real-time priority says so. A closing connection waits half a second, not three, for the
+/// client's close: the tests' hand-driven clients mostly stop reading before the server stops,
+/// and every connection open then would hold up its shutdown.
 pub fn config() -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         public_ip: vec!["127.0.0.1".parse().unwrap()],
         media_port: 0,
         media_workers: 1,
+        media_realtime_priority: 0,
+        close_linger: Duration::from_millis(500),
         ..Config::default()
     }
 }
 
 pub async fn server() -> Server {
+    server_with(config()).await
+}
+
+pub async fn server_with(config: Config) -> Server {
     init_log();
-    Server::start(&config()).await.expect("server starts")
+    Server::start(&config).await.expect("server starts")
+}
+
+/// Polls `f` every 50 ms until it holds, for at most 10 s.
+pub async fn wait_until<F, Fut>(f: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
 
 pub fn init_log() {
