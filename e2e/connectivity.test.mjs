@@ -326,7 +326,7 @@ test('ICE-TCP straight to the media server when every UDP candidate is removed',
       assert.equal(pair.remote.address, '127.0.0.1', who);
     },
     expectStats: (stats) => {
-      assert.ok(stats.media.tcp_connections >= 2, `both members on TCP: ${JSON.stringify(stats.media)}`);
+      assert.ok(stats.media.tcp.connections >= 2, `both members on TCP: ${JSON.stringify(stats.media)}`);
       assert.equal(stats.turn, null, 'no TURN server involved');
     },
   });
