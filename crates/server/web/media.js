@@ -5,7 +5,7 @@
 // ourselves, and feeds each member's level bar from their microphone (ours from our own).
 
 import { LevelMeters } from './levels.js';
-import { sourceOf, store } from './state.js';
+import { renderingFromStore, sourceOf, store } from './state.js';
 import * as ui from './ui.js';
 
 /** @typedef {import('./state.js').State} State */
@@ -89,15 +89,8 @@ function render(state, prev) {
   if (media || !prev || state.mic.stream !== prev.mic.stream || state.selfId !== prev.selfId) renderLevels(state);
 }
 
-let mounted = false;
-
 /** Starts rendering from the store (once). */
-export function mount() {
-  if (mounted) return;
-  mounted = true;
-  store.subscribe(render);
-  render(store.getState(), null);
-}
+export const mount = renderingFromStore(render);
 
 /** Starts the level meters after a user gesture if the browser kept them suspended. */
 export function resumeLevels() {

@@ -7,7 +7,7 @@
 import { micErrorInfo, openMicrophone, stopStream } from './devices.js';
 import * as i18n from './i18n.js';
 import * as prefs from './prefs.js';
-import { store } from './state.js';
+import { renderingFromStore, store } from './state.js';
 import * as ui from './ui.js';
 
 /** @typedef {import('./state.js').State} State */
@@ -190,12 +190,5 @@ function render(state, prev) {
   }
 }
 
-let mounted = false;
-
 /** Starts rendering from the store (once). */
-export function mount() {
-  if (mounted) return;
-  mounted = true;
-  store.subscribe(render);
-  render(store.getState(), null);
-}
+export const mount = renderingFromStore(render);

@@ -672,3 +672,19 @@ export function createStore(initial = initialState()) {
 
 /** The page's store. */
 export const store = createStore();
+
+/**
+ * A module's `mount` for a module that only renders: the first call subscribes `render` to the
+ * store and renders the state as it is; later calls do nothing.
+ * @param {(state: State, prev: State | null) => void} render
+ * @returns {() => void}
+ */
+export function renderingFromStore(render) {
+  let mounted = false;
+  return () => {
+    if (mounted) return;
+    mounted = true;
+    store.subscribe(render);
+    render(store.getState(), null);
+  };
+}

@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 use super::MemberTx;
 use super::Refusal;
 use super::chat::ChatLog;
-use super::handle::{JoinReply, RoomCmd, RoomSnapshot};
+use super::handle::{JoinReply, Joining, RoomCmd, RoomSnapshot};
 use super::local::Local;
 
 /// How many media events may wait for one room.
@@ -119,7 +119,7 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
     // server is going away.
     rx.close();
     while let Some(cmd) = rx.recv().await {
-        if let RoomCmd::Join { reply, .. } = cmd {
+        if let RoomCmd::Join(Joining { reply, .. }) = cmd {
             let answer = match closing {
                 Some(ByeReason::ServerShutdown) => JoinReply::Refused(Refusal::new(
                     ErrorCode::ShuttingDown,
@@ -224,50 +224,7 @@ impl Room {
 
     async fn handle(&mut self, cmd: RoomCmd) {
         match cmd {
-            RoomCmd::Join {
-                member,
-                name,
-                muted,
-                out,
-                ice_servers,
-                reply,
-            } => {
-                if self.members.len() >= self.local.limits.max_room_members {
-                    let r = Refusal::new(ErrorCode::RoomFull, "the room is full");
-                    let _ = reply.send(JoinReply::Refused(r));
-                    return;
-                }
-                let joined = ServerMsg::Joined {
-                    v: PROTOCOL_VERSION,
-                    room: self.name.clone(),
-                    id: member,
-                    members: self.members.iter().map(|(id, m)| m.public(*id)).collect(),
-                    tracks: self
-                        .members
-                        .values()
-                        .flat_map(|m| m.tracks.clone())
-                        .collect(),
-                    chat: self.chat.history(),
-                    ice_servers,
-                };
-                if out.try_send(Arc::new(joined)).is_err() {
-                    let _ = reply.send(JoinReply::Retry);
-                    return;
-                }
-                let state = MemberState {
-                    name,
-                    muted,
-                    speaking: false,
-                    out,
-                    tracks: Vec::new(),
-                    sources: Sources::new(),
-                };
-                let public = state.public(member);
-                self.members.insert(member, state);
-                self.broadcast(Some(member), &ServerMsg::MemberJoined { member: public });
-                let _ = reply.send(JoinReply::Joined);
-                info!(room = self.name, %member, "member joined");
-            }
+            RoomCmd::Join(joining) => self.join(joining),
             RoomCmd::Msg { member, msg } => self.member_msg(member, msg).await,
             RoomCmd::Leave { member, said_leave } => {
                 if said_leave {
@@ -296,6 +253,54 @@ impl Room {
             // The run loop ends the room on these.
             RoomCmd::Close { .. } => {}
         }
+    }
+
+    /// Takes a member in, unless the room is full: they get `joined`, the others
+    /// `member_joined`.
+    fn join(&mut self, joining: Joining) {
+        let Joining {
+            member,
+            name,
+            muted,
+            out,
+            ice_servers,
+            reply,
+        } = joining;
+        if self.members.len() >= self.local.limits.max_room_members {
+            let r = Refusal::new(ErrorCode::RoomFull, "the room is full");
+            let _ = reply.send(JoinReply::Refused(r));
+            return;
+        }
+        let joined = ServerMsg::Joined {
+            v: PROTOCOL_VERSION,
+            room: self.name.clone(),
+            id: member,
+            members: self.members.iter().map(|(id, m)| m.public(*id)).collect(),
+            tracks: self
+                .members
+                .values()
+                .flat_map(|m| m.tracks.clone())
+                .collect(),
+            chat: self.chat.history(),
+            ice_servers,
+        };
+        if out.try_send(Arc::new(joined)).is_err() {
+            let _ = reply.send(JoinReply::Retry);
+            return;
+        }
+        let state = MemberState {
+            name,
+            muted,
+            speaking: false,
+            out,
+            tracks: Vec::new(),
+            sources: Sources::new(),
+        };
+        let public = state.public(member);
+        self.members.insert(member, state);
+        self.broadcast(Some(member), &ServerMsg::MemberJoined { member: public });
+        let _ = reply.send(JoinReply::Joined);
+        info!(room = self.name, %member, "member joined");
     }
 
     fn snapshot(&self) -> RoomSnapshot {

@@ -10,14 +10,7 @@ use super::{MemberTx, Refusal};
 
 /// What a room's actor is asked.
 pub(super) enum RoomCmd {
-    Join {
-        member: MemberId,
-        name: String,
-        muted: bool,
-        out: MemberTx,
-        ice_servers: Vec<IceServer>,
-        reply: oneshot::Sender<JoinReply>,
-    },
+    Join(Joining),
     /// A message from a joined member. Only the in-room kinds arrive here.
     Msg { member: MemberId, msg: ClientMsg },
     /// The member's connection is gone, or they said `leave`.
@@ -33,6 +26,16 @@ pub(super) enum RoomCmd {
     },
     /// Tells every member why, and ends the room.
     Close { reason: ByeReason },
+}
+
+/// A member the directory has made, on their way into the room.
+pub(super) struct Joining {
+    pub member: MemberId,
+    pub name: String,
+    pub muted: bool,
+    pub out: MemberTx,
+    pub ice_servers: Vec<IceServer>,
+    pub reply: oneshot::Sender<JoinReply>,
 }
 
 pub(super) enum JoinReply {
@@ -114,14 +117,14 @@ impl RoomHandle {
         ice_servers: Vec<IceServer>,
     ) -> JoinReply {
         let (reply, rx) = oneshot::channel();
-        let cmd = RoomCmd::Join {
+        let cmd = RoomCmd::Join(Joining {
             member,
             name,
             muted,
             out,
             ice_servers,
             reply,
-        };
+        });
         if self.tx.send(cmd).await.is_err() {
             return JoinReply::Retry;
         }

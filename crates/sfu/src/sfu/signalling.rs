@@ -122,14 +122,24 @@ impl Sfu {
         self.negotiate(key);
     }
 
-    pub(super) fn client_offer(&mut self, member: MemberId, sdp: &str) {
+    /// The member's participant, and whether a server offer to them is outstanding; `None`
+    /// (and the member told) if they have no session here.
+    fn session_of(&mut self, member: MemberId) -> Option<(ParticipantKey, bool)> {
         let Some(key) = self.participants.key_of(member) else {
-            return self.error(member, MediaErrorCode::NoSession, "no media session");
+            self.error(member, MediaErrorCode::NoSession, "no media session");
+            return None;
         };
         let outstanding = self
             .participants
             .get(key)
             .is_some_and(|p| p.negotiation.is_outstanding());
+        Some((key, outstanding))
+    }
+
+    pub(super) fn client_offer(&mut self, member: MemberId, sdp: &str) {
+        let Some((key, outstanding)) = self.session_of(member) else {
+            return;
+        };
         if outstanding {
             // Glare: we are the impolite side. The client rolls back and offers again later.
             debug!(%member, "client offer ignored: a server offer is outstanding");
@@ -151,13 +161,9 @@ impl Sfu {
     }
 
     pub(super) fn client_answer(&mut self, member: MemberId, sdp: &str) {
-        let Some(key) = self.participants.key_of(member) else {
-            return self.error(member, MediaErrorCode::NoSession, "no media session");
+        let Some((key, outstanding)) = self.session_of(member) else {
+            return;
         };
-        let outstanding = self
-            .participants
-            .get(key)
-            .is_some_and(|p| p.negotiation.is_outstanding());
         if !outstanding {
             return self.error(
                 member,
