@@ -13,6 +13,8 @@ pub enum MediaCmd {
     AddParticipant {
         room: RoomId,
         member: MemberId,
+        /// The member's source id in the room: the CSRC of their packets on others' slots.
+        source: u32,
         offer: String,
     },
     /// A later client offer (renegotiation).
@@ -29,8 +31,15 @@ pub enum MediaCmd {
     RemoteTrack {
         room: RoomId,
         member: MemberId,
+        /// The member's source id in the room.
+        source: u32,
         track: String,
         kind: TrackKind,
+    },
+    /// The members `member` does not want to hear: they are kept off its audio slots.
+    LocalMutes {
+        member: MemberId,
+        muted: Vec<MemberId>,
     },
     /// A member of `room` held by another worker has gone: this worker's members stop
     /// receiving their tracks.

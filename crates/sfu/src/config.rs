@@ -19,6 +19,10 @@ pub struct SfuConfig {
     pub connect_timeout: Duration,
     /// A member whose ICE stays disconnected this long is dropped.
     pub disconnect_grace: Duration,
+    /// Audio slots per participant: each receives the room's loudest speakers on this many
+    /// m-lines, negotiated once, instead of an m-line per track; 0 gives each audio track its
+    /// own m-line.
+    pub audio_slots: usize,
     /// The certificate every participant's DTLS presents: one per process, since making one
     /// per member costs a key generation per join for nothing.
     pub dtls_cert: DtlsCert,
@@ -33,6 +37,7 @@ impl SfuConfig {
             tcp_candidates: Vec::new(),
             connect_timeout: Duration::from_secs(30),
             disconnect_grace: Duration::from_secs(10),
+            audio_slots: 0,
             dtls_cert,
             seed,
         }

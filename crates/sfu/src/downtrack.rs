@@ -1,5 +1,12 @@
 //! Down-tracks: one subscriber's copy of an up-track — where it stands in the negotiation, the
 //! route its packets take (payload type, RED), and its own sequence numbers and timestamps.
+//!
+//! A down-track is fed either by one up-track for its life (a video track: an m-line per
+//! track), or is an audio *slot*: an m-line negotiated once, when the participant joins, whose
+//! up-track changes as the room's speakers change. A slot keeps one SSRC and one payload type
+//! for its life; its sequence numbers stay contiguous and its timestamps move on by the time
+//! that passed across a change of speaker, so the browser's jitter buffer sees one steady
+//! stream; each packet names its true speaker in its CSRC.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +19,7 @@ use free4chat_ids::{MemberId, TrackKind};
 
 use crate::forward::{Rewriter, Route, red};
 use crate::prepared::Prepared;
+use crate::uptrack::UpTrackKey;
 
 /// A down-track's place in its participant's down-tracks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,11 +40,21 @@ pub enum Negotiated {
     Stopping(Mid),
 }
 
+/// What feeds a down-track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// One up-track for the down-track's life: its publisher and mid.
+    Track { publisher: MemberId, mid: Mid },
+    /// Audio slot `index`, fed by whichever up-track the room's speakers put on it now.
+    Slot {
+        index: usize,
+        current: Option<UpTrackKey>,
+    },
+}
+
 #[derive(Debug)]
 pub struct DownTrack {
-    /// The up-track's publisher and mid.
-    pub publisher: MemberId,
-    pub source_mid: Mid,
+    pub feed: Feed,
     pub kind: TrackKind,
     pub state: Negotiated,
     /// The route for the last source payload type seen (`None`: the subscriber cannot take it).
@@ -45,18 +63,35 @@ pub struct DownTrack {
 }
 
 /// The payloads a fan-out made from one packet, at most once each, for the subscribers who
-/// need them: the RED primary alone, and the packet with its RED payload types rewritten.
+/// need them: the RED primary alone, the packet with its RED payload types rewritten, and a
+/// plain packet wrapped in RED (for slots, which keep one payload type).
 #[derive(Default)]
 pub struct CopyPayloads {
     unwrapped: Option<Arc<[u8]>>,
     rewritten: Option<(u8, Arc<[u8]>)>,
+    wrapped: Option<(u8, Arc<[u8]>)>,
 }
 
 impl DownTrack {
-    pub fn new(publisher: MemberId, source_mid: Mid, kind: TrackKind) -> DownTrack {
+    /// A down-track of `publisher`'s track `mid`.
+    pub fn new(publisher: MemberId, mid: Mid, kind: TrackKind) -> DownTrack {
+        DownTrack::fed_by(Feed::Track { publisher, mid }, kind)
+    }
+
+    /// Audio slot `index`, empty until a speaker is put on it.
+    pub fn slot(index: usize) -> DownTrack {
+        DownTrack::fed_by(
+            Feed::Slot {
+                index,
+                current: None,
+            },
+            TrackKind::Audio,
+        )
+    }
+
+    fn fed_by(feed: Feed, kind: TrackKind) -> DownTrack {
         DownTrack {
-            publisher,
-            source_mid,
+            feed,
             kind,
             state: Negotiated::ToOpen,
             route: None,
@@ -69,6 +104,23 @@ impl DownTrack {
         match self.state {
             Negotiated::Open(m) => Some(m),
             _ => None,
+        }
+    }
+
+    /// The publisher and mid of the one up-track feeding it, for a down-track that is not a
+    /// slot.
+    pub fn track_source(&self) -> Option<(MemberId, Mid)> {
+        match self.feed {
+            Feed::Track { publisher, mid } => Some((publisher, mid)),
+            Feed::Slot { .. } => None,
+        }
+    }
+
+    /// The up-track on a slot now.
+    pub fn slot_current(&self) -> Option<UpTrackKey> {
+        match self.feed {
+            Feed::Slot { current, .. } => current,
+            Feed::Track { .. } => None,
         }
     }
 
@@ -101,7 +153,12 @@ impl DownTrack {
                 first_of_route = true;
                 let accepted = rtc.media(dst_mid).map_or(&[][..], |m| m.remote_pts());
                 let matched = rtc.codec_config().match_params(codec.params);
-                let route = Route::find(&codec.params, codec.red, matched, accepted);
+                let slot = matches!(self.feed, Feed::Slot { .. });
+                let route = if slot {
+                    Route::find_steady(&codec.params, codec.red, matched, accepted)
+                } else {
+                    Route::find(&codec.params, codec.red, matched, accepted)
+                };
                 self.route = Some((h.pt, route));
                 route
             }
@@ -135,6 +192,17 @@ impl DownTrack {
                 };
                 (pt, payload)
             }
+            Route::Wrap { pt, inner } => {
+                let payload = match &payloads.wrapped {
+                    Some((cached, payload)) if *cached == inner => payload.clone(),
+                    _ => {
+                        let payload = red::wrap_in_red(&packet.payload, inner);
+                        payloads.wrapped = Some((inner, payload.clone()));
+                        payload
+                    }
+                };
+                (pt, payload)
+            }
             Route::Unwrap { pt } => {
                 for r in &codec.recovered {
                     let mapped = self.rewriter.map(h.ssrc, r.seq, r.ts, clock_rate, now);
@@ -161,10 +229,14 @@ impl DownTrack {
         else {
             return written;
         };
-        let write = RtpWrite::new(out_pt, seq, ts, wallclock, payload)
+        let mut write = RtpWrite::new(out_pt, seq, ts, wallclock, payload)
             .marker(h.marker)
             .ext_vals(h.ext.clone())
             .nackable(video);
+        if let Feed::Slot { .. } = self.feed {
+            // The slot's true speaker, whom the listener's browser reports by this CSRC.
+            write = write.csrc(&[packet.csrc]);
+        }
         stream.write_rtp(write);
         written + 1
     }

@@ -21,6 +21,7 @@
 //! | `fanout` | the batch of packets to write, grouped by subscriber |
 //! | `forward` | payload type routes, RED, sequence/timestamp rewriting |
 //! | `speaking` | who is speaking, from the audio level |
+//! | [`speakers`] | whom the listeners hear on their audio slots: the loudest, with hysteresis |
 //! | [`link`] | which worker holds which member of a room, and what each worker is told |
 
 mod api;
@@ -37,6 +38,7 @@ mod prepared;
 mod rooms;
 pub mod sdp;
 mod sfu;
+pub mod speakers;
 pub mod speaking;
 mod stats;
 mod timers;

@@ -32,6 +32,8 @@ pub enum LinkOutput {
 #[derive(Debug, Default)]
 struct Placement {
     worker: Option<WorkerIndex>,
+    /// The member's source id in the room: the CSRC of their packets on others' slots.
+    source: u32,
     tracks: Vec<(String, TrackKind)>,
 }
 
@@ -44,6 +46,8 @@ pub struct MediaLink {
     /// Members the home keeps before the room spreads; 0: never spreads.
     spread_at: usize,
     members: BTreeMap<MemberId, Placement>,
+    /// The last source id given out.
+    last_source: u32,
     out: VecDeque<(WorkerIndex, LinkOutput)>,
 }
 
@@ -57,7 +61,38 @@ impl MediaLink {
             held: vec![0; workers],
             spread_at,
             members: BTreeMap::new(),
+            last_source: 0,
             out: VecDeque::new(),
+        }
+    }
+
+    /// A member joins the room: returns their source id, which the room tells the others
+    /// (the CSRC that names them on audio slots). Unique in the room for its life.
+    pub fn admit(&mut self, member: MemberId) -> u32 {
+        if let Some(p) = self.members.get(&member) {
+            return p.source;
+        }
+        self.last_source = self.last_source.wrapping_add(1).max(1);
+        let source = self.last_source;
+        self.members.insert(
+            member,
+            Placement {
+                source,
+                ..Placement::default()
+            },
+        );
+        source
+    }
+
+    /// The member's source id, once admitted.
+    pub fn source_of(&self, member: MemberId) -> Option<u32> {
+        self.members.get(&member).map(|p| p.source)
+    }
+
+    /// The members `member` does not want to hear, for its worker to keep off its slots.
+    pub fn local_mutes(&mut self, member: MemberId, muted: Vec<MemberId>) {
+        if let Some(worker) = self.worker_of(member) {
+            self.cmd(worker, MediaCmd::LocalMutes { member, muted });
         }
     }
 
@@ -87,7 +122,10 @@ impl MediaLink {
             return self.cmd(worker, MediaCmd::Offer { member, sdp });
         }
         let worker = self.place();
-        self.members.entry(member).or_default().worker = Some(worker);
+        let source = self.admit(member);
+        if let Some(p) = self.members.get_mut(&member) {
+            p.worker = Some(worker);
+        }
         self.held[worker] += 1;
         self.attach(worker);
         let room = self.room;
@@ -96,6 +134,7 @@ impl MediaLink {
             MediaCmd::AddParticipant {
                 room,
                 member,
+                source,
                 offer: sdp,
             },
         );
@@ -131,7 +170,7 @@ impl MediaLink {
                     return;
                 };
                 placement.tracks.push((track.clone(), *kind));
-                let held_by = placement.worker;
+                let (held_by, source) = (placement.worker, placement.source);
                 let room = self.room;
                 for w in self
                     .used()
@@ -141,6 +180,7 @@ impl MediaLink {
                     let cmd = MediaCmd::RemoteTrack {
                         room,
                         member: *member,
+                        source,
                         track: track.clone(),
                         kind: *kind,
                     };
@@ -217,6 +257,7 @@ impl MediaLink {
                     .map(move |(track, kind)| MediaCmd::RemoteTrack {
                         room,
                         member: *member,
+                        source: p.source,
                         track: track.clone(),
                         kind: *kind,
                     })
@@ -343,6 +384,7 @@ mod tests {
             &MediaCmd::RemoteTrack {
                 room: ROOM,
                 member: MemberId(1),
+                source: 1,
                 track: "0".into(),
                 kind: TrackKind::Audio
             }

@@ -8,11 +8,13 @@
 use slab::Slab;
 use str0m::Rtc;
 use str0m::change::SdpPendingOffer;
+#[cfg(test)]
+use str0m::media::Mid;
 use str0m::media::{Direction, MediaKind};
 
 use free4chat_ids::TrackKind;
 
-use crate::downtrack::{DownTrack, Negotiated};
+use crate::downtrack::{DownTrack, Feed, Negotiated};
 
 #[derive(Default)]
 pub struct Negotiation {
@@ -46,8 +48,12 @@ impl Negotiation {
                         TrackKind::Video => MediaKind::Video,
                     };
                     // Each track its own msid stream, so that a member's camera and screen
-                    // arrive apart: `<publisher>-<mid>` names both the stream and the track.
-                    let name = format!("{}-{}", down.publisher, down.source_mid);
+                    // arrive apart: `<publisher>-<mid>` names both the stream and the track;
+                    // a slot is `slot-<index>`.
+                    let name = match down.feed {
+                        Feed::Track { publisher, mid } => format!("{publisher}-{mid}"),
+                        Feed::Slot { index, .. } => format!("slot-{index}"),
+                    };
                     let mid = api.add_media(
                         kind,
                         Direction::SendOnly,
@@ -91,5 +97,33 @@ impl Negotiation {
         if accepted {
             downs.retain(|_, d| !matches!(d.state, Negotiated::Stopping(_)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settling_opens_what_was_offered_and_forgets_what_was_stopped() {
+        let mut downs = Slab::new();
+        let open = downs.insert(DownTrack::slot(0));
+        let stop = downs.insert(DownTrack::slot(1));
+        let back = downs.insert(DownTrack::slot(2));
+        downs[open].state = Negotiated::Opening(Mid::from("3"));
+        downs[stop].state = Negotiated::Stopping(Mid::from("4"));
+        downs[back].state = Negotiated::Opening(Mid::from("5"));
+        Negotiation::settle(&mut downs, false);
+        assert_eq!(
+            downs[open].state,
+            Negotiated::ToOpen,
+            "an abandoned offer is redone"
+        );
+        assert_eq!(downs[stop].state, Negotiated::ToStop(Mid::from("4")));
+        downs[open].state = Negotiated::Opening(Mid::from("3"));
+        downs[stop].state = Negotiated::Stopping(Mid::from("4"));
+        Negotiation::settle(&mut downs, true);
+        assert_eq!(downs[open].state, Negotiated::Open(Mid::from("3")));
+        assert!(!downs.contains(stop));
     }
 }

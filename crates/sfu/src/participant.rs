@@ -19,15 +19,24 @@ use crate::uptrack::UpTrackKey;
 /// spare). Further m-lines are negotiated but not forwarded, so one member cannot make every
 /// other member's session grow.
 pub const MAX_PUBLISHED_TRACKS: usize = 4;
+/// The most members one participant may mute for itself: more than a room holds.
+pub const MAX_LOCAL_MUTES: usize = 1024;
 
 pub struct Participant {
     pub member: MemberId,
+    /// The member's source id in their room: the CSRC of their packets on others' slots.
+    pub source: u32,
     pub room: RoomId,
     pub rtc: Rtc,
     /// Our ICE ufrag for this participant: STUN from a new address is matched by it.
     pub ufrag: String,
     pub published: Vec<UpTrackKey>,
     pub downs: Slab<DownTrack>,
+    /// The audio slots among `downs`, in order.
+    pub slots: Vec<DownTrackKey>,
+    /// The members this participant does not want to hear (sorted, at most
+    /// [`MAX_LOCAL_MUTES`]).
+    pub local_mutes: Vec<MemberId>,
     pub negotiation: Negotiation,
     pub speaking: SpeakingDetector,
     pub connection: Connection,
@@ -44,7 +53,7 @@ pub struct Connection {
 
 impl Participant {
     pub fn new(
-        member: MemberId,
+        (member, source): (MemberId, u32),
         room: RoomId,
         rtc: Rtc,
         ufrag: String,
@@ -52,11 +61,14 @@ impl Participant {
     ) -> Participant {
         Participant {
             member,
+            source,
             room,
             rtc,
             ufrag,
             published: Vec::new(),
             downs: Slab::new(),
+            slots: Vec::new(),
+            local_mutes: Vec::new(),
             negotiation: Negotiation::default(),
             speaking: SpeakingDetector::default(),
             connection: Connection {
@@ -78,13 +90,37 @@ impl Participant {
         let exists = self
             .downs
             .iter()
-            .any(|(_, d)| d.publisher == publisher && d.source_mid == mid && !d.is_stopping());
+            .any(|(_, d)| d.track_source() == Some((publisher, mid)) && !d.is_stopping());
         if exists {
             return None;
         }
         Some(DownTrackKey(
             self.downs.insert(DownTrack::new(publisher, mid, kind)),
         ))
+    }
+
+    /// Adds `n` audio slots, to be negotiated with the next offer.
+    pub fn add_slots(&mut self, n: usize) {
+        for index in 0..n {
+            let key = DownTrackKey(self.downs.insert(DownTrack::slot(index)));
+            self.slots.push(key);
+        }
+    }
+
+    /// The up-track on each slot now, in slot order.
+    pub fn slot_feeds(&self) -> Vec<Option<crate::uptrack::UpTrackKey>> {
+        self.slots
+            .iter()
+            .map(|k| self.downs.get(k.0).and_then(DownTrack::slot_current))
+            .collect()
+    }
+
+    /// Sets the members this participant does not want to hear (deduplicated and bounded).
+    pub fn set_local_mutes(&mut self, mut muted: Vec<MemberId>) {
+        muted.sort();
+        muted.dedup();
+        muted.truncate(MAX_LOCAL_MUTES);
+        self.local_mutes = muted;
     }
 
     /// No longer receives on down-track `key`: one not yet negotiated goes at once, a
@@ -102,7 +138,7 @@ impl Participant {
         }
     }
 
-    /// The down-track sent on `mid`, with its up-track's publisher and mid.
+    /// The down-track sent on `mid`.
     pub fn down_on(&self, mid: Mid) -> Option<&DownTrack> {
         self.downs
             .iter()

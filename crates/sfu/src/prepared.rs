@@ -21,6 +21,8 @@ pub struct Prepared {
     /// The up-track: its publisher and mid.
     pub(crate) src: MemberId,
     pub(crate) mid: Mid,
+    /// The publisher's source id in their room: the CSRC a slot's packets carry.
+    pub(crate) csrc: u32,
     pub(crate) kind: TrackKind,
     pub(crate) codec: PreparedCodec,
     pub(crate) header: PreparedHeader,

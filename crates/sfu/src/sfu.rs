@@ -45,6 +45,7 @@ use crate::uptrack::UpTracks;
 
 mod media;
 mod signalling;
+mod slots;
 #[cfg(test)]
 mod tests;
 
@@ -105,13 +106,14 @@ struct TestHooks {
 
 impl Sfu {
     pub fn new(config: SfuConfig, now: Instant) -> Sfu {
+        let rooms = Rooms::new(config.audio_slots);
         Sfu {
             rng: StdRng::from_seed(config.seed),
             config,
             now,
             participants: Participants::default(),
             up_tracks: UpTracks::default(),
-            rooms: Rooms::default(),
+            rooms,
             demux: Demux::default(),
             timers: Timers::default(),
             next_housekeeping: now + HOUSEKEEPING,
@@ -187,8 +189,9 @@ impl Sfu {
             MediaCmd::AddParticipant {
                 room,
                 member,
+                source,
                 offer,
-            } => self.add_participant(room, member, &offer),
+            } => self.add_participant(room, (member, source), &offer),
             MediaCmd::Offer { member, sdp } => self.client_offer(member, &sdp),
             MediaCmd::Answer { member, sdp } => self.client_answer(member, &sdp),
             MediaCmd::Candidate { member, candidate } => self.candidate(member, &candidate),
@@ -200,9 +203,18 @@ impl Sfu {
             MediaCmd::RemoteTrack {
                 room,
                 member,
+                source,
                 track,
                 kind,
-            } => self.remote_track(room, member, &track, kind),
+            } => self.remote_track(room, (member, source), &track, kind),
+            MediaCmd::LocalMutes { member, muted } => {
+                if let Some(key) = self.participants.key_of(member) {
+                    if let Some(p) = self.participants.get_mut(key) {
+                        p.set_local_mutes(muted);
+                    }
+                    self.reassign_listener(key);
+                }
+            }
             MediaCmd::RemoteMemberGone { room, member } => self.remote_member_gone(room, member),
             MediaCmd::RelayTo { room, workers } => self.rooms.entry(room).relay_to = workers,
             MediaCmd::CloseRoom { room } => self.close_room(room),
@@ -218,6 +230,12 @@ impl Sfu {
             Relay::Packet(packet) => {
                 self.stats.relayed_in += 1;
                 if self.rooms.get(packet.room).is_some() {
+                    if self.slots_on()
+                        && let Some(up) = self.up_tracks.find(packet.src, packet.mid)
+                    {
+                        let level = packet.header.ext.audio_level;
+                        self.observe_speaker(up, level, now);
+                    }
                     self.fan_out.push(*packet);
                 }
             }
@@ -325,6 +343,7 @@ impl Sfu {
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING;
             self.housekeeping();
+            self.evaluate_speakers(now);
         }
         self.act_on_rtc_events();
     }

@@ -38,6 +38,8 @@ pub struct Subscriber {
 pub struct UpTrack {
     pub room: RoomId,
     pub publisher: MemberId,
+    /// The publisher's source id in the room (the CSRC their packets carry on slots).
+    pub source: u32,
     pub mid: Mid,
     pub kind: TrackKind,
     /// The publisher's participant, for a local up-track.
@@ -73,7 +75,7 @@ pub struct Noticed {
 impl UpTrack {
     pub fn new(
         room: RoomId,
-        publisher: MemberId,
+        (publisher, source): (MemberId, u32),
         mid: Mid,
         kind: TrackKind,
         local: Option<ParticipantKey>,
@@ -81,6 +83,7 @@ impl UpTrack {
         UpTrack {
             room,
             publisher,
+            source,
             mid,
             kind,
             local,
@@ -151,6 +154,7 @@ impl UpTrack {
             room: self.room,
             src: self.publisher,
             mid: self.mid,
+            csrc: self.source,
             kind: self.kind,
             codec: PreparedCodec {
                 params,

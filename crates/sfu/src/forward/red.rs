@@ -77,6 +77,14 @@ pub fn rewrite_red_pt(data: &[u8], from: u8, to: u8) -> Arc<[u8]> {
     out.into()
 }
 
+/// A RED payload holding `data` alone, as its primary block of payload type `pt`.
+pub fn wrap_in_red(data: &[u8], pt: u8) -> Arc<[u8]> {
+    let mut out = Vec::with_capacity(data.len() + 1);
+    out.push(pt & 0x7f);
+    out.extend_from_slice(data);
+    out.into()
+}
+
 /// Which recent sequence numbers of a RED source have been delivered (received, or recovered
 /// from a later packet's redundancy), so that a lost frame is recovered once and only when it
 /// is really missing.
@@ -213,6 +221,15 @@ mod tests {
         let many: Vec<(u8, u32, &[u8])> = (0..9).map(|_| (111, 960, &[][..])).collect();
         assert!(Red::parse(&red(&many, 111, &[1])).is_none());
         assert!(Red::parse(&[0xff; 40]).is_none());
+    }
+
+    #[test]
+    fn a_plain_payload_wrapped_in_red_parses_back_as_its_primary() {
+        let wrapped = wrap_in_red(&[9, 8, 7], 111);
+        let r = Red::parse(&wrapped).unwrap();
+        assert!(r.redundant().is_empty());
+        assert_eq!((r.primary_pt, r.primary), (111, &[9u8, 8, 7][..]));
+        assert_eq!(&wrap_in_red(&[], 255)[..], &[127u8][..]);
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub enum Route {
     /// RED to a subscriber without RED: the primary block on their payload type for the codec,
     /// preceded by frames the redundancy recovers.
     Unwrap { pt: Pt },
+    /// A plain packet to a slot of a subscriber who negotiated RED: wrapped in RED (a primary
+    /// block alone, of payload type `inner`) on their RED payload type, so that the slot keeps
+    /// one payload type whichever speaker it carries.
+    Wrap { pt: Pt, inner: u8 },
 }
 
 impl Route {
@@ -38,6 +42,24 @@ impl Route {
                 to: *dst.pt(),
             },
             (true, None) => Route::Unwrap { pt: dst.pt() },
+        })
+    }
+
+    /// As [`Route::find`], for a slot: a subscriber who negotiated RED gets RED from every
+    /// source (plain packets wrapped), one who did not gets plain packets (RED unwrapped).
+    pub fn find_steady(
+        src: &PayloadParams,
+        red: bool,
+        dst: Option<&PayloadParams>,
+        accepted: &[Pt],
+    ) -> Option<Route> {
+        let route = Route::find(src, red, dst, accepted)?;
+        Some(match (route, dst.and_then(|d| d.red())) {
+            (Route::Plain { pt }, Some(red_pt)) => Route::Wrap {
+                pt: red_pt,
+                inner: *pt,
+            },
+            (route, _) => route,
         })
     }
 }

@@ -54,7 +54,7 @@ impl Sfu {
             }
             Event::RtpPacket(packet) => self.forward(key, packet),
             Event::KeyframeRequest(req) => {
-                let source = p.down_on(req.mid).map(|d| (d.publisher, d.source_mid));
+                let source = p.down_on(req.mid).and_then(|d| d.track_source());
                 let room = p.room;
                 if let Some((publisher, mid)) = source {
                     self.ask_keyframe(room, publisher, mid);
@@ -78,9 +78,10 @@ impl Sfu {
             debug!(%member, "track not forwarded: too many published");
             return;
         }
-        let (up, _) = self
-            .up_tracks
-            .insert(UpTrack::new(room, member, mid, kind, Some(key)));
+        let source = p.source;
+        let (up, _) =
+            self.up_tracks
+                .insert(UpTrack::new(room, (member, source), mid, kind, Some(key)));
         if let Some(p) = self.participants.get_mut(key) {
             p.published.push(up);
         }
@@ -132,15 +133,30 @@ impl Sfu {
         if noticed.needs_keyframe {
             self.request_keyframe(key, prepared.mid);
         }
+        if self.slots_on() {
+            self.observe_speaker(up, noticed.audio_level, now);
+        }
         // The other workers start on their share before this one writes its own.
+        let mut relayed = false;
         if let Some(shard) = self.rooms.get(prepared.room) {
             for &worker in &shard.relay_to {
                 let relay = Relay::Packet(Box::new(prepared.clone()));
                 self.outbox.relays.push_back((worker, relay));
             }
             self.stats.relayed += shard.relay_to.len() as u64;
+            relayed = !shard.relay_to.is_empty();
         }
-        self.fan_out.push(prepared);
+        // A speaker nobody here hears now (an open microphone off the slots) stops here.
+        let heard = self
+            .up_tracks
+            .get(up)
+            .is_some_and(|t| !t.subscribers.is_empty());
+        if heard {
+            self.fan_out.push(prepared);
+        } else if !relayed {
+            self.fan_out
+                .give_back_recovery_list(prepared.codec.recovered);
+        }
     }
 
     /// The up-track a participant's packet belongs to: by the SSRC it was last seen on, else

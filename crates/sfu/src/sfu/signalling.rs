@@ -40,7 +40,12 @@ const HEADER_EXTENSIONS: [(u8, Extension); 5] = [
 ];
 
 impl Sfu {
-    pub(super) fn add_participant(&mut self, room: RoomId, member: MemberId, offer: &str) {
+    pub(super) fn add_participant(
+        &mut self,
+        room: RoomId,
+        (member, source): (MemberId, u32),
+        offer: &str,
+    ) {
         let now = self.now;
         if self.participants.key_of(member).is_some() {
             return self.error(member, MediaErrorCode::InvalidSdp, "media session exists");
@@ -96,8 +101,10 @@ impl Sfu {
             return self.refuse(room, member, "the offer has nothing this server can use");
         }
         info!(%member, %room, "media session created");
-        let mut participant = Participant::new(member, room, rtc, ufrag.clone(), now);
+        let mut participant = Participant::new((member, source), room, rtc, ufrag.clone(), now);
         participant.negotiation.first_offer_answered();
+        // The audio slots, negotiated once, with the first server offer.
+        participant.add_slots(self.rooms.slots());
         let key = self.participants.insert(participant);
         self.demux.add(key, ufrag);
         let shard = self.rooms.entry(room);
@@ -107,6 +114,7 @@ impl Sfu {
         for up in existing {
             self.subscribe(key, up);
         }
+        self.reassign_listener(key);
         self.emit(MediaEvent::Answer {
             member,
             sdp: answer,
@@ -190,7 +198,7 @@ impl Sfu {
                     .into_iter()
                     .flat_map(|p| p.downs.iter().map(|(_, d)| d))
                     .filter(|d| d.kind == TrackKind::Video && d.open_mid().is_some())
-                    .map(|d| (d.publisher, d.source_mid))
+                    .filter_map(|d| d.track_source())
                     .collect();
                 let room = self.participants.get(key).map(|p| p.room);
                 for (publisher, mid) in video {
@@ -245,12 +253,16 @@ impl Sfu {
         }
     }
 
-    /// `subscriber` receives the up-track `up` (unless it is their own).
+    /// `subscriber` receives the up-track `up` (unless it is their own) on a down-track of its
+    /// own; with audio slots, an audio up-track reaches it on a slot instead, when selected.
     pub(super) fn subscribe(&mut self, subscriber: ParticipantKey, up: UpTrackKey) {
         let Some(track) = self.up_tracks.get(up) else {
             return;
         };
         if track.local == Some(subscriber) {
+            return;
+        }
+        if track.kind == TrackKind::Audio && self.slots_on() {
             return;
         }
         let (publisher, mid, kind) = (track.publisher, track.mid, track.kind);
@@ -278,13 +290,28 @@ impl Sfu {
         };
         if let Some(shard) = self.rooms.get_mut(track.room) {
             shard.up_tracks.retain(|u| *u != up);
+            shard.speakers.remove(up);
         }
         let mut affected = Vec::with_capacity(track.subscribers.len());
+        let mut emptied_slots = false;
         for s in track.subscribers {
-            if let Some(p) = self.participants.get_mut(s.participant) {
-                p.unsubscribe(s.down);
-                affected.push(s.participant);
+            let Some(p) = self.participants.get_mut(s.participant) else {
+                continue;
+            };
+            match p.downs.get_mut(s.down.0).map(|d| &mut d.feed) {
+                // A slot stays, empty until the next speaker.
+                Some(crate::downtrack::Feed::Slot { current, .. }) => {
+                    *current = None;
+                    emptied_slots = true;
+                }
+                _ => {
+                    p.unsubscribe(s.down);
+                    affected.push(s.participant);
+                }
             }
+        }
+        if emptied_slots {
+            self.reassign_slots(track.room);
         }
         affected.dedup();
         affected
@@ -295,14 +322,14 @@ impl Sfu {
     pub(super) fn remote_track(
         &mut self,
         room: RoomId,
-        member: MemberId,
+        publisher: (MemberId, u32),
         track: &str,
         kind: TrackKind,
     ) {
         let mid = Mid::from(track);
         let (up, new) = self
             .up_tracks
-            .insert(UpTrack::new(room, member, mid, kind, None));
+            .insert(UpTrack::new(room, publisher, mid, kind, None));
         if !new {
             return;
         }
@@ -367,9 +394,11 @@ impl Sfu {
         self.outbox.tcp_closes.extend(closed);
         // No longer a subscriber of what they received...
         for (down_key, down) in participant.downs.iter() {
-            if let Some(up) = self.up_tracks.find(down.publisher, down.source_mid)
-                && let Some(track) = self.up_tracks.get_mut(up)
-            {
+            let up = match down.track_source() {
+                Some((publisher, mid)) => self.up_tracks.find(publisher, mid),
+                None => down.slot_current(),
+            };
+            if let Some(track) = up.and_then(|u| self.up_tracks.get_mut(u)) {
                 track.unsubscribe(key, crate::downtrack::DownTrackKey(down_key));
             }
         }

@@ -9,7 +9,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive, TcpType, Transmit};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 use crate::demux::Remote;
 use crate::link::{LinkOutput, MediaLink};
@@ -57,6 +57,26 @@ pub struct TestClient {
     pub video_mids: Vec<Mid>,
     last_sent: Instant,
     started: Instant,
+    /// Whether the client sends audio, and at what level (dBov).
+    pub talking: bool,
+    pub level: i8,
+    /// For a client in RTP mode (a silent listener that reads packets as they come): each RTP
+    /// packet received.
+    pub rtp: Vec<RtpSeen>,
+}
+
+/// An RTP packet a client in RTP mode received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpSeen {
+    pub mid: Mid,
+    pub ssrc: u32,
+    pub pt: u8,
+    pub seq: u64,
+    pub timestamp: u32,
+    /// The first CSRC, if any.
+    pub csrc: Option<u32>,
+    /// The first byte of the Opus payload (the sender's id), RED unwrapped.
+    pub sender: Option<u8>,
 }
 
 impl TestClient {
@@ -70,7 +90,28 @@ impl TestClient {
             .pt();
         let samples = now.duration_since(self.started).as_millis() as u64 * 48;
         let t = MediaTime::new(samples, Frequency::FORTY_EIGHT_KHZ);
-        w.write(pt, now, t, vec![self.id.0 as u8; 60]).unwrap();
+        w.audio_level(self.level, true)
+            .write(pt, now, t, vec![self.id.0 as u8; 60])
+            .unwrap();
+    }
+}
+
+impl RtpSeen {
+    fn of(p: &str0m::rtp::RtpPacket, red: bool) -> RtpSeen {
+        let h = &p.header;
+        let opus = match red {
+            true => crate::forward::Red::parse(&p.payload).map_or(&[][..], |r| r.primary),
+            false => &p.payload[..],
+        };
+        RtpSeen {
+            mid: h.ext_vals.mid.unwrap_or_else(|| Mid::from("?")),
+            ssrc: *h.ssrc,
+            pt: *h.payload_type,
+            seq: *p.seq_no,
+            timestamp: h.timestamp,
+            csrc: (h.csrc_count > 0).then_some(h.csrc[0]),
+            sender: opus.first().copied(),
+        }
     }
 }
 
@@ -95,6 +136,8 @@ pub struct Harness {
     pub tcp: TcpSim,
     /// Datagrams from the server for nobody (wrong protocol or no open connection).
     pub undelivered: u64,
+    /// The next client joins in RTP mode.
+    rtp_mode_next: bool,
 }
 
 impl Harness {
@@ -112,7 +155,35 @@ impl Harness {
             events: Vec::new(),
             tcp: TcpSim::default(),
             undelivered: 0,
+            rtp_mode_next: false,
         }
+    }
+
+    /// One core whose participants have `slots` audio slots.
+    pub fn with_slots(slots: usize) -> Harness {
+        let mut h = Harness::new();
+        let mut config = SfuConfig::new(vec![SERVER.parse().unwrap()], certificate(), [1; 32]);
+        config.audio_slots = slots;
+        h.cores = vec![Sfu::new(config, h.now)];
+        h
+    }
+
+    /// Two cores whose participants have `slots` audio slots.
+    pub fn two_cores_with_slots(spread_at: usize, slots: usize) -> Harness {
+        let mut h = Harness::with_slots(slots);
+        let mut config = SfuConfig::new(vec![SERVER2.parse().unwrap()], certificate(), [2; 32]);
+        config.audio_slots = slots;
+        h.cores.push(Sfu::new(config, h.now));
+        h.spread_at = spread_at;
+        h
+    }
+
+    /// A member's source id in its room (the CSRC of its packets on slots).
+    pub fn source_of(&self, id: u64) -> u32 {
+        self.links
+            .values()
+            .find_map(|l| l.source_of(m(id)))
+            .unwrap_or(0)
     }
 
     /// Two cores, as two workers: a room keeps `spread_at` members on the first, then spreads.
@@ -164,6 +235,14 @@ impl Harness {
         self.join_as(room, id, tracks, with_video, (Protocol::Udp, addr));
     }
 
+    /// A silent listener in RTP mode, which records every RTP packet it receives.
+    pub fn join_rtp_listener(&mut self, room: u64, id: u64) {
+        let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + id).parse().unwrap();
+        self.rtp_mode_next = true;
+        self.join_as(room, id, 1, false, (Protocol::Udp, addr));
+        self.client(id).talking = false;
+    }
+
     /// Joins a client that only has a TCP candidate (active, as a browser behind a
     /// UDP-blocking firewall), at `addr`.
     pub fn join_tcp(&mut self, room: u64, id: u64, addr: SocketAddr) {
@@ -178,7 +257,8 @@ impl Harness {
         with_video: bool,
         (proto, addr): Remote,
     ) {
-        let mut rtc = Rtc::new(self.now);
+        let rtp_mode = std::mem::take(&mut self.rtp_mode_next);
+        let mut rtc = RtcConfig::new().set_rtp_mode(rtp_mode).build(self.now);
         let candidate = match proto {
             Protocol::Tcp => Candidate::builder()
                 .tcp()
@@ -212,6 +292,9 @@ impl Harness {
             video_mids: Vec::new(),
             last_sent: self.now,
             started: self.now,
+            talking: true,
+            level: -20,
+            rtp: Vec::new(),
         });
         let (cores, spread_at) = (self.cores.len(), self.spread_at);
         self.links
@@ -257,7 +340,8 @@ impl Harness {
             let now = self.now;
             for c in &mut self.clients {
                 let _ = c.rtc.handle_input(Input::Timeout(now));
-                if c.rtc.is_connected()
+                if c.talking
+                    && c.rtc.is_connected()
                     && now.duration_since(c.last_sent) >= Duration::from_millis(20)
                 {
                     c.last_sent = now;
@@ -327,6 +411,11 @@ impl Harness {
                             }
                         }
                         Output::Event(Event::KeyframeRequest(_)) => c.keyframe_requests += 1,
+                        Output::Event(Event::RtpPacket(p)) => {
+                            let pt = p.header.payload_type;
+                            let red = c.rtc.codec_config().iter().any(|c| c.red() == Some(pt));
+                            c.rtp.push(RtpSeen::of(&p, red));
+                        }
                         Output::Event(_) => {}
                     }
                 }

@@ -28,6 +28,7 @@ fn hostile_offers_are_refused_without_a_session() {
             MediaCmd::AddParticipant {
                 room: r(1),
                 member,
+                source: 9,
                 offer: offer.to_string(),
             },
             now,
@@ -119,6 +120,7 @@ fn mangled_offers_and_garbage_datagrams_never_escape_and_the_room_goes_on() {
             MediaCmd::AddParticipant {
                 room: r(1),
                 member,
+                source: 9,
                 offer: sdp.clone(),
             },
             now,

@@ -6,5 +6,6 @@ mod fan_out;
 mod forwarding;
 mod harness;
 mod hostile;
+mod slots;
 mod spread;
 mod tcp;
