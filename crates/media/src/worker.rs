@@ -54,6 +54,8 @@ pub struct WorkerOptions {
     pub connect_timeout: Duration,
     /// A member whose ICE stays disconnected this long is dropped.
     pub disconnect_grace: Duration,
+    /// Audio slots per participant (0: an m-line per audio track).
+    pub audio_slots: usize,
     /// The certificate every participant's DTLS presents (one per process).
     pub dtls_cert: DtlsCert,
 }
@@ -308,6 +310,7 @@ impl Worker {
         config.tcp_candidates = listening.iter().map(|(_, a)| *a).collect();
         config.connect_timeout = options.connect_timeout;
         config.disconnect_grace = options.disconnect_grace;
+        config.audio_slots = options.audio_slots;
         let now = Instant::now();
         let wake = Rc::new(Notify::new());
         let armed = Rc::new(Cell::new(now));

@@ -136,6 +136,18 @@ pub struct Config {
     )]
     pub room_spread_at: usize,
 
+    /// Audio slots per member: each member receives the room's loudest current speakers on
+    /// this many audio streams, negotiated once when it joins, so that others joining and
+    /// leaving never renegotiate; 0 gives each other member's microphone its own stream.
+    #[arg(
+        long,
+        env = "FREE4CHAT_AUDIO_SLOTS",
+        value_name = "N",
+        default_value_t = 3,
+        help_heading = "Media"
+    )]
+    pub audio_slots: usize,
+
     /// A member whose media has not connected this long after their offer is dropped.
     #[arg(
         long,

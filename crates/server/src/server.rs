@@ -68,6 +68,7 @@ impl Server {
                 realtime: config.media_realtime(),
                 connect_timeout: config.media_connect_timeout,
                 disconnect_grace: config.media_disconnect_grace,
+                audio_slots: config.audio_slots,
                 dtls_cert: dtls_cert.clone(),
             };
             let worker = WorkerHandle::spawn(index, &specs, options)?;
@@ -115,8 +116,7 @@ impl Server {
         let id_prefix = rand::random::<u64>();
         let rooms: Arc<dyn RoomDirectory> = Arc::new(LocalDirectory::new(
             media.clone(),
-            limits,
-            config.room_spread_at,
+            (limits, config.room_spread_at, config.audio_slots),
             ice,
             id_prefix,
         ));

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use free4chat_signal::{
     ByeReason, ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg, validate_chat_text,
-    validate_client_ref, validate_nickname, validate_room_name, validate_sources,
+    validate_client_ref, validate_local_mutes, validate_nickname, validate_room_name,
+    validate_sources,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
@@ -317,6 +318,12 @@ impl Session {
                     return self.refuse(e.code, e.message);
                 }
                 self.pass_to_room(ClientMsg::Offer { sdp, sources }).await
+            }
+            ClientMsg::LocalMutes { ids } => {
+                if let Err(e) = validate_local_mutes(&ids) {
+                    return self.refuse(e.code, e.message);
+                }
+                self.pass_to_room(ClientMsg::LocalMutes { ids }).await
             }
             msg @ (ClientMsg::Answer { .. }
             | ClientMsg::Candidate { .. }

@@ -75,7 +75,12 @@ async fn joins_and_leaves_renegotiate_without_interrupting_audio() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_track_carries_its_declared_source_and_a_stream_of_its_own() {
-    let server = server().await;
+    // Without audio slots, every audio track has an m-line and a stream of its own.
+    let server = server_with(free4chat::config::Config {
+        audio_slots: 0,
+        ..config()
+    })
+    .await;
     // Alice says her audio is a shared screen's sound; Bob says nothing about his.
     let mut screen = ClientConfig::new(server.http_addr(), "sources", "Alice");
     screen.source = Some(TrackSource::Screen);
@@ -144,6 +149,43 @@ async fn each_track_carries_its_declared_source_and_a_stream_of_its_own() {
     server.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_member_is_offered_its_audio_slots_once_and_hears_on_them() {
+    let server = server().await;
+    let alice = join(&server, "slots", "Alice").await;
+    let bob = join(&server, "slots", "Bob").await;
+    let carol = join(&server, "slots", "Carol").await;
+    for (l, s) in [(&alice, &bob), (&bob, &carol), (&carol, &alice)] {
+        assert!(hears(l, s, 20).await);
+    }
+    let ServerMsg::Joined { audio_slots, .. } = &alice.joined else {
+        panic!("not joined: {:?}", alice.joined);
+    };
+    assert_eq!(*audio_slots, 3);
+    // One server offer each, with the three slots as streams of their own, whoever joined
+    // after them.
+    for c in [&alice, &bob, &carol] {
+        let offers: Vec<String> = c.with_state(|s| {
+            s.messages
+                .iter()
+                .filter_map(|m| match m {
+                    ServerMsg::Offer { sdp } => Some(sdp.clone()),
+                    _ => None,
+                })
+                .collect()
+        });
+        assert_eq!(offers.len(), 1, "{}", offers.join("\n---\n"));
+        for k in 0..3 {
+            assert!(
+                offers[0].contains(&format!("a=msid:slot-{k} slot-{k}")),
+                "{}",
+                offers[0]
+            );
+        }
+    }
+    server.shutdown().await;
+}
+
 fn carol_id(messages: &[ServerMsg]) -> MemberId {
     messages
         .iter()
@@ -163,36 +205,45 @@ async fn speaking_follows_the_audio_level() {
     let mut loud = ClientConfig::new(server.http_addr(), "talk", "Loud");
     loud.audio_level = -127;
     let speaker = Client::join(loud).await.unwrap();
-    assert!(hears(&listener, &speaker, 10).await);
+    // Silence is not speech: on the audio slots, a silent member is not even forwarded.
+    assert!(listener.wait_for(WAIT, |s| s.connected).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(listener.received_from(speaker.id), 0, "silence is not sent");
     let sid = speaker.id;
-    let spoke = |s: &free4chat_client::ClientState, v: bool| {
-        s.messages.iter().any(|m| {
-            *m == ServerMsg::Speaking {
-                id: sid,
-                speaking: v,
-            }
+    // Who speaks now, by the room's last `speakers`.
+    let speaking = |s: &free4chat_client::ClientState| {
+        s.messages.iter().rev().find_map(|m| match m {
+            ServerMsg::Speakers { ids } => Some(ids.clone()),
+            _ => None,
         })
     };
     assert!(
-        !listener.with_state(|s| spoke(s, true)),
+        listener.with_state(|s| speaking(s).is_none()),
         "silence is not speech"
     );
     speaker.set_level(-20).await;
     assert!(
-        listener.wait_for(WAIT, |s| spoke(s, true)).await,
+        listener
+            .wait_for(WAIT, |s| speaking(s) == Some(vec![sid]))
+            .await,
         "starts speaking"
     );
+    assert!(hears(&listener, &speaker, 10).await, "and is heard");
     speaker.set_level(-127).await;
     assert!(
-        listener.wait_for(WAIT, |s| spoke(s, false)).await,
+        listener
+            .wait_for(WAIT, |s| speaking(s) == Some(vec![]))
+            .await,
         "stops speaking"
     );
-    // Nobody else was said to speak.
-    assert!(listener.with_state(|s| {
-        !s.messages
+    // Changes come at most every 200 ms: two here, for a start and a stop.
+    let sent = listener.with_state(|s| {
+        s.messages
             .iter()
-            .any(|m| matches!(m, ServerMsg::Speaking { id, .. } if *id != sid))
-    }));
+            .filter(|m| matches!(m, ServerMsg::Speakers { .. }))
+            .count()
+    });
+    assert_eq!(sent, 2);
     server.shutdown().await;
 }
 
@@ -301,6 +352,8 @@ async fn a_room_spread_over_two_workers_is_heard_by_all_and_freed_on_both() {
     let config = free4chat::config::Config {
         media_workers: 2,
         room_spread_at: 2,
+        // Five talk at once: with four slots, each hears every other.
+        audio_slots: 4,
         ..common::config()
     };
     let server = free4chat::Server::start(&config).await.unwrap();

@@ -32,7 +32,8 @@ async fn members_see_each_other_join_rename_mute_and_leave() {
             id: a_id,
             name: "Alice".into(),
             muted: false,
-            speaking: false
+            speaking: false,
+            source: 1,
         }]
     );
     assert_eq!(
@@ -42,7 +43,8 @@ async fn members_see_each_other_join_rename_mute_and_leave() {
                 id: b_id,
                 name: "Bob".into(),
                 muted: false,
-                speaking: false
+                speaking: false,
+                source: 2,
             }
         })
     );
@@ -72,7 +74,8 @@ async fn members_see_each_other_join_rename_mute_and_leave() {
         id: b_id,
         name: "Bobby".into(),
         muted: true,
-        speaking: false
+        speaking: false,
+        source: 2,
     }));
 
     send_text(&mut b, r#"{"type":"leave"}"#).await;

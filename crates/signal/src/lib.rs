@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 mod validate;
 
 pub use validate::{
-    ValidationError, validate_chat_text, validate_client_ref, validate_nickname,
-    validate_room_name, validate_sources,
+    ValidationError, validate_chat_text, validate_client_ref, validate_local_mutes,
+    validate_nickname, validate_room_name, validate_sources,
 };
 
 /// The protocol version this crate speaks. A `join` with another version is refused.
@@ -26,6 +26,13 @@ pub const MAX_CHAT_CHARS: usize = 2_000;
 
 /// How many chat messages a room keeps for those who join later.
 pub const CHAT_HISTORY_LEN: usize = 100;
+
+/// The most members a `local_mutes` may name: more than a room holds.
+pub const MAX_LOCAL_MUTES: usize = 1024;
+
+/// The most members `joined` lists itself; the others follow in `more_members` pages of this
+/// many, so that joining a room of hundreds is a few small messages rather than one large one.
+pub const MEMBER_PAGE: usize = 200;
 
 /// The most entries an offer's `sources` may hold: far more m-lines than a member sends.
 pub const MAX_SOURCES: usize = 16;
@@ -64,6 +71,10 @@ pub enum ClientMsg {
     Candidate { candidate: String },
     /// The member's own microphone state, shown to everyone.
     Mute { muted: bool },
+    /// The members this member does not want to hear ("mute for me"): the whole list, which
+    /// replaces the last one. The server keeps them off this member's audio slots. At most
+    /// [`MAX_LOCAL_MUTES`] ids.
+    LocalMutes { ids: Vec<MemberId> },
     /// Change the member's nickname.
     Rename { name: String },
     /// A chat message. `client_ref` comes back in the acknowledgement.
@@ -85,6 +96,10 @@ pub struct Member {
     pub name: String,
     pub muted: bool,
     pub speaking: bool,
+    /// The member's source id in the room: the CSRC that names them on audio slots
+    /// (`RTCRtpReceiver.getContributingSources()`). Unique in the room for its life.
+    #[serde(default)]
+    pub source: u32,
 }
 
 /// One chat message as stored in the room and sent to clients.
@@ -182,8 +197,17 @@ pub enum ServerMsg {
         room: String,
         /// This member's id.
         id: MemberId,
-        /// The others already in the room.
+        /// The others already in the room: the first [`MEMBER_PAGE`] of them; the rest follow
+        /// in `more_members` messages.
         members: Vec<Member>,
+        /// How many others are in the room, all pages together.
+        #[serde(default)]
+        members_total: usize,
+        /// How many audio slots this member's connection receives the room's speakers on (its
+        /// first server offer adds them, as `sendonly` m-lines with msid streams
+        /// `slot-0`…); 0: an m-line per audio track instead.
+        #[serde(default)]
+        audio_slots: usize,
         /// Tracks the others already publish.
         tracks: Vec<Track>,
         /// The room's recent chat, oldest first, at most [`CHAT_HISTORY_LEN`].
@@ -193,6 +217,10 @@ pub enum ServerMsg {
         /// the server is reachable directly and no relay is configured.
         #[serde(default)]
         ice_servers: Vec<IceServer>,
+    },
+    /// More of the members already in the room, after `joined`.
+    MoreMembers {
+        members: Vec<Member>,
     },
     MemberJoined {
         member: Member,
@@ -209,10 +237,10 @@ pub enum ServerMsg {
         id: MemberId,
         muted: bool,
     },
-    /// A member started or stopped speaking, judged from the audio-level header extension.
-    Speaking {
-        id: MemberId,
-        speaking: bool,
+    /// Who is speaking now (judged from the audio-level header extension): the whole set,
+    /// sent when it changes, at most every 200 ms per room.
+    Speakers {
+        ids: Vec<MemberId>,
     },
     TrackAdded {
         track: Track,
@@ -279,6 +307,8 @@ pub enum ErrorCode {
     ChatTooLong,
     ChatEmpty,
     InvalidClientRef,
+    /// A `local_mutes` with more than [`MAX_LOCAL_MUTES`] ids.
+    InvalidLocalMutes,
     /// An offer's `sources` with too many entries, or a mid that is empty, too long or not
     /// an SDP token.
     InvalidSources,
@@ -442,12 +472,11 @@ mod tests {
 
     #[test]
     fn server_messages_are_tagged_snake_case() {
-        let j = ServerMsg::Speaking {
-            id: MemberId(3),
-            speaking: true,
+        let j = ServerMsg::Speakers {
+            ids: vec![MemberId(3), MemberId(4)],
         }
         .to_json();
-        assert_eq!(j, r#"{"type":"speaking","id":3,"speaking":true}"#);
+        assert_eq!(j, r#"{"type":"speakers","ids":[3,4]}"#);
         let j = ServerMsg::error(ErrorCode::InvalidRoomName, "x").to_json();
         assert!(j.contains(r#""code":"invalid_room_name""#), "{j}");
     }

@@ -1,6 +1,8 @@
 //! Checks for what clients choose: room names, nicknames, chat text, track sources.
 
-use crate::{ErrorCode, MAX_CHAT_CHARS, MAX_MID_LEN, MAX_SOURCES, Sources};
+use crate::{
+    ErrorCode, MAX_CHAT_CHARS, MAX_LOCAL_MUTES, MAX_MID_LEN, MAX_SOURCES, MemberId, Sources,
+};
 
 /// A refused input, with its stable code and a human explanation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +13,17 @@ pub struct ValidationError {
 
 fn err(code: ErrorCode, message: &'static str) -> ValidationError {
     ValidationError { code, message }
+}
+
+/// A `local_mutes` names at most [`MAX_LOCAL_MUTES`] members.
+pub fn validate_local_mutes(ids: &[MemberId]) -> Result<(), ValidationError> {
+    if ids.len() > MAX_LOCAL_MUTES {
+        return Err(err(
+            ErrorCode::InvalidLocalMutes,
+            "local_mutes names at most 1024 members",
+        ));
+    }
+    Ok(())
 }
 
 /// A room name is 1–64 characters of `[A-Za-z0-9_-]`.

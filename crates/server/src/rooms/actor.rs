@@ -11,12 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use free4chat_media::worker::WorkerMsg;
 use free4chat_sfu::link::{LinkOutput, MediaLink};
 use free4chat_sfu::{MediaErrorCode, MediaEvent};
 use free4chat_signal::{
-    ByeReason, ClientMsg, ErrorCode, Member, MemberId, PROTOCOL_VERSION, RoomId, ServerMsg,
-    Sources, Track, TrackSource,
+    ByeReason, ClientMsg, ErrorCode, MEMBER_PAGE, Member, MemberId, PROTOCOL_VERSION, RoomId,
+    ServerMsg, Sources, Track, TrackSource,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -29,6 +31,8 @@ use super::local::Local;
 
 /// How many media events may wait for one room.
 const MEDIA_EVENT_QUEUE: usize = 1024;
+/// The least time between two `speakers` messages of one room.
+const SPEAKERS_EVERY: Duration = Duration::from_millis(200);
 /// How long after the last room closes the allocator is asked a second time to return memory.
 const SETTLE_BEFORE_TRIM: Duration = Duration::from_secs(1);
 
@@ -45,6 +49,8 @@ struct MemberState {
     name: String,
     muted: bool,
     speaking: bool,
+    /// Their source id in the room (the CSRC naming them on audio slots).
+    source: u32,
     out: MemberTx,
     tracks: Vec<Track>,
     /// What the member's sending m-lines carry, by mid, as their latest offer that said so
@@ -60,6 +66,7 @@ impl MemberState {
             name: self.name.clone(),
             muted: self.muted,
             speaking: self.speaking,
+            source: self.source,
         }
     }
 }
@@ -76,6 +83,29 @@ struct Room {
     link: MediaLink,
     /// Members whose queue overflowed: they are dropped after the current step.
     stalled: Vec<MemberId>,
+    speakers: SpeakersOut,
+}
+
+/// The room's `speakers` messages: sent when who speaks changes, at most every
+/// [`SPEAKERS_EVERY`], so that a room of N members is not N² messages per change.
+#[derive(Default)]
+struct SpeakersOut {
+    /// A change waits to be sent.
+    dirty: bool,
+    last_sent: Option<Instant>,
+}
+
+impl SpeakersOut {
+    /// When the waiting change may be sent, if one waits.
+    fn due(&self) -> Option<Instant> {
+        if !self.dirty {
+            return None;
+        }
+        Some(
+            self.last_sent
+                .map_or_else(Instant::now, |t| t + SPEAKERS_EVERY),
+        )
+    }
 }
 
 /// Runs a room until its last member leaves or it is closed.
@@ -93,8 +123,10 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
         members: BTreeMap::new(),
         chat: ChatLog::default(),
         stalled: Vec::new(),
+        speakers: SpeakersOut::default(),
     };
     let closing = loop {
+        let speakers_due = room.speakers.due();
         tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(RoomCmd::Close { reason }) => break Some(reason),
@@ -102,6 +134,8 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
                 Some(cmd) => room.handle(cmd).await,
             },
             Some(event) = media.recv() => room.media_event(event).await,
+            _ = tokio::time::sleep_until(speakers_due.unwrap_or_else(Instant::now)),
+                if speakers_due.is_some() => room.send_speakers(),
         }
         for id in std::mem::take(&mut room.stalled) {
             warn!(room = room.name, member = %id, "member stalled: dropped");
@@ -271,11 +305,18 @@ impl Room {
             let _ = reply.send(JoinReply::Refused(r));
             return;
         }
+        let mut others: Vec<Member> = self.members.iter().map(|(id, m)| m.public(*id)).collect();
+        let total = others.len();
+        // Speakers first: a page of a large room shows who is talking.
+        others.sort_by_key(|m| !m.speaking);
+        let mut pages = others.chunks(MEMBER_PAGE);
         let joined = ServerMsg::Joined {
             v: PROTOCOL_VERSION,
             room: self.name.clone(),
             id: member,
-            members: self.members.iter().map(|(id, m)| m.public(*id)).collect(),
+            members: pages.next().map(<[Member]>::to_vec).unwrap_or_default(),
+            members_total: total,
+            audio_slots: self.local.audio_slots,
             tracks: self
                 .members
                 .values()
@@ -288,10 +329,20 @@ impl Room {
             let _ = reply.send(JoinReply::Retry);
             return;
         }
+        for page in pages {
+            let more = ServerMsg::MoreMembers {
+                members: page.to_vec(),
+            };
+            if out.try_send(Arc::new(more)).is_err() {
+                let _ = reply.send(JoinReply::Retry);
+                return;
+            }
+        }
         let state = MemberState {
             name,
             muted,
             speaking: false,
+            source: self.link.admit(member),
             out,
             tracks: Vec::new(),
             sources: Sources::new(),
@@ -301,6 +352,21 @@ impl Room {
         self.broadcast(Some(member), &ServerMsg::MemberJoined { member: public });
         let _ = reply.send(JoinReply::Joined);
         info!(room = self.name, %member, "member joined");
+    }
+
+    /// Tells everyone who speaks now.
+    fn send_speakers(&mut self) {
+        let ids = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.speaking)
+            .map(|(id, _)| *id)
+            .collect();
+        self.broadcast(None, &ServerMsg::Speakers { ids });
+        self.speakers = SpeakersOut {
+            dirty: false,
+            last_sent: Some(Instant::now()),
+        };
     }
 
     fn snapshot(&self) -> RoomSnapshot {
@@ -334,6 +400,10 @@ impl Room {
             }
             ClientMsg::Candidate { candidate } => {
                 self.link.candidate(member, candidate);
+                self.drive_link().await;
+            }
+            ClientMsg::LocalMutes { ids } => {
+                self.link.local_mutes(member, ids);
                 self.drive_link().await;
             }
             ClientMsg::Mute { muted } => {
@@ -396,16 +466,12 @@ impl Room {
                 self.broadcast(Some(member), &ServerMsg::TrackAdded { track });
             }
             MediaEvent::Speaking { speaking, .. } => {
-                if let Some(m) = self.members.get_mut(&member) {
+                if let Some(m) = self.members.get_mut(&member)
+                    && m.speaking != speaking
+                {
                     m.speaking = speaking;
+                    self.speakers.dirty = true;
                 }
-                self.broadcast(
-                    None,
-                    &ServerMsg::Speaking {
-                        id: member,
-                        speaking,
-                    },
-                );
             }
             // The worker has dropped the session already, and the link has let it go.
             MediaEvent::Failed { reason, .. } => {
@@ -430,6 +496,9 @@ impl Room {
         self.drive_link().await;
         for track in state.tracks {
             self.broadcast(None, &ServerMsg::TrackRemoved { track });
+        }
+        if state.speaking {
+            self.speakers.dirty = true;
         }
         self.broadcast(None, &ServerMsg::MemberLeft { id: member });
         info!(room = self.name, %member, "member left");

@@ -87,6 +87,9 @@ pub(super) struct Local {
     pub limits: Limits,
     /// Members a room keeps on its home worker before it spreads over the others (0: never).
     pub spread_at: usize,
+    /// Audio slots each member's connection receives the room's speakers on (0: an m-line
+    /// per audio track), as the media workers are configured.
+    pub audio_slots: usize,
     /// The STUN/TURN servers handed out in `joined`.
     ice: IceServers,
     ids: IdSpace,
@@ -103,8 +106,7 @@ impl LocalDirectory {
     /// Rooms on `media`, with ids under `id_prefix` (unique to this node).
     pub fn new(
         media: Arc<MediaWorkers>,
-        limits: Limits,
-        spread_at: usize,
+        (limits, spread_at, audio_slots): (Limits, usize, usize),
         ice: IceServers,
         id_prefix: u64,
     ) -> LocalDirectory {
@@ -114,6 +116,7 @@ impl LocalDirectory {
                 media,
                 limits,
                 spread_at,
+                audio_slots,
                 ice,
                 ids: IdSpace::new(id_prefix),
                 members: AtomicUsize::new(0),
