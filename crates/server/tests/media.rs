@@ -298,11 +298,10 @@ async fn the_last_leave_frees_the_room_and_all_media_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_spread_over_two_workers_is_heard_by_all_and_freed_on_both() {
     init_log();
-    let config = free4chat::config::Config {
-        media_workers: 2,
-        room_spread_at: 2,
-        ..common::config()
-    };
+    let config = config_with(|c| {
+        c.media.media_workers = 2;
+        c.media.room_spread_at = 2;
+    });
     let server = free4chat::Server::start(&config).await.unwrap();
     // Two on the room's first worker, publishing before the second worker takes anyone: it
     // must learn of their tracks when its first member of the room arrives.
@@ -459,10 +458,9 @@ fn offer_that_never_connects() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_whose_media_never_connects_is_told_and_dropped() {
-    let server = server_with(free4chat::config::Config {
-        media_connect_timeout: Duration::from_millis(500),
-        ..config()
-    })
+    let server = server_with(config_with(|c| {
+        c.media.media_connect_timeout = Duration::from_millis(500)
+    }))
     .await;
     // Nobody else joins: a member whose media does connect would have to within 500 ms too.
     let mut w = ws(&server).await;
@@ -681,10 +679,9 @@ async fn hostile_tcp_connections_disturb_nobody_and_are_closed() {
     use tokio::net::TcpStream;
 
     // Connections that never bring a frame are closed after 2 s rather than 10 s.
-    let server = server_with(free4chat::config::Config {
-        media_tcp_first_frame_timeout: Duration::from_secs(2),
-        ..config()
-    })
+    let server = server_with(config_with(|c| {
+        c.media.media_tcp_first_frame_timeout = Duration::from_secs(2)
+    }))
     .await;
     let alice = join(&server, "besieged", "Alice").await;
     let mut over_tcp = ClientConfig::new(server.http_addr(), "besieged", "Bob");
@@ -802,10 +799,7 @@ async fn hostile_tcp_connections_disturb_nobody_and_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_over_tcp_can_be_turned_off() {
     init_log();
-    let config = free4chat::config::Config {
-        media_tcp: false,
-        ..config()
-    };
+    let config = config_with(|c| c.media.media_tcp = false);
     let server = free4chat::Server::start(&config).await.unwrap();
     let alice = join(&server, "udp-only", "Alice").await;
     let answered = |s: &free4chat_client::ClientState| {
@@ -834,10 +828,7 @@ async fn silent_tcp_connections_cannot_keep_a_member_from_connecting_over_tcp() 
     use tokio::net::TcpStream;
 
     init_log();
-    let config = free4chat::config::Config {
-        media_tcp_max_connections: 4,
-        ..config()
-    };
+    let config = config_with(|c| c.media.media_tcp_max_connections = 4);
     let server = free4chat::Server::start(&config).await.unwrap();
     let media = server.media_addrs()[0];
     // Every slot taken by a connection that never says anything.
@@ -890,11 +881,10 @@ async fn media_threads_can_run_at_real_time_priority() {
     let allowed = std::thread::spawn(|| free4chat_media::priority::set_realtime(1).is_ok())
         .join()
         .unwrap();
-    let config = free4chat::config::Config {
-        media_realtime_priority: 7,
-        media_realtime_asked: true,
-        ..config()
-    };
+    let config = config_with(|c| {
+        c.media.media_realtime_priority = 7;
+        c.media.media_realtime_asked = true;
+    });
     let server = free4chat::Server::start(&config).await.unwrap();
     const SCHED_RR: u32 = 2;
     if allowed {
@@ -908,7 +898,7 @@ async fn media_threads_can_run_at_real_time_priority() {
         );
         let stats = server.media_worker_stats().await;
         assert_eq!(
-            stats.scheduling.realtime_workers, config.media_workers,
+            stats.scheduling.realtime_workers, config.media.media_workers,
             "{stats:?}"
         );
         assert_eq!(stats.scheduling.demotions, 0, "{stats:?}");

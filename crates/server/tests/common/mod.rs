@@ -16,15 +16,21 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// client's close: the tests' hand-driven clients mostly stop reading before the server stops,
 /// and every connection open then would hold up its shutdown.
 pub fn config() -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        public_ip: vec!["127.0.0.1".parse().unwrap()],
-        media_port: 0,
-        media_workers: 1,
-        media_realtime_priority: 0,
-        close_linger: Duration::from_millis(500),
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.general.listen = "127.0.0.1:0".parse().unwrap();
+    config.media.public_ip = vec!["127.0.0.1".parse().unwrap()];
+    config.media.media_port = 0;
+    config.media.media_workers = 1;
+    config.media.media_realtime_priority = 0;
+    config.connections.close_linger = Duration::from_millis(500);
+    config
+}
+
+/// [`config`], changed by `change`.
+pub fn config_with(change: impl FnOnce(&mut Config)) -> Config {
+    let mut config = config();
+    change(&mut config);
+    config
 }
 
 pub async fn server() -> Server {
