@@ -12,9 +12,15 @@ use super::{MemberTx, Refusal};
 pub(super) enum RoomCmd {
     Join(Joining),
     /// A message from a joined member. Only the in-room kinds arrive here.
-    Msg { member: MemberId, msg: ClientMsg },
+    Msg {
+        member: MemberId,
+        msg: ClientMsg,
+    },
     /// The member's connection is gone, or they said `leave`.
-    Leave { member: MemberId, said_leave: bool },
+    Leave {
+        member: MemberId,
+        said_leave: bool,
+    },
     Snapshot {
         reply: oneshot::Sender<RoomSnapshot>,
     },
@@ -25,7 +31,9 @@ pub(super) enum RoomCmd {
         reply: oneshot::Sender<bool>,
     },
     /// Tells every member why, and ends the room.
-    Close { reason: ByeReason },
+    Close {
+        reason: ByeReason,
+    },
 }
 
 /// A member the directory has made, on their way into the room.
