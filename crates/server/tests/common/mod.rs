@@ -82,6 +82,36 @@ pub async fn hears(client: &Client, from: &Client, n: u64) -> bool {
         .await
 }
 
+/// Packets `to` has received from `from` so far.
+pub fn count(to: &Client, from: &Client) -> u64 {
+    to.received_from(from.id)
+}
+
+/// The sequence number after the last one `to` has received from `from`.
+pub fn seq_end(to: &Client, from: &Client) -> u32 {
+    to.with_state(|s| s.received.get(&from.id.0).map_or(0, |r| r.seq_end))
+}
+
+/// The first sequence number `to` received from `from` (0 if none yet).
+pub fn first_seq(to: &Client, from: &Client) -> u32 {
+    to.with_state(|s| {
+        s.received
+            .get(&from.id.0)
+            .and_then(|r| r.first())
+            .unwrap_or(0)
+    })
+}
+
+/// Sequence numbers from `from`, from `start` up to the last one `to` received, that never
+/// arrived; and that last one, +1. (Before a subscription opens, a sender's first packets go
+/// to nobody: counting starts once both hear each other.)
+pub fn missing_since(to: &Client, from: &Client, start: u32) -> (u64, u32) {
+    to.with_state(|s| {
+        let r = &s.received[&from.id.0];
+        (r.missing_between(start, r.seq_end), r.seq_end)
+    })
+}
+
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
