@@ -37,19 +37,21 @@ impl IceServers {
         let integrated = turn.map(|(secret, listeners)| Integrated {
             secret: secret.to_vec(),
             host: config
+                .turn
                 .turn_host
                 .clone()
-                .or_else(|| config.public_ip.first().map(|ip| host_literal(*ip))),
+                .or_else(|| config.media.public_ip.first().map(|ip| host_literal(*ip))),
             listeners,
         });
         IceServers {
             integrated,
-            external: config.external_turn.clone(),
+            external: config.turn.external_turn.clone(),
             external_secret: config
+                .turn
                 .external_turn_secret
                 .as_ref()
                 .map(|s| s.as_bytes().to_vec()),
-            ttl: config.turn_ttl,
+            ttl: config.turn.turn_ttl,
         }
     }
 
@@ -186,11 +188,9 @@ mod tests {
 
     #[test]
     fn each_member_gets_urls_for_every_listener_and_credentials_of_its_own() {
-        let config = Config {
-            external_turn: vec!["turns:relay.example:443?transport=tcp".into()],
-            external_turn_secret: Some("ext".into()),
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.turn.external_turn = vec!["turns:relay.example:443?transport=tcp".into()];
+        config.turn.external_turn_secret = Some("ext".into());
         let listeners = LocalAddrs {
             udp: Some("0.0.0.0:3478".parse().unwrap()),
             tcp: Some("0.0.0.0:3479".parse().unwrap()),

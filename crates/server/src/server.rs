@@ -8,7 +8,7 @@ use std::time::Duration;
 use free4chat_media::worker::{SocketSpec, WorkerHandle, WorkerOptions};
 use free4chat_media::{TcpOptions, WorkerStats};
 use free4chat_sfu::CoreStats;
-use free4chat_turn::{Turn, TurnConfig as TurnSettings, TurnHandle};
+use free4chat_turn::{Turn, TurnConfig, TurnHandle};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -47,28 +47,28 @@ impl Server {
             .ok_or_else(|| io::Error::other("no DTLS certificate could be made"))?;
         // (advertised, bound) per UDP media socket, for the TURN server's list of peers.
         let mut media_pairs = Vec::new();
-        for index in 0..config.media_workers {
-            let port = if config.media_port == 0 {
+        for index in 0..config.media.media_workers {
+            let port = if config.media.media_port == 0 {
                 0
             } else {
-                config.media_port + index as u16
+                config.media.media_port + index as u16
             };
-            let specs = media_sockets(&config.public_ip, port);
+            let specs = media_sockets(&config.media.public_ip, port);
             if specs.is_empty() {
                 return Err(io::Error::other("no address to offer for media"));
             }
-            let tcp = config.media_tcp.then(|| TcpOptions {
-                max_connections: config.media_tcp_max_connections,
-                first_frame_timeout: config.media_tcp_first_frame_timeout,
-                idle_timeout: config.media_tcp_idle_timeout,
+            let tcp = config.media.media_tcp.then(|| TcpOptions {
+                max_connections: config.media.media_tcp_max_connections,
+                first_frame_timeout: config.media.media_tcp_first_frame_timeout,
+                idle_timeout: config.media.media_tcp_idle_timeout,
                 ..TcpOptions::default()
             });
             let options = WorkerOptions {
                 tcp,
-                realtime: config.media_realtime(),
-                connect_timeout: config.media_connect_timeout,
-                disconnect_grace: config.media_disconnect_grace,
-                audio_slots: config.audio_slots,
+                realtime: config.media.realtime(),
+                connect_timeout: config.media.media_connect_timeout,
+                disconnect_grace: config.media.media_disconnect_grace,
+                audio_slots: config.media.audio_slots,
                 dtls_cert: dtls_cert.clone(),
             };
             let worker = WorkerHandle::spawn(index, &specs, options)?;
@@ -82,19 +82,20 @@ impl Server {
             workers.push(Arc::new(worker));
         }
         let limits = Limits {
-            max_rooms: config.max_rooms,
-            max_room_members: config.max_room_members,
-            max_members: config.max_peers,
+            max_rooms: config.limits.max_rooms,
+            max_room_members: config.limits.max_room_members,
+            max_members: config.limits.max_peers,
         };
         let source = config
-            .tls_source()
+            .tls
+            .source()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let tls = match &source {
             Some(source) => {
                 // A self-signed certificate names every address browsers may use.
-                let mut ips = config.public_ip.clone();
+                let mut ips = config.media.public_ip.clone();
                 ips.extend(interface_ips());
-                let hosts: Vec<String> = config.turn_host.iter().cloned().collect();
+                let hosts: Vec<String> = config.turn.turn_host.iter().cloned().collect();
                 let tls = Tls::load(source, &ips, &hosts).map_err(io::Error::other)?;
                 Some(tls)
             }
@@ -116,12 +117,16 @@ impl Server {
         let id_prefix = rand::random::<u64>();
         let rooms: Arc<dyn RoomDirectory> = Arc::new(LocalDirectory::new(
             media.clone(),
-            (limits, config.room_spread_at, config.audio_slots),
+            (
+                limits,
+                config.media.room_spread_at,
+                config.media.audio_slots,
+            ),
             ice,
             id_prefix,
         ));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let listener = std::net::TcpListener::bind(config.listen)?;
+        let listener = std::net::TcpListener::bind(config.general.listen)?;
         listener.set_nonblocking(true)?;
         let http_addr = listener.local_addr()?;
         let connections = Arc::new(Connections::default());
@@ -261,10 +266,10 @@ fn start_turn(
     tls: Option<&Tls>,
     media: &[(SocketAddr, SocketAddr)],
 ) -> io::Result<Option<(TurnHandle, Vec<u8>)>> {
-    if !config.turn_enabled() {
+    if !config.turn.enabled() {
         return Ok(None);
     }
-    let secret = match &config.turn_secret {
+    let secret = match &config.turn.turn_secret {
         Some(s) => s.as_bytes().to_vec(),
         None => {
             use rand::RngCore;
@@ -278,7 +283,7 @@ fn start_turn(
         }
     };
     let advertise = relay_advertise(config);
-    let mut settings = TurnSettings::new("free4chat", secret.clone(), advertise);
+    let mut settings = TurnConfig::new("free4chat", secret.clone(), advertise);
     settings.relay_bind = if advertise.is_ipv4() {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     } else {
@@ -296,14 +301,14 @@ fn start_turn(
             (*advertised, SocketAddr::new(local, bound.port()))
         })
         .collect();
-    settings.udp = config.turn_udp;
-    settings.tcp = config.turn_tcp;
-    settings.tls = match (config.turn_tls, tls) {
+    settings.udp = config.turn.turn_udp;
+    settings.tcp = config.turn.turn_tcp;
+    settings.tls = match (config.turn.turn_tls, tls) {
         (Some(addr), Some(tls)) => Some((addr, tls.turn.clone())),
         _ => None,
     };
-    settings.max_allocations = config.turn_max_allocations;
-    settings.max_allocations_per_ip = config.turn_max_allocations_per_ip;
+    settings.max_allocations = config.turn.turn_max_allocations;
+    settings.max_allocations_per_ip = config.turn.turn_max_allocations_per_ip;
     let handle = Turn::start(settings)?;
     Ok(Some((handle, secret)))
 }
@@ -312,17 +317,28 @@ fn start_turn(
 /// TURN host if it is an address, else the first listener's address if it is specific, else
 /// loopback.
 fn relay_advertise(config: &Config) -> IpAddr {
-    let specific = [config.turn_udp, config.turn_tcp, config.turn_tls]
-        .into_iter()
-        .flatten()
-        .map(|a| a.ip())
-        .find(|ip| !ip.is_unspecified());
+    let specific = [
+        config.turn.turn_udp,
+        config.turn.turn_tcp,
+        config.turn.turn_tls,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|a| a.ip())
+    .find(|ip| !ip.is_unspecified());
     config
+        .media
         .public_ip
         .iter()
         .copied()
         .find(IpAddr::is_ipv4)
-        .or_else(|| config.turn_host.as_deref().and_then(|h| h.parse().ok()))
+        .or_else(|| {
+            config
+                .turn
+                .turn_host
+                .as_deref()
+                .and_then(|h| h.parse().ok())
+        })
         .or(specific)
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }

@@ -85,15 +85,18 @@ pub async fn run(
         room_tx: Some(room_tx),
         membership: None,
         strikes: 0,
-        max_strikes: config.max_refusals,
-        general: TokenBucket::new(config.message_burst.into(), config.message_rate),
-        chat: TokenBucket::new(config.chat_burst.into(), config.chat_rate),
+        max_strikes: config.limits.max_refusals,
+        general: TokenBucket::new(
+            config.limits.message_burst.into(),
+            config.limits.message_rate,
+        ),
+        chat: TokenBucket::new(config.limits.chat_burst.into(), config.limits.chat_rate),
     };
     // A timer of its own: the deadline is kept to, not put off to the next ping.
-    let join_deadline = tokio::time::sleep(config.join_deadline);
+    let join_deadline = tokio::time::sleep(config.connections.join_deadline);
     tokio::pin!(join_deadline);
     let mut last_heard = Instant::now();
-    let mut ping = tokio::time::interval(config.ping_interval);
+    let mut ping = tokio::time::interval(config.connections.ping_interval);
     ping.tick().await;
 
     let mut violation = None;
@@ -117,7 +120,7 @@ pub async fn run(
                 break false;
             }
             _ = ping.tick() => {
-                if last_heard.elapsed() > config.silence_limit {
+                if last_heard.elapsed() > config.connections.silence_limit {
                     debug!("connection silent too long");
                     break false;
                 }
@@ -174,7 +177,7 @@ pub async fn run(
             let _ = (&mut writer).await;
         }
     };
-    let _ = tokio::time::timeout(config.close_linger, async {
+    let _ = tokio::time::timeout(config.connections.close_linger, async {
         tokio::join!(drain, finish);
     })
     .await;

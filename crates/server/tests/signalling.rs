@@ -102,11 +102,10 @@ async fn members_see_each_other_join_rename_mute_and_leave() {
 #[tokio::test]
 async fn chat_is_acknowledged_broadcast_and_kept_for_late_joiners() {
     // Buckets large enough for every message below at once, so nothing waits for a refill.
-    let server = server_with(free4chat::config::Config {
-        message_burst: 200,
-        chat_burst: 200,
-        ..config()
-    })
+    let server = server_with(config_with(|c| {
+        c.limits.message_burst = 200;
+        c.limits.chat_burst = 200;
+    }))
     .await;
     let mut a = ws(&server).await;
     ws_join(&mut a, "chatty", "Alice").await;
@@ -310,14 +309,13 @@ async fn a_flood_is_rate_limited_then_disconnected() {
 async fn the_configured_rate_limits_and_refusal_limit_are_kept() {
     // Buckets that hardly refill during the test: four messages, one of them chat; two
     // refusals in a row end the connection.
-    let server = server_with(free4chat::config::Config {
-        message_burst: 4,
-        message_rate: 0.001,
-        chat_burst: 1,
-        chat_rate: 0.001,
-        max_refusals: 2,
-        ..config()
-    })
+    let server = server_with(config_with(|c| {
+        c.limits.message_burst = 4;
+        c.limits.message_rate = 0.001;
+        c.limits.chat_burst = 1;
+        c.limits.chat_rate = 0.001;
+        c.limits.max_refusals = 2;
+    }))
     .await;
     let mut w = ws(&server).await;
     ws_join(&mut w, "paced", "Pat").await;
@@ -347,10 +345,9 @@ async fn the_configured_rate_limits_and_refusal_limit_are_kept() {
 
 #[tokio::test]
 async fn a_connection_that_does_not_join_in_time_is_closed() {
-    let server = server_with(free4chat::config::Config {
-        join_deadline: std::time::Duration::from_millis(300),
-        ..config()
-    })
+    let server = server_with(config_with(|c| {
+        c.connections.join_deadline = std::time::Duration::from_millis(300)
+    }))
     .await;
     let mut member = ws(&server).await;
     ws_join(&mut member, "punctual", "Member").await;
@@ -366,11 +363,10 @@ async fn a_connection_that_does_not_join_in_time_is_closed() {
 
 #[tokio::test]
 async fn a_member_whose_connection_falls_silent_is_dropped() {
-    let server = server_with(free4chat::config::Config {
-        ping_interval: std::time::Duration::from_millis(100),
-        silence_limit: std::time::Duration::from_millis(300),
-        ..config()
-    })
+    let server = server_with(config_with(|c| {
+        c.connections.ping_interval = std::time::Duration::from_millis(100);
+        c.connections.silence_limit = std::time::Duration::from_millis(300);
+    }))
     .await;
     let mut silent = ws(&server).await;
     ws_join(&mut silent, "quiet", "Silent").await;
@@ -385,12 +381,11 @@ async fn a_member_whose_connection_falls_silent_is_dropped() {
 
 #[tokio::test]
 async fn room_and_server_limits_are_enforced() {
-    let server = server_with(free4chat::config::Config {
-        max_room_members: 2,
-        max_rooms: 2,
-        max_peers: 3,
-        ..config()
-    })
+    let server = server_with(config_with(|c| {
+        c.limits.max_room_members = 2;
+        c.limits.max_rooms = 2;
+        c.limits.max_peers = 3;
+    }))
     .await;
     let mut a = ws(&server).await;
     ws_join(&mut a, "one", "A").await;

@@ -16,15 +16,21 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// client's close: the tests' hand-driven clients mostly stop reading before the server stops,
 /// and every connection open then would hold up its shutdown.
 pub fn config() -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        public_ip: vec!["127.0.0.1".parse().unwrap()],
-        media_port: 0,
-        media_workers: 1,
-        media_realtime_priority: 0,
-        close_linger: Duration::from_millis(500),
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.general.listen = "127.0.0.1:0".parse().unwrap();
+    config.media.public_ip = vec!["127.0.0.1".parse().unwrap()];
+    config.media.media_port = 0;
+    config.media.media_workers = 1;
+    config.media.media_realtime_priority = 0;
+    config.connections.close_linger = Duration::from_millis(500);
+    config
+}
+
+/// [`config`], changed by `change`.
+pub fn config_with(change: impl FnOnce(&mut Config)) -> Config {
+    let mut config = config();
+    change(&mut config);
+    config
 }
 
 pub async fn server() -> Server {
@@ -74,6 +80,36 @@ pub async fn hears(client: &Client, from: &Client, n: u64) -> bool {
             s.received.get(&id.0).is_some_and(|r| r.packets >= n)
         })
         .await
+}
+
+/// Packets `to` has received from `from` so far.
+pub fn count(to: &Client, from: &Client) -> u64 {
+    to.received_from(from.id)
+}
+
+/// The sequence number after the last one `to` has received from `from`.
+pub fn seq_end(to: &Client, from: &Client) -> u32 {
+    to.with_state(|s| s.received.get(&from.id.0).map_or(0, |r| r.seq_end))
+}
+
+/// The first sequence number `to` received from `from` (0 if none yet).
+pub fn first_seq(to: &Client, from: &Client) -> u32 {
+    to.with_state(|s| {
+        s.received
+            .get(&from.id.0)
+            .and_then(|r| r.first())
+            .unwrap_or(0)
+    })
+}
+
+/// Sequence numbers from `from`, from `start` up to the last one `to` received, that never
+/// arrived; and that last one, +1. (Before a subscription opens, a sender's first packets go
+/// to nobody: counting starts once both hear each other.)
+pub fn missing_since(to: &Client, from: &Client, start: u32) -> (u64, u32) {
+    to.with_state(|s| {
+        let r = &s.received[&from.id.0];
+        (r.missing_between(start, r.seq_end), r.seq_end)
+    })
 }
 
 use futures_util::{SinkExt, StreamExt};

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use free4chat_signal::ServerMsg;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -15,19 +15,16 @@ use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 
 use crate::ClientError;
+mod payload;
+mod tcp;
 
-/// Marks our test payloads.
-const MAGIC: &[u8; 4] = b"F4CT";
-/// The size of a test payload: about one 20 ms Opus frame at 32 kbit/s.
-pub const PAYLOAD_LEN: usize = 80;
-/// One audio packet every 20 ms.
-pub const PACKET_INTERVAL: Duration = Duration::from_millis(20);
+use payload::{MAGIC, unix_micros};
+pub use payload::{PACKET_INTERVAL, PAYLOAD_LEN, Received, parse_payload};
+use tcp::{TcpIn, TcpLinks, without_udp_candidates};
 
 /// How a session behaves.
 #[derive(Debug, Clone)]
@@ -63,53 +60,6 @@ impl Default for MediaOptions {
         }
     }
 }
-
-/// Packets received from one sender.
-#[derive(Debug, Default, Clone)]
-pub struct Received {
-    pub packets: u64,
-    /// The highest sequence number seen, +1 (0 when none).
-    pub seq_end: u32,
-    /// One-way latencies from sender to receiver, in microseconds (the first 100,000).
-    pub latencies_us: Vec<u64>,
-    /// Distinct sequence numbers received (counted for the first million).
-    pub distinct: u64,
-    seen: Vec<u64>,
-}
-
-impl Received {
-    fn record(&mut self, seq: u32) {
-        let (word, bit) = ((seq / 64) as usize, seq % 64);
-        if word >= 1 << 14 {
-            return;
-        }
-        if self.seen.len() <= word {
-            self.seen.resize(word + 1, 0);
-        }
-        if self.seen[word] & (1 << bit) == 0 {
-            self.seen[word] |= 1 << bit;
-            self.distinct += 1;
-        }
-    }
-
-    /// The lowest sequence number received.
-    pub fn first(&self) -> Option<u32> {
-        let (word, w) = self.seen.iter().enumerate().find(|(_, w)| **w != 0)?;
-        Some(word as u32 * 64 + w.trailing_zeros())
-    }
-
-    /// Sequence numbers from `start` up to (not including) `end` that never arrived.
-    pub fn missing_between(&self, start: u32, end: u32) -> u64 {
-        (start..end)
-            .filter(|s| {
-                self.seen
-                    .get((s / 64) as usize)
-                    .is_none_or(|w| w & (1 << (s % 64)) == 0)
-            })
-            .count() as u64
-    }
-}
-
 /// What a session (and its signalling) has seen; shared with whoever drives it.
 #[derive(Debug, Default)]
 pub struct ClientState {
@@ -413,151 +363,10 @@ async fn recv_udp(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usi
         None => std::future::pending().await,
     }
 }
-
-/// What the TCP connections report to the session.
-enum TcpIn {
-    /// A connection was established.
-    Connected,
-    /// One de-framed datagram from a remote.
-    Frame(SocketAddr, Vec<u8>),
-    /// The connection to a remote ended (or never opened).
-    Closed(SocketAddr),
-}
-
-/// The session's TCP connections, by remote address, each run by its own task: opened when
-/// ICE first sends to a remote TCP candidate, RFC 4571 framing both ways.
-struct TcpLinks {
-    links: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
-    tasks: HashMap<SocketAddr, AbortHandle>,
-    incoming_tx: mpsc::UnboundedSender<TcpIn>,
-    incoming: mpsc::UnboundedReceiver<TcpIn>,
-}
-
-impl TcpLinks {
-    fn new() -> TcpLinks {
-        let (incoming_tx, incoming) = mpsc::unbounded_channel();
-        TcpLinks {
-            links: HashMap::new(),
-            tasks: HashMap::new(),
-            incoming_tx,
-            incoming,
-        }
-    }
-
-    /// Sends one datagram to `remote`, connecting first if there is no connection yet (what
-    /// is sent meanwhile waits for the connection).
-    fn send(&mut self, remote: SocketAddr, datagram: &[u8]) {
-        let Ok(len) = u16::try_from(datagram.len()) else {
-            return;
-        };
-        let mut framed = Vec::with_capacity(2 + datagram.len());
-        framed.extend_from_slice(&len.to_be_bytes());
-        framed.extend_from_slice(datagram);
-        let link = self.links.entry(remote).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let task = tokio::spawn(tcp_link(remote, rx, self.incoming_tx.clone()));
-            self.tasks.insert(remote, task.abort_handle());
-            tx
-        });
-        let _ = link.send(framed);
-    }
-
-    fn closed(&mut self, remote: SocketAddr) {
-        self.links.remove(&remote);
-        self.tasks.remove(&remote);
-        tracing::debug!(%remote, "client TCP connection closed");
-    }
-}
-
-impl Drop for TcpLinks {
-    fn drop(&mut self) {
-        for task in self.tasks.values() {
-            task.abort();
-        }
-    }
-}
-
-/// One TCP connection: connects, then writes what `out` gives it and reads frames until either
-/// side ends.
-async fn tcp_link(
-    remote: SocketAddr,
-    mut out: mpsc::UnboundedReceiver<Vec<u8>>,
-    incoming: mpsc::UnboundedSender<TcpIn>,
-) {
-    let result: io::Result<()> = async {
-        let stream = TcpStream::connect(remote).await?;
-        stream.set_nodelay(true)?;
-        let _ = incoming.send(TcpIn::Connected);
-        let (mut read, mut write) = stream.into_split();
-        let writer = async {
-            while let Some(framed) = out.recv().await {
-                write.write_all(&framed).await?;
-            }
-            Ok::<(), io::Error>(())
-        };
-        let reader = async {
-            let mut buf = vec![0u8; usize::from(u16::MAX)];
-            loop {
-                let len = usize::from(read.read_u16().await?);
-                read.read_exact(&mut buf[..len]).await?;
-                if incoming
-                    .send(TcpIn::Frame(remote, buf[..len].to_vec()))
-                    .is_err()
-                {
-                    return Ok(());
-                }
-            }
-        };
-        tokio::select! {
-            r = writer => r,
-            r = reader => r,
-        }
-    }
-    .await;
-    if let Err(e) = result {
-        tracing::debug!(%remote, "client TCP connection: {e}");
-    }
-    let _ = incoming.send(TcpIn::Closed(remote));
-}
-
-/// `sdp` without its UDP `a=candidate` lines.
-fn without_udp_candidates(sdp: &str) -> String {
-    let mut out = String::with_capacity(sdp.len());
-    for line in sdp.split_inclusive('\n') {
-        let udp = line.strip_prefix("a=candidate:").is_some_and(|c| {
-            c.split_whitespace()
-                .nth(2)
-                .is_some_and(|t| t.eq_ignore_ascii_case("udp"))
-        });
-        if !udp {
-            out.push_str(line);
-        }
-    }
-    out
-}
-
 /// Whether a datagram is RTP (not RTCP, STUN or DTLS): RFC 7983 and RFC 5761.
 fn is_rtp(d: &[u8]) -> bool {
     d.len() >= 12 && (128..=191).contains(&d[0]) && !(64..=95).contains(&(d[1] & 0x7f))
 }
-
-/// (sender, sequence, send time in µs since the Unix epoch) of a test payload.
-pub fn parse_payload(data: &[u8]) -> Option<(u64, u32, u64)> {
-    if data.len() < 24 || &data[..4] != MAGIC {
-        return None;
-    }
-    let sender = u64::from_be_bytes(data[4..12].try_into().ok()?);
-    let seq = u32::from_be_bytes(data[12..16].try_into().ok()?);
-    let sent = u64::from_be_bytes(data[16..24].try_into().ok()?);
-    Some((sender, seq, sent))
-}
-
-fn unix_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,132 @@
+//! Values that are each well-formed but make no sense, alone or together.
+
+use std::time::Duration;
+
+use super::{Config, ConfigError};
+
+impl Config {
+    /// Refuses values that are each well-formed but make no sense, alone or together.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if !(1..=256).contains(&self.media.media_workers) {
+            return Err(ConfigError::Invalid("media_workers must be 1 to 256"));
+        }
+        if self.media.media_port != 0
+            && usize::from(self.media.media_port) + self.media.media_workers - 1
+                > usize::from(u16::MAX)
+        {
+            return Err(ConfigError::Invalid(
+                "media_port + media_workers runs past port 65535",
+            ));
+        }
+        if self.media.media_tcp_max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "media_tcp_max_connections must be at least 1",
+            ));
+        }
+        if self.media.media_realtime_priority > 99 {
+            return Err(ConfigError::Invalid(
+                "media_realtime_priority must be 0 (off) to 99",
+            ));
+        }
+        if self.limits.max_rooms == 0
+            || self.limits.max_room_members == 0
+            || self.limits.max_peers == 0
+        {
+            return Err(ConfigError::Invalid("limits must be at least 1"));
+        }
+        if self.limits.message_burst == 0
+            || self.limits.chat_burst == 0
+            || self.limits.max_refusals == 0
+        {
+            return Err(ConfigError::Invalid(
+                "message_burst, chat_burst and max_refusals must be at least 1",
+            ));
+        }
+        // NaN fails this too.
+        let positive = |rate: f64| rate.is_finite() && rate > 0.0;
+        if !positive(self.limits.message_rate) || !positive(self.limits.chat_rate) {
+            return Err(ConfigError::Invalid(
+                "message_rate and chat_rate must be more than 0 per second",
+            ));
+        }
+        // A deadline is added to the time of day; past a day none would be useful.
+        let timings = [
+            self.media.media_connect_timeout,
+            self.media.media_disconnect_grace,
+            self.media.media_tcp_first_frame_timeout,
+            self.media.media_tcp_idle_timeout,
+            self.connections.join_deadline,
+            self.connections.ping_interval,
+            self.connections.silence_limit,
+            self.connections.close_linger,
+        ];
+        if timings
+            .iter()
+            .any(|t| t.is_zero() || *t > Duration::from_secs(86_400))
+        {
+            return Err(ConfigError::Invalid(
+                "timeouts, deadlines and intervals must be more than 0 and at most a day",
+            ));
+        }
+        let mut families = self
+            .media
+            .public_ip
+            .iter()
+            .map(|ip| ip.is_ipv4())
+            .collect::<Vec<_>>();
+        families.sort();
+        if families.windows(2).any(|w| w[0] == w[1]) {
+            return Err(ConfigError::Invalid(
+                "at most one public_ip per address family (IPv4, IPv6)",
+            ));
+        }
+        self.check_turn()
+    }
+
+    fn check_turn(&self) -> Result<(), ConfigError> {
+        let tls = self.tls.source()?;
+        if self.turn.turn_tls.is_some() && tls.is_none() {
+            return Err(ConfigError::Invalid(
+                "turn_tls needs a certificate: tls_cert and tls_key, or tls_self_signed",
+            ));
+        }
+        if self.turn.turn_max_allocations == 0 || self.turn.turn_max_allocations_per_ip == 0 {
+            return Err(ConfigError::Invalid(
+                "TURN allocation limits must be at least 1",
+            ));
+        }
+        if [&self.turn.turn_secret, &self.turn.external_turn_secret]
+            .into_iter()
+            .any(|s| s.as_ref().is_some_and(|s| s.is_empty()))
+        {
+            return Err(ConfigError::Invalid("a TURN secret must not be empty"));
+        }
+        if let Some(host) = &self.turn.turn_host
+            && !crate::ice::valid_host(host)
+        {
+            return Err(ConfigError::Invalid(
+                "turn_host must be a DNS name or an IP address",
+            ));
+        }
+        if !(Duration::from_secs(60)..=Duration::from_secs(7 * 86_400))
+            .contains(&self.turn.turn_ttl)
+        {
+            return Err(ConfigError::Invalid("turn_ttl must be 60 s to 7 days"));
+        }
+        let mut relays = false;
+        for url in &self.turn.external_turn {
+            if !crate::ice::valid_url(url) {
+                return Err(ConfigError::Invalid(
+                    "external_turn URLs must be turn:, turns: or stun: URLs of printable ASCII",
+                ));
+            }
+            relays |= !url.starts_with("stun:");
+        }
+        if relays && self.turn.external_turn_secret.is_none() {
+            return Err(ConfigError::Invalid(
+                "external TURN URLs need external_turn_secret",
+            ));
+        }
+        Ok(())
+    }
+}
