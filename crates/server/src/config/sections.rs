@@ -211,7 +211,7 @@ pub struct LimitSettings {
         long,
         env = "FREE4CHAT_MAX_ROOM_MEMBERS",
         value_name = "N",
-        default_value_t = 50,
+        default_value_t = 1000,
         help_heading = "Limits"
     )]
     pub max_room_members: usize,

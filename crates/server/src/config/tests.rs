@@ -30,7 +30,7 @@ fn command_line_wins_over_file_and_defaults_fill_the_rest() {
     .unwrap();
     assert_eq!(c.general.listen, "127.0.0.1:5000".parse().unwrap());
     assert_eq!(c.media.media_port, 50000);
-    assert_eq!(c.limits.max_room_members, 50);
+    assert_eq!(c.limits.max_room_members, 1000);
     assert_eq!(c.media.room_spread_at, 16);
     let c = resolve(
         &["free4chat", "--room-spread-at", "0"],
