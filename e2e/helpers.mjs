@@ -297,9 +297,12 @@ export function f4cSnapshot() {
     selfId: f.selfId,
     members: Object.fromEntries([...f.members].map(([id, m]) => [id, { ...m }])),
     tracks: [...f.tracks.values()],
+    audioSlots: f.audioSlots,
+    slotVoices: Object.fromEntries(f.slotVoices),
     remoteMedia: [...f.remoteMedia.values()].map((m) => ({
       key: m.key,
       peer: m.peer,
+      slot: m.slot,
       kind: m.kind,
       stream: m.stream.id,
       track: { kind: m.track.kind, readyState: m.track.readyState, muted: m.track.muted },
@@ -314,9 +317,10 @@ export function f4cSnapshot() {
 }
 
 /**
- * Listens to every remote audio track through Web Audio and reports, per track, its publishing
- * member's id (`id`) and its key, the dominant frequency (at or above 100 Hz), its level in dB
- * and the signal's RMS.
+ * Listens to every remote audio stream through Web Audio and reports, per stream, its key, the
+ * member heard on it (`id`: its publisher, or on an audio slot the member the page names for
+ * the slot most often while measuring, else null; `ids`: every member named for it), the
+ * dominant frequency (at or above 100 Hz), its level in dB and the signal's RMS.
  */
 export async function measureRemoteTones({ durationMs = 2000, samples = 10, fftSize = 8192 }) {
   const sleepIn = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -341,7 +345,8 @@ export async function measureRemoteTones({ durationMs = 2000, samples = 10, fftS
     source.connect(analyser);
     analyser.connect(sink);
     probes.push({
-      id: media.peer,
+      media,
+      named: [],
       key: media.key,
       analyser,
       spectrum: new Float32Array(analyser.frequencyBinCount),
@@ -357,6 +362,7 @@ export async function measureRemoteTones({ durationMs = 2000, samples = 10, fftS
   for (let i = 0; i < samples; i++) {
     await sleepIn(durationMs / samples);
     for (const p of probes) {
+      p.named.push(p.media.peer ?? window.f4c.slotVoices.get(p.key)?.member ?? null);
       p.analyser.getFloatFrequencyData(p.spectrum);
       let best = -1;
       for (let k = firstBin; k < p.spectrum.length; k++) {
@@ -380,8 +386,14 @@ export async function measureRemoteTones({ durationMs = 2000, samples = 10, fftS
   }
   const sampleRate = ctx.sampleRate;
   await ctx.close();
+  const mostNamed = (names) => {
+    const counts = new Map();
+    for (const n of names) if (n !== null) counts.set(n, (counts.get(n) ?? 0) + 1);
+    return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
+  };
   return probes.map((p) => ({
-    id: p.id,
+    id: mostNamed(p.named),
+    ids: [...new Set(p.named.filter((n) => n !== null))],
     key: p.key,
     freq: median(p.peaks),
     level: median(p.levels),
@@ -406,18 +418,20 @@ export function waitJoined(page, members, timeout = 30_000) {
   );
 }
 
-/** Waits until the page receives live audio from exactly `count` other members. */
+/**
+ * Waits until the page receives live audio from exactly `count` other members: on streams of
+ * their own, one each; on audio slots (all of them live), `count` members heard on them.
+ */
 export function waitStreams(page, count, timeout = 30_000) {
   return page.waitForFunction(
     (n) => {
       const f = window.f4c;
-      if (!f) return false;
+      if (!f || f.state !== 'joined') return false;
       const audio = [...f.remoteMedia.values()].filter((m) => m.kind === 'audio');
-      return (
-        audio.length === n &&
-        new Set(audio.map((m) => m.peer)).size === n &&
-        audio.every((m) => m.track.readyState === 'live' && m.stream.getTracks().includes(m.track))
-      );
+      const live = audio.every((m) => m.track.readyState === 'live' && m.stream.getTracks().includes(m.track));
+      const heard = new Set(audio.map((m) => m.peer ?? f.slotVoices.get(m.key)?.member).filter((id) => id !== undefined));
+      const streams = f.audioSlots > 0 ? audio.length === f.audioSlots && audio.every((m) => m.slot !== null) : audio.length === n;
+      return live && streams && heard.size === n;
     },
     count,
     { timeout, polling: 250 },
