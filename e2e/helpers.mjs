@@ -61,6 +61,12 @@ export async function makeTone(file, freq, seconds = 30) {
   return file;
 }
 
+/** Writes `seconds` of silence in the same format as `makeTone`. */
+export async function makeSilence(file, seconds = 30) {
+  await execFileP('sox', ['-n', '-r', '48000', '-c', '1', '-b', '16', file, 'trim', '0', String(seconds)], { timeout: 20_000 });
+  return file;
+}
+
 /**
  * GET `url`; resolves with {status, body}. Over HTTPS a self-signed certificate is accepted:
  * the tests made it.
@@ -401,6 +407,59 @@ export async function measureRemoteTones({ durationMs = 2000, samples = 10, fftS
     peaks: p.peaks.map((x) => Math.round(x * 10) / 10),
     sampleRate,
   }));
+}
+
+/**
+ * Listens to what the page plays (every remote audio stream whose element is not muted, mixed
+ * in one analyser) and reports, for each frequency in `freqs`, the level in dB of the loudest
+ * bin within `spreadHz` of it (the median over the samples), and the median level of the bins
+ * away from every one of them (the floor).
+ */
+export async function measureTonesPresent({ freqs, durationMs = 2000, samples = 10, fftSize = 8192, spreadHz = 15 }) {
+  const sleepIn = (ms) => new Promise((r) => setTimeout(r, ms));
+  const median = (xs) => {
+    const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+    if (v.length === 0) return -Infinity;
+    const mid = Math.floor(v.length / 2);
+    return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+  };
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const sink = ctx.createGain();
+  sink.gain.value = 0;
+  sink.connect(ctx.destination);
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = fftSize;
+  analyser.smoothingTimeConstant = 0;
+  analyser.connect(sink);
+  const playing = [...document.querySelectorAll('#remote-audio audio')].filter((a) => !a.muted && a.srcObject);
+  for (const audio of playing) ctx.createMediaStreamSource(audio.srcObject).connect(analyser);
+  const binHz = ctx.sampleRate / fftSize;
+  const spectrum = new Float32Array(analyser.frequencyBinCount);
+  const near = (k) => freqs.some((f) => Math.abs(k * binHz - f) <= spreadHz * 4);
+  const levels = freqs.map(() => []);
+  const floors = [];
+  await sleepIn(300); // let the analyser fill once
+  for (let i = 0; i < samples; i++) {
+    await sleepIn(durationMs / samples);
+    analyser.getFloatFrequencyData(spectrum);
+    freqs.forEach((f, j) => {
+      let best = -Infinity;
+      for (let k = Math.max(0, Math.floor((f - spreadHz) / binHz)); k <= Math.ceil((f + spreadHz) / binHz); k++) {
+        if (k < spectrum.length && spectrum[k] > best) best = spectrum[k];
+      }
+      levels[j].push(best);
+    });
+    const away = [];
+    for (let k = Math.ceil(100 / binHz); k < Math.floor(4000 / binHz); k++) if (!near(k)) away.push(spectrum[k]);
+    floors.push(median(away));
+  }
+  await ctx.close();
+  return {
+    streams: playing.length,
+    levels: Object.fromEntries(freqs.map((f, j) => [f, Math.round(median(levels[j]) * 10) / 10])),
+    floor: Math.round(median(floors) * 10) / 10,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
