@@ -697,29 +697,37 @@ test('members: generated avatars, renaming, muting someone or everyone for me on
     assert.equal(await bruno.page.evaluate(() => window.f4c.sent.rename), 1, 'one rename sent; the empty one was not');
     assert.notDeepEqual(await avatar(alba, ids.bruno), brunoAtAlba, 'a new name, a new avatar');
 
-    // Alba mutes Bruno for herself only: his audio element goes quiet, nobody else is told.
+    // Alba mutes Bruno for herself only: the server is told to keep him off her audio slots
+    // (`local_mutes`), and nobody else is told anything.
     const brunoMute = `#members .member[data-member-id="${ids.bruno}"] .member-mute`;
     assert.equal(await alba.page.getAttribute(brunoMute, 'aria-label'), msg('en', 'member.muteForMe', { name: 'Bruno 🎧' }));
+    assert.equal(await alba.page.evaluate(() => window.f4c.audioSlots), 3);
+    const hears = (id) => window.f4c.mediaOf(id).length > 0;
+    assert.ok(await alba.page.evaluate(hears, ids.bruno), 'Alba hears Bruno on a slot');
     await alba.page.click(brunoMute);
-    const audioMuted = (id) => document.querySelector(`#remote-audio audio[data-member-id="${id}"]`).muted;
     assert.equal(await alba.page.getAttribute(brunoMute, 'aria-pressed'), 'true');
-    assert.equal(await alba.page.evaluate(audioMuted, ids.bruno), true);
     assert.ok(await alba.page.isVisible(`#members .member[data-member-id="${ids.bruno}"] .heard-off`));
-    assert.equal(await alba.page.evaluate(() => window.f4c.sent.mute ?? 0), 0, 'the server is not told');
+    assert.equal(await alba.page.evaluate(() => window.f4c.sent.local_mutes), 1);
+    await alba.page.waitForFunction((id) => !window.f4c.mediaOf(id).length, ids.bruno, { timeout: 10_000, polling: 100 });
+    assert.equal(await alba.page.evaluate(() => window.f4c.sent.mute ?? 0), 0, 'her own microphone state is not touched');
     await bruno.page.waitForTimeout(300);
     assert.equal(await bruno.page.evaluate(() => window.f4c.muted), false);
     assert.equal(await bruno.page.evaluate((id) => window.f4c.members.get(id).muted, ids.bruno), false, 'Bruno is not muted for himself');
     assert.equal(await alba.page.evaluate((id) => window.f4c.members.get(id).muted, ids.bruno), false, 'nor shown as muted');
 
-    // "Mute all for me", on and off: Bruno stays muted by his own button.
+    // "Mute all for me", on and off: every slot is silenced here; Bruno stays muted by his own
+    // button (still off her slots).
+    const allMuted = () => [...document.querySelectorAll('#remote-audio audio')].map((a) => a.muted);
     await alba.page.click('#deafen-btn');
     assert.equal(await alba.page.getAttribute('#deafen-btn', 'aria-pressed'), 'true');
-    assert.equal(await alba.page.evaluate(() => [...document.querySelectorAll('#remote-audio audio')].every((a) => a.muted)), true);
+    assert.deepEqual(await alba.page.evaluate(allMuted), [true, true, true]);
     await alba.page.click('#deafen-btn');
     assert.equal(await alba.page.getAttribute('#deafen-btn', 'aria-pressed'), 'false');
-    assert.equal(await alba.page.evaluate(audioMuted, ids.bruno), true);
+    assert.deepEqual(await alba.page.evaluate(allMuted), [false, false, false]);
+    assert.equal(await alba.page.evaluate(hears, ids.bruno), false);
     await alba.page.click(brunoMute);
-    assert.equal(await alba.page.evaluate(audioMuted, ids.bruno), false);
+    assert.equal(await alba.page.evaluate(() => window.f4c.sent.local_mutes), 2, 'the emptied list is sent too');
+    await alba.page.waitForFunction(hears, ids.bruno, { timeout: 10_000, polling: 100 });
     assert.equal(await alba.page.evaluate(() => window.f4c.sent.mute ?? 0), 0);
 
     // Own mute is for everyone: Alba sees Bruno's microphone off.

@@ -61,6 +61,12 @@ export async function makeTone(file, freq, seconds = 30) {
   return file;
 }
 
+/** Writes `seconds` of silence in the same format as `makeTone`. */
+export async function makeSilence(file, seconds = 30) {
+  await execFileP('sox', ['-n', '-r', '48000', '-c', '1', '-b', '16', file, 'trim', '0', String(seconds)], { timeout: 20_000 });
+  return file;
+}
+
 /**
  * GET `url`; resolves with {status, body}. Over HTTPS a self-signed certificate is accepted:
  * the tests made it.
@@ -297,9 +303,12 @@ export function f4cSnapshot() {
     selfId: f.selfId,
     members: Object.fromEntries([...f.members].map(([id, m]) => [id, { ...m }])),
     tracks: [...f.tracks.values()],
+    audioSlots: f.audioSlots,
+    slotVoices: Object.fromEntries(f.slotVoices),
     remoteMedia: [...f.remoteMedia.values()].map((m) => ({
       key: m.key,
       peer: m.peer,
+      slot: m.slot,
       kind: m.kind,
       stream: m.stream.id,
       track: { kind: m.track.kind, readyState: m.track.readyState, muted: m.track.muted },
@@ -314,9 +323,10 @@ export function f4cSnapshot() {
 }
 
 /**
- * Listens to every remote audio track through Web Audio and reports, per track, its publishing
- * member's id (`id`) and its key, the dominant frequency (at or above 100 Hz), its level in dB
- * and the signal's RMS.
+ * Listens to every remote audio stream through Web Audio and reports, per stream, its key, the
+ * member heard on it (`id`: its publisher, or on an audio slot the member the page names for
+ * the slot most often while measuring, else null; `ids`: every member named for it), the
+ * dominant frequency (at or above 100 Hz), its level in dB and the signal's RMS.
  */
 export async function measureRemoteTones({ durationMs = 2000, samples = 10, fftSize = 8192 }) {
   const sleepIn = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -341,7 +351,8 @@ export async function measureRemoteTones({ durationMs = 2000, samples = 10, fftS
     source.connect(analyser);
     analyser.connect(sink);
     probes.push({
-      id: media.peer,
+      media,
+      named: [],
       key: media.key,
       analyser,
       spectrum: new Float32Array(analyser.frequencyBinCount),
@@ -357,6 +368,7 @@ export async function measureRemoteTones({ durationMs = 2000, samples = 10, fftS
   for (let i = 0; i < samples; i++) {
     await sleepIn(durationMs / samples);
     for (const p of probes) {
+      p.named.push(p.media.peer ?? window.f4c.slotVoices.get(p.key)?.member ?? null);
       p.analyser.getFloatFrequencyData(p.spectrum);
       let best = -1;
       for (let k = firstBin; k < p.spectrum.length; k++) {
@@ -380,8 +392,14 @@ export async function measureRemoteTones({ durationMs = 2000, samples = 10, fftS
   }
   const sampleRate = ctx.sampleRate;
   await ctx.close();
+  const mostNamed = (names) => {
+    const counts = new Map();
+    for (const n of names) if (n !== null) counts.set(n, (counts.get(n) ?? 0) + 1);
+    return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
+  };
   return probes.map((p) => ({
-    id: p.id,
+    id: mostNamed(p.named),
+    ids: [...new Set(p.named.filter((n) => n !== null))],
     key: p.key,
     freq: median(p.peaks),
     level: median(p.levels),
@@ -389,6 +407,59 @@ export async function measureRemoteTones({ durationMs = 2000, samples = 10, fftS
     peaks: p.peaks.map((x) => Math.round(x * 10) / 10),
     sampleRate,
   }));
+}
+
+/**
+ * Listens to what the page plays (every remote audio stream whose element is not muted, mixed
+ * in one analyser) and reports, for each frequency in `freqs`, the level in dB of the loudest
+ * bin within `spreadHz` of it (the median over the samples), and the median level of the bins
+ * away from every one of them (the floor).
+ */
+export async function measureTonesPresent({ freqs, durationMs = 2000, samples = 10, fftSize = 8192, spreadHz = 15 }) {
+  const sleepIn = (ms) => new Promise((r) => setTimeout(r, ms));
+  const median = (xs) => {
+    const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+    if (v.length === 0) return -Infinity;
+    const mid = Math.floor(v.length / 2);
+    return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+  };
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const sink = ctx.createGain();
+  sink.gain.value = 0;
+  sink.connect(ctx.destination);
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = fftSize;
+  analyser.smoothingTimeConstant = 0;
+  analyser.connect(sink);
+  const playing = [...document.querySelectorAll('#remote-audio audio')].filter((a) => !a.muted && a.srcObject);
+  for (const audio of playing) ctx.createMediaStreamSource(audio.srcObject).connect(analyser);
+  const binHz = ctx.sampleRate / fftSize;
+  const spectrum = new Float32Array(analyser.frequencyBinCount);
+  const near = (k) => freqs.some((f) => Math.abs(k * binHz - f) <= spreadHz * 4);
+  const levels = freqs.map(() => []);
+  const floors = [];
+  await sleepIn(300); // let the analyser fill once
+  for (let i = 0; i < samples; i++) {
+    await sleepIn(durationMs / samples);
+    analyser.getFloatFrequencyData(spectrum);
+    freqs.forEach((f, j) => {
+      let best = -Infinity;
+      for (let k = Math.max(0, Math.floor((f - spreadHz) / binHz)); k <= Math.ceil((f + spreadHz) / binHz); k++) {
+        if (k < spectrum.length && spectrum[k] > best) best = spectrum[k];
+      }
+      levels[j].push(best);
+    });
+    const away = [];
+    for (let k = Math.ceil(100 / binHz); k < Math.floor(4000 / binHz); k++) if (!near(k)) away.push(spectrum[k]);
+    floors.push(median(away));
+  }
+  await ctx.close();
+  return {
+    streams: playing.length,
+    levels: Object.fromEntries(freqs.map((f, j) => [f, Math.round(median(levels[j]) * 10) / 10])),
+    floor: Math.round(median(floors) * 10) / 10,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,18 +477,20 @@ export function waitJoined(page, members, timeout = 30_000) {
   );
 }
 
-/** Waits until the page receives live audio from exactly `count` other members. */
+/**
+ * Waits until the page receives live audio from exactly `count` other members: on streams of
+ * their own, one each; on audio slots (all of them live), `count` members heard on them.
+ */
 export function waitStreams(page, count, timeout = 30_000) {
   return page.waitForFunction(
     (n) => {
       const f = window.f4c;
-      if (!f) return false;
+      if (!f || f.state !== 'joined') return false;
       const audio = [...f.remoteMedia.values()].filter((m) => m.kind === 'audio');
-      return (
-        audio.length === n &&
-        new Set(audio.map((m) => m.peer)).size === n &&
-        audio.every((m) => m.track.readyState === 'live' && m.stream.getTracks().includes(m.track))
-      );
+      const live = audio.every((m) => m.track.readyState === 'live' && m.stream.getTracks().includes(m.track));
+      const heard = new Set(audio.map((m) => m.peer ?? f.slotVoices.get(m.key)?.member).filter((id) => id !== undefined));
+      const streams = f.audioSlots > 0 ? audio.length === f.audioSlots && audio.every((m) => m.slot !== null) : audio.length === n;
+      return live && streams && heard.size === n;
     },
     count,
     { timeout, polling: 250 },

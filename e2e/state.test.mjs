@@ -11,11 +11,21 @@ import { pathToFileURL } from 'node:url';
 
 import { WEB_DIR } from './helpers.mjs';
 
-const { createStore, initialState, mediaOf, reduce, sourceOf } = await import(
-  pathToFileURL(path.join(WEB_DIR, 'state.js')).href
-);
+const {
+  LIST_PAGE,
+  TALKERS_KEPT,
+  createStore,
+  initialState,
+  mediaOf,
+  memberCount,
+  memberOrder,
+  reduce,
+  shownMembers,
+  sourceOf,
+  speakingNow,
+} = await import(pathToFileURL(path.join(WEB_DIR, 'state.js')).href);
 
-const member = (id, name, extra = {}) => ({ id, name, muted: false, speaking: false, ...extra });
+const member = (id, name, extra = {}) => ({ id, name, muted: false, speaking: false, source: Number(id) + 100, ...extra });
 const track = (peer, id, kind = 'audio', source = kind === 'audio' ? 'microphone' : 'camera') => ({
   peer,
   id,
@@ -30,7 +40,15 @@ function run(...events) {
   return events.reduce(reduce, initialState());
 }
 
-const joinedAs = (selfId, others, tracks = []) => ({ type: 'joined', selfId, members: others, tracks, chat: [] });
+const joinedAs = (selfId, others, tracks = [], { membersTotal = others.length, audioSlots = 0 } = {}) => ({
+  type: 'joined',
+  selfId,
+  members: others,
+  membersTotal,
+  audioSlots,
+  tracks,
+  chat: [],
+});
 
 test('what we receive is kept by track, and a member finds each of their tracks', () => {
   const s = run(
@@ -133,7 +151,7 @@ test('subscribers see every event in order, even those dispatched while they are
   const seen = [];
   store.subscribe((state, prev, event) => {
     seen.push([event.type, prev.connection.status, state.connection.status]);
-    if (event.type === 'connecting') store.dispatch({ type: 'joined', selfId: '1', members: [], tracks: [], chat: [] });
+    if (event.type === 'connecting') store.dispatch(joinedAs('1', []));
   });
   store.subscribe((state, prev, event) => seen.push(['second', event.type, state.connection.status]));
   store.dispatch({ type: 'connecting' });
@@ -143,4 +161,142 @@ test('subscribers see every event in order, even those dispatched while they are
     ['joined', 'connecting', 'joined'],
     ['second', 'joined', 'joined'],
   ]);
+});
+
+test('members listed in pages: the count includes those still coming, and muted names are found in every page', () => {
+  let s = run(
+    { type: 'room_entered', room: 'r', name: 'Ann' },
+    joinedAs('1', [member('2', 'Ben'), member('3', 'Cy'), member('4', 'Di')]),
+    { type: 'local_mute_toggled', id: '3' },
+    { type: 'local_mute_toggled', id: '4' },
+    { type: 'session_ended' },
+  );
+  // Back in: Cy is on the first page, Di on the second.
+  s = reduce(s, joinedAs('11', [member('12', 'Ben'), member('13', 'Cy')], [], { membersTotal: 4 }));
+  assert.equal(memberCount(s), 5, 'ourselves, two listed, two to come');
+  assert.deepEqual([...s.localMutes.ids], ['13']);
+  s = reduce(s, { type: 'more_members', members: [member('14', 'Di')] });
+  assert.deepEqual([...s.localMutes.ids].sort(), ['13', '14'], 'Di is muted again once listed');
+  assert.equal(memberCount(s), 5);
+  const before = s.localMutes;
+  s = reduce(s, { type: 'more_members', members: [member('15', 'Ed'), member('14', 'Di')] });
+  assert.equal(s.membersPending, 0);
+  assert.equal(s.members.size, 5, 'a member listed twice is kept once');
+  assert.deepEqual(s.localMutes.names, new Set(), 'once everyone is listed, the names are forgotten');
+  assert.deepEqual([...s.localMutes.ids].sort(), [...before.ids].sort());
+  // Someone called Di who joins later is somebody else.
+  s = reduce(s, { type: 'member_joined', member: member('16', 'Di') });
+  assert.ok(!s.localMutes.ids.has('16'));
+  // A member who leaves is no longer in the list we send; one who was not muted changes nothing.
+  const mutes = s.localMutes;
+  s = reduce(s, { type: 'member_left', id: '15' });
+  assert.equal(s.localMutes, mutes);
+  s = reduce(s, { type: 'member_left', id: '14' });
+  assert.deepEqual([...s.localMutes.ids], ['13']);
+});
+
+test('speakers: the whole set says who speaks; the list shows them first, in the order they started, and keeps a few who stopped', () => {
+  const others = Array.from({ length: 20 }, (_, i) => member(String(i + 2), `M${i + 2}`));
+  let s = run(joinedAs('1', others));
+  assert.deepEqual(memberOrder(s).slice(0, 4), ['1', '2', '3', '4']);
+  s = reduce(s, { type: 'speakers', ids: ['9', '5', '1'] });
+  assert.deepEqual(
+    [...s.members.values()].filter((m) => m.speaking).map((m) => m.id).sort(),
+    ['1', '5', '9'],
+    'we are told about ourselves too',
+  );
+  assert.deepEqual(memberOrder(s).slice(0, 4), ['1', '9', '5', '2'], 'ourselves, then the speakers, then the rest');
+  assert.deepEqual(memberOrder(s).length, 21);
+  // 5 stops, 7 starts: 5 stays where it was (no jumping), 7 comes after it.
+  s = reduce(s, { type: 'speakers', ids: ['9', '7'] });
+  assert.deepEqual(memberOrder(s).slice(0, 5), ['1', '9', '5', '7', '2']);
+  assert.ok(!speakingNow(s, '5') && speakingNow(s, '7'));
+  assert.ok(s.everSpoke.has('5') && s.everSpoke.has('7'));
+  // The same set again changes nothing at all.
+  assert.equal(reduce(s, { type: 'speakers', ids: ['7', '9'] }), s);
+  // Many take turns: every current speaker stays first, with the last few who stopped.
+  for (let id = 2; id <= 21; id++) s = reduce(s, { type: 'speakers', ids: [String(id)] });
+  s = reduce(s, { type: 'speakers', ids: ['3', '21'] });
+  const quiet = s.talkers.filter((id) => !speakingNow(s, id));
+  assert.equal(quiet.length, TALKERS_KEPT);
+  assert.ok(s.talkers.includes('3') && s.talkers.includes('21'));
+  assert.deepEqual(quiet, ['13', '14', '15', '16', '17', '18', '19', '20'], 'the latest who stopped, in order');
+  // Speakers who leave or whose connection ends are no longer shown speaking.
+  s = reduce(s, { type: 'member_left', id: '21' });
+  assert.ok(!s.talkers.includes('21'));
+  s = reduce(s, { type: 'session_ended' });
+  assert.ok([...s.members.values()].every((m) => !m.speaking));
+});
+
+test('audio slots: a slot carries whom its voices say, and a loud voice is shown speaking before the server says so', () => {
+  const slot = (k) => ({ type: 'remote_track', key: `slot-${k}`, kind: 'audio', track: { id: `t-slot-${k}` }, stream: { id: `slot-${k}` } });
+  let s = run(
+    joinedAs('1', [member('2', 'Ben'), member('3', 'Cy'), member('4', 'Di')], [track('2', '0'), track('3', '0'), track('3', '1', 'video')], {
+      audioSlots: 3,
+    }),
+    slot(0),
+    slot(1),
+    slot(2),
+    received('3-1', 'video'),
+  );
+  assert.equal(s.audioSlots, 3);
+  assert.deepEqual(
+    [...s.remoteMedia.values()].map((m) => [m.key, m.peer, m.slot]),
+    [['slot-0', null, 0], ['slot-1', null, 1], ['slot-2', null, 2], ['3-1', '3', null]],
+    'slots have no publisher; a video track of its own still has one',
+  );
+  assert.deepEqual(mediaOf(s, '2'), [], 'nobody is on a slot yet');
+  s = reduce(s, {
+    type: 'slot_voices',
+    voices: new Map([
+      ['slot-0', { member: '4', loud: true }],
+      ['slot-1', { member: '2', loud: false }],
+    ]),
+  });
+  assert.deepEqual(mediaOf(s, '4').map((m) => m.key), ['slot-0']);
+  assert.deepEqual(mediaOf(s, '2').map((m) => m.key), ['slot-1']);
+  assert.deepEqual(mediaOf(s, '3').map((m) => m.key), ['3-1']);
+  assert.ok(speakingNow(s, '4'), 'loud on a slot: speaking');
+  assert.ok(!speakingNow(s, '2'), 'on a slot but quiet: not speaking');
+  assert.deepEqual(memberOrder(s).slice(0, 2), ['1', '4']);
+  // A protocol track never takes a slot's place, even with the same key.
+  s = reduce(s, { type: 'track_added', track: { ...track('3', '0'), stream: 'slot-1' } });
+  assert.equal(s.remoteMedia.get('slot-1').peer, null);
+  // The member heard leaves: the slot no longer names them.
+  s = reduce(s, { type: 'member_left', id: '4' });
+  assert.deepEqual([...s.slotVoices.keys()], ['slot-1']);
+  assert.equal(s.remoteMedia.size, 4, 'the slots stay');
+  s = reduce(s, { type: 'session_ended' });
+  assert.equal(s.slotVoices.size, 0);
+});
+
+test('a room of 500: the list shows a page, speakers first; search finds anyone; a speakers change leaves the others as they were', () => {
+  const others = Array.from({ length: 499 }, (_, i) => member(String(i + 2), `Listener ${i + 2}`));
+  // As the server sends them: the first 200 in `joined`, the rest in pages.
+  let s = run(
+    { type: 'room_entered', room: 'big', name: 'Me' },
+    joinedAs('1', others.slice(0, 200), [], { membersTotal: 499, audioSlots: 3 }),
+  );
+  assert.equal(memberCount(s), 500);
+  s = reduce(s, { type: 'more_members', members: others.slice(200, 400) });
+  s = reduce(s, { type: 'more_members', members: others.slice(400) });
+  assert.equal(s.members.size, 500);
+  assert.equal(memberCount(s), 500);
+
+  const before = s.members;
+  s = reduce(s, { type: 'speakers', ids: ['377', '450'] });
+  for (const [id, m] of s.members) {
+    if (id !== '377' && id !== '450') assert.equal(m, before.get(id), `member ${id} is the same object`);
+  }
+  const first = shownMembers(s, { limit: LIST_PAGE, query: '' });
+  assert.equal(first.shown.length, LIST_PAGE);
+  assert.equal(first.hidden, 500 - LIST_PAGE);
+  assert.deepEqual(first.shown.slice(0, 4), ['1', '377', '450', '2'], 'ourselves, the speakers, then the rest in order');
+  const more = shownMembers(s, { limit: 2 * LIST_PAGE, query: '' });
+  assert.deepEqual(more.shown.slice(0, LIST_PAGE), first.shown, 'showing more keeps what was shown');
+  assert.equal(more.hidden, 500 - 2 * LIST_PAGE);
+  const found = shownMembers(s, { limit: LIST_PAGE, query: '  listener 49' });
+  assert.deepEqual(found.shown, ['49', '490', '491', '492', '493', '494', '495', '496', '497', '498', '499'].filter((id) => s.members.has(id)));
+  assert.equal(found.hidden, 0);
+  assert.deepEqual(shownMembers(s, { limit: LIST_PAGE, query: 'nobody' }), { shown: [], hidden: 0, matches: 0 });
 });

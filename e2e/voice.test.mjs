@@ -1,8 +1,9 @@
 // End to end: a real free4chat server and three headless Chromium browsers, each "speaking" a
 // different sine tone through a fake microphone. Every browser must hear exactly the other two
-// tones, see the others in its member list and speaking, and show hostile text as text. The
-// server spreads a room over its two media workers from the third member on, so the tones
-// also cross from one worker to the other, both ways.
+// tones, each on one of its three audio slots and named by the member who sends it, see the
+// others in its member list and speaking, and show hostile text as text. The server spreads a
+// room over its two media workers from the third member on, so the tones also cross from one
+// worker to the other, both ways.
 //
 // Run from the repository root: node --test e2e/
 // The server binary: $FREE4CHAT_BIN, default target/debug/free4chat.
@@ -91,25 +92,9 @@ test('each browser hears exactly the other two tones', { timeout: 90_000 }, asyn
       handles.push(h);
     }
 
-    // Everyone is in, sees three members and receives two live audio tracks, one from each.
-    await Promise.all(
-      handles.map((h) =>
-        h.page.waitForFunction(
-          () => {
-            const f = window.f4c;
-            if (!f || f.state !== 'joined' || f.members.size !== 3) return false;
-            const audio = [...f.remoteMedia.values()].filter((m) => m.kind === 'audio');
-            return (
-              audio.length === 2 &&
-              new Set(audio.map((m) => m.peer)).size === 2 &&
-              audio.every((m) => m.track.readyState === 'live')
-            );
-          },
-          null,
-          { timeout: JOIN_TIMEOUT_MS, polling: 250 },
-        ),
-      ),
-    );
+    // Everyone is in, sees three members and hears the two others on its live audio slots.
+    await Promise.all(handles.map((h) => waitJoined(h.page, 3, JOIN_TIMEOUT_MS)));
+    await Promise.all(handles.map((h) => waitStreams(h.page, 2, JOIN_TIMEOUT_MS)));
 
     const states = await Promise.all(handles.map((h) => h.page.evaluate(f4cSnapshot)));
 
@@ -146,19 +131,26 @@ test('each browser hears exactly the other two tones', { timeout: 90_000 }, asyn
       );
     }
 
-    // The audio: from each other member's stream, that member's tone.
+    // The audio: on the slot each other member is heard on, that member's tone; the third slot
+    // carries nobody and is silent.
     const measured = await Promise.all(
       handles.map((h) => h.page.evaluate(measureRemoteTones, { durationMs: 2000, samples: 10 })),
     );
     for (const [i, person] of PEOPLE.entries()) {
       const others = PEOPLE.filter((p) => p !== person);
-      const byId = Object.fromEntries(measured[i].map((m) => [m.id, m]));
-      assert.equal(measured[i].length, others.length, `${person.name}: one audio track per other member`);
+      const carrying = measured[i].filter((m) => m.id !== null);
+      const byId = Object.fromEntries(carrying.map((m) => [m.id, m]));
+      assert.deepEqual(measured[i].map((m) => m.key).sort(), ['slot-0', 'slot-1', 'slot-2'], `${person.name}: three audio slots`);
+      assert.equal(carrying.length, others.length, `${person.name}: one slot per other member`);
+      assert.ok(carrying.every((m) => m.ids.length === 1), `${person.name}: each slot carried one member: ${JSON.stringify(carrying)}`);
       assert.deepEqual(
         Object.keys(byId).sort(),
         others.map((p) => idOf[p.name]).sort(),
-        `${person.name}: remote streams are exactly the other two members`,
+        `${person.name}: the slots carry exactly the other two members`,
       );
+      for (const empty of measured[i].filter((m) => m.id === null)) {
+        assert.ok(empty.rms < 0.005, `${person.name}: the slot nobody is on is silent: ${JSON.stringify(empty)}`);
+      }
       for (const other of others) {
         const m = byId[idOf[other.name]];
         if (m) {
@@ -185,12 +177,19 @@ test('each browser hears exactly the other two tones', { timeout: 90_000 }, asyn
     assert.ok(stats.media.relayed > 50 && stats.media.relayed_in > 50, 'packets crossed between the workers');
     assert.equal(stats.media.relay_dropped, 0);
 
-    // The server saw everyone speak (the tones are loud), and each page heard about it.
+    // The server saw everyone speak (the tones are loud), and each page heard about it and
+    // shows the others speaking, with their level bars moving.
     await Promise.all(
       handles.map((h, i) => {
         const others = PEOPLE.filter((_, j) => j !== i).map((p) => idOf[p.name]);
         return h.page.waitForFunction(
-          (ids) => ids.every((id) => window.f4c.everSpoke.has(id)),
+          (ids) =>
+            ids.every(
+              (id) =>
+                window.f4c.everSpoke.has(id) &&
+                document.querySelector(`#members .member[data-member-id="${id}"]`)?.dataset.speaking === 'true' &&
+                new DOMMatrix(getComputedStyle(document.querySelector(`#members .member[data-member-id="${id}"] .level-fill`)).transform).a > 0.3,
+            ),
           others,
           { timeout: 15_000, polling: 250 },
         );
@@ -303,7 +302,7 @@ test('switching the microphone and the speaker: the others keep hearing the new 
     await alice.page.waitForFunction(
       (id) => {
         const all = [...document.querySelectorAll('#remote-audio audio')];
-        return all.length === 1 && all.every((a) => a.sinkId === id);
+        return all.length === window.f4c.audioSlots && all.every((a) => a.sinkId === id);
       },
       out.value,
       { timeout: 10_000, polling: 100 },

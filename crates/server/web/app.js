@@ -7,7 +7,7 @@ import * as i18n from './i18n.js';
 import { hydrateIcons } from './icons.js';
 import * as prefs from './prefs.js';
 import { roomPage } from './room.js';
-import { mediaOf, store } from './state.js';
+import { mediaOf, memberCount, memberOrder, speakingNow, store } from './state.js';
 import * as ui from './ui.js';
 
 // In-app browsers that commonly lack microphone access.
@@ -22,8 +22,12 @@ const state = () => store.getState();
 const f4c = Object.freeze({
   /** The whole state (read it; change nothing). */
   getState: state,
-  /** What member `id` sends us, track by track. @param {string} id */
+  /** What member `id` sends us, track by track, and the slots we hear them on now. @param {string} id */
   mediaOf: (id) => mediaOf(state(), id),
+  /** Whether member `id` is shown speaking (as the server says, or loud on one of our slots). @param {string} id */
+  speakingNow: (id) => speakingNow(state(), id),
+  /** The member list's order: ourselves, who speaks or spoke lately, everyone else. */
+  memberOrder: () => memberOrder(state()),
   /** 'idle' | 'connecting' | 'joined' | 'reconnecting' | 'disconnected' */
   get state() {
     return state().connection.status;
@@ -39,15 +43,27 @@ const f4c = Object.freeze({
   get selfId() {
     return state().selfId;
   },
-  /** id (decimal string) → {id, name, muted, speaking}, ourselves included. */
+  /** id (decimal string) → {id, name, muted, speaking, source}, ourselves included. */
   get members() {
     return state().members;
+  },
+  /** How many are in the room, ourselves included (those whose page is still coming too). */
+  get memberCount() {
+    return memberCount(state());
+  },
+  /** The audio slots we receive speakers on (0: a stream per member's track). */
+  get audioSlots() {
+    return state().audioSlots;
+  },
+  /** Whom we hear on each audio slot now: slot key → {member, loud}. */
+  get slotVoices() {
+    return state().slotVoices;
   },
   /** The others' tracks as the protocol describes them, by stream id. */
   get tracks() {
     return state().tracks;
   },
-  /** What we receive, by track key (the track's msid stream id): {key, peer, kind, track, stream}. */
+  /** What we receive, by stream key (the msid stream id): {key, peer, slot, kind, track, stream}. */
   get remoteMedia() {
     return state().remoteMedia;
   },

@@ -31,6 +31,10 @@ const JOIN_TIMEOUT_MS = 10_000;
 const MEDIA_FAILED_GRACE_MS = 3000;
 /** How long leaving waits for the server's `bye`. */
 const LEAVE_WAIT_MS = 1000;
+/** More audio slots than any server gives: what a `joined` says beyond this is not believed. */
+const MAX_AUDIO_SLOTS = 64;
+/** The most members one `local_mutes` may name (the protocol's limit). */
+const MAX_LOCAL_MUTES = 1024;
 
 // Errors that, before we have ever been in the room, mean we will not get in.
 const JOIN_REFUSALS = new Set([
@@ -109,10 +113,18 @@ function isObject(v) {
   return typeof v === 'object' && v !== null;
 }
 
+/**
+ * A count or a CSRC as the server sends it: a whole number from 0 to 2^32 - 1, else 0.
+ * @param {unknown} v
+ */
+function u32From(v) {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff ? v : 0;
+}
+
 /** @param {unknown} m @returns {Member | null} */
 function memberFrom(m) {
   if (!isObject(m)) return null;
-  return { id: String(m.id), name: String(m.name), muted: !!m.muted, speaking: !!m.speaking };
+  return { id: String(m.id), name: String(m.name), muted: !!m.muted, speaking: !!m.speaking, source: u32From(m.source) };
 }
 
 /** @param {unknown} t @returns {Track | null} */
@@ -216,7 +228,8 @@ function connect() {
     }
   });
   sig.on('mute', (msg) => tell({ type: 'mute', id: String(msg.id), muted: !!msg.muted }));
-  sig.on('speaking', (msg) => tell({ type: 'speaking', id: String(msg.id), speaking: !!msg.speaking }));
+  sig.on('more_members', (msg) => tell({ type: 'more_members', members: listOf(msg.members, memberFrom) }));
+  sig.on('speakers', (msg) => tell({ type: 'speakers', ids: listOf(msg.ids, (id) => String(id)) }));
   sig.on('track_added', (msg) => {
     const track = trackFrom(msg.track);
     tell(track && { type: 'track_added', track });
@@ -259,6 +272,8 @@ function onJoined(msg, sess) {
     type: 'joined',
     selfId: String(msg.id),
     members: listOf(msg.members, memberFrom),
+    membersTotal: u32From(msg.members_total),
+    audioSlots: Math.min(u32From(msg.audio_slots), MAX_AUDIO_SLOTS),
     tracks: listOf(msg.tracks, trackFrom),
     chat: listOf(msg.chat, chatFrom),
   });
@@ -482,6 +497,22 @@ function render(state, prev, event) {
   if (event && event.type === 'muted_set' && send({ type: 'mute', muted: event.muted })) {
     store.dispatch({ type: 'mute_sent' });
   }
+  if (prev && state.localMutes.ids !== prev.localMutes.ids) sendLocalMutes(state, event);
+}
+
+/**
+ * On audio slots the server decides whom we hear, so it is told the whole list of members we
+ * muted for ourselves whenever it changes, and after every (re)join, since it forgets the list
+ * with the connection. (On streams of their own, those members' audio is silenced here alone.)
+ * @param {State} state
+ * @param {StoreEvent | null} event
+ */
+function sendLocalMutes(state, event) {
+  if (state.audioSlots === 0 || state.connection.status !== 'joined') return;
+  const ids = [...state.localMutes.ids].slice(0, MAX_LOCAL_MUTES).map(Number);
+  // A fresh connection's list is empty: nothing to say unless someone is muted.
+  if (event && event.type === 'joined' && ids.length === 0) return;
+  send({ type: 'local_mutes', ids });
 }
 
 let started = false;

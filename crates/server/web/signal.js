@@ -17,6 +17,7 @@ export const PROTOCOL_VERSION = 1;
  * @property {string} name
  * @property {boolean} muted
  * @property {boolean} speaking
+ * @property {number} source Their source id in the room: the CSRC naming them on audio slots.
  */
 
 /**
@@ -49,12 +50,13 @@ export const PROTOCOL_VERSION = 1;
 /**
  * Messages the server sends.
  * @typedef {(
- *   | {type: 'joined', v: number, room: string, id: number, members: WireMember[], tracks: WireTrack[], chat: ChatMessage[], ice_servers?: WireIceServer[]}
+ *   | {type: 'joined', v: number, room: string, id: number, members: WireMember[], members_total: number, audio_slots: number, tracks: WireTrack[], chat: ChatMessage[], ice_servers?: WireIceServer[]}
+ *   | {type: 'more_members', members: WireMember[]}
  *   | {type: 'member_joined', member: WireMember}
  *   | {type: 'member_left', id: number}
  *   | {type: 'member_renamed', id: number, name: string}
  *   | {type: 'mute', id: number, muted: boolean}
- *   | {type: 'speaking', id: number, speaking: boolean}
+ *   | {type: 'speakers', ids: number[]}
  *   | {type: 'track_added', track: WireTrack}
  *   | {type: 'track_removed', track: WireTrack}
  *   | {type: 'answer', sdp: string}
@@ -75,6 +77,7 @@ export const PROTOCOL_VERSION = 1;
  *   | {type: 'answer', sdp: string}
  *   | {type: 'candidate', candidate: string}
  *   | {type: 'mute', muted: boolean}
+ *   | {type: 'local_mutes', ids: number[]}
  *   | {type: 'rename', name: string}
  *   | {type: 'chat', text: string, client_ref?: string}
  *   | {type: 'leave'}

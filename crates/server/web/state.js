@@ -5,9 +5,12 @@
 // every subscriber is told. The modules that show the room (members.js, chat.js,
 // connection.js, media.js, mic.js, room.js) render from the state they are given.
 //
-// Remote media is kept per track, keyed by the msid stream id the server gives each track
-// ("<member>-<track id>", the protocol track's `stream`), which the browser's `track` event
-// reports as `streams[0].id`. A member's tracks are found with `mediaOf`.
+// Remote media is kept per stream, keyed by the msid stream id the server gives it, which the
+// browser's `track` event reports as `streams[0].id`: a track of its own ("<member>-<track id>",
+// the protocol track's `stream`), or one of our audio slots ("slot-<k>"), which carries
+// whichever speaker the server puts on it; the packets' contributing source (CSRC) names that
+// speaker by their `source`, and `slotVoices` says whom we hear on each slot now. A member's
+// media, slots included, is found with `mediaOf`.
 //
 // This module touches no browser object when it is imported, so tests can import it in Node.
 
@@ -25,7 +28,8 @@
  * @property {string} id The member's id, in decimal (the key of `State.members`).
  * @property {string} name
  * @property {boolean} muted Their microphone is off, for everyone.
- * @property {boolean} speaking
+ * @property {boolean} speaking Speaking, as the server last said (`speakers`).
+ * @property {number} source Their source id in the room: the CSRC naming them on audio slots.
  */
 
 /**
@@ -41,11 +45,20 @@
 /**
  * A track we receive.
  * @typedef {object} RemoteMedia
- * @property {string} key The msid stream id of the track (`Track.stream`).
- * @property {string} peer The member who publishes it.
+ * @property {string} key The msid stream id of the track (`Track.stream`, or `slot-<k>`).
+ * @property {string | null} peer The member who publishes it; null on an audio slot, which
+ *   carries whoever the server puts on it (see `State.slotVoices`).
+ * @property {number | null} slot The audio slot's index, or null for a track of its own.
  * @property {TrackKind} kind
  * @property {MediaStreamTrack} track
  * @property {MediaStream} stream The track's own stream, which holds it alone.
+ */
+
+/**
+ * Whom we hear on one audio slot now.
+ * @typedef {object} SlotVoice
+ * @property {string} member Their member id.
+ * @property {boolean} loud Their audio level was that of speech a moment ago.
  */
 
 /** @typedef {Record<string, string | number>} TextArgs */
@@ -121,10 +134,20 @@
  * @property {RTCPeerConnection | null} pc The peer connection with the server, once joined.
  * @property {Map<string, Member>} members By id, ourselves included.
  * @property {Map<string, Track>} tracks The tracks the others publish, by stream id.
- * @property {Map<string, RemoteMedia>} remoteMedia What we receive, by track key.
+ * @property {Map<string, RemoteMedia>} remoteMedia What we receive, by stream key.
  * @property {boolean} audioBlocked The browser would not start playback without a click.
  * @property {Set<string>} everSpoke Ids of every member ever reported speaking.
- * @property {{ids: Set<string>, all: boolean}} localMutes Members silenced for us only.
+ * @property {string[]} talkers Members who speak or spoke lately, in the order they started:
+ *   shown first in the member list. Every member speaking now is in it; it keeps at most
+ *   `TALKERS_KEPT` of the others.
+ * @property {number} audioSlots The audio slots our connection receives the room's speakers
+ *   on; 0: a stream per other member's track instead.
+ * @property {number} membersPending Members the server counted in `joined` that have not
+ *   arrived in a page (`more_members`) yet.
+ * @property {Map<string, SlotVoice>} slotVoices Whom we hear on each audio slot now, by slot key.
+ * @property {{ids: Set<string>, all: boolean, names: Set<string>}} localMutes Members silenced
+ *   for us only; `names`: the names of those muted before a rejoin, while the pages listing
+ *   the room's members are still coming, so that they are muted again when they arrive.
  * @property {Mic} mic
  * @property {Chat} chat
  * @property {{narrow: boolean, hidden: boolean}} page A narrow screen; a hidden page.
@@ -140,7 +163,8 @@
  *   | {type: 'room_entered', room: string, name: string}
  *   | {type: 'language_changed', lang: string}
  *   | {type: 'connecting'}
- *   | {type: 'joined', selfId: string, members: Member[], tracks: Track[], chat: ChatMessage[]}
+ *   | {type: 'joined', selfId: string, members: Member[], membersTotal: number, audioSlots: number, tracks: Track[], chat: ChatMessage[]}
+ *   | {type: 'more_members', members: Member[]}
  *   | {type: 'peer_started', pc: RTCPeerConnection}
  *   | {type: 'media_state', state: RTCPeerConnectionState}
  *   | {type: 'session_ended'}
@@ -154,7 +178,8 @@
  *   | {type: 'member_left', id: string}
  *   | {type: 'member_renamed', id: string, name: string}
  *   | {type: 'mute', id: string, muted: boolean}
- *   | {type: 'speaking', id: string, speaking: boolean}
+ *   | {type: 'speakers', ids: string[]}
+ *   | {type: 'slot_voices', voices: Map<string, SlotVoice>}
  *   | {type: 'track_added', track: Track}
  *   | {type: 'track_removed', track: Track}
  *   | {type: 'remote_track', key: string, kind: TrackKind, track: MediaStreamTrack, stream: MediaStream}
@@ -204,7 +229,11 @@ export function initialState() {
     remoteMedia: new Map(),
     audioBlocked: false,
     everSpoke: new Set(),
-    localMutes: { ids: new Set(), all: false },
+    talkers: [],
+    audioSlots: 0,
+    membersPending: 0,
+    slotVoices: new Map(),
+    localMutes: { ids: new Set(), all: false, names: new Set() },
     mic: { stream: null, track: null, muted: false, mutedForNoMic: false, pendingEchoes: 0, problem: null },
     chat: { log: [], seen: new Set(), unread: 0, collapsed: false },
     page: { narrow: false, hidden: false },
@@ -223,6 +252,15 @@ export function chatVisible(/** @type {State} */ state) {
   return !(state.chat.collapsed && state.page.narrow);
 }
 
+/** How many former talkers who no longer speak the member list keeps first. */
+export const TALKERS_KEPT = 8;
+
+/** The index of the audio slot whose msid stream id is `key` (`slot-<k>`), or null. */
+export function slotIndex(/** @type {string} */ key) {
+  const m = /^slot-(\d{1,4})$/.exec(key);
+  return m ? Number(m[1]) : null;
+}
+
 /**
  * The member a track key belongs to, read from the key itself (`"<member>-<track id>"`), for
  * a track the protocol has not described (yet).
@@ -232,9 +270,62 @@ export function peerOfStream(/** @type {string} */ key) {
   return dash < 0 ? key : key.slice(0, dash);
 }
 
-/** What member `id` sends us, track by track. */
+/** What member `id` sends us, track by track: their own tracks and the slots they are heard on now. */
 export function mediaOf(/** @type {State} */ state, /** @type {string} */ id) {
-  return [...state.remoteMedia.values()].filter((m) => m.peer === id);
+  return [...state.remoteMedia.values()].filter(
+    (m) => m.peer === id || (m.slot !== null && state.slotVoices.get(m.key)?.member === id),
+  );
+}
+
+/** Whether member `id` is speaking: as the server says, or loud on one of our slots now. */
+export function speakingNow(/** @type {State} */ state, /** @type {string} */ id) {
+  if (state.members.get(id)?.speaking) return true;
+  for (const voice of state.slotVoices.values()) if (voice.loud && voice.member === id) return true;
+  return false;
+}
+
+/**
+ * The order of the member list: ourselves, then who speaks or spoke lately (in the order they
+ * started), then everyone else in the order the server listed them.
+ * @param {State} state
+ * @returns {string[]}
+ */
+export function memberOrder(state) {
+  /** @type {string[]} */
+  const order = [];
+  const placed = new Set();
+  /** @param {string} id */
+  const place = (id) => {
+    if (placed.has(id) || !state.members.has(id)) return;
+    placed.add(id);
+    order.push(id);
+  };
+  if (state.selfId !== null) place(state.selfId);
+  for (const id of state.talkers) place(id);
+  for (const id of state.members.keys()) place(id);
+  return order;
+}
+
+/** How many members the list shows at first, and how many more each "show more" adds. */
+export const LIST_PAGE = 50;
+
+/**
+ * The members the member list shows, in order (the first `limit` of `memberOrder`, or of those
+ * whose name contains `query`), how many more match, and how many match in all.
+ * @param {State} state
+ * @param {{limit: number, query: string}} view
+ */
+export function shownMembers(state, { limit, query }) {
+  const q = query.trim().toLocaleLowerCase();
+  let order = memberOrder(state);
+  if (q) order = order.filter((id) => (state.members.get(id)?.name ?? '').toLocaleLowerCase().includes(q));
+  const shown = order.slice(0, limit);
+  return { shown, hidden: order.length - shown.length, matches: order.length };
+}
+
+/** How many are in the room, ourselves included, counting those whose page is still coming. */
+export function memberCount(/** @type {State} */ state) {
+  return state.members.size + state.membersPending;
 }
 
 /** What a track we receive carries: as its publisher declared it, else the default of its kind. */
@@ -278,6 +369,43 @@ function withMember(members, id, change) {
   const member = members.get(id);
   if (!member) return members;
   return new Map(members).set(id, { ...member, ...change });
+}
+
+/**
+ * `talkers` with `started` added at its end (those not in it yet), then cut back to the
+ * members speaking now and the last `TALKERS_KEPT` of the others.
+ * @param {string[]} talkers
+ * @param {Iterable<string>} started
+ * @param {(id: string) => boolean} speaking
+ * @param {string | null} selfId never a talker: we are shown first anyway
+ */
+function withTalkers(talkers, started, speaking, selfId) {
+  let out = talkers;
+  for (const id of started) {
+    if (id === selfId || out.includes(id)) continue;
+    if (out === talkers) out = [...talkers];
+    out.push(id);
+  }
+  let drop = out.filter((id) => !speaking(id)).length - TALKERS_KEPT;
+  if (drop <= 0) return out;
+  // The oldest of those who stopped make way.
+  return out.filter((id) => speaking(id) || drop-- <= 0);
+}
+
+/**
+ * `members` with the `speaking` flag of each set from `speakers`: the same map if nothing changed.
+ * @param {Map<string, Member>} members
+ * @param {Set<string>} speakers
+ */
+function withSpeakers(members, speakers) {
+  let out = members;
+  for (const [id, m] of members) {
+    const speaking = speakers.has(id);
+    if (m.speaking === speaking) continue;
+    if (out === members) out = new Map(members);
+    out.set(id, { ...m, speaking });
+  }
+  return out;
 }
 
 /** @param {Chat} chat @param {Text} text @returns {Chat} */
@@ -355,11 +483,19 @@ export function reduce(state, event) {
 
     case 'joined': {
       // People muted "for me" keep that across a reconnection (their ids change): by name.
-      const mutedNames = new Set(
-        [...state.localMutes.ids].map((id) => state.members.get(id)?.name).filter((n) => n !== undefined),
-      );
+      const mutedNames = new Set(state.localMutes.names);
+      for (const id of state.localMutes.ids) {
+        const name = state.members.get(id)?.name;
+        if (name !== undefined) mutedNames.add(name);
+      }
       const members = new Map();
-      members.set(event.selfId, { id: event.selfId, name: state.name ?? '', muted: state.mic.muted, speaking: false });
+      members.set(event.selfId, {
+        id: event.selfId,
+        name: state.name ?? '',
+        muted: state.mic.muted,
+        speaking: false,
+        source: 0,
+      });
       const everSpoke = new Set(state.everSpoke);
       const ids = new Set();
       for (const m of event.members) {
@@ -367,15 +503,27 @@ export function reduce(state, event) {
         if (m.speaking) everSpoke.add(m.id);
         if (mutedNames.has(m.name)) ids.add(m.id);
       }
+      const membersPending = Math.max(0, event.membersTotal - event.members.length);
+      const speaking = (/** @type {string} */ id) => !!members.get(id)?.speaking;
+      const talkers = withTalkers(
+        [],
+        event.members.filter((m) => m.speaking).map((m) => m.id),
+        speaking,
+        event.selfId,
+      );
       const rejoined = conn.everJoined;
       let chat = rejoined ? withSystemLine(state.chat, { key: 'sys.reconnected', args: {} }) : state.chat;
       const next = {
         ...state,
         selfId: event.selfId,
         members,
+        membersPending,
+        audioSlots: event.audioSlots,
+        slotVoices: new Map(),
+        talkers,
         everSpoke,
         tracks: new Map(event.tracks.map((t) => [t.stream, t])),
-        localMutes: { ...state.localMutes, ids },
+        localMutes: { ...state.localMutes, ids, names: membersPending > 0 ? mutedNames : new Set() },
         connection: {
           ...conn,
           status: /** @type {ConnectionStatus} */ ('joined'),
@@ -391,6 +539,36 @@ export function reduce(state, event) {
       return { ...next, chat };
     }
 
+    case 'more_members': {
+      const members = new Map(state.members);
+      const names = state.localMutes.names;
+      let ids = state.localMutes.ids;
+      const everSpoke = new Set(state.everSpoke);
+      let arrived = 0;
+      for (const m of event.members) {
+        if (members.has(m.id)) continue;
+        arrived++;
+        members.set(m.id, m);
+        if (m.speaking) everSpoke.add(m.id);
+        if (names.has(m.name)) {
+          if (ids === state.localMutes.ids) ids = new Set(ids);
+          ids.add(m.id);
+        }
+      }
+      const membersPending = Math.max(0, state.membersPending - arrived);
+      const talkers = withTalkers(
+        state.talkers,
+        event.members.filter((m) => m.speaking).map((m) => m.id),
+        (id) => !!members.get(id)?.speaking,
+        state.selfId,
+      );
+      const localMutes =
+        ids !== state.localMutes.ids || (membersPending === 0 && names.size > 0)
+          ? { ...state.localMutes, ids, names: membersPending > 0 ? names : new Set() }
+          : state.localMutes;
+      return { ...state, members, membersPending, everSpoke, talkers, localMutes };
+    }
+
     case 'peer_started':
       return { ...state, pc: event.pc };
 
@@ -401,14 +579,13 @@ export function reduce(state, event) {
     }
 
     case 'session_ended': {
-      const members = new Map();
-      for (const [id, m] of state.members) members.set(id, m.speaking ? { ...m, speaking: false } : m);
       return {
         ...state,
         pc: null,
-        members,
+        members: withSpeakers(state.members, new Set()),
         tracks: new Map(),
         remoteMedia: new Map(),
+        slotVoices: new Map(),
         mic: { ...state.mic, pendingEchoes: 0 },
       };
     }
@@ -457,10 +634,13 @@ export function reduce(state, event) {
     case 'member_joined': {
       const m = event.member;
       const everSpoke = m.speaking ? new Set(state.everSpoke).add(m.id) : state.everSpoke;
+      const members = new Map(state.members).set(m.id, m);
+      const talkers = m.speaking ? withTalkers(state.talkers, [m.id], (id) => !!members.get(id)?.speaking, state.selfId) : state.talkers;
       return {
         ...state,
-        members: new Map(state.members).set(m.id, m),
+        members,
         everSpoke,
+        talkers,
         chat: withSystemLine(state.chat, { key: 'sys.joined', args: { name: m.name } }),
       };
     }
@@ -469,12 +649,18 @@ export function reduce(state, event) {
       const id = event.id;
       const member = state.members.get(id);
       const members = filterMap(state.members, (_, k) => k !== id);
-      const ids = new Set(state.localMutes.ids);
-      ids.delete(id);
+      let localMutes = state.localMutes;
+      if (localMutes.ids.has(id)) {
+        const ids = new Set(localMutes.ids);
+        ids.delete(id);
+        localMutes = { ...localMutes, ids };
+      }
       return {
         ...state,
         members,
-        localMutes: { ...state.localMutes, ids },
+        localMutes,
+        talkers: state.talkers.includes(id) ? state.talkers.filter((t) => t !== id) : state.talkers,
+        slotVoices: filterMap(state.slotVoices, (v) => v.member !== id),
         tracks: filterMap(state.tracks, (t) => t.peer !== id),
         remoteMedia: filterMap(state.remoteMedia, (m) => m.peer !== id),
         chat: member ? withSystemLine(state.chat, { key: 'sys.left', args: { name: member.name } }) : state.chat,
@@ -506,16 +692,27 @@ export function reduce(state, event) {
       return { ...state, mic, members: withMember(state.members, event.id, { muted: event.muted }) };
     }
 
-    case 'speaking': {
-      const everSpoke = event.speaking && !state.everSpoke.has(event.id) ? new Set(state.everSpoke).add(event.id) : state.everSpoke;
-      return { ...state, everSpoke, members: withMember(state.members, event.id, { speaking: event.speaking }) };
+    case 'speakers': {
+      const speakers = new Set(event.ids.filter((id) => state.members.has(id)));
+      const members = withSpeakers(state.members, speakers);
+      if (members === state.members) return state;
+      const fresh = [...speakers].filter((id) => !state.everSpoke.has(id));
+      const everSpoke = fresh.length > 0 ? new Set([...state.everSpoke, ...fresh]) : state.everSpoke;
+      const next = { ...state, members, everSpoke };
+      return { ...next, talkers: withTalkers(state.talkers, speakers, (id) => speakingNow(next, id), state.selfId) };
+    }
+
+    case 'slot_voices': {
+      const next = { ...state, slotVoices: event.voices };
+      const loud = [...event.voices.values()].filter((v) => v.loud && state.members.has(v.member)).map((v) => v.member);
+      return { ...next, talkers: withTalkers(state.talkers, loud, (id) => speakingNow(next, id), state.selfId) };
     }
 
     case 'track_added': {
       const t = event.track;
       // Media that arrived first was attributed by its key; the protocol's word is final.
       const known = state.remoteMedia.get(t.stream);
-      const remoteMedia = known && known.peer !== t.peer ? new Map(state.remoteMedia).set(t.stream, { ...known, peer: t.peer }) : state.remoteMedia;
+      const remoteMedia = known && known.slot === null && known.peer !== t.peer ? new Map(state.remoteMedia).set(t.stream, { ...known, peer: t.peer }) : state.remoteMedia;
       return { ...state, tracks: new Map(state.tracks).set(t.stream, t), remoteMedia };
     }
 
@@ -530,10 +727,12 @@ export function reduce(state, event) {
 
     case 'remote_track': {
       const known = state.tracks.get(event.key);
+      const slot = slotIndex(event.key);
       /** @type {RemoteMedia} */
       const media = {
         key: event.key,
-        peer: known ? known.peer : peerOfStream(event.key),
+        peer: slot !== null ? null : known ? known.peer : peerOfStream(event.key),
+        slot,
         kind: event.kind,
         track: event.track,
         stream: event.stream,

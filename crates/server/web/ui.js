@@ -359,40 +359,63 @@ export function levelBar(id) {
 }
 
 /**
- * Renders the member list: `members` by id; `selfId` is ours; `locallyMuted` the ids muted for
- * us only. Items are kept per id and updated in place, so frequent speaking changes stay cheap.
+ * @typedef {object} MemberView
+ * @property {Set<string>} [locallyMuted] the ids muted for us only
+ * @property {boolean} [allMuted] everyone is muted for us
+ * @property {(id: string) => boolean} [speaking] whether a member is shown speaking (else
+ *   their `speaking` flag)
+ */
+
+/**
+ * Renders the member list: the members `shown` (ids, in order) of `members`; `selfId` is ours.
+ * Items are kept per id and updated in place, so frequent speaking changes stay cheap, and
+ * only the members shown have an item at all, however many are in the room.
+ * @param {string[]} shown
  * @param {Map<string, Member>} members
  * @param {string | null} selfId
- * @param {{locallyMuted?: Set<string>, allMuted?: boolean}} [mutes]
+ * @param {MemberView} [view]
  */
-export function renderMembers(members, selfId, { locallyMuted = new Set(), allMuted = false } = {}) {
+export function renderMembers(shown, members, selfId, { locallyMuted = new Set(), allMuted = false, speaking } = {}) {
   const list = $('members');
-  const order = [...members.keys()];
-  if (selfId !== null && members.has(selfId)) {
-    order.splice(order.indexOf(selfId), 1);
-    order.unshift(selfId);
-  }
+  const wanted = new Set(shown);
   /** @type {Map<string, HTMLElement>} */
   const existing = new Map();
-  for (const li of list.children) {
-    if (li instanceof HTMLElement && li.dataset.memberId) existing.set(li.dataset.memberId, li);
+  for (const li of [...list.children]) {
+    if (!(li instanceof HTMLElement) || !li.dataset.memberId) continue;
+    if (wanted.has(li.dataset.memberId) && members.has(li.dataset.memberId)) existing.set(li.dataset.memberId, li);
+    else li.remove();
   }
-  for (const [id, li] of existing) if (!members.has(id)) li.remove();
 
   /** @type {HTMLElement | null} */
   let prev = null;
-  for (const id of order) {
+  for (const id of shown) {
     const m = members.get(id);
     if (!m) continue;
     let li = existing.get(id);
     if (!li) li = memberItem(id);
-    updateMemberItem(li, m, id === selfId, locallyMuted.has(id), allMuted);
+    const talking = speaking ? speaking(id) : m.speaking;
+    updateMemberItem(li, m, id === selfId, locallyMuted.has(id), allMuted, talking);
     /** @type {Element | null} */
     const want = prev ? prev.nextElementSibling : list.firstElementChild;
     if (want !== li) list.insertBefore(li, want);
     prev = li;
   }
-  $('member-count').textContent = `(${members.size})`;
+}
+
+/**
+ * The member list's count, and what is said about those it does not show.
+ * @param {{total: number, hidden: number, searchable: boolean, noMatch: boolean}} view
+ *   `total`: everyone in the room; `hidden`: members that match but are not shown yet;
+ *   `searchable`: the room is large enough for the search field; `noMatch`: a search found
+ *   nobody.
+ */
+export function setMemberPaging({ total, hidden, searchable, noMatch }) {
+  $('member-count').textContent = `(${total})`;
+  const more = $('members-more');
+  if (hidden > 0) setText($('members-more-label'), 'people.more', { n: hidden });
+  more.hidden = hidden === 0;
+  $('members-search-row').hidden = !searchable;
+  $('members-none').hidden = !noMatch;
 }
 
 /** @param {string} id */
@@ -459,8 +482,9 @@ function part(li, selector) {
  * @param {boolean} isSelf
  * @param {boolean} mutedForMe
  * @param {boolean} allMuted
+ * @param {boolean} speaking
  */
-function updateMemberItem(li, m, isSelf, mutedForMe, allMuted) {
+function updateMemberItem(li, m, isSelf, mutedForMe, allMuted, speaking) {
   const name = part(li, '.name');
   if (name.textContent !== m.name) name.textContent = m.name;
   const avatar = part(li, '.avatar');
@@ -472,7 +496,7 @@ function updateMemberItem(li, m, isSelf, mutedForMe, allMuted) {
   part(li, '.you').hidden = !isSelf;
   part(li, '.mic-off').hidden = !m.muted;
   part(li, '.heard-off').hidden = isSelf || !(mutedForMe || allMuted);
-  part(li, '.speaking-sr').hidden = !m.speaking;
+  part(li, '.speaking-sr').hidden = !speaking;
   const mute = part(li, '.member-mute');
   mute.hidden = isSelf;
   if (!isSelf) {
@@ -483,7 +507,7 @@ function updateMemberItem(li, m, isSelf, mutedForMe, allMuted) {
   part(li, '.member-rename').hidden = !isSelf;
   li.classList.toggle('self', isSelf);
   li.dataset.muted = String(!!m.muted);
-  li.dataset.speaking = String(!!m.speaking);
+  li.dataset.speaking = String(speaking);
   li.dataset.mutedForMe = String(!!mutedForMe);
 }
 
@@ -712,7 +736,8 @@ export function fillDeviceSelect(id, devices, selected, unnamedKey) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Remote audio: one <audio> element per track we receive, keyed by the track's key.
+// Remote audio: one <audio> element per audio stream we receive (a track of a member's own, or
+// an audio slot), keyed by the stream's key.
 
 /** @param {string} key */
 function audioFor(key) {
@@ -726,13 +751,14 @@ function allAudio() {
 }
 
 /**
- * Plays a received audio track through an <audio> element of its own: `key` is the track's,
- * `memberId` its publisher's. Besides making it heard, this is what lets the track feed Web
- * Audio in Chromium. `muted`: silenced for us only; `sinkId`: the output device, for a new
- * element. `onBlocked` is called if the browser refuses to start playback without a click.
- * Playback starts when the element is given a stream, not on every call.
+ * Plays a received audio track through an <audio> element of its own: `key` is the stream's,
+ * `memberId` the member heard on it (its publisher, or whom a slot carries now; null: nobody).
+ * Besides making it heard, this is what lets the track feed Web Audio in Chromium. `muted`:
+ * silenced for us only; `sinkId`: the output device, for a new element. `onBlocked` is called
+ * if the browser refuses to start playback without a click. Playback starts when the element
+ * is given a stream, not on every call.
  * @param {string} key
- * @param {string} memberId
+ * @param {string | null} memberId
  * @param {MediaStream} stream
  * @param {{muted?: boolean, sinkId?: string | null, onBlocked?: () => void}} [options]
  */
@@ -745,8 +771,9 @@ export function playRemoteAudio(key, memberId, stream, { muted = false, sinkId =
     $('remote-audio').appendChild(audio);
     if (sinkId && typeof audio.setSinkId === 'function') audio.setSinkId(sinkId).catch(() => {});
   }
-  audio.dataset.memberId = memberId;
-  audio.muted = muted;
+  if (memberId === null) delete audio.dataset.memberId;
+  else if (audio.dataset.memberId !== memberId) audio.dataset.memberId = memberId;
+  if (audio.muted !== muted) audio.muted = muted;
   if (audio.srcObject === stream) return audio;
   audio.srcObject = stream;
   audio.play().catch((err) => {

@@ -35,6 +35,10 @@ struct Placement {
     /// The member's source id in the room: the CSRC of their packets on others' slots.
     source: u32,
     tracks: Vec<(String, TrackKind)>,
+    /// The members this member muted for itself, as it last said (bounded by the signalling
+    /// layer's check), kept for a session made later: a client may say it before its first
+    /// offer, and a failed session's successor must keep it too.
+    local_mutes: Vec<MemberId>,
 }
 
 #[derive(Debug)]
@@ -89,9 +93,14 @@ impl MediaLink {
         self.members.get(&member).map(|p| p.source)
     }
 
-    /// The members `member` does not want to hear, for its worker to keep off its slots.
+    /// The members `member` does not want to hear, for its worker to keep off its slots: now,
+    /// or when its session is made.
     pub fn local_mutes(&mut self, member: MemberId, muted: Vec<MemberId>) {
-        if let Some(worker) = self.worker_of(member) {
+        let Some(placement) = self.members.get_mut(&member) else {
+            return;
+        };
+        placement.local_mutes.clone_from(&muted);
+        if let Some(worker) = placement.worker {
             self.cmd(worker, MediaCmd::LocalMutes { member, muted });
         }
     }
@@ -123,8 +132,10 @@ impl MediaLink {
         }
         let worker = self.place();
         let source = self.admit(member);
+        let mut local_mutes = Vec::new();
         if let Some(p) = self.members.get_mut(&member) {
             p.worker = Some(worker);
+            local_mutes.clone_from(&p.local_mutes);
         }
         self.held[worker] += 1;
         self.attach(worker);
@@ -138,6 +149,10 @@ impl MediaLink {
                 offer: sdp,
             },
         );
+        if !local_mutes.is_empty() {
+            let muted = local_mutes;
+            self.cmd(worker, MediaCmd::LocalMutes { member, muted });
+        }
     }
 
     /// A member's answer to a server offer. Returns false if they have no session to take it.
@@ -460,6 +475,44 @@ mod tests {
         // Their next offer makes a new session, at home again.
         join(&mut link, 1);
         assert_eq!(link.worker_of(MemberId(1)), Some(0));
+    }
+
+    #[test]
+    fn local_mutes_said_before_the_first_offer_reach_the_session_it_makes_and_its_successor() {
+        let mut link = MediaLink::new(ROOM, 0, 1, 16);
+        link.admit(MemberId(1));
+        link.local_mutes(MemberId(1), vec![MemberId(2), MemberId(3)]);
+        assert!(drain(&mut link).is_empty(), "no session to tell yet");
+        let mutes = |muted: Vec<u64>| MediaCmd::LocalMutes {
+            member: MemberId(1),
+            muted: muted.into_iter().map(MemberId).collect(),
+        };
+        let out = join(&mut link, 1);
+        let c = cmds(&out);
+        assert!(matches!(
+            c[c.len() - 2],
+            (0, MediaCmd::AddParticipant { .. })
+        ));
+        assert_eq!(c.last(), Some(&(0, &mutes(vec![2, 3]))));
+        // A new list goes to the session at once, and replaces the kept one.
+        link.local_mutes(MemberId(1), vec![MemberId(3)]);
+        assert_eq!(cmds(&drain(&mut link)), vec![(0, &mutes(vec![3]))]);
+        // The session fails; the member's next offer makes one that still knows the list.
+        link.on_event(&MediaEvent::Failed {
+            member: MemberId(1),
+            reason: "x".into(),
+        });
+        drain(&mut link);
+        let out = join(&mut link, 1);
+        assert_eq!(cmds(&out).last(), Some(&(0, &mutes(vec![3]))));
+        // A member who never said anything gets no list; one not in the room is ignored.
+        let out = join(&mut link, 4);
+        assert!(matches!(
+            cmds(&out).last(),
+            Some((0, MediaCmd::AddParticipant { .. }))
+        ));
+        link.local_mutes(MemberId(9), vec![MemberId(1)]);
+        assert!(drain(&mut link).is_empty());
     }
 
     #[test]
