@@ -136,6 +136,12 @@ impl Server {
                 (Arc::new(local), STOP_PATIENCE)
             }
             Some(url) => {
+                if config.turn.enabled() && config.turn.turn_secret.is_none() {
+                    warn!(
+                        "cluster mode with a random TURN secret: credentials from this node will \
+                         not be valid on the others; give every node the same turn_secret"
+                    );
+                }
                 let joined = cluster::connect(url)
                     .await
                     .map_err(|e| io::Error::other(format!("cluster mode: {e}")))?;

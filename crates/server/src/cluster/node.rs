@@ -444,27 +444,27 @@ impl Node {
         }
     }
 
-    /// Sends `body` (made with a fresh request number) and waits for the answer.
-    async fn ask(
+    /// Sends `body` (made with a fresh request number) and waits up to [`ANSWER_WITHIN`]
+    /// for the answer that `pending` stands ready to take.
+    async fn ask<T>(
         &self,
         to: &NodeId,
         body: impl FnOnce(u64) -> Body,
-        pending: impl FnOnce(u64) -> Pending,
-    ) -> Result<(), NoOutcome> {
+        (pending, answer): (Pending, oneshot::Receiver<T>),
+    ) -> Result<T, NoOutcome> {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
-        lock(&self.pending).insert(req, pending(req));
-        let sent = self.send(to, body(req)).await;
-        match sent {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                lock(&self.pending).remove(&req);
-                Err(NoOutcome::NoAnswer)
-            }
-            Err(e) => {
-                lock(&self.pending).remove(&req);
-                Err(NoOutcome::Unavailable(e))
-            }
-        }
+        lock(&self.pending).insert(req, pending);
+        let outcome = match self.send(to, body(req)).await {
+            Ok(true) => match tokio::time::timeout(ANSWER_WITHIN, answer).await {
+                Ok(Ok(answer)) => Ok(answer),
+                _ => Err(NoOutcome::NoAnswer),
+            },
+            Ok(false) => Err(NoOutcome::NoAnswer),
+            Err(e) => Err(NoOutcome::Unavailable(e)),
+        };
+        // Answered or not, the question is closed: a late answer finds nothing.
+        lock(&self.pending).remove(&req);
+        outcome
     }
 
     /// Asks node `to` to take `member` into the room; the member's route is in place before
@@ -485,7 +485,7 @@ impl Node {
         );
         lock(&self.watch).watch(to);
         let (tx, rx) = oneshot::channel();
-        let asked = self
+        let outcome = self
             .ask(
                 to,
                 |req| Body::Join {
@@ -496,16 +496,9 @@ impl Node {
                     muted: request.muted,
                     host: request.host.clone(),
                 },
-                |_| Pending::Join(tx),
+                (Pending::Join(tx), rx),
             )
             .await;
-        let outcome = match asked {
-            Ok(()) => match tokio::time::timeout(ANSWER_WITHIN, rx).await {
-                Ok(Ok(outcome)) => Ok(outcome),
-                _ => Err(NoOutcome::NoAnswer),
-            },
-            Err(e) => Err(e),
-        };
         if !matches!(outcome, Ok(JoinOutcome::Joined)) {
             lock(&self.relayed).remove(&member);
         }
@@ -515,10 +508,9 @@ impl Node {
     /// The rooms of node `to`, if it answers in time.
     pub async fn rooms_of(&self, to: &NodeId) -> Option<Vec<ListedRoom>> {
         let (tx, rx) = oneshot::channel();
-        self.ask(to, |req| Body::ListRooms { req }, |_| Pending::Rooms(tx))
+        self.ask(to, |req| Body::ListRooms { req }, (Pending::Rooms(tx), rx))
             .await
-            .ok()?;
-        tokio::time::timeout(ANSWER_WITHIN, rx).await.ok()?.ok()
+            .ok()
     }
 
     async fn bus_loop(self: Arc<Node>, mut deliveries: mpsc::Receiver<Delivery>) {
