@@ -187,6 +187,27 @@ export async function startServer({ port, logFile, healthTimeoutMs = 20_000, ext
       await waitHealthy();
       return exit;
     },
+    /**
+     * Stops the server with `signal` and leaves it stopped; resolves with how it exited.
+     * `graceMs`: how long it may take before it is killed.
+     */
+    async halt(signal = 'SIGTERM', graceMs = 3000) {
+      const p = proc;
+      if (!p || p.exit !== null) return p ? p.exit : null;
+      p.child.kill(signal);
+      const done = await Promise.race([p.exited, sleep(graceMs).then(() => null)]);
+      if (done === null && p.exit === null) {
+        p.child.kill('SIGKILL');
+        await Promise.race([p.exited, sleep(2000)]);
+      }
+      keep(Buffer.from(`--- e2e: server stopped with ${signal} (${JSON.stringify(p.exit)}) ---\n`));
+      return p.exit;
+    },
+    /** Starts a halted server again on the same port and waits until it is healthy. */
+    async resume() {
+      spawnOne();
+      await waitHealthy();
+    },
     async stop() {
       await endProcess('SIGTERM');
       await new Promise((resolve) => log.end(resolve));
@@ -201,6 +222,104 @@ export async function startServer({ port, logFile, healthTimeoutMs = 20_000, ext
     throw err;
   }
   return server;
+}
+
+/**
+ * Starts a redis-server of the test's own on 127.0.0.1:`port`, saving nothing to disk, and waits
+ * until it answers. `restart()` kills it and starts it again (empty) on the same port.
+ */
+export async function startRedis({ port, dir, logFile }) {
+  const args = ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', logFile];
+  let child = null;
+  const up = async () => {
+    child = spawn('redis-server', args, { stdio: 'ignore' });
+    child.on('error', () => {});
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const ok = await new Promise((resolve) => {
+        const sock = net.connect(port, '127.0.0.1', () => {
+          sock.end();
+          resolve(true);
+        });
+        sock.on('error', () => resolve(false));
+      });
+      if (ok) return;
+      await sleep(50);
+    }
+    throw new Error(`redis-server did not start on port ${port} (is the redis-server package installed?)`);
+  };
+  const down = async () => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const c = child;
+    const exited = new Promise((resolve) => c.once('exit', resolve));
+    c.kill('SIGKILL');
+    await Promise.race([exited, sleep(3000)]);
+  };
+  await up();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: down,
+    start: up,
+  };
+}
+
+/**
+ * Starts nginx as a TCP load balancer (stream module, round robin) on 127.0.0.1:`port` in front
+ * of `upstreams` (ports on 127.0.0.1), with its own configuration, pid and log files under `dir`.
+ * It knows nothing of rooms: each connection goes to the next node that accepts it.
+ */
+export async function startNginx({ port, upstreams, dir }) {
+  mkdirSync(dir, { recursive: true });
+  const conf = path.join(dir, 'nginx.conf');
+  const streamModule = ['/usr/lib/nginx/modules/ngx_stream_module.so', '/usr/share/nginx/modules/ngx_stream_module.so'].find(existsSync);
+  if (!streamModule) throw new Error('nginx stream module not found (install libnginx-mod-stream)');
+  writeFileSync(
+    conf,
+    [
+      `load_module ${streamModule};`,
+      'daemon off;',
+      'worker_processes 1;',
+      `pid ${path.join(dir, 'nginx.pid')};`,
+      `error_log ${path.join(dir, 'error.log')} warn;`,
+      'events { worker_connections 1024; }',
+      'stream {',
+      '  upstream nodes {',
+      ...upstreams.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=2s;`),
+      '  }',
+      '  server {',
+      `    listen 127.0.0.1:${port};`,
+      '    proxy_pass nodes;',
+      '    proxy_connect_timeout 1s;',
+      '    proxy_timeout 1h;',
+      '  }',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('nginx', ['-p', dir, '-c', conf, '-e', path.join(dir, 'error.log')], { stdio: 'ignore' });
+  child.on('error', () => {});
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`nginx exited at start (code ${child.exitCode}); see ${dir}/error.log`);
+    const ok = await new Promise((resolve) => {
+      const sock = net.connect(port, '127.0.0.1', () => {
+        sock.end();
+        resolve(true);
+      });
+      sock.on('error', () => resolve(false));
+    });
+    if (ok) break;
+    await sleep(50);
+  }
+  return {
+    base: `http://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      if ((await Promise.race([exited.then(() => true), sleep(3000).then(() => false)])) === false) child.kill('SIGKILL');
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

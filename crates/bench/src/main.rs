@@ -41,9 +41,11 @@ struct Args {
     /// Which server to drive.
     #[arg(long, value_enum, default_value = "free4chat")]
     target: TargetKind,
-    /// free4chat: its HTTP address. Janus: the HTTP API URL (e.g. http://10.0.0.1:8088/janus).
-    #[arg(long, default_value = "127.0.0.1:4000")]
-    server: String,
+    /// free4chat: its HTTP address; repeated, the nodes of a cluster, over which each room's
+    /// members are spread (member i of room r connects to node (r + i) mod N). Janus: the
+    /// HTTP API URL (e.g. http://10.0.0.1:8088/janus).
+    #[arg(long, default_value = "127.0.0.1:4000", num_args = 1)]
+    server: Vec<String>,
     /// The server's process id, to read its CPU time and memory from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -109,6 +111,12 @@ fn main() -> ExitCode {
                 report["listeners"]
             );
             stats::print_table(&title, &report);
+            for n in report["nodes"].as_array().into_iter().flatten() {
+                println!(
+                    "node {} ({}): {} rooms, {} members, {} connections",
+                    n["node"], n["server"], n["rooms"], n["members"], n["connections"]
+                );
+            }
             println!("{report}");
             ExitCode::SUCCESS
         }
@@ -124,12 +132,54 @@ fn make_target(args: &Args) -> Result<Target, String> {
         TargetKind::Free4chat => Target::Free4chat {
             http: args
                 .server
-                .parse::<SocketAddr>()
-                .map_err(|e| format!("--server {}: {e}", args.server))?,
+                .iter()
+                .map(|s| {
+                    s.parse::<SocketAddr>()
+                        .map_err(|e| format!("--server {s}: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
             run: format!("{:x}", std::process::id()),
         },
-        TargetKind::Janus => Target::Janus(janus::Janus::new(&args.server)),
+        TargetKind::Janus => match &args.server[..] {
+            [one] => Target::Janus(janus::Janus::new(one)),
+            _ => return Err("Janus takes one --server".into()),
+        },
     })
+}
+
+/// What each node of a cluster holds (free4chat with several --server): its id, the rooms
+/// and members it runs, and the WebSocket connections it holds (members relayed to rooms on
+/// other nodes included).
+async fn node_figures(target: &Target) -> Vec<Value> {
+    let Target::Free4chat { http, .. } = target else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for addr in http {
+        let health: Option<Value> = async {
+            reqwest::Client::new()
+                .get(format!("http://{addr}/api/health"))
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()
+        }
+        .await;
+        out.push(match health {
+            Some(h) => json!({
+                "server": addr.to_string(),
+                "node": h["node"],
+                "rooms": h["rooms"],
+                "members": h["peers"],
+                "connections": h["connections"],
+            }),
+            None => json!({ "server": addr.to_string(), "unreachable": true }),
+        });
+    }
+    out
 }
 
 /// Everything counted at one instant.
@@ -255,6 +305,7 @@ async fn run(args: Args) -> Result<Value, String> {
     tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
     let b = snapshot(&members, args.server_pid);
     let server_b = server_figures(&target).await;
+    let nodes = node_figures(&target).await;
     hook(args.at_hold_end.as_deref()).await?;
     let window = b.at.duration_since(a.at).as_secs_f64();
     // Packets on their way when the window closed get time to arrive before those that never
@@ -382,6 +433,7 @@ async fn run(args: Args) -> Result<Value, String> {
         "churn_cycles": churn,
         "server": server,
         "machine": machine,
+        "nodes": nodes,
     });
     if let (Some(a), Some(b), Some(obj)) = (server_a, server_b, report["server"].as_object_mut()) {
         // Where packets were lost on the server's side: copies it did not make (what it
@@ -445,7 +497,11 @@ struct ServerFigures {
 
 /// The server's time histograms and socket losses (free4chat only: `/api/stats`).
 async fn server_figures(target: &Target) -> Option<ServerFigures> {
+    // Of one server: a cluster's nodes are reported one by one (`node_figures`).
     let Target::Free4chat { http, .. } = target else {
+        return None;
+    };
+    let [http] = &http[..] else {
         return None;
     };
     // A server past capacity may answer late: the figures are then missing from the report,

@@ -43,7 +43,12 @@ impl Member {
 }
 
 pub enum Target {
-    Free4chat { http: SocketAddr, run: String },
+    /// The nodes members connect to (one, or a cluster's), and a tag making room names unique
+    /// to this run.
+    Free4chat {
+        http: Vec<SocketAddr>,
+        run: String,
+    },
     Janus(janus::Janus),
 }
 
@@ -69,7 +74,11 @@ impl Target {
                     Role::Speaker => format!("speaker-{index}"),
                     Role::Listener => format!("listener-{index}"),
                 };
-                let mut config = ClientConfig::new(*http, &format!("bench-{run}-{room}"), &name);
+                // Each room's members spread over the nodes: most are relayed to the room's.
+                let Some(node) = http.get((room + index) % http.len().max(1)) else {
+                    return Err("no server to connect to".into());
+                };
+                let mut config = ClientConfig::new(*node, &format!("bench-{run}-{room}"), &name);
                 config.publish = role == Role::Speaker;
                 config.local_ip = local_ip;
                 let started = Instant::now();

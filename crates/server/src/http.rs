@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/room/{name}", get(|| async { web::index() }))
         .route("/api/health", get(health))
         .route("/api/stats", get(stats))
+        .route("/api/rooms", get(rooms))
         .route("/ws", get(ws))
         .route(
             "/{*path}",
@@ -53,13 +54,30 @@ pub fn router(state: AppState) -> Router {
 
 async fn health(State(state): State<AppState>) -> Response {
     let counts = state.rooms.counts();
-    axum::Json(json!({
+    let mut health = json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "rooms": counts.rooms,
         "peers": counts.members,
-    }))
-    .into_response()
+        "connections": state.connections.open(),
+    });
+    if let Some(cluster) = state.rooms.cluster() {
+        health["node"] = json!(cluster.node);
+        health["cluster"] = json!({ "nodes": cluster.nodes });
+    }
+    axum::Json(health).into_response()
+}
+
+/// The running rooms: in a cluster, those of every node that answers in time.
+async fn rooms(State(state): State<AppState>) -> Response {
+    let rooms: Vec<serde_json::Value> = state
+        .rooms
+        .rooms()
+        .await
+        .into_iter()
+        .map(|r| json!({ "room": r.room, "node": r.node, "members": r.members }))
+        .collect();
+    axum::Json(json!({ "rooms": rooms })).into_response()
 }
 
 /// What `/api/stats` reports: the node's counts, its media workers' figures summed, and the

@@ -13,15 +13,21 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::cluster::{self, ClusterDirectory};
 use crate::config::Config;
 use crate::http::{AppState, router};
 use crate::ice::IceServers;
-use crate::rooms::{Counts, Limits, LocalDirectory, MediaWorkers, RoomDirectory};
+use crate::rooms::{Counts, Limits, LocalDirectory, MediaWorkers, RoomDirectory, RoomObserver};
 use crate::session::Connections;
 use crate::tls::Tls;
 
+/// How long a server standing alone waits for its rooms, and then its connections, to close.
+const STOP_PATIENCE: Duration = Duration::from_secs(5);
+
 /// A running server.
 pub struct Server {
+    /// How long stopping waits for rooms and connections (in a cluster, the drain timeout).
+    patience: Duration,
     http_addr: SocketAddr,
     https: bool,
     media_addrs: Vec<SocketAddr>,
@@ -113,22 +119,45 @@ impl Server {
         let handles: Vec<&WorkerHandle> = workers.iter().map(|w| w.as_ref()).collect();
         free4chat_media::worker::link(&handles).map_err(io::Error::other)?;
         let media = Arc::new(MediaWorkers::new(workers.clone()));
-        // Ids unique to this node: a cluster's nodes each draw their own prefix.
-        let id_prefix = rand::random::<u64>();
-        let rooms: Arc<dyn RoomDirectory> = Arc::new(LocalDirectory::new(
-            media.clone(),
-            (
-                limits,
-                config.media.room_spread_at,
-                config.media.audio_slots,
-            ),
-            ice,
-            id_prefix,
-        ));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let listener = std::net::TcpListener::bind(config.general.listen)?;
         listener.set_nonblocking(true)?;
         let http_addr = listener.local_addr()?;
+        let sizes = (
+            limits,
+            config.media.room_spread_at,
+            config.media.audio_slots,
+        );
+        let (rooms, patience): (Arc<dyn RoomDirectory>, Duration) = match &config.cluster.redis {
+            None => {
+                // Ids unique to this node: a random prefix (a cluster's nodes draw theirs).
+                let id_prefix = rand::random::<u64>();
+                let local = LocalDirectory::new(media.clone(), sizes, ice, id_prefix, None);
+                (Arc::new(local), STOP_PATIENCE)
+            }
+            Some(url) => {
+                if config.turn.enabled() && config.turn.turn_secret.is_none() {
+                    warn!(
+                        "cluster mode with a random TURN secret: credentials from this node will \
+                         not be valid on the others; give every node the same turn_secret"
+                    );
+                }
+                let joined = cluster::connect(url)
+                    .await
+                    .map_err(|e| io::Error::other(format!("cluster mode: {e}")))?;
+                let (observer, events) = cluster::observer();
+                let node = (joined.id.to_string(), observer as Arc<dyn RoomObserver>);
+                let local =
+                    LocalDirectory::new(media.clone(), sizes, ice, joined.id_prefix, Some(node));
+                let addrs = (
+                    http_addr.to_string(),
+                    media_addrs.iter().map(ToString::to_string).collect(),
+                );
+                let drain = config.cluster.drain_timeout;
+                let directory = ClusterDirectory::start(joined, local, events, addrs, drain).await;
+                (Arc::new(directory), drain)
+            }
+        };
         let connections = Arc::new(Connections::default());
         let app = router(AppState {
             config: Arc::new(config.clone()),
@@ -168,6 +197,7 @@ impl Server {
         let scheme = if https { "https" } else { "http" };
         info!(%http_addr, ?media_addrs, "free4chat listening on {scheme}://{http_addr}");
         Ok(Server {
+            patience,
             http_addr,
             https,
             media_addrs,
@@ -219,14 +249,18 @@ impl Server {
     pub async fn shutdown(self) {
         info!("shutting down");
         let _ = self.shutdown.send(true);
-        if tokio::time::timeout(Duration::from_secs(5), self.rooms.shutdown())
+        let rooms_patience = match self.rooms.cluster() {
+            Some(_) => self.patience + STOP_PATIENCE,
+            None => self.patience,
+        };
+        if tokio::time::timeout(rooms_patience, self.rooms.shutdown())
             .await
             .is_err()
         {
             warn!("rooms did not close in time");
         }
         // Every connection writes its last words (bye) before the process goes.
-        if tokio::time::timeout(Duration::from_secs(5), self.connections.all_closed())
+        if tokio::time::timeout(self.patience, self.connections.all_closed())
             .await
             .is_err()
         {

@@ -26,6 +26,11 @@ pub struct Connections {
 }
 
 impl Connections {
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Waits until no connection is open.
     pub async fn all_closed(&self) {
         loop {

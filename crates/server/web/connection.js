@@ -44,9 +44,10 @@ const JOIN_REFUSALS = new Set([
   'server_full',
   'unsupported_version',
   'shutting_down',
+  'cluster_unavailable',
 ]);
 // Of those, the ones that may pass: while reconnecting, we keep trying.
-const TRANSIENT_REFUSALS = new Set(['room_full', 'server_full', 'shutting_down']);
+const TRANSIENT_REFUSALS = new Set(['room_full', 'server_full', 'shutting_down', 'cluster_unavailable']);
 // `bye` reasons after which we reconnect on our own.
 const RECONNECT_BYES = new Set(['server_shutdown', 'media_failed']);
 const KNOWN_BYES = new Set([
@@ -65,6 +66,7 @@ const EXPLAINED = new Set([
   'server_full',
   'unsupported_version',
   'shutting_down',
+  'cluster_unavailable',
   'invalid_nickname',
   'rate_limited',
   'chat_too_long',
@@ -393,8 +395,9 @@ function onServerError(code, message, sess) {
     // The server keeps the connection open after an error: close it ourselves, quietly.
     session = null;
     dropSession(sess);
-    // A restarting server is worth waiting for even on the first try.
-    if ((everJoined && TRANSIENT_REFUSALS.has(code)) || code === 'shutting_down') {
+    // A restarting server, or a cluster that cannot reach the room's node for a moment, is
+    // worth waiting for even on the first try.
+    if ((everJoined && TRANSIENT_REFUSALS.has(code)) || code === 'shutting_down' || code === 'cluster_unavailable') {
       scheduleReconnect(errorKey(code));
       return;
     }
@@ -410,7 +413,7 @@ function onServerError(code, message, sess) {
   // Candidates are a courtesy; their refusal does not concern the person using the page.
   if (code === 'invalid_candidate') return;
   // The `bye` that follows says it in words.
-  if (code === 'shutting_down' || code === 'media_failed') return;
+  if (code === 'shutting_down' || code === 'media_failed' || code === 'cluster_unavailable') return;
   ui.toast(errorKey(code), { code }, 'error');
 }
 

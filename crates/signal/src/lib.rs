@@ -318,6 +318,9 @@ pub enum ErrorCode {
     MediaFailed,
     /// The server is shutting down.
     ShuttingDown,
+    /// In a cluster: what was asked needs the cluster's shared state (Redis) or another node,
+    /// and neither can be reached now; try again in a moment.
+    ClusterUnavailable,
 }
 
 impl ClientMsg {

@@ -59,6 +59,7 @@ impl Config {
             self.connections.ping_interval,
             self.connections.silence_limit,
             self.connections.close_linger,
+            self.cluster.drain_timeout,
         ];
         if timings
             .iter()
@@ -80,7 +81,19 @@ impl Config {
                 "at most one public_ip per address family (IPv4, IPv6)",
             ));
         }
-        self.check_turn()
+        self.check_turn()?;
+        self.check_cluster()
+    }
+
+    fn check_cluster(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.cluster.redis
+            && crate::cluster::redis_url(url).is_err()
+        {
+            return Err(ConfigError::Invalid(
+                "redis must be a redis:// or rediss:// URL with a host",
+            ));
+        }
+        Ok(())
     }
 
     fn check_turn(&self) -> Result<(), ConfigError> {

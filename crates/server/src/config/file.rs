@@ -15,7 +15,8 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
 
 use super::sections::{
-    ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings, TlsSettings, TurnSettings,
+    ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
+    TlsSettings, TurnSettings,
 };
 
 /// Refuses the first unknown key or wrong value of the file's `text`, or its bad syntax.
@@ -33,16 +34,18 @@ enum Section {
     Connections,
     Tls,
     Turn,
+    Cluster,
 }
 
 impl Section {
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 7] = [
         Section::General,
         Section::Media,
         Section::Limits,
         Section::Connections,
         Section::Tls,
         Section::Turn,
+        Section::Cluster,
     ];
 
     /// The file's keys this section holds, in the order of its fields.
@@ -60,6 +63,7 @@ impl Section {
             Section::Connections => ids::<ConnectionSettings>(),
             Section::Tls => ids::<TlsSettings>(),
             Section::Turn => ids::<TurnSettings>(),
+            Section::Cluster => ids::<ClusterSettings>(),
         }
     }
 
@@ -76,6 +80,7 @@ impl Section {
             Section::Connections => ConnectionSettings::deserialize(entry).map(drop),
             Section::Tls => TlsSettings::deserialize(entry).map(drop),
             Section::Turn => TurnSettings::deserialize(entry).map(drop),
+            Section::Cluster => ClusterSettings::deserialize(entry).map(drop),
         }
     }
 

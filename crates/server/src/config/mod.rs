@@ -25,7 +25,8 @@ pub mod sections;
 mod tests;
 
 pub use sections::{
-    ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings, TlsSettings, TurnSettings,
+    ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
+    TlsSettings, TurnSettings,
 };
 
 /// free4chat: voice chat rooms in the browser, from one binary.
@@ -69,6 +70,10 @@ pub struct Config {
     #[command(flatten)]
     #[serde(flatten)]
     pub turn: TurnSettings,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub cluster: ClusterSettings,
 }
 
 impl Default for Config {

@@ -467,6 +467,35 @@ pub struct TurnSettings {
     pub turn_ttl: Duration,
 }
 
+/// Cluster mode: nodes that share rooms through Redis (`docs/cluster.md`).
+#[derive(Debug, Clone, PartialEq, Args, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterSettings {
+    /// Redis URL that makes this node one of a cluster: redis://[:PASSWORD@]HOST[:PORT][/DB],
+    /// or rediss:// for TLS. Without it the node stands alone and uses no Redis.
+    #[arg(
+        long,
+        env = "FREE4CHAT_REDIS",
+        value_name = "URL",
+        hide_env_values = true,
+        help_heading = "Cluster"
+    )]
+    pub redis: Option<String>,
+
+    /// In cluster mode, how long SIGTERM waits for this node's members to move to other
+    /// nodes before it exits anyway.
+    #[arg(
+        long,
+        env = "FREE4CHAT_DRAIN_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = duration::parse,
+        help_heading = "Cluster"
+    )]
+    #[serde(with = "duration")]
+    pub drain_timeout: Duration,
+}
+
 /// One media worker per core.
 pub(super) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -523,5 +552,6 @@ declared_defaults_of!(
     LimitSettings,
     ConnectionSettings,
     TlsSettings,
-    TurnSettings
+    TurnSettings,
+    ClusterSettings
 );

@@ -474,3 +474,30 @@ fn a_bad_line_of_the_file_is_pointed_at_and_unknown_keys_are_listed_with_the_kno
         "{err}"
     );
 }
+
+#[test]
+fn cluster_mode_takes_a_redis_url_and_a_drain_timeout() {
+    let c = args(&["free4chat"]).unwrap();
+    assert_eq!(c.cluster.redis, None);
+    assert_eq!(c.cluster.drain_timeout, Duration::from_secs(30));
+    let c = args(&[
+        "free4chat",
+        "--redis",
+        "rediss://:s3cret@redis.example:6380/1",
+        "--drain-timeout",
+        "10s",
+    ])
+    .unwrap();
+    assert_eq!(
+        c.cluster.redis.as_deref(),
+        Some("rediss://:s3cret@redis.example:6380/1")
+    );
+    assert_eq!(c.cluster.drain_timeout, Duration::from_secs(10));
+    let c = resolve(&["free4chat"], "redis = \"redis://127.0.0.1\"\n").unwrap();
+    assert_eq!(c.cluster.redis.as_deref(), Some("redis://127.0.0.1"));
+    for bad in ["127.0.0.1:6379", "http://redis.example", "redis://"] {
+        let err = args(&["free4chat", "--redis", bad]).unwrap_err();
+        assert!(err.to_string().contains("redis"), "{bad}: {err}");
+    }
+    assert!(args(&["free4chat", "--drain-timeout", "0s"]).is_err());
+}

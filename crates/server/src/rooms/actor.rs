@@ -17,8 +17,8 @@ use free4chat_media::worker::WorkerMsg;
 use free4chat_sfu::link::{LinkOutput, MediaLink};
 use free4chat_sfu::{MediaErrorCode, MediaEvent};
 use free4chat_signal::{
-    ByeReason, ClientMsg, ErrorCode, MEMBER_PAGE, Member, MemberId, PROTOCOL_VERSION, RoomId,
-    ServerMsg, Sources, Track, TrackSource,
+    ByeReason, ChatMessage, ClientMsg, ErrorCode, MEMBER_PAGE, Member, MemberId, PROTOCOL_VERSION,
+    RoomId, ServerMsg, Sources, Track, TrackSource,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -43,6 +43,8 @@ pub(super) struct RoomSetup {
     /// The worker the room's members go to until it holds `spread_at` of them.
     pub home: usize,
     pub local: Arc<Local>,
+    /// The room's chat so far, when it starts again on this node after another (in a cluster).
+    pub history: Vec<ChatMessage>,
 }
 
 struct MemberState {
@@ -121,7 +123,7 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
         local: setup.local,
         events,
         members: BTreeMap::new(),
-        chat: ChatLog::default(),
+        chat: ChatLog::with_history(setup.history),
         stalled: Vec::new(),
         speakers: SpeakersOut::default(),
     };
@@ -186,6 +188,9 @@ impl Room {
         let mut rooms = self.local.rooms.lock().await;
         if rooms.get(&self.name).is_some_and(|h| h.id == self.id) {
             rooms.remove(&self.name);
+            if let Some(observer) = &self.local.observer {
+                observer.closed(&self.name);
+            }
         }
     }
 
@@ -416,6 +421,9 @@ impl Room {
             }
             ClientMsg::Chat { text, client_ref } => {
                 let message = self.chat.add(member, state.name.clone(), text);
+                if let Some(observer) = &self.local.observer {
+                    observer.chat(&self.name, &message);
+                }
                 let chat = ServerMsg::Chat {
                     message: message.clone(),
                 };

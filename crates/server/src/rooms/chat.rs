@@ -13,6 +13,15 @@ pub struct ChatLog {
 }
 
 impl ChatLog {
+    /// A log that goes on from `history` (oldest first, as stored by the room's earlier
+    /// node): its last messages kept, its numbering continued.
+    pub fn with_history(history: Vec<ChatMessage>) -> ChatLog {
+        let skip = history.len().saturating_sub(CHAT_HISTORY_LEN);
+        let messages: VecDeque<ChatMessage> = history.into_iter().skip(skip).collect();
+        let seq = messages.iter().map(|m| m.seq).max().unwrap_or(0);
+        ChatLog { messages, seq }
+    }
+
     /// Adds a message from `from` (named `name` now), stamped with the server's clock, keeping
     /// at most [`CHAT_HISTORY_LEN`]. Returns the message as stored.
     pub fn add(&mut self, from: MemberId, name: String, text: String) -> ChatMessage {
@@ -63,5 +72,19 @@ mod tests {
         assert_eq!(log.len(), CHAT_HISTORY_LEN);
         assert_eq!(history[0].text, "5");
         assert!(history.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    }
+
+    #[test]
+    fn a_log_that_goes_on_from_stored_history_keeps_its_numbering() {
+        let mut old = ChatLog::default();
+        for i in 0..CHAT_HISTORY_LEN + 3 {
+            old.add(MemberId(1), "Ann".into(), format!("{i}"));
+        }
+        let mut log = ChatLog::with_history(old.history());
+        assert_eq!(log.history(), old.history());
+        let next = log.add(MemberId(2), "Ben".into(), "again".into());
+        assert_eq!(next.seq, CHAT_HISTORY_LEN as u64 + 4);
+        assert_eq!(log.len(), CHAT_HISTORY_LEN);
+        assert!(ChatLog::with_history(Vec::new()).history().is_empty());
     }
 }

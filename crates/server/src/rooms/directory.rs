@@ -48,7 +48,18 @@ pub struct Counts {
 pub struct RoomSummary {
     pub room: String,
     pub id: RoomId,
+    /// The node it runs on (none when the server stands alone).
+    pub node: Option<String>,
     pub members: usize,
+}
+
+/// What `/api/health` says of the cluster a node is part of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterView {
+    /// This node's id.
+    pub node: String,
+    /// Nodes alive, this one included.
+    pub nodes: usize,
 }
 
 /// Where rooms are found or made by name.
@@ -61,12 +72,18 @@ pub trait RoomDirectory: Send + Sync {
     /// The rooms and members of this node.
     fn counts(&self) -> Counts;
 
-    /// The running rooms.
+    /// The running rooms: this node's, or the whole cluster's.
     async fn rooms(&self) -> Vec<RoomSummary>;
+
+    /// The cluster this node is part of, if it is.
+    fn cluster(&self) -> Option<ClusterView> {
+        None
+    }
 
     /// The running room of that name.
     async fn find(&self, room: &str) -> Option<RoomHandle>;
 
-    /// Tells every room the server is going away; returns once every room has ended.
+    /// Tells every room the server is going away; returns once every room has ended (in a
+    /// cluster, once the rooms' members have been told to move to other nodes).
     async fn shutdown(&self);
 }

@@ -140,29 +140,61 @@ impl RoomHandle {
     }
 }
 
-/// A joined member's handle on their room.
+/// The way to a room that runs on another node: the member's messages are carried there,
+/// and the room's messages come back into the member's queue (`JoinRequest::out`).
+#[async_trait::async_trait]
+pub trait RoomRelay: Send + Sync {
+    /// Carries an in-room message to the room. Returns false if it cannot get there.
+    async fn send(&self, member: MemberId, msg: ClientMsg) -> bool;
+
+    /// The member's connection ended (`said_leave`: they said `leave`).
+    async fn leave(&self, member: MemberId, said_leave: bool);
+}
+
+/// Where a member's room runs.
+enum Route {
+    Here(RoomHandle),
+    Relayed(Arc<dyn RoomRelay>),
+}
+
+/// A joined member's handle on their room, wherever it runs: the connection treats both alike.
 pub struct Membership {
     pub member: MemberId,
-    pub(super) room: RoomHandle,
+    route: Route,
 }
 
 impl Membership {
+    pub(super) fn here(member: MemberId, room: RoomHandle) -> Membership {
+        Membership {
+            member,
+            route: Route::Here(room),
+        }
+    }
+
+    /// A member of a room on another node, reached through `relay`.
+    pub fn relayed(member: MemberId, relay: Arc<dyn RoomRelay>) -> Membership {
+        Membership {
+            member,
+            route: Route::Relayed(relay),
+        }
+    }
+
     /// Passes an in-room message to the room. Returns false if the room is gone.
     pub async fn send(&self, msg: ClientMsg) -> bool {
         let member = self.member;
-        self.room
-            .tx
-            .send(RoomCmd::Msg { member, msg })
-            .await
-            .is_ok()
+        match &self.route {
+            Route::Here(room) => room.tx.send(RoomCmd::Msg { member, msg }).await.is_ok(),
+            Route::Relayed(relay) => relay.send(member, msg).await,
+        }
     }
 
     pub async fn leave(self, said_leave: bool) {
         let member = self.member;
-        let _ = self
-            .room
-            .tx
-            .send(RoomCmd::Leave { member, said_leave })
-            .await;
+        match self.route {
+            Route::Here(room) => {
+                let _ = room.tx.send(RoomCmd::Leave { member, said_leave }).await;
+            }
+            Route::Relayed(relay) => relay.leave(member, said_leave).await,
+        }
     }
 }

@@ -10,13 +10,15 @@ use async_trait::async_trait;
 use free4chat_ids::IdSpace;
 use free4chat_media::worker::WorkerHandle;
 use free4chat_media::{Boards, WorkerStats};
-use free4chat_signal::{ByeReason, ErrorCode, MemberId};
+use free4chat_signal::{ByeReason, ChatMessage, ErrorCode, MemberId};
 use tokio::sync::{Mutex, mpsc};
 use tracing::info;
 
 use super::actor::{self, RoomSetup};
 use super::handle::JoinReply;
-use super::{Counts, JoinRequest, Membership, Refusal, RoomDirectory, RoomHandle, RoomSummary};
+use super::{
+    Counts, JoinRequest, Membership, Refusal, RoomDirectory, RoomHandle, RoomObserver, RoomSummary,
+};
 use crate::ice::IceServers;
 
 /// How many messages may wait for one room.
@@ -95,21 +97,37 @@ pub(super) struct Local {
     ids: IdSpace,
     pub members: AtomicUsize,
     pub room_count: AtomicUsize,
+    /// Told of each room's chat and end (in a cluster).
+    pub observer: Option<Arc<dyn RoomObserver>>,
+    /// This node's id in a cluster, for room lists.
+    node: Option<String>,
 }
 
 /// This node's rooms.
+#[derive(Clone)]
 pub struct LocalDirectory {
     local: Arc<Local>,
 }
 
+/// Why a member did not get into a room here.
+#[derive(Debug)]
+pub enum LocalJoin {
+    Refused(Refusal),
+    /// No such room runs here, and none was to be made.
+    NoRoom,
+}
+
 impl LocalDirectory {
-    /// Rooms on `media`, with ids under `id_prefix` (unique to this node).
+    /// Rooms on `media`, with ids under `id_prefix` (unique to this node). In a cluster,
+    /// `cluster` names this node, and what its rooms tell goes to the observer.
     pub fn new(
         media: Arc<MediaWorkers>,
         (limits, spread_at, audio_slots): (Limits, usize, usize),
         ice: IceServers,
         id_prefix: u64,
+        cluster: Option<(String, Arc<dyn RoomObserver>)>,
     ) -> LocalDirectory {
+        let (node, observer) = cluster.unzip();
         LocalDirectory {
             local: Arc::new(Local {
                 rooms: Mutex::new(HashMap::new()),
@@ -121,6 +139,8 @@ impl LocalDirectory {
                 ids: IdSpace::new(id_prefix),
                 members: AtomicUsize::new(0),
                 room_count: AtomicUsize::new(0),
+                observer,
+                node,
             }),
         }
     }
@@ -129,15 +149,87 @@ impl LocalDirectory {
         &self.local.media
     }
 
-    /// The running room of that name, or a new one.
-    async fn room(&self, name: &str) -> Result<RoomHandle, Refusal> {
+    pub fn limits(&self) -> Limits {
+        self.local.limits
+    }
+
+    /// A new member id, unique across the cluster.
+    pub fn new_member(&self) -> MemberId {
+        self.local.ids.member()
+    }
+
+    /// The names of the rooms running here.
+    pub async fn room_names(&self) -> Vec<String> {
+        self.local.rooms.lock().await.keys().cloned().collect()
+    }
+
+    /// Closes room `name` if it runs here, telling its members `reason`.
+    pub async fn close_room(&self, name: &str, reason: ByeReason) {
+        let handle = self.local.rooms.lock().await.get(name).cloned();
+        if let Some(handle) = handle {
+            handle.close(reason).await;
+        }
+    }
+
+    /// Joins `member` (an id from [`LocalDirectory::new_member`], here or on another node of
+    /// the cluster) into the room named in `request`. With `create`, a room not running here
+    /// is made, with that chat history; without, only a running room is joined.
+    pub async fn join_as(
+        &self,
+        member: MemberId,
+        request: &JoinRequest,
+        create: Option<Vec<ChatMessage>>,
+    ) -> Result<Membership, LocalJoin> {
+        let local = &self.local;
+        // Reserve a place among all members first, so the limit is never overshot.
+        if local.members.fetch_add(1, Ordering::SeqCst) >= local.limits.max_members {
+            local.members.fetch_sub(1, Ordering::SeqCst);
+            let full = Refusal::new(ErrorCode::ServerFull, "the server is full");
+            return Err(LocalJoin::Refused(full));
+        }
+        let host = request.host.as_deref();
+        let ice_servers = local.ice.for_member(member, host, SystemTime::now());
+        let give_back = |why: LocalJoin| {
+            local.members.fetch_sub(1, Ordering::SeqCst);
+            Err(why)
+        };
+        // A room that is closing answers Retry; a second try finds it gone.
+        for _ in 0..JOIN_TRIES {
+            let room = match self.room(&request.room, create.as_ref()).await {
+                Ok(Some(room)) => room,
+                Ok(None) => return give_back(LocalJoin::NoRoom),
+                Err(refusal) => return give_back(LocalJoin::Refused(refusal)),
+            };
+            let who = (request.name.clone(), request.muted, request.out.clone());
+            match room.join(member, who, ice_servers.clone()).await {
+                JoinReply::Joined => return Ok(Membership::here(member, room)),
+                JoinReply::Refused(r) => return give_back(LocalJoin::Refused(r)),
+                JoinReply::Retry => continue,
+            }
+        }
+        give_back(LocalJoin::Refused(Refusal::new(
+            ErrorCode::ServerFull,
+            "the room could not be joined, try again",
+        )))
+    }
+
+    /// The running room of that name; if there is none, a new one with the chat `history`
+    /// when one is to be made, else none.
+    async fn room(
+        &self,
+        name: &str,
+        history: Option<&Vec<ChatMessage>>,
+    ) -> Result<Option<RoomHandle>, Refusal> {
         let local = &self.local;
         let mut rooms = local.rooms.lock().await;
         if let Some(handle) = rooms.get(name)
             && !handle.is_closed()
         {
-            return Ok(handle.clone());
+            return Ok(Some(handle.clone()));
         }
+        let Some(history) = history else {
+            return Ok(None);
+        };
         if rooms.len() >= local.limits.max_rooms {
             return Err(Refusal::new(ErrorCode::ServerFull, "too many rooms"));
         }
@@ -159,48 +251,26 @@ impl LocalDirectory {
             name: name.to_owned(),
             home,
             local: local.clone(),
+            history: history.clone(),
         };
         tokio::spawn(actor::run(setup, rx));
-        Ok(handle)
+        Ok(Some(handle))
     }
 }
 
 #[async_trait]
 impl RoomDirectory for LocalDirectory {
     async fn join(&self, request: JoinRequest) -> Result<Membership, Refusal> {
-        let local = &self.local;
-        // Reserve a place among all members first, so the limit is never overshot.
-        if local.members.fetch_add(1, Ordering::SeqCst) >= local.limits.max_members {
-            local.members.fetch_sub(1, Ordering::SeqCst);
-            return Err(Refusal::new(ErrorCode::ServerFull, "the server is full"));
+        let member = self.new_member();
+        match self.join_as(member, &request, Some(Vec::new())).await {
+            Ok(m) => Ok(m),
+            Err(LocalJoin::Refused(r)) => Err(r),
+            // Not when rooms are made on demand; a refusal of the same kind as a closing room.
+            Err(LocalJoin::NoRoom) => Err(Refusal::new(
+                ErrorCode::ServerFull,
+                "the room could not be joined, try again",
+            )),
         }
-        let member: MemberId = local.ids.member();
-        let host = request.host.as_deref();
-        let ice_servers = local.ice.for_member(member, host, SystemTime::now());
-        // A room that is closing answers Retry; a second try finds it gone.
-        for _ in 0..JOIN_TRIES {
-            let room = match self.room(&request.room).await {
-                Ok(room) => room,
-                Err(refusal) => {
-                    local.members.fetch_sub(1, Ordering::SeqCst);
-                    return Err(refusal);
-                }
-            };
-            let who = (request.name.clone(), request.muted, request.out.clone());
-            match room.join(member, who, ice_servers.clone()).await {
-                JoinReply::Joined => return Ok(Membership { member, room }),
-                JoinReply::Refused(r) => {
-                    local.members.fetch_sub(1, Ordering::SeqCst);
-                    return Err(r);
-                }
-                JoinReply::Retry => continue,
-            }
-        }
-        local.members.fetch_sub(1, Ordering::SeqCst);
-        Err(Refusal::new(
-            ErrorCode::ServerFull,
-            "the room could not be joined, try again",
-        ))
     }
 
     fn counts(&self) -> Counts {
@@ -218,6 +288,7 @@ impl RoomDirectory for LocalDirectory {
                 out.push(RoomSummary {
                     room: s.room,
                     id: s.id,
+                    node: self.local.node.clone(),
                     members: s.members.len(),
                 });
             }

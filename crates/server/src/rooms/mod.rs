@@ -18,12 +18,12 @@ mod local;
 
 use std::sync::Arc;
 
-use free4chat_signal::ServerMsg;
+use free4chat_signal::{ChatMessage, ServerMsg};
 use tokio::sync::mpsc;
 
-pub use directory::{Counts, JoinRequest, Refusal, RoomDirectory, RoomSummary};
-pub use handle::{Membership, RoomHandle, RoomSnapshot};
-pub use local::{Limits, LocalDirectory, MediaWorkers};
+pub use directory::{ClusterView, Counts, JoinRequest, Refusal, RoomDirectory, RoomSummary};
+pub use handle::{Membership, RoomHandle, RoomRelay, RoomSnapshot};
+pub use local::{Limits, LocalDirectory, LocalJoin, MediaWorkers};
 
 /// How many messages may wait for one member's connection before it counts as stalled.
 pub const MEMBER_QUEUE: usize = 512;
@@ -32,3 +32,13 @@ pub const MEMBER_QUEUE: usize = 512;
 /// among all its recipients, and the queue's storage holds a pointer per slot rather than a
 /// whole message (the channel allocates its slots 32 at a time, per member).
 pub type MemberTx = mpsc::Sender<Arc<ServerMsg>>;
+
+/// What a room tells beyond its members, for a cluster to keep: its chat, and its end. Called
+/// from the room's task, so it must never wait.
+pub trait RoomObserver: Send + Sync {
+    /// A chat message was added to room `room`.
+    fn chat(&self, room: &str, message: &ChatMessage);
+
+    /// Room `room` has ended.
+    fn closed(&self, room: &str);
+}
