@@ -1,18 +1,21 @@
 //! `free4chat-bench`: drives R rooms × S speakers × L listeners of real WebRTC clients (str0m:
 //! full ICE, DTLS, SRTP) against a server, and measures what the server does with them.
 //!
-//! Speakers send one 80-byte audio packet every 20 ms carrying their id, a sequence number and
-//! the send time, so every receiver measures loss and one-way latency through the server
-//! exactly. The server's CPU seconds and RSS are read from `/proc/<pid>`.
+//! Speakers send one 80-byte audio packet every 20 ms at speech level, carrying their id, a
+//! sequence number and the send time, so every receiver measures loss and one-way latency
+//! through the server exactly; with `--open-mics` listeners send too, at a background level.
+//! On free4chat's audio slots, loss is counted against what the server forwarded to each
+//! member ([`slot_loss`]). The server's CPU seconds and RSS are read from `/proc/<pid>`.
 //!
 //! Output: a human table, then, as the last line, one JSON object with every figure.
 
 mod janus;
 mod procstat;
+mod slot_loss;
 mod stats;
 mod target;
+mod window;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,8 +28,8 @@ use tokio::sync::Semaphore;
 
 use free4chat_media::LatencyHistogram;
 
-use crate::procstat::{MachineSample, ProcSample};
 use crate::target::{Member, Role, Target};
+use crate::window::{Accounting, Snapshot};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum TargetKind {
@@ -52,12 +55,24 @@ struct Args {
     /// Rooms.
     #[arg(long, default_value_t = 1)]
     rooms: usize,
-    /// Speakers per room (they publish and hear each other).
+    /// Speakers per room (they publish at speech level and hear each other).
     #[arg(long, default_value_t = 2)]
     speakers: usize,
-    /// Listeners per room (receive only).
+    /// Listeners per room (receive only, unless --open-mics).
     #[arg(long, default_value_t = 0)]
     listeners: usize,
+    /// Listeners publish too, at the background level, as open microphones in a real lobby
+    /// do (free4chat only: Janus would forward every one of them).
+    #[arg(long)]
+    open_mics: bool,
+    /// The audio level speakers publish at, in dBov (0 loudest, -127 silence).
+    #[arg(long, value_name = "DBOV", default_value_t = -20, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i8).range(-127..=0))]
+    speech_level: i8,
+    /// The audio level of the listeners' open microphones, in dBov.
+    #[arg(long, value_name = "DBOV", default_value_t = -70, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i8).range(-127..=0))]
+    background_level: i8,
     /// Members joining per second during the ramp.
     #[arg(long, default_value_t = 50.0)]
     ramp: f64,
@@ -182,45 +197,14 @@ async fn node_figures(target: &Target) -> Vec<Value> {
     out
 }
 
-/// Everything counted at one instant.
-struct Snapshot {
-    at: Instant,
-    proc: Option<ProcSample>,
-    /// The whole machine's CPU time, to tell how busy it was, and how much the host took.
-    machine: Option<MachineSample>,
-    /// (receiver, sender id) → packets received.
-    received: HashMap<(usize, u64), u64>,
-    /// (receiver, sender id) → latencies recorded so far.
-    latency_len: HashMap<(usize, u64), usize>,
-    /// sender id → packets sent.
-    sent: HashMap<u64, u64>,
-}
-
-fn snapshot(members: &[Member], pid: Option<u32>) -> Snapshot {
-    let mut received = HashMap::new();
-    let mut latency_len = HashMap::new();
-    let mut sent = HashMap::new();
-    for (i, m) in members.iter().enumerate() {
-        let s = free4chat_client::media::lock_state(&m.state);
-        for (sender, r) in &s.received {
-            received.insert((i, *sender), r.packets);
-            latency_len.insert((i, *sender), r.latencies_us.len());
-        }
-        if m.role == Role::Speaker {
-            sent.insert(m.sender_id, s.sent_packets);
-        }
-    }
-    Snapshot {
-        at: Instant::now(),
-        proc: pid.and_then(procstat::sample),
-        machine: procstat::machine(),
-        received,
-        latency_len,
-        sent,
-    }
-}
-
 async fn run(args: Args) -> Result<Value, String> {
+    if args.open_mics && matches!(args.target, TargetKind::Janus) {
+        return Err(
+            "--open-mics: Janus forwards every microphone to everyone, so the two \
+                    servers would not do the same work; drive Janus without it"
+                .into(),
+        );
+    }
     let target = Arc::new(make_target(&args)?);
     // The idle baseline is taken after one room has come and gone, so it includes what any
     // first use allocates for good (buffers, runtime threads' stacks).
@@ -236,16 +220,19 @@ async fn run(args: Args) -> Result<Value, String> {
     let ramp_started = Instant::now();
     for room in 0..args.rooms {
         for index in 0..per_room {
-            let role = if index < args.speakers {
-                Role::Speaker
+            let (role, level) = if index < args.speakers {
+                (Role::Speaker, Some(args.speech_level))
             } else {
-                Role::Listener
+                (
+                    Role::Listener,
+                    args.open_mics.then_some(args.background_level),
+                )
             };
             let t = target.clone();
             let ip = args.local_ip;
-            tasks.push(tokio::spawn(
-                async move { t.join(room, index, role, ip).await },
-            ));
+            tasks.push(tokio::spawn(async move {
+                t.join(room, index, role, level, ip).await
+            }));
             tokio::time::sleep(gap).await;
         }
     }
@@ -271,8 +258,14 @@ async fn run(args: Args) -> Result<Value, String> {
     }
     let ramp_s = ramp_started.elapsed().as_secs_f64();
 
-    // Everyone who should receive something has received something (bounded wait).
-    let expects_media = |m: &Member| args.speakers > 1 || m.role == Role::Listener;
+    let accounting = Accounting::of(&members);
+    let audio_slots = members.iter().find_map(|m| m.audio_slots);
+    // Everyone who should receive something has received something (bounded wait): a speaker,
+    // or without slots any open microphone.
+    let open_mics_heard = accounting == Accounting::Tracks && args.open_mics;
+    let expects_media = |m: &Member| {
+        accounting.speakers_expected(m.role, args.speakers) > 0 || (open_mics_heard && per_room > 1)
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let waiting = members
@@ -301,63 +294,26 @@ async fn run(args: Args) -> Result<Value, String> {
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
     hook(args.at_hold_start.as_deref()).await?;
     let server_a = server_figures(&target).await;
-    let a = snapshot(&members, args.server_pid);
+    let a = Snapshot::take(&members, args.server_pid);
     tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
-    let b = snapshot(&members, args.server_pid);
+    let b = Snapshot::take(&members, args.server_pid);
     let server_b = server_figures(&target).await;
     let nodes = node_figures(&target).await;
     hook(args.at_hold_end.as_deref()).await?;
-    let window = b.at.duration_since(a.at).as_secs_f64();
+    let window_s = b.at.duration_since(a.at).as_secs_f64();
     // Packets on their way when the window closed get time to arrive before those that never
     // did are counted.
     tokio::time::sleep(SETTLE).await;
 
-    // What each speaker sent in the window, fanned out to everyone else in its room, is what
-    // the server had to forward; what arrived in it is what it delivered. Loss is exact: the
-    // sequence numbers sent in the window that never reached a member who should hear them.
-    let mut expected = 0u64;
-    let mut delivered = 0u64;
-    let mut lost = 0u64;
-    let mut latencies: Vec<u64> = Vec::new();
-    for (i, receiver) in members.iter().enumerate() {
-        let s = free4chat_client::media::lock_state(&receiver.state);
-        for sender in members
-            .iter()
-            .filter(|m| m.room == receiver.room && m.role == Role::Speaker)
-            .filter(|m| m.sender_id != receiver.sender_id || receiver.role == Role::Listener)
-        {
-            let key = (i, sender.sender_id);
-            let first = a.sent.get(&sender.sender_id).copied().unwrap_or(0);
-            let end = b.sent.get(&sender.sender_id).copied().unwrap_or(0);
-            let sent = end.saturating_sub(first);
-            expected += sent;
-            // Sequence numbers count packets sent, from 0.
-            let (first, end) = (seq(first), seq(end));
-            lost += match s.received.get(&sender.sender_id) {
-                Some(r) => r.missing_between(first, end),
-                None => sent,
-            };
-            let got = b.received.get(&key).copied().unwrap_or(0)
-                - a.received.get(&key).copied().unwrap_or(0);
-            delivered += got;
-            if let Some(r) = s.received.get(&sender.sender_id) {
-                let from = a.latency_len.get(&key).copied().unwrap_or(0);
-                let to = b
-                    .latency_len
-                    .get(&key)
-                    .copied()
-                    .unwrap_or(0)
-                    .min(r.latencies_us.len());
-                latencies.extend_from_slice(&r.latencies_us[from.min(to)..to]);
-            }
-        }
-    }
-    let loss_pct = if expected == 0 {
+    // What the speakers (and open microphones) sent in the window, what the server forwarded
+    // of it to each member, what arrived and what was lost: see `window`.
+    let mut counts = window::count(&members, &a, &b, accounting, args.speakers);
+    let delivered = counts.delivered;
+    let loss_pct = if counts.forwarded == 0 {
         0.0
     } else {
-        lost as f64 / expected as f64 * 100.0
+        counts.lost as f64 / counts.forwarded as f64 * 100.0
     };
-    let sent_total: u64 = b.sent.values().sum::<u64>() - a.sent.values().sum::<u64>();
 
     let server = match (idle, a.proc, b.proc) {
         (Some(idle), Some(pa), Some(pb)) => {
@@ -372,7 +328,7 @@ async fn run(args: Args) -> Result<Value, String> {
             };
             json!({
                 "cpu_s": cpu,
-                "cpu_pct": cpu / window * 100.0,
+                "cpu_pct": cpu / window_s * 100.0,
                 "us_per_packet": per_packet(cpu),
                 // The server's own code, and the kernel's work for it (on loopback that
                 // includes delivering each datagram to its receiver).
@@ -421,15 +377,28 @@ async fn run(args: Args) -> Result<Value, String> {
         "listeners": args.listeners,
         "members": args.rooms * per_room,
         "ramp_s": ramp_s,
-        "hold_s": window,
-        "sent_pps": sent_total as f64 / window,
-        "forwarded_pps": expected as f64 / window,
-        "delivered_pps": delivered as f64 / window,
+        "hold_s": window_s,
+        "sent_pps": counts.sent_by_speakers as f64 / window_s,
+        "forwarded_pps": counts.forwarded as f64 / window_s,
+        "delivered_pps": delivered as f64 / window_s,
         "loss_pct": loss_pct,
-        "lost_packets": lost,
-        "latency_us": stats::summary(&mut latencies),
+        "lost_packets": counts.lost,
+        "latency_us": stats::summary(&mut counts.latencies_us),
         "join_ms": stats::summary(&mut join_ms),
         "never_received": never_received,
+        "every_member_heard_audio": never_received == 0,
+        "open_mics": args.open_mics,
+        "speech_level_dbov": args.speech_level,
+        "background_level_dbov": args.open_mics.then_some(args.background_level),
+        "open_mic_sent_pps": counts.sent_by_open_mics as f64 / window_s,
+        "open_mic_packets_heard": counts.open_mic_packets_heard,
+        "audio_slots": audio_slots,
+        "accounting": accounting.name(),
+        "speakers_heard": counts.hearing_json(),
+        "members_hearing_fewer_speakers": counts.hearing_fewer,
+        "lost_at_speaker_changes": counts.lost_at_changes,
+        "slot_streams": counts.slots_json(),
+        "unrecorded_packets": counts.unrecorded,
         "churn_cycles": churn,
         "server": server,
         "machine": machine,
@@ -440,7 +409,7 @@ async fn run(args: Args) -> Result<Value, String> {
         // forwarded against what it had to), and its sockets' buffers.
         obj.insert(
             "forwarded_pps".into(),
-            json!(b.forwarded.saturating_sub(a.forwarded) as f64 / window),
+            json!(b.forwarded.saturating_sub(a.forwarded) as f64 / window_s),
         );
         obj.insert(
             "udp_dropped".into(),
@@ -478,11 +447,6 @@ async fn run(args: Args) -> Result<Value, String> {
 
 /// How long after the window closes its last packets may still arrive and count.
 const SETTLE: Duration = Duration::from_secs(1);
-
-/// The sequence number of the packet sent after `sent` others.
-fn seq(sent: u64) -> u32 {
-    u32::try_from(sent).unwrap_or(u32::MAX)
-}
 
 /// What the server says of itself (free4chat only: `/api/stats`), cumulative since it started.
 struct ServerFigures {
@@ -567,11 +531,12 @@ async fn churn_cycles(
     cycles: usize,
 ) -> Result<usize, String> {
     for i in 0..cycles {
+        let level = Some(args.speech_level);
         let a = target
-            .join(room, 2 * i, Role::Speaker, args.local_ip)
+            .join(room, 2 * i, Role::Speaker, level, args.local_ip)
             .await?;
         let b = target
-            .join(room, 2 * i + 1, Role::Speaker, args.local_ip)
+            .join(room, 2 * i + 1, Role::Speaker, level, args.local_ip)
             .await?;
         // Each hears the other before leaving: the full media path was exercised.
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -1,11 +1,13 @@
 //! The servers the load generator can drive, behind one interface: members join a room as
-//! speakers (publish and receive) or listeners (receive only), and their media sessions
-//! record what arrives.
+//! speakers (publish at speech level and receive) or listeners (receive; with open
+//! microphones also publish, at a background level), and their media sessions record what
+//! arrives.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use free4chat_client::{Client, ClientConfig, SharedState};
+use free4chat_signal::ServerMsg;
 
 use crate::janus;
 
@@ -21,6 +23,11 @@ pub struct Member {
     pub role: Role,
     /// The id this member writes into the audio it sends.
     pub sender_id: u64,
+    /// Whether it publishes audio.
+    pub publishes: bool,
+    /// The audio slots the server gives it (free4chat's `joined`); none where the server has
+    /// no such thing (Janus).
+    pub audio_slots: Option<usize>,
     /// When joining began (the WebSocket or HTTP session was opened).
     pub started: Instant,
     pub state: SharedState,
@@ -60,12 +67,13 @@ impl Target {
         }
     }
 
-    /// Joins member `index` of `room`.
+    /// Joins member `index` of `room`, publishing at `level` dBov (none: not publishing).
     pub async fn join(
         &self,
         room: usize,
         index: usize,
         role: Role,
+        level: Option<i8>,
         local_ip: IpAddr,
     ) -> Result<Member, String> {
         match self {
@@ -79,20 +87,29 @@ impl Target {
                     return Err("no server to connect to".into());
                 };
                 let mut config = ClientConfig::new(*node, &format!("bench-{run}-{room}"), &name);
-                config.publish = role == Role::Speaker;
+                config.publish = level.is_some();
+                if let Some(level) = level {
+                    config.audio_level = level;
+                }
                 config.local_ip = local_ip;
                 let started = Instant::now();
                 let client = Client::join(config).await.map_err(|e| e.to_string())?;
+                let audio_slots = match &client.joined {
+                    ServerMsg::Joined { audio_slots, .. } => Some(*audio_slots),
+                    _ => None,
+                };
                 Ok(Member {
                     room,
                     role,
                     sender_id: client.id.0,
+                    publishes: level.is_some(),
+                    audio_slots,
                     started,
                     state: client.state(),
                     inner: Inner::Free4chat(client),
                 })
             }
-            Target::Janus(j) => j.join(room, index, role, local_ip).await,
+            Target::Janus(j) => j.join(room, index, role, level, local_ip).await,
         }
     }
 

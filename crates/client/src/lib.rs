@@ -20,8 +20,8 @@ use tokio_tungstenite::tungstenite::Message;
 pub mod media;
 
 pub use media::{
-    ClientState, Control, MediaOptions, MediaSession, PACKET_INTERVAL, PAYLOAD_LEN, Received,
-    SharedState, parse_payload,
+    ClientState, Control, MAX_STREAMS, MediaOptions, MediaSession, PACKET_INTERVAL, PAYLOAD_LEN,
+    Received, Run, SharedState, StreamLog, parse_payload, slot_index,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -86,15 +86,21 @@ impl Janus {
         self.room_base + room as u64 + 1
     }
 
-    /// Joins member `index` of `room`: opens its session, publishes (speakers) and subscribes
-    /// to the speakers already publishing.
+    /// Joins member `index` of `room`: opens its session, publishes (speakers, at `level`
+    /// dBov) and subscribes to the speakers already publishing. Listeners do not publish here:
+    /// Janus would forward every open microphone to everyone, which is other work than a
+    /// server that forwards the loudest speakers only.
     pub async fn join(
         &self,
         room: usize,
         index: usize,
         role: Role,
+        level: Option<i8>,
         local_ip: IpAddr,
     ) -> Result<Member, String> {
+        if role == Role::Listener && level.is_some() {
+            return Err("janus: listeners with open microphones are not supported".into());
+        }
         let http = self.http.clone()?;
         let room_id = self.room_id(room);
         let sender_id = room as u64 * 100_000 + index as u64 + 1;
@@ -143,9 +149,15 @@ impl Janus {
 
         let present = match role {
             Role::Speaker => {
-                let (present, publisher) = self
-                    .publish(&session, room_id, index, sender_id, local_ip, &state)
-                    .await?;
+                let opts = MediaOptions {
+                    local_ip,
+                    publish: true,
+                    sender_id,
+                    audio_level: level.unwrap_or(MediaOptions::default().audio_level),
+                    ..Default::default()
+                };
+                let (present, publisher) =
+                    self.publish(&session, room_id, index, opts, &state).await?;
                 member.publisher = Some(publisher.peer);
                 // New publishers are announced on the publisher handle: subscribe to them.
                 let sub = member.sub.clone();
@@ -170,6 +182,8 @@ impl Janus {
             room,
             role,
             sender_id,
+            publishes: role == Role::Speaker,
+            audio_slots: None,
             started,
             state,
             inner: Inner::Janus(member),
@@ -200,17 +214,17 @@ impl Janus {
         Ok(())
     }
 
-    /// Joins as a publisher and publishes one send-only audio m-line. Returns the feeds
-    /// already publishing in the room, and the publisher.
+    /// Joins as a publisher and publishes one send-only audio m-line as `opts` say (its sender
+    /// id is its feed id). Returns the feeds already publishing in the room, and the publisher.
     async fn publish(
         &self,
         session: &Arc<Session>,
         room_id: u64,
         index: usize,
-        sender_id: u64,
-        local_ip: IpAddr,
+        opts: MediaOptions,
         state: &SharedState,
     ) -> JResult<(Vec<u64>, Publisher)> {
+        let sender_id = opts.sender_id;
         let (handle, events) = session.attach().await?;
         let join = json!({
             "request": "join",
@@ -228,12 +242,6 @@ impl Janus {
         }
         let present = publisher_ids(&joined.data);
 
-        let opts = MediaOptions {
-            local_ip,
-            publish: true,
-            sender_id,
-            ..Default::default()
-        };
         let (peer, offer) = Peer::start(opts, state.clone(), Some(Direction::SendOnly)).await?;
         let offer = offer.ok_or_else(|| JanusError::other("no local offer"))?;
         let reply = session

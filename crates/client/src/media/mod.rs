@@ -12,7 +12,7 @@ use std::time::Instant;
 use free4chat_signal::ServerMsg;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, Frequency, MediaData, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
@@ -20,10 +20,12 @@ use tokio::sync::mpsc;
 
 use crate::ClientError;
 mod payload;
+mod streams;
 mod tcp;
 
 use payload::{MAGIC, unix_micros};
 pub use payload::{PACKET_INTERVAL, PAYLOAD_LEN, Received, parse_payload};
+pub use streams::{MAX_RUNS, Run, StreamLog, slot_index};
 use tcp::{TcpIn, TcpLinks, without_udp_candidates};
 
 /// How a session behaves.
@@ -67,6 +69,10 @@ pub struct ClientState {
     pub messages: Vec<ServerMsg>,
     /// Test packets received, by sender id.
     pub received: HashMap<u64, Received>,
+    /// What arrived on each stream the server sends, by mid (at most [`MAX_STREAMS`]).
+    pub streams: HashMap<Mid, StreamLog>,
+    /// Test packets that arrived on streams past [`MAX_STREAMS`].
+    pub unrecorded_stream_packets: u64,
     /// Media packets that were not test packets.
     pub foreign_packets: u64,
     pub sent_packets: u64,
@@ -82,6 +88,9 @@ pub struct ClientState {
     /// Set when the session's task has ended.
     pub ended: Option<String>,
 }
+
+/// The most streams whose packets a session records: more than a room's members.
+pub const MAX_STREAMS: usize = 1024;
 
 /// Shared session state.
 pub type SharedState = Arc<Mutex<ClientState>>;
@@ -335,24 +344,55 @@ impl MediaSession {
                 }
                 Output::Event(Event::MediaData(data)) => {
                     let now = unix_micros();
+                    let stream_id = self.rtc.media(data.mid).map(|m| m.stream_id().to_owned());
                     let mut s = lock_state(&self.state);
                     s.first_media.get_or_insert_with(Instant::now);
-                    match parse_payload(&data.data) {
-                        Some((sender, seq, sent)) => {
-                            let r = s.received.entry(sender).or_default();
-                            r.packets += 1;
-                            r.record(seq);
-                            r.seq_end = r.seq_end.max(seq.wrapping_add(1));
-                            if r.latencies_us.len() < 100_000 {
-                                r.latencies_us.push(now.saturating_sub(sent));
-                            }
+                    let parsed = parse_payload(&data.data);
+                    if let Some((sender, seq, sent)) = parsed {
+                        let r = s.received.entry(sender).or_default();
+                        r.packets += 1;
+                        r.record(seq);
+                        r.seq_end = r.seq_end.max(seq.wrapping_add(1));
+                        if r.latencies_us.len() < 100_000 {
+                            r.latencies_us.push(now.saturating_sub(sent));
                         }
-                        None => s.foreign_packets += 1,
+                    } else {
+                        s.foreign_packets += 1;
                     }
+                    record_on_stream(&mut s, &data, stream_id, parsed);
                 }
                 Output::Event(_) => {}
             }
         }
+    }
+}
+
+/// Records a received packet on its stream's log (a new log while there are fewer than
+/// [`MAX_STREAMS`]).
+fn record_on_stream(
+    s: &mut ClientState,
+    data: &MediaData,
+    stream_id: Option<String>,
+    parsed: Option<(u64, u32, u64)>,
+) {
+    if !s.streams.contains_key(&data.mid) {
+        if s.streams.len() >= MAX_STREAMS {
+            s.unrecorded_stream_packets += u64::from(parsed.is_some());
+            return;
+        }
+        let log = StreamLog::new(stream_id.unwrap_or_default());
+        s.streams.insert(data.mid, log);
+    }
+    let Some(log) = s.streams.get_mut(&data.mid) else {
+        return;
+    };
+    match parsed {
+        // One test payload is one RTP packet: the last of the frame's sequence numbers.
+        Some((sender, seq, _)) => {
+            let rtp = **data.seq_range.end();
+            log.record(rtp, sender, seq, data.ext_vals.audio_level);
+        }
+        None => log.foreign += 1,
     }
 }
 

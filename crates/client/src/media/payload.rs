@@ -24,7 +24,8 @@ pub struct Received {
 }
 
 impl Received {
-    pub(super) fn record(&mut self, seq: u32) {
+    /// Sequence number `seq` arrived.
+    pub fn record(&mut self, seq: u32) {
         let (word, bit) = ((seq / 64) as usize, seq % 64);
         if word >= 1 << 14 {
             return;
@@ -44,15 +45,16 @@ impl Received {
         Some(word as u32 * 64 + w.trailing_zeros())
     }
 
+    /// Whether sequence number `seq` arrived.
+    pub fn contains(&self, seq: u32) -> bool {
+        self.seen
+            .get((seq / 64) as usize)
+            .is_some_and(|w| w & (1 << (seq % 64)) != 0)
+    }
+
     /// Sequence numbers from `start` up to (not including) `end` that never arrived.
     pub fn missing_between(&self, start: u32, end: u32) -> u64 {
-        (start..end)
-            .filter(|s| {
-                self.seen
-                    .get((s / 64) as usize)
-                    .is_none_or(|w| w & (1 << (s % 64)) == 0)
-            })
-            .count() as u64
+        (start..end).filter(|s| !self.contains(*s)).count() as u64
     }
 }
 
