@@ -4,7 +4,7 @@
 //! arrives.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use free4chat_client::{Client, ClientConfig, SharedState};
 use free4chat_signal::ServerMsg;
@@ -55,6 +55,8 @@ pub enum Target {
     Free4chat {
         http: Vec<SocketAddr>,
         run: String,
+        /// How often each publisher sends a packet.
+        packet_interval: Duration,
     },
     Janus(janus::Janus),
 }
@@ -77,7 +79,11 @@ impl Target {
         local_ip: IpAddr,
     ) -> Result<Member, String> {
         match self {
-            Target::Free4chat { http, run } => {
+            Target::Free4chat {
+                http,
+                run,
+                packet_interval,
+            } => {
                 let name = match role {
                     Role::Speaker => format!("speaker-{index}"),
                     Role::Listener => format!("listener-{index}"),
@@ -92,6 +98,7 @@ impl Target {
                     config.audio_level = level;
                 }
                 config.local_ip = local_ip;
+                config.packet_interval = *packet_interval;
                 let started = Instant::now();
                 let client = Client::join(config).await.map_err(|e| e.to_string())?;
                 let audio_slots = match &client.joined {

@@ -66,6 +66,8 @@ pub struct ClientConfig {
     /// The source to declare for the published audio track in the offer's `sources`; none
     /// leaves it to the server's default (a microphone).
     pub source: Option<TrackSource>,
+    /// How often a packet is sent ([`PACKET_INTERVAL`] unless a measurement needs fewer).
+    pub packet_interval: Duration,
 }
 
 impl ClientConfig {
@@ -81,6 +83,7 @@ impl ClientConfig {
             drop_every_nth_rtp: None,
             tcp: false,
             source: None,
+            packet_interval: PACKET_INTERVAL,
         }
     }
 }
@@ -153,6 +156,7 @@ impl Client {
             publish: config.publish,
             sender_id: id.0,
             tcp: config.tcp,
+            packet_interval: config.packet_interval,
         };
         let mut session = MediaSession::bind(opts, state.clone()).await?;
         let dir = if config.publish {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use free4chat_signal::ServerMsg;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -47,6 +47,9 @@ pub struct MediaOptions {
     /// (RFC 6544), the remote's UDP candidates ignored, and a TCP connection opened to a remote
     /// candidate when ICE first sends to it.
     pub tcp: bool,
+    /// How often a packet is sent: [`PACKET_INTERVAL`], as a 20 ms Opus frame, unless a
+    /// measurement needs a slower stream (a profiler that cannot keep up with the real one).
+    pub packet_interval: Duration,
 }
 
 impl Default for MediaOptions {
@@ -59,6 +62,7 @@ impl Default for MediaOptions {
             publish: true,
             sender_id: 0,
             tcp: false,
+            packet_interval: PACKET_INTERVAL,
         }
     }
 }
@@ -196,7 +200,7 @@ impl MediaSession {
         sdp_out: mpsc::Sender<String>,
     ) -> Result<(), ClientError> {
         let mut buf = vec![0u8; 2048];
-        let mut tick = tokio::time::interval(PACKET_INTERVAL);
+        let mut tick = tokio::time::interval(self.opts.packet_interval);
         loop {
             let timeout = self.poll()?;
             tokio::select! {
