@@ -225,6 +225,21 @@ export async function startServer({ port, logFile, healthTimeoutMs = 20_000, ext
 }
 
 /**
+ * Whether something accepts TCP connections on 127.0.0.1:`port` now.
+ * @param {number} port
+ * @returns {Promise<boolean>}
+ */
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1', () => {
+      sock.end();
+      resolve(true);
+    });
+    sock.on('error', () => resolve(false));
+  });
+}
+
+/**
  * Starts a redis-server of the test's own on 127.0.0.1:`port`, saving nothing to disk, and waits
  * until it answers. `restart()` kills it and starts it again (empty) on the same port.
  */
@@ -236,14 +251,7 @@ export async function startRedis({ port, dir, logFile }) {
     child.on('error', () => {});
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
-      const ok = await new Promise((resolve) => {
-        const sock = net.connect(port, '127.0.0.1', () => {
-          sock.end();
-          resolve(true);
-        });
-        sock.on('error', () => resolve(false));
-      });
-      if (ok) return;
+      if (await canConnect(port)) return;
       await sleep(50);
     }
     throw new Error(`redis-server did not start on port ${port} (is the redis-server package installed?)`);
@@ -301,14 +309,7 @@ export async function startNginx({ port, upstreams, dir }) {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`nginx exited at start (code ${child.exitCode}); see ${dir}/error.log`);
-    const ok = await new Promise((resolve) => {
-      const sock = net.connect(port, '127.0.0.1', () => {
-        sock.end();
-        resolve(true);
-      });
-      sock.on('error', () => resolve(false));
-    });
-    if (ok) break;
+    if (await canConnect(port)) break;
     await sleep(50);
   }
   return {

@@ -171,6 +171,20 @@ fn make_target(args: &Args) -> Result<Target, String> {
     })
 }
 
+/// A JSON answer from a server, or none if it does not come within 10 s or is not JSON: a
+/// server past capacity may answer late, and the run goes on without those figures.
+async fn get_json(url: &str) -> Option<Value> {
+    reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
 /// What each node of a cluster holds (free4chat with several --server): its id, the rooms
 /// and members it runs, and the WebSocket connections it holds (members relayed to rooms on
 /// other nodes included).
@@ -180,18 +194,7 @@ async fn node_figures(target: &Target) -> Vec<Value> {
     };
     let mut out = Vec::new();
     for addr in http {
-        let health: Option<Value> = async {
-            reqwest::Client::new()
-                .get(format!("http://{addr}/api/health"))
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()
-        }
-        .await;
+        let health = get_json(&format!("http://{addr}/api/health")).await;
         out.push(match health {
             Some(h) => json!({
                 "server": addr.to_string(),
@@ -479,15 +482,7 @@ async fn server_figures(target: &Target) -> Option<ServerFigures> {
     };
     // A server past capacity may answer late: the figures are then missing from the report,
     // and the run goes on.
-    let v: Value = reqwest::Client::new()
-        .get(format!("http://{http}/api/stats"))
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    let v = get_json(&format!("http://{http}/api/stats")).await?;
     let read = |h: &Value| {
         let mut r = LatencyHistogram::default();
         let buckets = h["buckets"].as_array()?;

@@ -40,6 +40,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
+use free4chat_client::media::quieter;
 use free4chat_client::{Received, StreamLog};
 
 /// What one member heard from one sender in the window.
@@ -267,13 +268,6 @@ fn union(placed: &[Placed], w: &Range<u32>) -> impl Iterator<Item = u32> {
         }
     }
     merged.into_iter().flatten()
-}
-
-fn quieter(a: Option<i8>, b: Option<i8>) -> Option<i8> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ mod tcp;
 
 use payload::{MAGIC, unix_micros};
 pub use payload::{PACKET_INTERVAL, PAYLOAD_LEN, Received, parse_payload};
-pub use streams::{MAX_RUNS, Run, StreamLog, slot_index};
+pub use streams::{MAX_RUNS, Run, StreamLog, quieter, slot_index};
 use tcp::{TcpIn, TcpLinks, without_udp_candidates};
 
 /// How a session behaves.

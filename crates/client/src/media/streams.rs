@@ -106,7 +106,8 @@ impl StreamLog {
     }
 }
 
-fn quieter(a: Option<i8>, b: Option<i8>) -> Option<i8> {
+/// The quieter of two audio levels (dBov: lower is quieter), either of which may be unknown.
+pub fn quieter(a: Option<i8>, b: Option<i8>) -> Option<i8> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
