@@ -43,6 +43,8 @@ pub fn bucket_below_us(i: usize) -> u64 {
 pub struct LatencyHistogram {
     pub counts: [u64; BUCKETS],
     pub max_us: u64,
+    /// All the times recorded, added up (for a mean, and a Prometheus histogram's `_sum`).
+    pub sum_us: u64,
 }
 
 impl Default for LatencyHistogram {
@@ -50,6 +52,7 @@ impl Default for LatencyHistogram {
         LatencyHistogram {
             counts: [0; BUCKETS],
             max_us: 0,
+            sum_us: 0,
         }
     }
 }
@@ -67,6 +70,7 @@ impl LatencyHistogram {
         let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
         self.counts[bucket(us)] += n;
         self.max_us = self.max_us.max(us);
+        self.sum_us = self.sum_us.saturating_add(us.saturating_mul(n));
     }
 
     /// What was recorded since `earlier`, a reading of the same histogram (its maximum is the
@@ -76,6 +80,7 @@ impl LatencyHistogram {
         for (w, e) in window.counts.iter_mut().zip(earlier.counts) {
             *w = w.saturating_sub(e);
         }
+        window.sum_us = self.sum_us.saturating_sub(earlier.sum_us);
         window
     }
 
@@ -85,6 +90,7 @@ impl LatencyHistogram {
             *a += b;
         }
         self.max_us = self.max_us.max(other.max_us);
+        self.sum_us = self.sum_us.saturating_add(other.sum_us);
     }
 
     pub fn count(&self) -> u64 {
@@ -110,16 +116,17 @@ impl LatencyHistogram {
 }
 
 /// Read by operators and the load generator as `datagrams`, `p50_us`, `p99_us` (bucket upper
-/// bounds), `max_us`, `buckets` (counts) and `bucket_below_us` (bucket *i* counts times below
+/// bounds), `max_us`, `sum_us`, `buckets` (counts) and `bucket_below_us` (bucket *i* counts times below
 /// `bucket_below_us[i]` µs and at or above the bound before it).
 impl Serialize for LatencyHistogram {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let bounds: Vec<u64> = (0..BUCKETS).map(bucket_below_us).collect();
-        let mut s = serializer.serialize_struct("LatencyHistogram", 6)?;
+        let mut s = serializer.serialize_struct("LatencyHistogram", 7)?;
         s.serialize_field("datagrams", &self.count())?;
         s.serialize_field("p50_us", &self.percentile_us(50.0))?;
         s.serialize_field("p99_us", &self.percentile_us(99.0))?;
         s.serialize_field("max_us", &self.max_us)?;
+        s.serialize_field("sum_us", &self.sum_us)?;
         s.serialize_field("buckets", &self.counts[..])?;
         s.serialize_field("bucket_below_us", &bounds)?;
         s.end()

@@ -29,5 +29,5 @@ mod wire;
 pub mod worker;
 
 pub use latency::LatencyHistogram;
-pub use stats::{Boards, StatsBoard, WorkerStats};
+pub use stats::{Boards, StatsBoard, Traffic, WorkerStats};
 pub use tcp_conn::TcpOptions;

@@ -20,7 +20,7 @@ use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
 
 use crate::latency::LatencyHistogram;
-use crate::stats::{SchedulingStats, StatsBoard, TcpStats, UdpStats, WorkerStats};
+use crate::stats::{SchedulingStats, StatsBoard, TcpStats, Traffic, UdpStats, WorkerStats};
 use crate::tcp_conn::{TcpConn, TcpOptions};
 use crate::udp;
 use crate::wire::{Relayed, Wire};
@@ -53,6 +53,7 @@ pub struct Shell {
     pub neighbours: Vec<mpsc::Sender<Relayed>>,
     /// Relayed packets not handed on because a worker's relay queue was full.
     pub relay_dropped: u64,
+    pub traffic: Traffic,
     pub board: Arc<StatsBoard>,
     /// Reused per `recvmmsg` batch: when each of its datagrams reached the server, the room of
     /// each, and the order in which they are handed to the core.
@@ -118,6 +119,7 @@ impl Shell {
             send_dropped: 0,
             neighbours: Vec::new(),
             relay_dropped: 0,
+            traffic: Traffic::default(),
             board: parts.board,
             batch: BatchScratch::default(),
         }
@@ -176,6 +178,7 @@ impl Shell {
     /// and sends what it caused. Its time in the worker and each answer's wait count from
     /// `now` (a stream carries no arrival stamps).
     pub fn take_frame(&mut self, now: Instant, source: SocketAddr, local: SocketAddr, data: &[u8]) {
+        self.traffic.received(data.len());
         self.sfu
             .handle_datagram(now, Protocol::Tcp, source, local, data);
         self.send_all(Some(now));
@@ -192,6 +195,7 @@ impl Shell {
         local: SocketAddr,
         data: &[u8],
     ) -> bool {
+        self.traffic.received(data.len());
         let admitted = self.sfu.handle_first_tcp_frame(now, source, local, data);
         if admitted && let Some(conn) = self.tcp.get_mut(&source).filter(|c| c.id == id) {
             conn.admitted = true;
@@ -219,6 +223,9 @@ impl Shell {
             rooms,
             order,
         } = &mut scratch;
+        for (_, data, _) in receiver.datagrams() {
+            self.traffic.received(data.len());
+        }
         arrivals.clear();
         arrivals.extend(receiver.datagrams().map(|(_, _, at)| arrived(now, at)));
         rooms.clear();
@@ -305,6 +312,7 @@ impl Shell {
             send_dropped: &mut self.send_dropped,
             neighbours: &self.neighbours,
             relay_dropped: &mut self.relay_dropped,
+            traffic: &mut self.traffic,
         };
         (&mut self.sfu, wire)
     }
@@ -329,6 +337,7 @@ impl Shell {
                 send_dropped: self.send_dropped,
             },
             scheduling: self.scheduling.get(),
+            traffic: self.traffic,
             residence: self.residence,
             send_delay: self.send_delay,
         }

@@ -22,6 +22,7 @@ pub struct WorkerStats {
     pub tcp: TcpStats,
     pub udp: UdpStats,
     pub scheduling: SchedulingStats,
+    pub traffic: Traffic,
     /// How long received datagrams stayed in the worker, until all they caused was sent.
     pub residence: LatencyHistogram,
     /// For each datagram sent because one was received, how long after that one's arrival it
@@ -37,6 +38,36 @@ pub struct UdpStats {
     pub receive_dropped: u64,
     /// Not sent: a socket's send buffer was full.
     pub send_dropped: u64,
+}
+
+/// What the worker's sockets carried, UDP and TCP together: datagrams (TCP frames) and their
+/// bytes (without the TCP framing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    pub datagrams_in: u64,
+    pub bytes_in: u64,
+    /// Handed to the kernel (UDP) or to a connection's write queue (TCP).
+    pub datagrams_out: u64,
+    pub bytes_out: u64,
+}
+
+impl Traffic {
+    pub fn received(&mut self, bytes: usize) {
+        self.datagrams_in += 1;
+        self.bytes_in += bytes as u64;
+    }
+
+    pub fn sent(&mut self, bytes: usize) {
+        self.datagrams_out += 1;
+        self.bytes_out += bytes as u64;
+    }
+
+    fn merge(&mut self, o: &Traffic) {
+        self.datagrams_in += o.datagrams_in;
+        self.bytes_in += o.bytes_in;
+        self.datagrams_out += o.datagrams_out;
+        self.bytes_out += o.bytes_out;
+    }
 }
 
 /// How the worker threads are scheduled ([`crate::priority`]).
@@ -107,6 +138,7 @@ impl WorkerStats {
         s.realtime_workers += o.scheduling.realtime_workers;
         s.demotions += o.scheduling.demotions;
         s.promotions += o.scheduling.promotions;
+        self.traffic.merge(&o.traffic);
         self.residence.merge(&o.residence);
         self.send_delay.merge(&o.send_delay);
     }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::latency::LatencyHistogram;
-use crate::stats::TcpStats;
+use crate::stats::{TcpStats, Traffic};
 use crate::tcp_conn::TcpConn;
 use crate::udp;
 
@@ -41,6 +41,7 @@ pub struct Wire<'a> {
     pub send_dropped: &'a mut u64,
     pub neighbours: &'a [mpsc::Sender<Relayed>],
     pub relay_dropped: &'a mut u64,
+    pub traffic: &'a mut Traffic,
 }
 
 impl Wire<'_> {
@@ -93,6 +94,7 @@ impl Wire<'_> {
                     };
                     if conn.queue.push(&t.contents) {
                         handed += 1;
+                        self.traffic.sent(t.contents.len());
                     } else {
                         self.tcp_stats.dropped += 1;
                     }
@@ -110,6 +112,9 @@ impl Wire<'_> {
                 debug!(dropped = batch.len() - sent, "send buffer full");
             }
             handed += sent as u64;
+            for t in batch.iter().take(sent) {
+                self.traffic.sent(t.contents.len());
+            }
             batch.clear();
         }
         if let Some(arrived) = arrived {
@@ -146,6 +151,7 @@ mod tests {
             let (mut tcp_stats, mut send_delay) =
                 (TcpStats::default(), LatencyHistogram::default());
             let (mut send_dropped, mut relay_dropped) = (0, 0);
+            let mut traffic = Traffic::default();
             let mut wire = Wire {
                 sockets: &sockets,
                 outgoing: &mut outgoing,
@@ -156,6 +162,7 @@ mod tests {
                 send_dropped: &mut send_dropped,
                 neighbours: &neighbours,
                 relay_dropped: &mut relay_dropped,
+                traffic: &mut traffic,
             };
             // A packet that waited 30 ms in the socket before the worker read it.
             let arrived = Instant::now() - Duration::from_millis(30);
@@ -180,6 +187,12 @@ mod tests {
             // The copy sent counts the 30 ms it waited before it was read.
             assert_eq!(wire.send_delay.count(), 1);
             assert!(wire.send_delay.max_us >= 30_000, "{:?}", wire.send_delay);
+            assert_eq!(wire.send_delay.sum_us, wire.send_delay.max_us);
+            // The datagram sent is counted, with its bytes.
+            assert_eq!(
+                (wire.traffic.datagrams_out, wire.traffic.bytes_out),
+                (1, 20)
+            );
             let mut buf = [0; 64];
             assert_eq!(client.recv(&mut buf).unwrap(), 20);
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::http::header::HOST;
+use axum::http::header::{CONTENT_TYPE, HOST};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
@@ -13,6 +13,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::metrics::{self, Metrics, Process, Snapshot};
 use crate::rooms::{Counts, MediaWorkers, RoomDirectory};
 use crate::session::Connections;
 use crate::{session, web};
@@ -35,6 +36,7 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The integrated TURN server, for its figures.
     pub turn: Option<Arc<free4chat_turn::TurnHandle>>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -44,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/health", get(health))
         .route("/api/stats", get(stats))
         .route("/api/rooms", get(rooms))
+        .route("/metrics", get(metrics))
         .route("/ws", get(ws))
         .route(
             "/{*path}",
@@ -100,6 +103,32 @@ async fn stats(State(state): State<AppState>) -> Response {
     axum::Json(stats).into_response()
 }
 
+/// The Prometheus metrics of this node ([`crate::metrics`]).
+async fn metrics(State(state): State<AppState>) -> Response {
+    let counts = state.rooms.counts();
+    let cluster = state.rooms.cluster();
+    let node = cluster.as_ref().map(|c| c.node.clone());
+    let room_sizes = state
+        .rooms
+        .rooms()
+        .await
+        .into_iter()
+        .filter(|r| r.node == node)
+        .map(|r| r.members)
+        .collect();
+    let snapshot = Snapshot {
+        counts,
+        room_sizes,
+        connections: state.connections.open(),
+        cluster_nodes: cluster.map(|c| c.nodes),
+        media: state.media.stats().await,
+        turn: state.turn.as_ref().map(|t| t.stats()),
+        process: Process::read(),
+    };
+    let text = state.metrics.render(snapshot);
+    ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
+}
+
 async fn ws(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -122,6 +151,7 @@ async fn ws(
                 state.config,
                 state.rooms,
                 state.connections,
+                state.metrics,
                 state.shutdown,
             )
         })

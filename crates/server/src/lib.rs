@@ -5,6 +5,7 @@ pub mod config;
 mod http;
 pub mod ice;
 pub mod memory;
+pub mod metrics;
 mod rate;
 pub mod rooms;
 mod server;

@@ -1,5 +1,6 @@
 //! Starting and stopping the whole server: media workers, rooms, HTTP.
 
+use crate::metrics::Metrics;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -159,12 +160,14 @@ impl Server {
             }
         };
         let connections = Arc::new(Connections::default());
+        let metrics = Arc::new(Metrics::new(rooms.cluster().map(|c| c.node)));
         let app = router(AppState {
             config: Arc::new(config.clone()),
             rooms: rooms.clone(),
             media: media.clone(),
             turn: turn.clone(),
             connections: connections.clone(),
+            metrics,
             shutdown: shutdown_rx.clone(),
         });
         let mut stop = shutdown_rx;

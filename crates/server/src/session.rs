@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::rate::TokenBucket;
 use crate::rooms::{JoinRequest, MEMBER_QUEUE, Membership, RoomDirectory};
 
@@ -73,6 +74,7 @@ pub async fn run(
     config: Arc<Config>,
     rooms: Arc<dyn RoomDirectory>,
     connections: Arc<Connections>,
+    metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _open = OpenConnection::new(connections);
@@ -80,11 +82,12 @@ pub async fn run(
     // The room writes into `room_tx`; this task writes its own replies into `own_tx`.
     let (room_tx, room_rx) = mpsc::channel::<Arc<ServerMsg>>(MEMBER_QUEUE);
     let (own_tx, own_rx) = mpsc::channel::<Outgoing>(64);
-    let mut writer = tokio::spawn(write_loop(sink, room_rx, own_rx));
+    let mut writer = tokio::spawn(write_loop(sink, room_rx, own_rx, metrics.clone()));
     let mut writer_done = false;
 
     let mut session = Session {
         rooms,
+        metrics: metrics.clone(),
         host,
         own_tx,
         room_tx: Some(room_tx),
@@ -165,6 +168,7 @@ pub async fn run(
     }
     if let Some(m) = session.membership.take() {
         m.leave(said_leave).await;
+        metrics.leave();
     }
     drop(session);
     // Close cleanly: the writer sends what is queued and a close frame, while we read (and
@@ -192,6 +196,7 @@ async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut room_rx: mpsc::Receiver<Arc<ServerMsg>>,
     mut own_rx: mpsc::Receiver<Outgoing>,
+    metrics: Arc<Metrics>,
 ) {
     let mut own_open = true;
     loop {
@@ -208,6 +213,9 @@ async fn write_loop(
         };
         let (frame, last) = match out {
             Outgoing::Msg(m) => {
+                if let ServerMsg::Error { code, .. } = *m {
+                    metrics.error(code);
+                }
                 let last = matches!(*m, ServerMsg::Bye { .. });
                 (Message::Text(Utf8Bytes::from(m.to_json())), last)
             }
@@ -222,6 +230,9 @@ async fn write_loop(
     }
     // Anything this task queued itself (an error before a bye) still goes out.
     while let Ok(Outgoing::Msg(m)) = own_rx.try_recv() {
+        if let ServerMsg::Error { code, .. } = *m {
+            metrics.error(code);
+        }
         if sink
             .send(Message::Text(Utf8Bytes::from(m.to_json())))
             .await
@@ -244,6 +255,7 @@ enum Flow {
 
 struct Session {
     rooms: Arc<dyn RoomDirectory>,
+    metrics: Arc<Metrics>,
     /// The host of the request's `Host` header, checked.
     host: Option<String>,
     own_tx: mpsc::Sender<Outgoing>,
@@ -276,6 +288,7 @@ impl Session {
         let text = match frame {
             Message::Text(t) => t,
             Message::Binary(_) => {
+                self.metrics.message(None);
                 return self.refuse(ErrorCode::BinaryNotSupported, "send JSON text frames");
             }
             Message::Close(_) => return Flow::Close,
@@ -285,7 +298,9 @@ impl Session {
         if !self.general.take(now) {
             return self.refuse(ErrorCode::RateLimited, "too many messages");
         }
-        let msg = match ClientMsg::parse(text.as_str()) {
+        let parsed = ClientMsg::parse(text.as_str());
+        self.metrics.message(parsed.as_ref().ok());
+        let msg = match parsed {
             Ok(m) => m,
             Err((code, message)) => return self.refuse(code, message),
         };
@@ -377,7 +392,10 @@ impl Session {
             out: out.clone(),
             host: self.host.clone(),
         };
-        match self.rooms.join(request).await {
+        let asked = Instant::now();
+        let joined = self.rooms.join(request).await;
+        self.metrics.join(asked.elapsed(), joined.is_ok());
+        match joined {
             Ok(m) => {
                 self.membership = Some(m);
                 Flow::Continue

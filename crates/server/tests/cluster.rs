@@ -105,16 +105,8 @@ async fn health(server: &Server) -> serde_json::Value {
 }
 
 async fn get_json(server: &Server, path: &str) -> serde_json::Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(server.http_addr())
-        .await
-        .unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.unwrap();
-    let json = body.split("\r\n\r\n").nth(1).unwrap();
-    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+    let (_, json) = http_get(server, path).await;
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
 }
 
 fn store(redis: &Redis) -> Store {
@@ -240,6 +232,15 @@ async fn members_reaching_two_nodes_share_one_room_and_hear_each_other() {
     }
     // Ids are unique across nodes.
     assert_ne!(ann.id, ben.id);
+    // Each node's metrics name it, and count its own room only.
+    for s in [&a, &b] {
+        let node = health(s).await["node"].as_str().unwrap().to_owned();
+        let (_, text) = http_get(s, "/metrics").await;
+        let rooms = format!("free4chat_rooms{{node=\"{node}\"}} ");
+        let line = text.lines().find(|l| l.starts_with(&rooms));
+        let here = if std::ptr::eq(s, &a) { 1 } else { 0 };
+        assert_eq!(line, Some(format!("{rooms}{here}").as_str()), "{text}");
+    }
 
     // Ben's chat reaches Ann through the relay, and Ben's leaving reaches the room.
     ben.send(ClientMsg::Chat {

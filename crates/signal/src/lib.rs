@@ -42,9 +42,11 @@ pub const MAX_MID_LEN: usize = 16;
 
 pub use free4chat_ids::{MemberId, RoomId, TrackKind, TrackSource};
 
-/// Messages a client sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Messages a client sends. `<&'static str>::from(&msg)` is its `type` (what metrics count
+/// it by).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[strum(serialize_all = "snake_case")]
 pub enum ClientMsg {
     /// Enter a room. Must be the first message on a connection, and is sent once.
     Join {
@@ -278,8 +280,21 @@ pub enum ServerMsg {
 }
 
 /// Stable error codes. Clients switch on these; the message is for humans.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// `<&'static str>::from(code)` is the code as it is sent.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ErrorCode {
     /// Not JSON, or JSON that is not a known message with the right fields.
     BadMessage,
@@ -354,6 +369,31 @@ impl ServerMsg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_name_metrics_give_a_message_or_code_is_the_one_on_the_wire() {
+        use strum::IntoEnumIterator;
+        for code in ErrorCode::iter() {
+            let wire = serde_json::to_value(code).unwrap();
+            assert_eq!(wire.as_str(), Some(<&str>::from(code)));
+        }
+        for text in [
+            r#"{"type":"join","v":1,"room":"r","name":"n"}"#,
+            r#"{"type":"offer","sdp":""}"#,
+            r#"{"type":"answer","sdp":""}"#,
+            r#"{"type":"candidate","candidate":""}"#,
+            r#"{"type":"mute","muted":true}"#,
+            r#"{"type":"local_mutes","ids":[]}"#,
+            r#"{"type":"rename","name":"n"}"#,
+            r#"{"type":"chat","text":"t"}"#,
+            r#"{"type":"leave"}"#,
+            r#"{"type":"ping"}"#,
+        ] {
+            let msg = ClientMsg::parse(text).unwrap();
+            let wire: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(wire["type"].as_str(), Some(<&str>::from(&msg)));
+        }
+    }
 
     #[test]
     fn join_parses_with_default_mute() {

@@ -168,3 +168,17 @@ pub async fn ws_join(ws: &mut Ws, room: &str, name: &str) -> ServerMsg {
 }
 
 pub use free4chat_signal::{ErrorCode, ServerMsg};
+
+/// A plain HTTP GET of `path`: the response's head (status line and headers) and its body.
+pub async fn http_get(server: &Server, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(server.http_addr())
+        .await
+        .unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.to_owned(), body.to_owned())
+}
