@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
 
 use super::sections::{
-    ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
+    AdminSettings, ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
     TlsSettings, TurnSettings,
 };
 
@@ -35,10 +35,11 @@ enum Section {
     Tls,
     Turn,
     Cluster,
+    Admin,
 }
 
 impl Section {
-    const ALL: [Section; 7] = [
+    const ALL: [Section; 8] = [
         Section::General,
         Section::Media,
         Section::Limits,
@@ -46,6 +47,7 @@ impl Section {
         Section::Tls,
         Section::Turn,
         Section::Cluster,
+        Section::Admin,
     ];
 
     /// The file's keys this section holds, in the order of its fields.
@@ -64,6 +66,7 @@ impl Section {
             Section::Tls => ids::<TlsSettings>(),
             Section::Turn => ids::<TurnSettings>(),
             Section::Cluster => ids::<ClusterSettings>(),
+            Section::Admin => ids::<AdminSettings>(),
         }
     }
 
@@ -81,6 +84,7 @@ impl Section {
             Section::Tls => TlsSettings::deserialize(entry).map(drop),
             Section::Turn => TurnSettings::deserialize(entry).map(drop),
             Section::Cluster => ClusterSettings::deserialize(entry).map(drop),
+            Section::Admin => AdminSettings::deserialize(entry).map(drop),
         }
     }
 

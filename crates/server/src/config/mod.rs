@@ -25,7 +25,7 @@ pub mod sections;
 mod tests;
 
 pub use sections::{
-    ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
+    AdminSettings, ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
     TlsSettings, TurnSettings,
 };
 
@@ -74,6 +74,10 @@ pub struct Config {
     #[command(flatten)]
     #[serde(flatten)]
     pub cluster: ClusterSettings,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub admin: AdminSettings,
 }
 
 impl Default for Config {

@@ -496,6 +496,42 @@ pub struct ClusterSettings {
     pub drain_timeout: Duration,
 }
 
+/// The admin API and console, on a listener of their own (`docs/admin.md`).
+#[derive(Debug, Clone, PartialEq, Args, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdminSettings {
+    /// Address of the admin API and console (off when unset). Keep it on loopback, or behind
+    /// a firewall: it can close rooms and remove members. Needs --admin-token or
+    /// --admin-token-file.
+    #[arg(
+        long,
+        env = "FREE4CHAT_ADMIN_LISTEN",
+        value_name = "ADDR",
+        help_heading = "Admin"
+    )]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// The bearer token the admin API asks for (`Authorization: Bearer TOKEN`), at least 16
+    /// characters.
+    #[arg(
+        long,
+        env = "FREE4CHAT_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        help_heading = "Admin"
+    )]
+    pub admin_token: Option<String>,
+
+    /// A file holding the admin token (its first line), instead of --admin-token.
+    #[arg(
+        long,
+        env = "FREE4CHAT_ADMIN_TOKEN_FILE",
+        value_name = "FILE",
+        help_heading = "Admin"
+    )]
+    pub admin_token_file: Option<PathBuf>,
+}
+
 /// One media worker per core.
 pub(super) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
