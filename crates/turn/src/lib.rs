@@ -34,8 +34,10 @@
 //!   traffic creates nothing. Expired usernames and wrong passwords get 401, old or foreign
 //!   nonces 438. Credentials are checked on every request, so a Refresh after the username's
 //!   expiry fails and the allocation then lapses.
-//! - **Everything outsiders can grow is bounded**: allocations per client IP and in total
-//!   (486 Allocation Quota Reached / 508 Insufficient Capacity), TCP/TLS connections in total,
+//! - **Everything outsiders can grow is bounded**: allocations per client address and in
+//!   total (486 Allocation Quota Reached / 508 Insufficient Capacity), TCP/TLS connections
+//!   per client address and in total (closed at once), where an address is an IPv4 address
+//!   or an IPv6 /64,
 //!   frames on a stream (8 KiB), every queue. A TCP/TLS connection
 //!   without an allocation after [`TurnConfig::auth_timeout`] is closed, as is one that sends
 //!   bytes that are not TURN; closing a connection deletes its allocation.
@@ -95,10 +97,13 @@ pub struct TurnConfig {
     pub peers: Vec<(SocketAddr, SocketAddr)>,
     /// Allocations held at once, in total.
     pub max_allocations: usize,
-    /// Allocations held at once from one client IP.
+    /// Allocations held at once from one client address (an IPv4 address or an IPv6 /64).
     pub max_allocations_per_ip: usize,
     /// TCP and TLS connections open at once, in total.
     pub max_connections: usize,
+    /// TCP and TLS connections open at once from one client address (an IPv4 address or an
+    /// IPv6 /64).
+    pub max_connections_per_ip: usize,
     /// How long a TCP/TLS connection may stay open without an allocation.
     pub auth_timeout: Duration,
 }
@@ -106,7 +111,7 @@ pub struct TurnConfig {
 impl TurnConfig {
     /// A configuration with no listener, no peer, relay sockets bound to and advertised on
     /// `relay_ip`, and default limits: 2000 allocations, 8 per client IP, 1000 connections,
-    /// 5 s to authenticate.
+    /// 32 per client IP, 5 s to authenticate.
     pub fn new(realm: impl Into<String>, secret: impl Into<Vec<u8>>, relay_ip: IpAddr) -> Self {
         Self {
             udp: None,
@@ -120,6 +125,7 @@ impl TurnConfig {
             max_allocations: 2000,
             max_allocations_per_ip: 8,
             max_connections: 1000,
+            max_connections_per_ip: 32,
             auth_timeout: Duration::from_secs(5),
         }
     }
@@ -159,6 +165,7 @@ impl std::fmt::Debug for TurnConfig {
             .field("max_allocations", &self.max_allocations)
             .field("max_allocations_per_ip", &self.max_allocations_per_ip)
             .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("auth_timeout", &self.auth_timeout)
             .finish()
     }
@@ -206,6 +213,7 @@ impl Turn {
                 max_allocations: config.max_allocations,
                 max_allocations_per_ip: config.max_allocations_per_ip,
                 max_connections: config.max_connections,
+                max_connections_per_ip: config.max_connections_per_ip,
                 auth_timeout: config.auth_timeout,
             },
             Instant::now(),
