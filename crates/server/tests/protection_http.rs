@@ -1,0 +1,148 @@
+//! Attacks on the HTTP listener by one host (or a few), reproduced on loopback from other
+//! 127.0.0.x addresses, while real members join from 127.0.0.1: idle connections by the
+//! hundred, and requests sent a byte at a time.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn idle_connections_from_one_host_get_only_its_share_while_health_and_members_get_in() {
+    let server = server_with(config_with(|c| {
+        c.protection.http_max_connections_per_ip = 20;
+        // The connections let in stay open for the whole test unless something is sent.
+        c.protection.http_header_timeout = Duration::from_secs(60);
+    }))
+    .await;
+    let attacker = ip("127.0.0.2");
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        // The kernel completes each handshake before the server decides.
+        if let Ok(s) = connect_from(attacker, server.http_addr()).await {
+            held.push(s);
+        }
+    }
+    assert_eq!(held.len(), 300);
+    let refused = |s: serde_json::Value| s["admission"]["refused_http_per_ip"].as_u64();
+    assert!(
+        wait_until(|| async { refused(stats(&server).await) == Some(280) }).await,
+        "{:?}",
+        stats(&server).await
+    );
+
+    // Meanwhile the others are served: the health check, and members who hear each other.
+    let (status, body) = get_from(&server, ip("127.0.0.1"), "/api/health")
+        .await
+        .expect("health answers");
+    assert_eq!(status, 200, "{body}");
+    let alice = join(&server, "busy", "Alice").await;
+    let bob = join(&server, "busy", "Bob").await;
+    assert!(hears(&bob, &alice, 10).await);
+    assert!(hears(&alice, &bob, 10).await);
+
+    // Of the attacker's connections, its share is answered; the rest were closed unread.
+    let mut answered = 0;
+    let mut closed = 0;
+    for stream in held {
+        match get_on(stream, "/api/health").await {
+            Some((200, _)) => answered += 1,
+            _ => closed += 1,
+        }
+    }
+    assert_eq!((answered, closed), (20, 280));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_total_holds_across_hosts_and_frees_as_they_leave() {
+    let server = server_with(config_with(|c| {
+        c.protection.http_max_connections = 30;
+        c.protection.http_max_connections_per_ip = 10;
+        c.protection.http_header_timeout = Duration::from_secs(60);
+    }))
+    .await;
+    let mut held = Vec::new();
+    for host in 2..=6 {
+        for _ in 0..20 {
+            if let Ok(s) = connect_from(ip(&format!("127.0.0.{host}")), server.http_addr()).await {
+                held.push(s);
+            }
+        }
+    }
+    assert_eq!(held.len(), 100);
+    // Three hosts' shares fill the total: the rest of theirs, everything of the next two, and
+    // now anyone else's, is closed at once, unread.
+    assert_eq!(
+        get_from(&server, ip("127.0.0.1"), "/api/health").await,
+        None
+    );
+    drop(held);
+    // As they leave, others are served again.
+    assert!(
+        wait_until(|| async {
+            get_from(&server, ip("127.0.0.1"), "/api/health")
+                .await
+                .is_some()
+        })
+        .await
+    );
+    let s = stats(&server).await;
+    let a = &s["admission"];
+    // Hosts 2 and 3 were refused their 10 more each for their share; once host 4 had its
+    // share the total was reached: its 10 more, the next two hosts' 40, and our request.
+    assert_eq!(a["refused_http_per_ip"], 20, "{s}");
+    assert_eq!(a["refused_http_total"], 51, "{s}");
+    let _member = join(&server, "after", "Alice").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_sent_a_byte_at_a_time_is_cut_off_and_so_is_an_idle_kept_alive_connection() {
+    let server = server_with(config_with(|c| {
+        c.protection.http_header_timeout = Duration::from_millis(500);
+    }))
+    .await;
+    let mut slow = connect_from(ip("127.0.0.2"), server.http_addr())
+        .await
+        .unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let mut cut_off = false;
+    for _ in 0..200 {
+        // A header line, a byte at a time, that never ends.
+        if slow.write_all(b"X").await.is_err() {
+            cut_off = true;
+            break;
+        }
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => {
+                cut_off = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(cut_off, "the trickled request was never cut off");
+
+    // A connection that got its answer and then sends nothing is closed too.
+    let mut kept = connect_from(ip("127.0.0.3"), server.http_addr())
+        .await
+        .unwrap();
+    kept.write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(WAIT, kept.read_to_end(&mut answer)).await;
+    assert!(matches!(read, Ok(Ok(_))), "the connection was not closed");
+    assert!(answer.starts_with(b"HTTP/1.1 200"));
+
+    let timeouts = stats(&server).await["admission"]["header_timeouts"].as_u64();
+    assert!(timeouts >= Some(2), "{timeouts:?}");
+    let _member = join(&server, "r", "Alice").await;
+    server.shutdown().await;
+}
