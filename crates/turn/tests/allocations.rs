@@ -121,3 +121,29 @@ fn refresh_with_lifetime_zero_frees_the_allocation() {
     let reply = c.request(request(REFRESH, Some(&creds), |_, _| {}));
     assert_eq!(code_of(&reply), 437);
 }
+
+#[test]
+fn hosts_that_allocate_in_a_loop_get_only_their_share_and_a_user_still_gets_one() {
+    let s = setup(|c| {
+        c.max_allocations = 30;
+        c.max_allocations_per_ip = 2;
+    });
+    let server = s.turn.local_addrs().udp.unwrap();
+    let mut granted = Vec::new();
+    let mut quota = 0;
+    for host in 10..20 {
+        for _ in 0..5 {
+            let mut c = Client::udp(&format!("127.0.0.{host}"), server);
+            let nonce = challenge(&c.request(request(ALLOCATE, None, udp_transport)));
+            let reply = c.request(request(ALLOCATE, Some(&fresh_creds(&nonce)), udp_transport));
+            match code_of(&reply) {
+                0 => granted.push(c),
+                486 => quota += 1,
+                other => panic!("{other}"),
+            }
+        }
+    }
+    assert_eq!((granted.len(), quota), (20, 30));
+    Client::udp("127.0.0.1", server).allocate();
+    assert_eq!(s.turn.stats().allocations, 21);
+}
