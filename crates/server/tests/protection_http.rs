@@ -4,9 +4,12 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
@@ -119,12 +122,10 @@ async fn a_request_sent_a_byte_at_a_time_is_cut_off_and_so_is_an_idle_kept_alive
             break;
         }
         let mut buf = [0u8; 64];
-        match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut buf)).await {
-            Ok(Ok(0) | Err(_)) => {
-                cut_off = true;
-                break;
-            }
-            _ => {}
+        let read = tokio::time::timeout(Duration::from_millis(100), slow.read(&mut buf)).await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            cut_off = true;
+            break;
         }
     }
     assert!(cut_off, "the trickled request was never cut off");
@@ -144,5 +145,91 @@ async fn a_request_sent_a_byte_at_a_time_is_cut_off_and_so_is_an_idle_kept_alive
     let timeouts = stats(&server).await["admission"]["header_timeouts"].as_u64();
     assert!(timeouts >= Some(2), "{timeouts:?}");
     let _member = join(&server, "r", "Alice").await;
+    server.shutdown().await;
+}
+
+/// Accepts any certificate: the server's is self-signed, made at its start.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// GET `path` over HTTPS from 127.0.0.1: the status and body.
+async fn https_get(server: &free4chat::Server, path: &str) -> Option<(u16, String)> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let tcp = connect_from(ip("127.0.0.1"), server.http_addr())
+        .await
+        .ok()?;
+    let name = ServerName::try_from("localhost").ok()?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let mut tls = connector.connect(name, tcp).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = Vec::new();
+    // The server may end TLS without close_notify once it has answered.
+    let _ = tokio::time::timeout(WAIT, tls.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text.split_once("\r\n\r\n")?.1.to_owned()))
+}
+
+#[tokio::test]
+async fn over_https_a_handshake_never_begun_is_cut_off_and_requests_are_answered() {
+    let server = server_with(config_with(|c| {
+        c.tls.tls_self_signed = true;
+        c.protection.http_header_timeout = Duration::from_millis(500);
+    }))
+    .await;
+    let mut silent = connect_from(ip("127.0.0.2"), server.http_addr())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(WAIT, silent.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
+    let (status, body) = https_get(&server, "/api/stats").await.expect("an answer");
+    assert_eq!(status, 200);
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stats["admission"]["header_timeouts"], 1, "{stats}");
     server.shutdown().await;
 }
