@@ -121,7 +121,6 @@ pub async fn run(
 
     let mut session = Session {
         rooms,
-        host: client.host.clone(),
         client,
         own_tx,
         room_tx: Some(room_tx),
@@ -282,8 +281,6 @@ enum Flow {
 struct Session {
     rooms: Arc<dyn RoomDirectory>,
     client: Client,
-    /// The host of the request's `Host` header, checked.
-    host: Option<String>,
     own_tx: mpsc::Sender<Outgoing>,
     /// Handed to the room on join.
     room_tx: Option<mpsc::Sender<Arc<ServerMsg>>>,
@@ -419,7 +416,7 @@ impl Session {
             name,
             muted,
             out: out.clone(),
-            host: self.host.clone(),
+            host: self.client.host.clone(),
         };
         match self.rooms.join(request).await {
             Ok(m) => {
