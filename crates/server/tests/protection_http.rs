@@ -233,3 +233,26 @@ async fn over_https_a_handshake_never_begun_is_cut_off_and_requests_are_answered
     assert_eq!(stats["admission"]["header_timeouts"], 1, "{stats}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_that_asks_and_never_reads_is_cut_off_by_the_idle_timeout() {
+    let server = server_with(config_with(|c| {
+        c.protection.http_header_timeout = Duration::from_secs(60);
+        c.protection.http_idle_timeout = Duration::from_millis(500);
+    }))
+    .await;
+    // A small receive window, and requests pipelined by the thousand, never reading an
+    // answer: the server's writes stall, and nothing moves on the connection.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut greedy = socket.connect(server.http_addr()).await.unwrap();
+    let request = b"GET /api/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(2000);
+    // The server stops reading too once its answers back up; what it never takes stays here.
+    let _ = tokio::time::timeout(WAIT, greedy.write_all(&request)).await;
+    let cut_off = || async { stats(&server).await["admission"]["idle_timeouts"] == 1 };
+    assert!(wait_until(cut_off).await, "{}", stats(&server).await);
+    let _member = join(&server, "r", "Alice").await;
+    drop(greedy);
+    server.shutdown().await;
+}
