@@ -116,8 +116,9 @@ impl Server {
             Some((handle, secret)) => {
                 let a = handle.local_addrs();
                 info!(udp = ?a.udp, tcp = ?a.tcp, tls = ?a.tls, "TURN server listening");
-                let ice = IceServers::new(config, Some((&secret, a)));
-                (Some(Arc::new(handle)), ice)
+                let handle = Arc::new(handle);
+                let ice = IceServers::new(config, Some((&secret, a))).revoking_with(handle.clone());
+                (Some(handle), ice)
             }
             None => (None, IceServers::new(config, None)),
         };

@@ -33,7 +33,9 @@
 //!   fly and nonces are an issue time plus a MAC bound to the client IP, so unauthenticated
 //!   traffic creates nothing. Expired usernames and wrong passwords get 401, old or foreign
 //!   nonces 438. Credentials are checked on every request, so a Refresh after the username's
-//!   expiry fails and the allocation then lapses.
+//!   expiry fails and the allocation then lapses. Credentials can be revoked before their
+//!   expiry ([`TurnHandle::revoke`]: free4chat does so when their member leaves): their
+//!   allocations are freed, and they get 401 from then on.
 //! - **Everything outsiders can grow is bounded**: allocations per client address and in
 //!   total (486 Allocation Quota Reached / 508 Insufficient Capacity), TCP/TLS connections
 //!   per client address and in total (closed at once), where an address is an IPv4 address
@@ -62,6 +64,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
+
+/// Revocations waiting for the server's task.
+const REVOKE_QUEUE: usize = 4096;
 
 pub use auth::credentials;
 pub use engine::Stats;
@@ -226,6 +231,7 @@ impl Turn {
         let stats = Arc::new(Mutex::new(Stats::default()));
         let shell_stats = stats.clone();
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
+        let (revoke_tx, revoke_rx) = tokio::sync::mpsc::channel(REVOKE_QUEUE);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("turn".into())
@@ -241,8 +247,15 @@ impl Turn {
                     }
                 };
                 rt.block_on(async move {
-                    let shell =
-                        Shell::new(engine, bound, relay_bind, media, auth_timeout, shell_stats);
+                    let shell = Shell::new(
+                        engine,
+                        bound,
+                        relay_bind,
+                        media,
+                        auth_timeout,
+                        shell_stats,
+                        revoke_rx,
+                    );
                     match shell {
                         Ok(shell) => {
                             let _ = ready_tx.send(Ok(()));
@@ -258,6 +271,7 @@ impl Turn {
             Ok(Ok(())) => Ok(TurnHandle {
                 addrs,
                 stats,
+                revoke: revoke_tx,
                 shutdown: Some(shutdown_tx),
                 thread: Some(thread),
             }),
@@ -278,6 +292,7 @@ impl Turn {
 pub struct TurnHandle {
     addrs: LocalAddrs,
     stats: Arc<Mutex<Stats>>,
+    revoke: tokio::sync::mpsc::Sender<(String, u64)>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -291,6 +306,17 @@ impl TurnHandle {
     /// Allocations and connections held now, and what was refused so far.
     pub fn stats(&self) -> Stats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Revokes the credentials issued to `peer` (the name given to [`credentials`]; free4chat
+    /// gives a member's id), which are valid until `until` at most: their allocations are
+    /// freed and they are refused from now on. Returns false if the server is too busy to take
+    /// it now (the credentials then stay valid until they expire).
+    pub fn revoke(&self, peer: &str, until: SystemTime) -> bool {
+        let until = until
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.revoke.try_send((peer.to_owned(), until)).is_ok()
     }
 
     /// Closes every listener, connection and relay socket, frees every allocation, and waits

@@ -546,6 +546,7 @@ impl Room {
             return;
         };
         self.local.members.fetch_sub(1, Ordering::SeqCst);
+        self.local.member_left(member);
         self.link.remove(member);
         self.drive_link().await;
         for track in state.tracks {

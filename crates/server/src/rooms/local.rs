@@ -107,6 +107,13 @@ pub(super) struct Local {
     node: Option<String>,
 }
 
+impl Local {
+    /// A member has left a room here: what was issued to it for the room dies with it.
+    pub(super) fn member_left(&self, member: MemberId) {
+        self.ice.member_left(member);
+    }
+}
+
 /// This node's rooms.
 #[derive(Clone)]
 pub struct LocalDirectory {

@@ -43,6 +43,9 @@ use {
 
 /// How often expiries are checked.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+/// The most revoked credentials remembered at once; past it, the oldest revocations are
+/// forgotten first (their credentials then work again until they expire).
+const MAX_REVOKED: usize = 100_000;
 
 /// Attributes this server understands in requests; any other comprehension-required attribute
 /// gets 420 Unknown Attribute. DONT-FRAGMENT is accepted and ignored.
@@ -75,6 +78,11 @@ pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
             }
         },
     }
+}
+
+/// The part of a username after its expiry: whom the credentials were issued to.
+fn peer_of(username: &str) -> Option<&str> {
+    username.split_once(':').map(|(_, peer)| peer)
 }
 
 /// How a client reaches the server.
@@ -140,6 +148,8 @@ pub struct Stats {
     pub refused_quota: u64,
     /// Messages dropped or answered 400 because they were malformed.
     pub malformed: u64,
+    /// Credentials revoked because their member left (their allocations go with them).
+    pub revoked: u64,
 }
 
 /// What the core is configured with.
@@ -176,6 +186,9 @@ pub(crate) struct Engine {
     streams: HashMap<FiveTuple, Instant>,
     /// Open TCP/TLS connections by client address ([`client_key`]).
     streams_per_ip: HashMap<IpAddr, usize>,
+    /// Revoked credentials, by the part of the username after its expiry (the member), with
+    /// the Unix time after which they would have expired anyway.
+    revoked: HashMap<String, u64>,
     next_relay: u64,
     next_sweep: Instant,
     out: VecDeque<Output>,
@@ -207,6 +220,7 @@ impl Engine {
             per_ip: HashMap::new(),
             streams: HashMap::new(),
             streams_per_ip: HashMap::new(),
+            revoked: HashMap::new(),
             next_relay: 0,
             next_sweep: now + SWEEP_INTERVAL,
             out: VecDeque::new(),
@@ -278,6 +292,46 @@ impl Engine {
             self.forget_stream(tuple);
             self.out.push_back(Output::CloseStream { tuple });
         }
+    }
+
+    /// Revokes the credentials of `peer` (the part of usernames after the expiry: the member
+    /// id), valid at most `until` (Unix seconds): its allocations are freed, and its
+    /// credentials are refused from now on.
+    pub(crate) fn revoke(&mut self, peer: &str, until: u64, now: Instant) {
+        let unix = self.unix(now);
+        if self.revoked.len() >= MAX_REVOKED {
+            self.revoked.retain(|_, u| *u >= unix);
+        }
+        if self.revoked.len() >= MAX_REVOKED
+            && let Some(oldest) = self
+                .revoked
+                .iter()
+                .min_by_key(|(_, u)| **u)
+                .map(|(p, _)| p.clone())
+        {
+            self.revoked.remove(&oldest);
+        }
+        if until >= unix {
+            self.revoked.insert(peer.to_owned(), until);
+        }
+        self.stats.revoked += 1;
+        let doomed: Vec<FiveTuple> = self
+            .allocations
+            .iter()
+            .filter(|(_, a)| peer_of(&a.username) == Some(peer))
+            .map(|(t, _)| *t)
+            .collect();
+        for tuple in doomed {
+            self.remove_allocation(tuple);
+        }
+    }
+
+    /// Whether `username`'s credentials were revoked.
+    fn is_revoked(&self, username: &str, now: Instant) -> bool {
+        let unix = self.unix(now);
+        peer_of(username)
+            .and_then(|p| self.revoked.get(p))
+            .is_some_and(|u| *u >= unix)
     }
 
     /// A TCP or TLS connection was accepted. `false` (close it) when at the limit, in total
