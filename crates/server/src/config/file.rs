@@ -14,6 +14,7 @@ use clap::Args;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
 
+use super::protection::ProtectionSettings;
 use super::sections::{
     ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
     TlsSettings, TurnSettings,
@@ -32,17 +33,19 @@ enum Section {
     Media,
     Limits,
     Connections,
+    Protection,
     Tls,
     Turn,
     Cluster,
 }
 
 impl Section {
-    const ALL: [Section; 7] = [
+    const ALL: [Section; 8] = [
         Section::General,
         Section::Media,
         Section::Limits,
         Section::Connections,
+        Section::Protection,
         Section::Tls,
         Section::Turn,
         Section::Cluster,
@@ -61,6 +64,7 @@ impl Section {
             Section::Media => ids::<MediaSettings>(),
             Section::Limits => ids::<LimitSettings>(),
             Section::Connections => ids::<ConnectionSettings>(),
+            Section::Protection => ids::<ProtectionSettings>(),
             Section::Tls => ids::<TlsSettings>(),
             Section::Turn => ids::<TurnSettings>(),
             Section::Cluster => ids::<ClusterSettings>(),
@@ -78,6 +82,7 @@ impl Section {
             Section::Media => MediaSettings::deserialize(entry).map(drop),
             Section::Limits => LimitSettings::deserialize(entry).map(drop),
             Section::Connections => ConnectionSettings::deserialize(entry).map(drop),
+            Section::Protection => ProtectionSettings::deserialize(entry).map(drop),
             Section::Tls => TlsSettings::deserialize(entry).map(drop),
             Section::Turn => TurnSettings::deserialize(entry).map(drop),
             Section::Cluster => ClusterSettings::deserialize(entry).map(drop),
