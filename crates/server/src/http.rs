@@ -1,19 +1,23 @@
 //! HTTP routes: the web client, the health check, and the signalling WebSocket.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::http::header::{CONTENT_TYPE, HOST};
+use axum::http::header::{CONTENT_TYPE, HOST, ORIGIN};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use free4chat_signal::{ErrorCode, ServerMsg};
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::admission::{Admission, AdmissionStats};
 use crate::config::Config;
 use crate::metrics::{self, Metrics, Process, Snapshot};
+use crate::origin::OriginPolicy;
 use crate::rooms::{Counts, MediaWorkers, RoomDirectory};
 use crate::session::Connections;
 use crate::{session, web};
@@ -37,6 +41,10 @@ pub struct AppState {
     /// The integrated TURN server, for its figures.
     pub turn: Option<Arc<free4chat_turn::TurnHandle>>,
     pub metrics: Arc<Metrics>,
+    /// Connections and joins by client address.
+    pub admission: Arc<Admission>,
+    /// The pages that may open the signalling WebSocket.
+    pub origins: Arc<OriginPolicy>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -92,6 +100,10 @@ struct NodeStats {
     counts: Counts,
     media: free4chat_media::WorkerStats,
     turn: Option<free4chat_turn::Stats>,
+    /// HTTP connections, and what was refused by client address.
+    admission: AdmissionStats,
+    /// Log lines held back by the log rate limit.
+    log_suppressed: u64,
 }
 
 async fn stats(State(state): State<AppState>) -> Response {
@@ -99,6 +111,8 @@ async fn stats(State(state): State<AppState>) -> Response {
         counts: state.rooms.counts(),
         media: state.media.stats().await,
         turn: state.turn.as_ref().map(|t| t.stats()),
+        admission: state.admission.stats(),
+        log_suppressed: crate::log_limit::suppressed(),
     };
     axum::Json(stats).into_response()
 }
@@ -131,6 +145,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 async fn ws(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -139,20 +154,46 @@ async fn ws(
         .get(HOST)
         .and_then(|h| h.to_str().ok())
         .and_then(crate::ice::host_from_header);
-    upgrade
+    // A refusal is said over the WebSocket itself, where a browser's page can read its code
+    // (a refused handshake shows it nothing); the connection then closes.
+    let origin = headers.get(ORIGIN).map(|o| o.to_str().unwrap_or("null"));
+    let admitted = if state.origins.allows(origin, host.as_deref()) {
+        state.admission.ws(peer.ip()).ok_or_else(|| {
+            ServerMsg::error(
+                ErrorCode::TooManyConnections,
+                "too many connections from your address",
+            )
+        })
+    } else {
+        state.admission.count_origin_refused();
+        Err(ServerMsg::error(
+            ErrorCode::OriginNotAllowed,
+            "this server does not accept pages of that origin",
+        ))
+    };
+    let upgrade = upgrade
         .read_buffer_size(WS_BUFFER)
         .write_buffer_size(WS_BUFFER)
         .max_message_size(WS_FRAME_LIMIT)
-        .max_frame_size(WS_FRAME_LIMIT)
-        .on_upgrade(move |socket| {
+        .max_frame_size(WS_FRAME_LIMIT);
+    match admitted {
+        Ok(permit) => upgrade.on_upgrade(move |socket| {
+            let client = session::Client {
+                host,
+                ip: peer.ip(),
+                admission: state.admission,
+                _permit: permit,
+            };
             session::run(
                 socket,
-                host,
+                client,
                 state.config,
                 state.rooms,
                 state.connections,
                 state.metrics,
                 state.shutdown,
             )
-        })
+        }),
+        Err(refusal) => upgrade.on_upgrade(move |socket| session::refuse(socket, refusal)),
+    }
 }

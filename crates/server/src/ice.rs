@@ -5,10 +5,12 @@
 //! so a TURN server that knows the secret checks them without being told of each member.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use free4chat_signal::{IceServer, MemberId};
-use free4chat_turn::LocalAddrs;
+use free4chat_turn::{LocalAddrs, TurnHandle};
+use tracing::debug;
 
 use crate::config::Config;
 
@@ -28,6 +30,9 @@ struct Integrated {
     host: Option<String>,
     /// Where it listens: one URL per listener.
     listeners: LocalAddrs,
+    /// The running server, told when a member leaves so that its credentials die with its
+    /// membership.
+    server: Option<Arc<TurnHandle>>,
 }
 
 impl IceServers {
@@ -42,6 +47,7 @@ impl IceServers {
                 .clone()
                 .or_else(|| config.media.public_ip.first().map(|ip| host_literal(*ip))),
             listeners,
+            server: None,
         });
         IceServers {
             integrated,
@@ -52,6 +58,24 @@ impl IceServers {
                 .as_ref()
                 .map(|s| s.as_bytes().to_vec()),
             ttl: config.turn.turn_ttl,
+        }
+    }
+
+    /// Revokes each member's integrated TURN credentials, through `server`, when it leaves.
+    pub fn revoking_with(mut self, server: Arc<TurnHandle>) -> IceServers {
+        if let Some(i) = &mut self.integrated {
+            i.server = Some(server);
+        }
+        self
+    }
+
+    /// A member has left: its credentials for the integrated TURN server stop working, and
+    /// its allocations there are freed. (An external TURN server cannot be told.)
+    pub fn member_left(&self, member: MemberId) {
+        if let Some(server) = self.integrated.as_ref().and_then(|i| i.server.as_ref())
+            && !server.revoke(&member.to_string(), SystemTime::now() + self.ttl)
+        {
+            debug!(%member, "TURN server busy: credentials left to expire");
         }
     }
 

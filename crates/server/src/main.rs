@@ -3,7 +3,12 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 use free4chat::Server;
 use free4chat::config::Config;
+use free4chat::log_limit::{self, LogLimit};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::FilterExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 fn main() -> ExitCode {
     free4chat::memory::tune_allocator();
@@ -17,9 +22,13 @@ fn main() -> ExitCode {
         }
     };
     let filter = EnvFilter::try_new(&config.general.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let limit = LogLimit::new(config.protection.log_burst, config.protection.log_rate);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter.and(limit)),
+        )
         .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -41,6 +50,7 @@ fn main() -> ExitCode {
             }
         };
         println!("free4chat listening on {}", server.url());
+        tokio::spawn(log_limit::report());
         wait_for_signal().await;
         server.shutdown().await;
         ExitCode::SUCCESS

@@ -20,6 +20,14 @@ impl TokenBucket {
         }
     }
 
+    /// Whether the bucket has refilled completely by `now`: forgetting it then loses nothing.
+    pub fn full(&self, now: Instant) -> bool {
+        let elapsed = self.last.map_or(f64::INFINITY, |l| {
+            now.saturating_duration_since(l).as_secs_f64()
+        });
+        self.tokens + elapsed * self.per_second >= self.capacity
+    }
+
     /// Takes one token if there is one.
     pub fn take(&mut self, now: Instant) -> bool {
         if let Some(last) = self.last {

@@ -14,10 +14,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::admission::Admission;
 use crate::cluster::{self, ClusterDirectory};
 use crate::config::Config;
 use crate::http::{AppState, router};
 use crate::ice::IceServers;
+use crate::listen::Listening;
+use crate::origin::OriginPolicy;
 use crate::rooms::{Counts, Limits, LocalDirectory, MediaWorkers, RoomDirectory, RoomObserver};
 use crate::session::Connections;
 use crate::tls::Tls;
@@ -48,6 +51,7 @@ impl Server {
         config
             .check()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        crate::fds::raise_and_check(config);
         let mut workers = Vec::new();
         let mut media_addrs = Vec::new();
         let dtls_cert = free4chat_sfu::dtls_certificate()
@@ -92,6 +96,7 @@ impl Server {
             max_rooms: config.limits.max_rooms,
             max_room_members: config.limits.max_room_members,
             max_members: config.limits.max_peers,
+            media_deadline: Some(config.protection.media_deadline).filter(|d| !d.is_zero()),
         };
         let source = config
             .tls
@@ -112,8 +117,9 @@ impl Server {
             Some((handle, secret)) => {
                 let a = handle.local_addrs();
                 info!(udp = ?a.udp, tcp = ?a.tcp, tls = ?a.tls, "TURN server listening");
-                let ice = IceServers::new(config, Some((&secret, a)));
-                (Some(Arc::new(handle)), ice)
+                let handle = Arc::new(handle);
+                let ice = IceServers::new(config, Some((&secret, a))).revoking_with(handle.clone());
+                (Some(handle), ice)
             }
             None => (None, IceServers::new(config, None)),
         };
@@ -161,7 +167,10 @@ impl Server {
         };
         let connections = Arc::new(Connections::default());
         let metrics = Arc::new(Metrics::new(rooms.cluster().map(|c| c.node)));
+        let admission = Admission::new(&config.protection);
         let app = router(AppState {
+            admission: admission.clone(),
+            origins: Arc::new(OriginPolicy::new(config)),
             config: Arc::new(config.clone()),
             rooms: rooms.clone(),
             media: media.clone(),
@@ -170,33 +179,18 @@ impl Server {
             metrics,
             shutdown: shutdown_rx.clone(),
         });
-        let mut stop = shutdown_rx;
         let https = tls.is_some();
-        let http = match &tls {
-            Some(tls) => {
-                let handle = axum_server::Handle::new();
-                let server = axum_server::tls_rustls::from_tcp_rustls(
-                    listener,
-                    axum_server::tls_rustls::RustlsConfig::from_config(tls.http.clone()),
-                )?
-                .handle(handle.clone());
-                tokio::spawn(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                    handle.graceful_shutdown(Some(Duration::from_secs(3)));
-                });
-                tokio::spawn(async move { server.serve(app.into_make_service()).await })
-            }
-            None => {
-                let listener = tokio::net::TcpListener::from_std(listener)?;
-                tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(async move {
-                            let _ = stop.wait_for(|s| *s).await;
-                        })
-                        .await
-                })
-            }
+        let serving = Listening {
+            app,
+            tls: tls
+                .as_ref()
+                .map(|t| tokio_rustls::TlsAcceptor::from(t.http.clone())),
+            admission: admission.clone(),
+            header_timeout: config.protection.http_header_timeout,
+            idle_timeout: config.protection.http_idle_timeout,
         };
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let http = tokio::spawn(crate::listen::serve(listener, serving, shutdown_rx));
         let scheme = if https { "https" } else { "http" };
         info!(%http_addr, ?media_addrs, "free4chat listening on {scheme}://{http_addr}");
         Ok(Server {
@@ -346,6 +340,8 @@ fn start_turn(
     };
     settings.max_allocations = config.turn.turn_max_allocations;
     settings.max_allocations_per_ip = config.turn.turn_max_allocations_per_ip;
+    settings.max_connections = config.turn.turn_max_connections;
+    settings.max_connections_per_ip = config.turn.turn_max_connections_per_ip;
     let handle = Turn::start(settings)?;
     Ok(Some((handle, secret)))
 }

@@ -1,6 +1,7 @@
 //! One WebSocket connection: reads and checks every frame, enforces the rate limit, passes
 //! in-room messages to the member's room, and writes what the room sends back.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
+use crate::admission::{Admission, WsPermit};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::rate::TokenBucket;
@@ -63,14 +65,48 @@ impl Drop for OpenConnection {
     }
 }
 
+/// How long a refused WebSocket waits for its error to go out and the client's close.
+const REFUSAL_LINGER: Duration = Duration::from_secs(2);
+
 enum Outgoing {
     Msg(Arc<ServerMsg>),
     Ping,
 }
 
+/// Who is at the other end of a signalling WebSocket.
+pub struct Client {
+    /// The host of the request's `Host` header, checked.
+    pub host: Option<String>,
+    pub ip: IpAddr,
+    pub admission: Arc<Admission>,
+    /// The connection's place among its address's WebSockets, held while it lives.
+    pub _permit: WsPermit,
+}
+
+/// Says why a WebSocket is refused, and closes it.
+pub async fn refuse(socket: WebSocket, refusal: ServerMsg) {
+    let (mut sink, mut stream) = socket.split();
+    let send = async {
+        let _ = sink
+            .send(Message::Text(Utf8Bytes::from(refusal.to_json())))
+            .await;
+        let _ = sink.send(Message::Close(None)).await;
+    };
+    // The client's close is read (briefly) so the error is not lost to a reset.
+    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+        send.await;
+        while let Some(Ok(frame)) = stream.next().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 pub async fn run(
     socket: WebSocket,
-    host: Option<String>,
+    client: Client,
     config: Arc<Config>,
     rooms: Arc<dyn RoomDirectory>,
     connections: Arc<Connections>,
@@ -88,7 +124,7 @@ pub async fn run(
     let mut session = Session {
         rooms,
         metrics: metrics.clone(),
-        host,
+        client,
         own_tx,
         room_tx: Some(room_tx),
         membership: None,
@@ -256,8 +292,7 @@ enum Flow {
 struct Session {
     rooms: Arc<dyn RoomDirectory>,
     metrics: Arc<Metrics>,
-    /// The host of the request's `Host` header, checked.
-    host: Option<String>,
+    client: Client,
     own_tx: mpsc::Sender<Outgoing>,
     /// Handed to the room on join.
     room_tx: Option<mpsc::Sender<Arc<ServerMsg>>>,
@@ -382,6 +417,12 @@ impl Session {
             Ok(n) => n,
             Err(e) => return self.refuse(e.code, e.message),
         };
+        if !self.client.admission.join(self.client.ip) {
+            return self.refuse(
+                ErrorCode::TooManyJoins,
+                "too many joins from your address; try again in a moment",
+            );
+        }
         let Some(out) = self.room_tx.take() else {
             return Flow::Close;
         };
@@ -390,7 +431,7 @@ impl Session {
             name,
             muted,
             out: out.clone(),
-            host: self.host.clone(),
+            host: self.client.host.clone(),
         };
         let asked = Instant::now();
         let joined = self.rooms.join(request).await;

@@ -220,3 +220,53 @@ fn the_server_runs_without_the_allocators_thread_caches_unless_told_otherwise() 
     assert!(!started_again(&env));
     assert_eq!(tunables(&env), "glibc.malloc.tcache_count=7");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_offers_in_a_loop_write_only_the_logs_burst_and_the_rest_is_counted() {
+    let log = std::env::temp_dir().join(format!("f4c-log-{}.txt", std::process::id()));
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--media-port", "0"])
+        .args(["--public-ip", "127.0.0.1", "--media-realtime-priority", "0"])
+        .args(["--log-burst", "3", "--log-rate", "0.001"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit("http://").next().unwrap().to_owned();
+    let url = format!("ws://{addr}/ws");
+    let mut ws = tokio_tungstenite::connect_async(url).await.unwrap().0;
+    ws_join(&mut ws, "noisy", "Mallory").await;
+    // An m-line without a=mid: the media library warns of it, once per offer.
+    let sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+               m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=sendrecv\r\n\
+               a=rtpmap:111 opus/48000/2\r\n";
+    let offer = serde_json::json!({"type": "offer", "sdp": sdp}).to_string();
+    for _ in 0..30 {
+        common::send_text(&mut ws, &offer).await;
+        let refused = next_matching(&mut ws, |m| matches!(m, ServerMsg::Error { .. })).await;
+        assert!(
+            matches!(
+                refused,
+                Some(ServerMsg::Error {
+                    code: common::ErrorCode::InvalidSdp,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+    let stats = http_get(&addr, "/api/stats");
+    let json: serde_json::Value =
+        serde_json::from_str(stats.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let written = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let warned = written.matches("missing a=mid").count();
+    assert_eq!(warned, 3, "{written}");
+    assert!(json["log_suppressed"].as_u64() >= Some(27), "{json}");
+}

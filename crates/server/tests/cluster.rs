@@ -215,10 +215,10 @@ async fn members_reaching_two_nodes_share_one_room_and_hear_each_other() {
     assert!(hears(&ann, &ben, 20).await, "Ann hears Ben");
     assert!(hears(&ben, &ann, 20).await, "Ben hears Ann");
 
-    // Both nodes see the whole cluster.
+    // Both nodes see the whole cluster (each reads the others' heartbeats every 500 ms).
     for s in [&a, &b] {
-        let h = health(s).await;
-        assert_eq!(h["cluster"]["nodes"], 2, "{h}");
+        let both_seen = || async { health(s).await["cluster"]["nodes"] == 2 };
+        assert!(wait_until(both_seen).await, "{}", health(s).await);
         let rooms = get_json(s, "/api/rooms").await;
         let list = rooms["rooms"].as_array().unwrap();
         assert_eq!(list.len(), 1, "{rooms}");

@@ -45,9 +45,19 @@ const JOIN_REFUSALS = new Set([
   'unsupported_version',
   'shutting_down',
   'cluster_unavailable',
+  'too_many_joins',
+  'too_many_connections',
+  'origin_not_allowed',
 ]);
 // Of those, the ones that may pass: while reconnecting, we keep trying.
-const TRANSIENT_REFUSALS = new Set(['room_full', 'server_full', 'shutting_down', 'cluster_unavailable']);
+const TRANSIENT_REFUSALS = new Set([
+  'room_full',
+  'server_full',
+  'shutting_down',
+  'cluster_unavailable',
+  'too_many_joins',
+  'too_many_connections',
+]);
 // `bye` reasons after which we reconnect on our own.
 const RECONNECT_BYES = new Set(['server_shutdown', 'media_failed']);
 const KNOWN_BYES = new Set([
@@ -67,6 +77,9 @@ const EXPLAINED = new Set([
   'unsupported_version',
   'shutting_down',
   'cluster_unavailable',
+  'too_many_joins',
+  'too_many_connections',
+  'origin_not_allowed',
   'invalid_nickname',
   'rate_limited',
   'chat_too_long',

@@ -336,6 +336,14 @@ pub enum ErrorCode {
     /// In a cluster: what was asked needs the cluster's shared state (Redis) or another node,
     /// and neither can be reached now; try again in a moment.
     ClusterUnavailable,
+    /// The page that opened the WebSocket is of an origin the server does not accept; the
+    /// connection closes.
+    OriginNotAllowed,
+    /// The client's address (IPv4 address or IPv6 /64) has as many WebSockets open as it may;
+    /// the connection closes.
+    TooManyConnections,
+    /// The client's address has joined too often of late; try again in a moment.
+    TooManyJoins,
 }
 
 impl ClientMsg {

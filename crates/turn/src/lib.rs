@@ -33,9 +33,13 @@
 //!   fly and nonces are an issue time plus a MAC bound to the client IP, so unauthenticated
 //!   traffic creates nothing. Expired usernames and wrong passwords get 401, old or foreign
 //!   nonces 438. Credentials are checked on every request, so a Refresh after the username's
-//!   expiry fails and the allocation then lapses.
-//! - **Everything outsiders can grow is bounded**: allocations per client IP and in total
-//!   (486 Allocation Quota Reached / 508 Insufficient Capacity), TCP/TLS connections in total,
+//!   expiry fails and the allocation then lapses. Credentials can be revoked before their
+//!   expiry ([`TurnHandle::revoke`]: free4chat does so when their member leaves): their
+//!   allocations are freed, and they get 401 from then on.
+//! - **Everything outsiders can grow is bounded**: allocations per client address and in
+//!   total (486 Allocation Quota Reached / 508 Insufficient Capacity), TCP/TLS connections
+//!   per client address and in total (closed at once), where an address is an IPv4 address
+//!   or an IPv6 /64,
 //!   frames on a stream (8 KiB), every queue. A TCP/TLS connection
 //!   without an allocation after [`TurnConfig::auth_timeout`] is closed, as is one that sends
 //!   bytes that are not TURN; closing a connection deletes its allocation.
@@ -60,6 +64,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
+
+/// Revocations waiting for the server's task.
+const REVOKE_QUEUE: usize = 4096;
 
 pub use auth::credentials;
 pub use engine::Stats;
@@ -95,10 +102,13 @@ pub struct TurnConfig {
     pub peers: Vec<(SocketAddr, SocketAddr)>,
     /// Allocations held at once, in total.
     pub max_allocations: usize,
-    /// Allocations held at once from one client IP.
+    /// Allocations held at once from one client address (an IPv4 address or an IPv6 /64).
     pub max_allocations_per_ip: usize,
     /// TCP and TLS connections open at once, in total.
     pub max_connections: usize,
+    /// TCP and TLS connections open at once from one client address (an IPv4 address or an
+    /// IPv6 /64).
+    pub max_connections_per_ip: usize,
     /// How long a TCP/TLS connection may stay open without an allocation.
     pub auth_timeout: Duration,
 }
@@ -106,7 +116,7 @@ pub struct TurnConfig {
 impl TurnConfig {
     /// A configuration with no listener, no peer, relay sockets bound to and advertised on
     /// `relay_ip`, and default limits: 2000 allocations, 8 per client IP, 1000 connections,
-    /// 5 s to authenticate.
+    /// 32 per client IP, 5 s to authenticate.
     pub fn new(realm: impl Into<String>, secret: impl Into<Vec<u8>>, relay_ip: IpAddr) -> Self {
         Self {
             udp: None,
@@ -120,6 +130,7 @@ impl TurnConfig {
             max_allocations: 2000,
             max_allocations_per_ip: 8,
             max_connections: 1000,
+            max_connections_per_ip: 32,
             auth_timeout: Duration::from_secs(5),
         }
     }
@@ -159,6 +170,7 @@ impl std::fmt::Debug for TurnConfig {
             .field("max_allocations", &self.max_allocations)
             .field("max_allocations_per_ip", &self.max_allocations_per_ip)
             .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("auth_timeout", &self.auth_timeout)
             .finish()
     }
@@ -206,6 +218,7 @@ impl Turn {
                 max_allocations: config.max_allocations,
                 max_allocations_per_ip: config.max_allocations_per_ip,
                 max_connections: config.max_connections,
+                max_connections_per_ip: config.max_connections_per_ip,
                 auth_timeout: config.auth_timeout,
             },
             Instant::now(),
@@ -218,6 +231,7 @@ impl Turn {
         let stats = Arc::new(Mutex::new(Stats::default()));
         let shell_stats = stats.clone();
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
+        let (revoke_tx, revoke_rx) = tokio::sync::mpsc::channel(REVOKE_QUEUE);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("turn".into())
@@ -233,8 +247,15 @@ impl Turn {
                     }
                 };
                 rt.block_on(async move {
-                    let shell =
-                        Shell::new(engine, bound, relay_bind, media, auth_timeout, shell_stats);
+                    let shell = Shell::new(
+                        engine,
+                        bound,
+                        relay_bind,
+                        media,
+                        auth_timeout,
+                        shell_stats,
+                        revoke_rx,
+                    );
                     match shell {
                         Ok(shell) => {
                             let _ = ready_tx.send(Ok(()));
@@ -250,6 +271,7 @@ impl Turn {
             Ok(Ok(())) => Ok(TurnHandle {
                 addrs,
                 stats,
+                revoke: revoke_tx,
                 shutdown: Some(shutdown_tx),
                 thread: Some(thread),
             }),
@@ -270,6 +292,7 @@ impl Turn {
 pub struct TurnHandle {
     addrs: LocalAddrs,
     stats: Arc<Mutex<Stats>>,
+    revoke: tokio::sync::mpsc::Sender<(String, u64)>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -283,6 +306,17 @@ impl TurnHandle {
     /// Allocations and connections held now, and what was refused so far.
     pub fn stats(&self) -> Stats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Revokes the credentials issued to `peer` (the name given to [`credentials`]; free4chat
+    /// gives a member's id), which are valid until `until` at most: their allocations are
+    /// freed and they are refused from now on. Returns false if the server is too busy to take
+    /// it now (the credentials then stay valid until they expire).
+    pub fn revoke(&self, peer: &str, until: SystemTime) -> bool {
+        let until = until
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.revoke.try_send((peer.to_owned(), until)).is_ok()
     }
 
     /// Closes every listener, connection and relay socket, frees every allocation, and waits

@@ -79,6 +79,8 @@ pub(crate) struct Shell {
     auth_timeout: Duration,
     inbound_tx: mpsc::Sender<Inbound>,
     inbound_rx: mpsc::Receiver<Inbound>,
+    /// Credentials to revoke: the peer, and until when (Unix seconds).
+    revoke_rx: mpsc::Receiver<(String, u64)>,
     /// Datagrams from foreign senders dropped by relay sockets.
     foreign: Arc<AtomicU64>,
     stats: Arc<Mutex<Stats>>,
@@ -99,6 +101,7 @@ impl Shell {
         media: HashSet<SocketAddr>,
         auth_timeout: Duration,
         stats: Arc<Mutex<Stats>>,
+        revoke_rx: mpsc::Receiver<(String, u64)>,
     ) -> io::Result<Self> {
         let udp = match bound.udp {
             Some(s) => {
@@ -131,6 +134,7 @@ impl Shell {
             auth_timeout,
             inbound_tx,
             inbound_rx,
+            revoke_rx,
             foreign: Arc::new(AtomicU64::new(0)),
             stats,
         })
@@ -153,6 +157,9 @@ impl Shell {
                     }
                 }
                 Some(msg) = self.inbound_rx.recv() => self.inbound(msg),
+                Some((peer, until)) = self.revoke_rx.recv() => {
+                    self.engine.revoke(&peer, until, Instant::now());
+                }
                 r = accept(tcp.as_ref().map(|(l, _)| l)) => {
                     if let (Ok((stream, client)), Some((_, listener))) = (r, &tcp) {
                         let tuple = FiveTuple { transport: Transport::Tcp, client, listener: *listener };

@@ -121,3 +121,58 @@ fn refresh_with_lifetime_zero_frees_the_allocation() {
     let reply = c.request(request(REFRESH, Some(&creds), |_, _| {}));
     assert_eq!(code_of(&reply), 437);
 }
+
+#[test]
+fn hosts_that_allocate_in_a_loop_get_only_their_share_and_a_user_still_gets_one() {
+    let s = setup(|c| {
+        c.max_allocations = 30;
+        c.max_allocations_per_ip = 2;
+    });
+    let server = s.turn.local_addrs().udp.unwrap();
+    let mut granted = Vec::new();
+    let mut quota = 0;
+    for host in 10..20 {
+        for _ in 0..5 {
+            let mut c = Client::udp(&format!("127.0.0.{host}"), server);
+            let nonce = challenge(&c.request(request(ALLOCATE, None, udp_transport)));
+            let reply = c.request(request(ALLOCATE, Some(&fresh_creds(&nonce)), udp_transport));
+            match code_of(&reply) {
+                0 => granted.push(c),
+                486 => quota += 1,
+                other => panic!("{other}"),
+            }
+        }
+    }
+    assert_eq!((granted.len(), quota), (20, 30));
+    Client::udp("127.0.0.1", server).allocate();
+    assert_eq!(s.turn.stats().allocations, 21);
+}
+
+#[test]
+fn revoked_credentials_lose_their_allocations_and_are_refused() {
+    let s = setup(|_| {});
+    let server = s.turn.local_addrs().udp.unwrap();
+    let mut c = Client::udp("127.0.0.1", server);
+    c.allocate();
+    assert_eq!(s.turn.stats().allocations, 1);
+    // Another member's credentials are not touched.
+    let mut other = Client::udp("127.0.0.5", server);
+    let nonce = challenge(&other.request(request(ALLOCATE, None, udp_transport)));
+    let (user, pass) = credentials(
+        SECRET,
+        "peer-8",
+        Duration::from_secs(600),
+        SystemTime::now(),
+    );
+    let creds = Creds { user, pass, nonce };
+    let reply = other.request(request(ALLOCATE, Some(&creds), udp_transport));
+    assert_eq!(code_of(&reply), 0);
+
+    let until = SystemTime::now() + Duration::from_secs(600);
+    assert!(s.turn.revoke("peer-7", until));
+    assert_eq!(s.wait_stats(|st| st.revoked == 1).allocations, 1);
+    let mut again = Client::udp("127.0.0.6", server);
+    let nonce = challenge(&again.request(request(ALLOCATE, None, udp_transport)));
+    let reply = again.request(request(ALLOCATE, Some(&fresh_creds(&nonce)), udp_transport));
+    assert_eq!(code_of(&reply), 401);
+}

@@ -157,3 +157,47 @@ fn starts_and_stops_inside_a_tokio_runtime() {
         s.turn.shutdown();
     });
 }
+
+/// A TCP connection to `to` from `from` (a 127.0.0.x address): std cannot bind before it
+/// connects, tokio can.
+fn tcp_from(from: &str, to: std::net::SocketAddr) -> io::Result<TcpStream> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let stream = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::new(ip(from), 0))?;
+        socket.connect(to).await?.into_std()
+    })?;
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+#[test]
+fn one_address_holding_connections_in_a_loop_gets_only_its_share_and_others_allocate() {
+    let s = setup(|c| {
+        c.max_connections = 20;
+        c.max_connections_per_ip = 4;
+    });
+    let tcp = s.turn.local_addrs().tcp.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        if let Ok(stream) = tcp_from("127.0.0.2", tcp) {
+            held.push(stream);
+        }
+    }
+    let stats = s.wait_stats(|st| st.refused_quota >= 196);
+    assert_eq!((stats.connections, stats.refused_quota), (4, 196));
+    // Ten users, each from an address of their own, allocate over TCP; and one over TLS.
+    let mut users = Vec::new();
+    for host in 5..15 {
+        let stream = tcp_from(&format!("127.0.0.{host}"), tcp).unwrap();
+        let mut user = Client::stream(stream.try_clone().unwrap(), Box::new(stream));
+        user.allocate();
+        users.push(user);
+    }
+    let mut over_tls = s.tls_client();
+    over_tls.allocate();
+    assert_eq!(s.turn.stats().allocations, 11);
+    drop(held);
+}

@@ -49,6 +49,7 @@ impl Config {
                 "message_rate and chat_rate must be more than 0 per second",
             ));
         }
+        self.check_protection()?;
         // A deadline is added to the time of day; past a day none would be useful.
         let timings = [
             self.media.media_connect_timeout,
@@ -60,6 +61,8 @@ impl Config {
             self.connections.silence_limit,
             self.connections.close_linger,
             self.cluster.drain_timeout,
+            self.protection.http_header_timeout,
+            self.protection.http_idle_timeout,
         ];
         if timings
             .iter()
@@ -106,6 +109,42 @@ impl Config {
         Ok(())
     }
 
+    fn check_protection(&self) -> Result<(), ConfigError> {
+        let p = &self.protection;
+        if [
+            p.http_max_connections,
+            p.http_max_connections_per_ip,
+            p.ws_max_connections_per_ip,
+        ]
+        .contains(&0)
+            || p.join_burst_per_ip == 0
+            || p.log_burst == 0
+        {
+            return Err(ConfigError::Invalid(
+                "connection limits, join_burst_per_ip and log_burst must be at least 1",
+            ));
+        }
+        let positive = |rate: f64| rate.is_finite() && rate > 0.0;
+        if !positive(p.join_rate_per_ip) || !positive(p.log_rate) {
+            return Err(ConfigError::Invalid(
+                "join_rate_per_ip and log_rate must be more than 0 per second",
+            ));
+        }
+        if p.media_deadline > Duration::from_secs(86_400) {
+            return Err(ConfigError::Invalid("media_deadline must be at most a day"));
+        }
+        if !p
+            .allowed_origins
+            .iter()
+            .all(|o| crate::origin::valid_allowed(o))
+        {
+            return Err(ConfigError::Invalid(
+                "allowed_origins must be `*` or origins like https://chat.example.com[:PORT]",
+            ));
+        }
+        Ok(())
+    }
+
     fn check_cluster(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.cluster.redis
             && crate::cluster::redis_url(url).is_err()
@@ -124,9 +163,16 @@ impl Config {
                 "turn_tls needs a certificate: tls_cert and tls_key, or tls_self_signed",
             ));
         }
-        if self.turn.turn_max_allocations == 0 || self.turn.turn_max_allocations_per_ip == 0 {
+        if [
+            self.turn.turn_max_allocations,
+            self.turn.turn_max_allocations_per_ip,
+            self.turn.turn_max_connections,
+            self.turn.turn_max_connections_per_ip,
+        ]
+        .contains(&0)
+        {
             return Err(ConfigError::Invalid(
-                "TURN allocation limits must be at least 1",
+                "TURN allocation and connection limits must be at least 1",
             ));
         }
         if [&self.turn.turn_secret, &self.turn.external_turn_secret]

@@ -14,6 +14,7 @@ use clap::Args;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
 
+use super::protection::ProtectionSettings;
 use super::sections::{
     AdminSettings, ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
     TlsSettings, TurnSettings,
@@ -32,6 +33,7 @@ enum Section {
     Media,
     Limits,
     Connections,
+    Protection,
     Tls,
     Turn,
     Cluster,
@@ -44,6 +46,7 @@ impl Section {
         Section::Media,
         Section::Limits,
         Section::Connections,
+        Section::Protection,
         Section::Tls,
         Section::Turn,
         Section::Cluster,
@@ -63,6 +66,7 @@ impl Section {
             Section::Media => ids::<MediaSettings>(),
             Section::Limits => ids::<LimitSettings>(),
             Section::Connections => ids::<ConnectionSettings>(),
+            Section::Protection => ids::<ProtectionSettings>(),
             Section::Tls => ids::<TlsSettings>(),
             Section::Turn => ids::<TurnSettings>(),
             Section::Cluster => ids::<ClusterSettings>(),
@@ -81,6 +85,7 @@ impl Section {
             Section::Media => MediaSettings::deserialize(entry).map(drop),
             Section::Limits => LimitSettings::deserialize(entry).map(drop),
             Section::Connections => ConnectionSettings::deserialize(entry).map(drop),
+            Section::Protection => ProtectionSettings::deserialize(entry).map(drop),
             Section::Tls => TlsSettings::deserialize(entry).map(drop),
             Section::Turn => TurnSettings::deserialize(entry).map(drop),
             Section::Cluster => ClusterSettings::deserialize(entry).map(drop),

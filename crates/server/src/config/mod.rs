@@ -20,10 +20,12 @@ mod check;
 mod duration;
 mod file;
 mod layers;
+pub mod protection;
 pub mod sections;
 #[cfg(test)]
 mod tests;
 
+pub use protection::ProtectionSettings;
 pub use sections::{
     AdminSettings, ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
     TlsSettings, TurnSettings,
@@ -62,6 +64,10 @@ pub struct Config {
     #[command(flatten)]
     #[serde(flatten)]
     pub connections: ConnectionSettings,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub protection: ProtectionSettings,
 
     #[command(flatten)]
     #[serde(flatten)]

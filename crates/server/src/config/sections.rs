@@ -423,15 +423,36 @@ pub struct TurnSettings {
     )]
     pub turn_max_allocations: usize,
 
-    /// Integrated TURN server: most relay allocations from one IP address.
+    /// Integrated TURN server: most relay allocations from one IPv4 address or IPv6 /64.
     #[arg(
         long,
         env = "FREE4CHAT_TURN_MAX_ALLOCATIONS_PER_IP",
         value_name = "N",
-        default_value_t = 100,
+        default_value_t = 32,
         help_heading = "TURN"
     )]
     pub turn_max_allocations_per_ip: usize,
+
+    /// Integrated TURN server: most TCP and TLS connections open at once, in all.
+    #[arg(
+        long,
+        env = "FREE4CHAT_TURN_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value_t = 1000,
+        help_heading = "TURN"
+    )]
+    pub turn_max_connections: usize,
+
+    /// Integrated TURN server: most TCP and TLS connections open at once from one IPv4
+    /// address or IPv6 /64.
+    #[arg(
+        long,
+        env = "FREE4CHAT_TURN_MAX_CONNECTIONS_PER_IP",
+        value_name = "N",
+        default_value_t = 32,
+        help_heading = "TURN"
+    )]
+    pub turn_max_connections_per_ip: usize,
 
     /// External TURN/TURNS/STUN URL(s) handed to browsers, comma-separated or repeated
     /// (e.g. turns:turn.example.com:443?transport=tcp).

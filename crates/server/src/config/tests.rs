@@ -77,6 +77,15 @@ fn bad_files_and_values_are_refused_with_a_reason() {
         ["--join-deadline", "2days"],
         ["--silence-limit", "-1s"],
         ["--close-linger", "soon"],
+        ["--http-max-connections-per-ip", "0"],
+        ["--join-rate-per-ip", "0"],
+        ["--log-rate", "inf"],
+        ["--http-header-timeout", "0s"],
+        ["--media-deadline", "2days"],
+        ["--allowed-origin", "evil.example"],
+        ["--allowed-origin", "https://a.example/path"],
+        ["--exempt-ip", "not-an-ip"],
+        ["--turn-max-connections-per-ip", "0"],
     ] {
         let refused = args(&["free4chat", bad[0], bad[1]]);
         assert!(refused.is_err(), "{bad:?} was taken");
@@ -111,6 +120,24 @@ fn durations_are_written_as_people_write_them_and_bare_numbers_are_seconds() {
     .unwrap();
     assert_eq!(c.connections.silence_limit, Duration::from_secs(90));
     assert_eq!(c.media.media_tcp_idle_timeout, Duration::from_secs(2));
+}
+
+#[test]
+fn protection_settings_are_read_from_the_file_and_the_command_line() {
+    let c = resolve(
+        &["free4chat", "--allowed-origin", "https://a.example,*"],
+        "exempt_ips = [\"10.0.0.1\"]\nmedia_deadline = 0\nhttp_header_timeout = \"5s\"\n",
+    )
+    .unwrap();
+    let p = &c.protection;
+    assert_eq!(p.allowed_origins, ["https://a.example", "*"]);
+    assert_eq!(
+        p.exempt_ips,
+        ["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+    );
+    // 0 turns the media deadline off.
+    assert_eq!(p.media_deadline, Duration::ZERO);
+    assert_eq!(p.http_header_timeout, Duration::from_secs(5));
 }
 
 #[test]
@@ -297,6 +324,7 @@ fn sample(arg: &clap::Arg) -> Option<String> {
         Some("SECRET") => "sample secret",
         Some("HOST") => "chat.example",
         Some("URL") => "stun:stun.example:3478",
+        Some("ORIGIN") => "https://chat.example",
         _ => panic!("{:?}: give this kind of value a sample here", arg.get_id()),
     };
     Some(sample.to_owned())

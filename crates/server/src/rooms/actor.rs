@@ -6,7 +6,7 @@
 //! room unregisters itself and its task ends — all its memory goes with it. A join racing with
 //! that close is told to retry and lands in a fresh room.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -59,6 +59,8 @@ struct MemberState {
     /// declared it (bounded by `validate_sources`). Every offer describes the whole session,
     /// so a newer declaration replaces an older one.
     sources: Sources,
+    /// Their media (ICE and DTLS) has connected.
+    connected: bool,
 }
 
 impl MemberState {
@@ -86,6 +88,10 @@ struct Room {
     /// Members whose queue overflowed: they are dropped after the current step.
     stalled: Vec<MemberId>,
     speakers: SpeakersOut,
+    /// Members by when their media must have connected, earliest first (the deadline is the
+    /// same for all, so join order is deadline order). A member who has connected or left is
+    /// skipped when their turn comes.
+    unconnected: VecDeque<(Instant, MemberId)>,
 }
 
 /// The room's `speakers` messages: sent when who speaks changes, at most every
@@ -126,9 +132,11 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
         chat: ChatLog::with_history(setup.history),
         stalled: Vec::new(),
         speakers: SpeakersOut::default(),
+        unconnected: VecDeque::new(),
     };
     let closing = loop {
         let speakers_due = room.speakers.due();
+        let media_due = room.unconnected.front().map(|(at, _)| *at);
         tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(RoomCmd::Close { reason }) => break Some(reason),
@@ -138,6 +146,8 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
             Some(event) = media.recv() => room.media_event(event).await,
             _ = tokio::time::sleep_until(speakers_due.unwrap_or_else(Instant::now)),
                 if speakers_due.is_some() => room.send_speakers(),
+            _ = tokio::time::sleep_until(media_due.unwrap_or_else(Instant::now)),
+                if media_due.is_some() => room.drop_unconnected().await,
         }
         for id in std::mem::take(&mut room.stalled) {
             warn!(room = room.name, member = %id, "member stalled: dropped");
@@ -351,7 +361,12 @@ impl Room {
             out,
             tracks: Vec::new(),
             sources: Sources::new(),
+            connected: false,
         };
+        if let Some(deadline) = self.local.limits.media_deadline {
+            self.unconnected
+                .push_back((Instant::now() + deadline, member));
+        }
         let public = state.public(member);
         self.members.insert(member, state);
         self.broadcast(Some(member), &ServerMsg::MemberJoined { member: public });
@@ -463,7 +478,12 @@ impl Room {
             MediaEvent::Refused { message, .. } => {
                 self.send_to(member, ServerMsg::error(ErrorCode::InvalidSdp, message));
             }
-            MediaEvent::Connected { .. } => debug!(%member, "media connected"),
+            MediaEvent::Connected { .. } => {
+                debug!(%member, "media connected");
+                if let Some(m) = self.members.get_mut(&member) {
+                    m.connected = true;
+                }
+            }
             MediaEvent::TrackPublished { track, kind, .. } => {
                 let Some(m) = self.members.get_mut(&member) else {
                     return;
@@ -493,6 +513,32 @@ impl Room {
         }
     }
 
+    /// Drops the members whose media deadline has passed without their media connecting: a
+    /// member who joins and never connects would otherwise hold a place in the room forever.
+    async fn drop_unconnected(&mut self) {
+        let now = Instant::now();
+        while let Some(&(at, member)) = self.unconnected.front() {
+            if at > now {
+                break;
+            }
+            self.unconnected.pop_front();
+            if self.members.get(&member).is_none_or(|m| m.connected) {
+                continue;
+            }
+            let message = "media did not connect in time after joining";
+            self.send_to(member, ServerMsg::error(ErrorCode::MediaFailed, message));
+            let bye = ServerMsg::Bye {
+                reason: ByeReason::MediaFailed,
+            };
+            self.send_to(member, bye);
+            self.local
+                .media_deadline_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            debug!(room = self.name, %member, "{message}");
+            self.remove(member).await;
+        }
+    }
+
     /// Drops a member: their media, their queue (which ends their connection), and tells
     /// the others.
     async fn remove(&mut self, member: MemberId) {
@@ -500,6 +546,7 @@ impl Room {
             return;
         };
         self.local.members.fetch_sub(1, Ordering::SeqCst);
+        self.local.member_left(member);
         self.link.remove(member);
         self.drive_link().await;
         for track in state.tracks {

@@ -41,6 +41,9 @@ pub struct Counts {
     /// Members in all rooms (named `peers` in `/api/health`, its first name).
     #[serde(rename = "peers")]
     pub members: usize,
+    /// Members dropped so far because their media did not connect within the media deadline
+    /// after they joined.
+    pub media_deadline_dropped: u64,
 }
 
 /// One running room, as a list shows it.

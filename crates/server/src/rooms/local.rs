@@ -32,6 +32,8 @@ pub struct Limits {
     pub max_room_members: usize,
     /// Members in all rooms.
     pub max_members: usize,
+    /// A member whose media has not connected this long after joining is dropped (None: never).
+    pub media_deadline: Option<std::time::Duration>,
 }
 
 /// The node's media workers, and how many rooms each is home to.
@@ -97,10 +99,19 @@ pub(super) struct Local {
     ids: IdSpace,
     pub members: AtomicUsize,
     pub room_count: AtomicUsize,
+    /// Members dropped for missing the media deadline.
+    pub media_deadline_dropped: std::sync::atomic::AtomicU64,
     /// Told of each room's chat and end (in a cluster).
     pub observer: Option<Arc<dyn RoomObserver>>,
     /// This node's id in a cluster, for room lists.
     node: Option<String>,
+}
+
+impl Local {
+    /// A member has left a room here: what was issued to it for the room dies with it.
+    pub(super) fn member_left(&self, member: MemberId) {
+        self.ice.member_left(member);
+    }
 }
 
 /// This node's rooms.
@@ -139,6 +150,7 @@ impl LocalDirectory {
                 ids: IdSpace::new(id_prefix),
                 members: AtomicUsize::new(0),
                 room_count: AtomicUsize::new(0),
+                media_deadline_dropped: Default::default(),
                 observer,
                 node,
             }),
@@ -277,6 +289,7 @@ impl RoomDirectory for LocalDirectory {
         Counts {
             rooms: self.local.room_count.load(Ordering::Relaxed),
             members: self.local.members.load(Ordering::Relaxed),
+            media_deadline_dropped: self.local.media_deadline_dropped.load(Ordering::Relaxed),
         }
     }
 

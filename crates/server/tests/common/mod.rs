@@ -182,3 +182,71 @@ pub async fn http_get(server: &Server, path: &str) -> (String, String) {
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
     (head.to_owned(), body.to_owned())
 }
+
+use std::net::{IpAddr, SocketAddr};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A TCP connection to `to` from `from` (one of loopback's many addresses: 127.0.0.x), as a
+/// host other than the tests' own would make it.
+pub async fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(to).await
+}
+
+/// A bare WebSocket to the server from `from`, with an `Origin` header if given; None if the
+/// handshake fails.
+pub async fn ws_from(server: &Server, from: IpAddr, origin: Option<&str>) -> Option<Ws> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let stream = connect_from(from, server.http_addr()).await.ok()?;
+    let mut request = format!("ws://{}/ws", server.http_addr())
+        .into_client_request()
+        .unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, stream))
+        .await
+        .ok()?
+        .ok()?;
+    Some(ws)
+}
+
+/// Sends one GET on `stream` and reads the answer to its end: the status and the body, or
+/// None if the connection was closed without one.
+pub async fn get_on(mut stream: TcpStream, path: &str) -> Option<(u16, String)> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut answer))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// GET `path` from `from`: the status and body, or None if the server did not answer.
+pub async fn get_from(server: &Server, from: IpAddr, path: &str) -> Option<(u16, String)> {
+    let stream = connect_from(from, server.http_addr()).await.ok()?;
+    get_on(stream, path).await
+}
+
+/// `/api/stats`, asked from 127.0.0.1.
+pub async fn stats(server: &Server) -> serde_json::Value {
+    let (status, body) = get_from(server, ip("127.0.0.1"), "/api/stats")
+        .await
+        .expect("stats answer");
+    assert_eq!(status, 200);
+    serde_json::from_str(&body).expect("stats are JSON")
+}

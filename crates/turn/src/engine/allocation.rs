@@ -15,6 +15,7 @@ use turn_types::message::{ALLOCATE, REFRESH};
 
 use super::answer::{Req, build};
 use super::authentication::Authed;
+use super::client_key;
 use super::permissions::Channel;
 use super::{Engine, FiveTuple, Output, RelayId};
 
@@ -53,7 +54,7 @@ impl Engine {
             return;
         };
         self.relays.remove(&a.relay);
-        let ip = tuple.client.ip();
+        let ip = client_key(tuple.client.ip());
         if let Some(n) = self.per_ip.get_mut(&ip) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -61,7 +62,7 @@ impl Engine {
             }
         }
         self.out.push_back(Output::CloseRelay { relay: a.relay });
-        if tuple.is_stream() && self.streams.remove(&tuple).is_some() {
+        if tuple.is_stream() && self.forget_stream(tuple) {
             self.out.push_back(Output::CloseStream { tuple });
         }
     }
@@ -110,7 +111,7 @@ impl Engine {
                 }
             }
         }
-        let ip = tuple.client.ip();
+        let ip = client_key(tuple.client.ip());
         if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.cfg.max_allocations_per_ip {
             self.stats.refused_quota += 1;
             return self.error(tuple, req, ErrorCode::ALLOCATION_QUOTA_REACHED, key);

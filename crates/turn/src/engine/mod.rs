@@ -43,6 +43,9 @@ use {
 
 /// How often expiries are checked.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+/// The most revoked credentials remembered at once; past it, the oldest revocations are
+/// forgotten first (their credentials then work again until they expire).
+const MAX_REVOKED: usize = 100_000;
 
 /// Attributes this server understands in requests; any other comprehension-required attribute
 /// gets 420 Unknown Attribute. DONT-FRAGMENT is accepted and ignored.
@@ -60,6 +63,27 @@ const KNOWN_ATTRIBUTES: [AttributeType; 12] = [
     RequestedTransport::TYPE,
     DontFragment::TYPE,
 ];
+
+/// The key per-address quotas count under: an IPv4 address, or the /64 of an IPv6 address
+/// (one host is commonly given a whole /64). IPv4-mapped addresses count as IPv4.
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut s = v6.segments();
+                s[4..].fill(0);
+                IpAddr::V6(std::net::Ipv6Addr::from(s))
+            }
+        },
+    }
+}
+
+/// The part of a username after its expiry: whom the credentials were issued to.
+fn peer_of(username: &str) -> Option<&str> {
+    username.split_once(':').map(|(_, peer)| peer)
+}
 
 /// How a client reaches the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,6 +148,8 @@ pub struct Stats {
     pub refused_quota: u64,
     /// Messages dropped or answered 400 because they were malformed.
     pub malformed: u64,
+    /// Credentials revoked because their member left (their allocations go with them).
+    pub revoked: u64,
 }
 
 /// What the core is configured with.
@@ -138,6 +164,7 @@ pub(crate) struct EngineConfig {
     pub(crate) max_allocations: usize,
     pub(crate) max_allocations_per_ip: usize,
     pub(crate) max_connections: usize,
+    pub(crate) max_connections_per_ip: usize,
     /// A TCP or TLS connection without an allocation after this long is closed.
     pub(crate) auth_timeout: Duration,
 }
@@ -153,9 +180,15 @@ pub(crate) struct Engine {
     epoch_unix: u64,
     allocations: HashMap<FiveTuple, Allocation>,
     relays: HashMap<RelayId, FiveTuple>,
+    /// Allocations by client address ([`client_key`]).
     per_ip: HashMap<IpAddr, usize>,
     /// Open TCP/TLS connections and when they opened.
     streams: HashMap<FiveTuple, Instant>,
+    /// Open TCP/TLS connections by client address ([`client_key`]).
+    streams_per_ip: HashMap<IpAddr, usize>,
+    /// Revoked credentials, by the part of the username after its expiry (the member), with
+    /// the Unix time after which they would have expired anyway.
+    revoked: HashMap<String, u64>,
     next_relay: u64,
     next_sweep: Instant,
     out: VecDeque<Output>,
@@ -186,6 +219,8 @@ impl Engine {
             relays: HashMap::new(),
             per_ip: HashMap::new(),
             streams: HashMap::new(),
+            streams_per_ip: HashMap::new(),
+            revoked: HashMap::new(),
             next_relay: 0,
             next_sweep: now + SWEEP_INTERVAL,
             out: VecDeque::new(),
@@ -254,24 +289,85 @@ impl Engine {
             .map(|(t, _)| *t)
             .collect();
         for tuple in idle {
-            self.streams.remove(&tuple);
+            self.forget_stream(tuple);
             self.out.push_back(Output::CloseStream { tuple });
         }
     }
 
-    /// A TCP or TLS connection was accepted. `false` (close it) when at the limit.
+    /// Revokes the credentials of `peer` (the part of usernames after the expiry: the member
+    /// id), valid at most `until` (Unix seconds): its allocations are freed, and its
+    /// credentials are refused from now on.
+    pub(crate) fn revoke(&mut self, peer: &str, until: u64, now: Instant) {
+        let unix = self.unix(now);
+        if self.revoked.len() >= MAX_REVOKED {
+            self.revoked.retain(|_, u| *u >= unix);
+        }
+        if self.revoked.len() >= MAX_REVOKED
+            && let Some(oldest) = self
+                .revoked
+                .iter()
+                .min_by_key(|(_, u)| **u)
+                .map(|(p, _)| p.clone())
+        {
+            self.revoked.remove(&oldest);
+        }
+        if until >= unix {
+            self.revoked.insert(peer.to_owned(), until);
+        }
+        self.stats.revoked += 1;
+        let doomed: Vec<FiveTuple> = self
+            .allocations
+            .iter()
+            .filter(|(_, a)| peer_of(&a.username) == Some(peer))
+            .map(|(t, _)| *t)
+            .collect();
+        for tuple in doomed {
+            self.remove_allocation(tuple);
+        }
+    }
+
+    /// Whether `username`'s credentials were revoked.
+    fn is_revoked(&self, username: &str, now: Instant) -> bool {
+        let unix = self.unix(now);
+        peer_of(username)
+            .and_then(|p| self.revoked.get(p))
+            .is_some_and(|u| *u >= unix)
+    }
+
+    /// A TCP or TLS connection was accepted. `false` (close it) when at the limit, in total
+    /// or for its client's address.
     pub(crate) fn stream_opened(&mut self, tuple: FiveTuple, now: Instant) -> bool {
-        if self.streams.len() >= self.cfg.max_connections {
+        let key = client_key(tuple.client.ip());
+        let held = self.streams_per_ip.get(&key).copied().unwrap_or(0);
+        if self.streams.len() >= self.cfg.max_connections || held >= self.cfg.max_connections_per_ip
+        {
             self.stats.refused_quota += 1;
             return false;
         }
-        self.streams.insert(tuple, now);
+        if self.streams.insert(tuple, now).is_none() {
+            *self.streams_per_ip.entry(key).or_insert(0) += 1;
+        }
+        true
+    }
+
+    /// Forgets an open TCP or TLS connection (the caller closes it or has seen it close).
+    fn forget_stream(&mut self, tuple: FiveTuple) -> bool {
+        if self.streams.remove(&tuple).is_none() {
+            return false;
+        }
+        let key = client_key(tuple.client.ip());
+        if let Some(n) = self.streams_per_ip.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.streams_per_ip.remove(&key);
+            }
+        }
         true
     }
 
     /// A TCP or TLS connection ended: its allocation goes with it.
     pub(crate) fn stream_closed(&mut self, tuple: FiveTuple) {
-        self.streams.remove(&tuple);
+        self.forget_stream(tuple);
         if self.allocations.contains_key(&tuple) {
             self.remove_allocation(tuple);
         }

@@ -48,6 +48,7 @@ fn config() -> EngineConfig {
         max_allocations: 10,
         max_allocations_per_ip: 4,
         max_connections: 2,
+        max_connections_per_ip: 2,
         auth_timeout: Duration::from_secs(5),
     }
 }
@@ -347,6 +348,39 @@ fn streams_without_an_allocation_are_closed_and_bounded() {
             ..Stats::default()
         }
     );
+}
+
+#[test]
+fn one_address_holds_only_its_share_of_connections_an_ipv6_host_by_its_64() {
+    let cfg = EngineConfig {
+        max_connections: 10,
+        max_connections_per_ip: 2,
+        ..config()
+    };
+    let mut e = Engine::new(cfg, Instant::now(), SystemTime::now(), [3; 32]);
+    let now = Instant::now();
+    let from = |ip: &str, port| FiveTuple {
+        client: SocketAddr::new(ip.parse().unwrap(), port),
+        ..tcp_client(port)
+    };
+    assert!(e.stream_opened(from("198.51.100.1", 1), now));
+    assert!(e.stream_opened(from("198.51.100.1", 2), now));
+    assert!(!e.stream_opened(from("198.51.100.1", 3), now));
+    assert!(e.stream_opened(from("198.51.100.2", 1), now));
+    assert!(e.stream_opened(from("2001:db8::1", 1), now));
+    assert!(e.stream_opened(from("2001:db8::2", 2), now));
+    assert!(
+        !e.stream_opened(from("2001:db8::ffff", 3), now),
+        "the same /64"
+    );
+    assert!(
+        e.stream_opened(from("2001:db8:0:1::1", 1), now),
+        "another /64"
+    );
+    assert_eq!(e.stats().refused_quota, 2);
+    // A closed connection frees its place.
+    e.stream_closed(from("198.51.100.1", 1));
+    assert!(e.stream_opened(from("198.51.100.1", 3), now));
 }
 
 #[test]
