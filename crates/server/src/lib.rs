@@ -1,6 +1,7 @@
 //! The free4chat server: HTTP and WebSocket signalling, rooms, and the media workers.
 
 pub mod admission;
+pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod fds;

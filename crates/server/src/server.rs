@@ -42,6 +42,8 @@ pub struct Server {
     turn: Option<Arc<TurnHandle>>,
     shutdown: watch::Sender<bool>,
     http: JoinHandle<io::Result<()>>,
+    /// The admin API's address, when it listens.
+    admin_addr: Option<SocketAddr>,
 }
 
 impl Server {
@@ -189,6 +191,10 @@ impl Server {
             header_timeout: config.protection.http_header_timeout,
             idle_timeout: config.protection.http_idle_timeout,
         };
+        let admin_addr = match &config.admin.admin_listen {
+            Some(addr) => Some(start_admin(*addr, config, rooms.clone(), shutdown_rx.clone()).await?),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let http = tokio::spawn(crate::listen::serve(listener, serving, shutdown_rx));
         let scheme = if https { "https" } else { "http" };
@@ -205,7 +211,13 @@ impl Server {
             turn,
             shutdown,
             http,
+            admin_addr,
         })
+    }
+
+    /// The admin API's address, when `admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -460,4 +472,47 @@ mod tests {
         assert_eq!(specs[0].bind, "0.0.0.0:4000".parse().unwrap());
         assert_eq!(specs[0].advertise, Some("203.0.113.7".parse().unwrap()));
     }
+}
+
+/// Starts the admin API on `addr`; returns the address it listens on.
+async fn start_admin(
+    addr: SocketAddr,
+    config: &Config,
+    rooms: Arc<dyn RoomDirectory>,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<SocketAddr> {
+    let token = match (&config.admin.admin_token, &config.admin.admin_token_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                io::Error::new(e.kind(), format!("admin token file {}: {e}", path.display()))
+            })?;
+            text.lines().next().unwrap_or_default().trim().to_owned()
+        }
+        (None, None) => return Err(io::Error::other("admin_listen needs a token")),
+    };
+    if token.len() < 16 {
+        return Err(io::Error::other(
+            "the admin token must be at least 16 characters",
+        ));
+    }
+    if !addr.ip().is_loopback() {
+        warn!(%addr, "the admin API listens beyond loopback: keep it behind a firewall");
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let app = crate::admin::router(crate::admin::AdminState::new(rooms, &token));
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            warn!("admin API stopped: {e}");
+        }
+    });
+    info!(%local, "admin API listening");
+    Ok(local)
 }

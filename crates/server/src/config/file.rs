@@ -41,7 +41,7 @@ enum Section {
 }
 
 impl Section {
-    const ALL: [Section; 8] = [
+    const ALL: [Section; 9] = [
         Section::General,
         Section::Media,
         Section::Limits,

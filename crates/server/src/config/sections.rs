@@ -527,7 +527,7 @@ pub struct AdminSettings {
     #[arg(
         long,
         env = "FREE4CHAT_ADMIN_LISTEN",
-        value_name = "ADDR",
+        value_name = "ADDR:PORT",
         help_heading = "Admin"
     )]
     pub admin_listen: Option<SocketAddr>,
@@ -537,7 +537,7 @@ pub struct AdminSettings {
     #[arg(
         long,
         env = "FREE4CHAT_ADMIN_TOKEN",
-        value_name = "TOKEN",
+        value_name = "SECRET",
         hide_env_values = true,
         help_heading = "Admin"
     )]
@@ -610,5 +610,6 @@ declared_defaults_of!(
     ConnectionSettings,
     TlsSettings,
     TurnSettings,
-    ClusterSettings
+    ClusterSettings,
+    AdminSettings
 );
