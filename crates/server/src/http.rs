@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::metrics::{self, Metrics, Process, Snapshot};
 use crate::rooms::{Counts, MediaWorkers, RoomDirectory};
 use crate::session::Connections;
+use crate::webhooks::ReceiverStats;
 use crate::{session, web};
 
 /// Frames larger than this are refused by the WebSocket layer itself; between
@@ -37,6 +38,8 @@ pub struct AppState {
     /// The integrated TURN server, for its figures.
     pub turn: Option<Arc<free4chat_turn::TurnHandle>>,
     pub metrics: Arc<Metrics>,
+    /// The webhook receivers, for their figures.
+    pub webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -92,6 +95,8 @@ struct NodeStats {
     counts: Counts,
     media: free4chat_media::WorkerStats,
     turn: Option<free4chat_turn::Stats>,
+    /// Each webhook receiver's deliveries, retries and drops.
+    webhooks: Vec<ReceiverStats>,
 }
 
 async fn stats(State(state): State<AppState>) -> Response {
@@ -99,6 +104,7 @@ async fn stats(State(state): State<AppState>) -> Response {
         counts: state.rooms.counts(),
         media: state.media.stats().await,
         turn: state.turn.as_ref().map(|t| t.stats()),
+        webhooks: webhook_stats(&state),
     };
     axum::Json(stats).into_response()
 }
@@ -123,10 +129,19 @@ async fn metrics(State(state): State<AppState>) -> Response {
         cluster_nodes: cluster.map(|c| c.nodes),
         media: state.media.stats().await,
         turn: state.turn.as_ref().map(|t| t.stats()),
+        webhooks: webhook_stats(&state),
         process: Process::read(),
     };
     let text = state.metrics.render(snapshot);
     ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
+}
+
+fn webhook_stats(state: &AppState) -> Vec<ReceiverStats> {
+    state
+        .webhooks
+        .as_ref()
+        .map(|w| w.stats())
+        .unwrap_or_default()
 }
 
 async fn ws(

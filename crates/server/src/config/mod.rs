@@ -26,7 +26,7 @@ mod tests;
 
 pub use sections::{
     ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
-    TlsSettings, TurnSettings,
+    TlsSettings, TurnSettings, WebhookSettings,
 };
 
 /// free4chat: voice chat rooms in the browser, from one binary.
@@ -74,6 +74,10 @@ pub struct Config {
     #[command(flatten)]
     #[serde(flatten)]
     pub cluster: ClusterSettings,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub webhooks: WebhookSettings,
 }
 
 impl Default for Config {
