@@ -299,3 +299,38 @@ async fn dead_receivers_cost_the_room_nothing_and_their_drops_are_counted() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_each_event_names_the_node_its_room_runs_on() {
+    let redis = common::redis::Redis::start();
+    let receiver = Receiver::start(0).await;
+    let mut config = config_for(&[receiver.url()]);
+    config.cluster.redis = Some(redis.url());
+    config.cluster.drain_timeout = std::time::Duration::from_secs(5);
+    let server = server_with(config).await;
+    let (_, health) = http_get(&server, "/api/health").await;
+    let health: Value = serde_json::from_str(&health).unwrap();
+    let node = health["node"].as_str().expect("a cluster node has an id");
+
+    let ann = join(&server, "clustered", "Ann").await;
+    ann.leave().await;
+    let events = receiver.wait_for_events(4).await;
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "room_started",
+            "member_joined",
+            "member_left",
+            "room_finished"
+        ]
+    );
+    for e in &events {
+        assert_eq!(e["node"], node, "{e}");
+    }
+    assert_eq!(receiver.bad_signatures.load(Ordering::SeqCst), 0);
+    server.shutdown().await;
+}
