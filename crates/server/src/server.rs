@@ -263,14 +263,6 @@ impl Server {
         self.media.stats().await.core
     }
 
-    /// Each webhook receiver's figures (none without webhooks).
-    pub fn webhook_stats(&self) -> Vec<crate::webhooks::ReceiverStats> {
-        self.webhooks
-            .as_ref()
-            .map(|w| w.stats())
-            .unwrap_or_default()
-    }
-
     /// The media workers' figures, TCP connections included, summed.
     pub async fn media_worker_stats(&self) -> WorkerStats {
         self.media.stats().await
@@ -331,6 +323,9 @@ impl Server {
 /// are no webhooks: the configuration's check makes sure of one when there are).
 fn webhook_secret(config: &Config) -> io::Result<Vec<u8>> {
     let w = &config.webhooks;
+    if w.webhook.is_empty() {
+        return Ok(Vec::new());
+    }
     match (&w.webhook_secret, &w.webhook_secret_file) {
         (Some(secret), _) => Ok(secret.as_bytes().to_vec()),
         (None, Some(path)) => {

@@ -219,11 +219,19 @@ async fn a_room_s_life_reaches_the_receiver_signed_in_order_with_its_members() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_the_receiver_fails_is_delivered_when_it_recovers() {
+async fn an_event_the_receiver_fails_is_delivered_when_it_recovers_signed_with_the_secret_file() {
     // The room's first event fails twice; the retries then deliver it, and the next event
     // waits behind it, so the order holds.
     let receiver = Receiver::start(2).await;
-    let server = server_with(config_for(&[receiver.url()])).await;
+    // The secret from a file this time, written as editors write it: with a final newline.
+    let dir = std::env::temp_dir().join(format!("free4chat-webhooks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("secret");
+    std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+    let mut config = config_for(&[receiver.url()]);
+    config.webhooks.webhook_secret = None;
+    config.webhooks.webhook_secret_file = Some(file.clone());
+    let server = server_with(config.clone()).await;
     let ann = join(&server, "retried", "Ann").await;
 
     let events = receiver.wait_for_events(2).await;
@@ -238,6 +246,12 @@ async fn an_event_the_receiver_fails_is_delivered_when_it_recovers() {
     assert_eq!(stats[0]["dropped_failed"], 0);
     ann.leave().await;
     server.shutdown().await;
+
+    // An empty secret file is no secret: the server does not start.
+    std::fs::write(&file, "\n").unwrap();
+    let refused = free4chat::Server::start(&config).await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("webhook_secret_file")));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
