@@ -17,6 +17,7 @@ mod server;
 mod session;
 pub mod tls;
 mod web;
+pub mod webhooks;
 
 pub use rooms::Counts;
 pub use server::Server;

@@ -17,7 +17,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess
 use super::protection::ProtectionSettings;
 use super::sections::{
     ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
-    TlsSettings, TurnSettings,
+    TlsSettings, TurnSettings, WebhookSettings,
 };
 
 /// Refuses the first unknown key or wrong value of the file's `text`, or its bad syntax.
@@ -37,10 +37,11 @@ enum Section {
     Tls,
     Turn,
     Cluster,
+    Webhooks,
 }
 
 impl Section {
-    const ALL: [Section; 8] = [
+    const ALL: [Section; 9] = [
         Section::General,
         Section::Media,
         Section::Limits,
@@ -49,6 +50,7 @@ impl Section {
         Section::Tls,
         Section::Turn,
         Section::Cluster,
+        Section::Webhooks,
     ];
 
     /// The file's keys this section holds, in the order of its fields.
@@ -68,6 +70,7 @@ impl Section {
             Section::Tls => ids::<TlsSettings>(),
             Section::Turn => ids::<TurnSettings>(),
             Section::Cluster => ids::<ClusterSettings>(),
+            Section::Webhooks => ids::<WebhookSettings>(),
         }
     }
 
@@ -86,6 +89,7 @@ impl Section {
             Section::Tls => TlsSettings::deserialize(entry).map(drop),
             Section::Turn => TurnSettings::deserialize(entry).map(drop),
             Section::Cluster => ClusterSettings::deserialize(entry).map(drop),
+            Section::Webhooks => WebhookSettings::deserialize(entry).map(drop),
         }
     }
 

@@ -28,7 +28,7 @@ mod tests;
 pub use protection::ProtectionSettings;
 pub use sections::{
     ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
-    TlsSettings, TurnSettings,
+    TlsSettings, TurnSettings, WebhookSettings,
 };
 
 /// free4chat: voice chat rooms in the browser, from one binary.
@@ -80,6 +80,10 @@ pub struct Config {
     #[command(flatten)]
     #[serde(flatten)]
     pub cluster: ClusterSettings,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub webhooks: WebhookSettings,
 }
 
 impl Default for Config {

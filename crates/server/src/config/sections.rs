@@ -517,6 +517,63 @@ pub struct ClusterSettings {
     pub drain_timeout: Duration,
 }
 
+/// Webhooks: the rooms' events POSTed to receivers, signed (`docs/webhooks.md`).
+#[derive(Debug, Clone, PartialEq, Args, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhookSettings {
+    /// URL(s) that receive the rooms' events (room_started, room_finished, member_joined,
+    /// member_left) as signed JSON POSTs, comma-separated or repeated; http:// or https://.
+    #[arg(
+        long = "webhook",
+        env = "FREE4CHAT_WEBHOOK",
+        value_delimiter = ',',
+        value_name = "URL",
+        help_heading = "Webhooks"
+    )]
+    pub webhook: Vec<String>,
+
+    /// The shared secret the webhooks are signed with (HMAC-SHA256); or --webhook-secret-file.
+    #[arg(
+        long,
+        env = "FREE4CHAT_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true,
+        help_heading = "Webhooks"
+    )]
+    pub webhook_secret: Option<String>,
+
+    /// A file holding the webhooks' shared secret (a final newline is not part of it).
+    #[arg(
+        long,
+        env = "FREE4CHAT_WEBHOOK_SECRET_FILE",
+        value_name = "FILE",
+        help_heading = "Webhooks"
+    )]
+    pub webhook_secret_file: Option<PathBuf>,
+
+    /// Events that may wait for one receiver; more are dropped, and counted.
+    #[arg(
+        long,
+        env = "FREE4CHAT_WEBHOOK_QUEUE",
+        value_name = "N",
+        default_value_t = 1000,
+        help_heading = "Webhooks"
+    )]
+    pub webhook_queue: usize,
+
+    /// How long one delivery of an event may take, connecting included.
+    #[arg(
+        long,
+        env = "FREE4CHAT_WEBHOOK_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "5s",
+        value_parser = duration::parse,
+        help_heading = "Webhooks"
+    )]
+    #[serde(with = "duration")]
+    pub webhook_timeout: Duration,
+}
+
 /// One media worker per core.
 pub(super) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -574,5 +631,6 @@ declared_defaults_of!(
     ConnectionSettings,
     TlsSettings,
     TurnSettings,
-    ClusterSettings
+    ClusterSettings,
+    WebhookSettings
 );
