@@ -20,6 +20,7 @@ use crate::metrics::{self, Metrics, Process, Snapshot};
 use crate::origin::OriginPolicy;
 use crate::rooms::{Counts, MediaWorkers, RoomDirectory};
 use crate::session::Connections;
+use crate::webhooks::ReceiverStats;
 use crate::{session, web};
 
 /// Frames larger than this are refused by the WebSocket layer itself; between
@@ -45,6 +46,8 @@ pub struct AppState {
     pub admission: Arc<Admission>,
     /// The pages that may open the signalling WebSocket.
     pub origins: Arc<OriginPolicy>,
+    /// The webhook receivers, for their figures.
+    pub webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -104,6 +107,8 @@ struct NodeStats {
     admission: AdmissionStats,
     /// Log lines held back by the log rate limit.
     log_suppressed: u64,
+    /// Each webhook receiver's deliveries, retries and drops.
+    webhooks: Vec<ReceiverStats>,
 }
 
 async fn stats(State(state): State<AppState>) -> Response {
@@ -113,6 +118,7 @@ async fn stats(State(state): State<AppState>) -> Response {
         turn: state.turn.as_ref().map(|t| t.stats()),
         admission: state.admission.stats(),
         log_suppressed: crate::log_limit::suppressed(),
+        webhooks: webhook_stats(&state),
     };
     axum::Json(stats).into_response()
 }
@@ -137,10 +143,19 @@ async fn metrics(State(state): State<AppState>) -> Response {
         cluster_nodes: cluster.map(|c| c.nodes),
         media: state.media.stats().await,
         turn: state.turn.as_ref().map(|t| t.stats()),
+        webhooks: webhook_stats(&state),
         process: Process::read(),
     };
     let text = state.metrics.render(snapshot);
     ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
+}
+
+fn webhook_stats(state: &AppState) -> Vec<ReceiverStats> {
+    state
+        .webhooks
+        .as_ref()
+        .map(|w| w.stats())
+        .unwrap_or_default()
 }
 
 async fn ws(

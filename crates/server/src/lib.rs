@@ -1,7 +1,7 @@
 //! The free4chat server: HTTP and WebSocket signalling, rooms, and the media workers.
 
-pub mod admission;
 pub mod admin;
+pub mod admission;
 pub mod cluster;
 pub mod config;
 pub mod fds;
@@ -18,6 +18,7 @@ mod server;
 mod session;
 pub mod tls;
 mod web;
+pub mod webhooks;
 
 pub use rooms::Counts;
 pub use server::Server;

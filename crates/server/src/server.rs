@@ -24,9 +24,13 @@ use crate::origin::OriginPolicy;
 use crate::rooms::{Counts, Limits, LocalDirectory, MediaWorkers, RoomDirectory, RoomObserver};
 use crate::session::Connections;
 use crate::tls::Tls;
+use crate::webhooks::Webhooks;
 
 /// How long a server standing alone waits for its rooms, and then its connections, to close.
 const STOP_PATIENCE: Duration = Duration::from_secs(5);
+
+/// How long a stopping server keeps delivering the webhook events already queued.
+const WEBHOOK_PATIENCE: Duration = Duration::from_secs(5);
 
 /// A running server.
 pub struct Server {
@@ -42,6 +46,7 @@ pub struct Server {
     turn: Option<Arc<TurnHandle>>,
     shutdown: watch::Sender<bool>,
     http: JoinHandle<io::Result<()>>,
+    webhooks: Option<Arc<Webhooks>>,
     /// The admin API's address, when it listens.
     admin_addr: Option<SocketAddr>,
 }
@@ -137,11 +142,17 @@ impl Server {
             config.media.room_spread_at,
             config.media.audio_slots,
         );
+        let secret = webhook_secret(config)?;
+        let start_webhooks = |node: Option<String>| Webhooks::start(&config.webhooks, secret, node);
+        let webhooks;
         let (rooms, patience): (Arc<dyn RoomDirectory>, Duration) = match &config.cluster.redis {
             None => {
                 // Ids unique to this node: a random prefix (a cluster's nodes draw theirs).
                 let id_prefix = rand::random::<u64>();
-                let local = LocalDirectory::new(media.clone(), sizes, ice, id_prefix, None);
+                webhooks = start_webhooks(None)?;
+                let observers = webhooks.iter().map(|w| w.clone() as _).collect();
+                let local =
+                    LocalDirectory::new(media.clone(), sizes, ice, id_prefix, (None, observers));
                 (Arc::new(local), STOP_PATIENCE)
             }
             Some(url) => {
@@ -155,9 +166,17 @@ impl Server {
                     .await
                     .map_err(|e| io::Error::other(format!("cluster mode: {e}")))?;
                 let (observer, events) = cluster::observer();
-                let node = (joined.id.to_string(), observer as Arc<dyn RoomObserver>);
-                let local =
-                    LocalDirectory::new(media.clone(), sizes, ice, joined.id_prefix, Some(node));
+                let node = joined.id.to_string();
+                webhooks = start_webhooks(Some(node.clone()))?;
+                let mut observers = vec![observer as Arc<dyn RoomObserver>];
+                observers.extend(webhooks.iter().map(|w| w.clone() as _));
+                let local = LocalDirectory::new(
+                    media.clone(),
+                    sizes,
+                    ice,
+                    joined.id_prefix,
+                    (Some(node), observers),
+                );
                 let addrs = (
                     http_addr.to_string(),
                     media_addrs.iter().map(ToString::to_string).collect(),
@@ -179,6 +198,7 @@ impl Server {
             turn: turn.clone(),
             connections: connections.clone(),
             metrics,
+            webhooks: webhooks.clone(),
             shutdown: shutdown_rx.clone(),
         });
         let https = tls.is_some();
@@ -192,7 +212,9 @@ impl Server {
             idle_timeout: config.protection.http_idle_timeout,
         };
         let admin_addr = match &config.admin.admin_listen {
-            Some(addr) => Some(start_admin(*addr, config, rooms.clone(), shutdown_rx.clone()).await?),
+            Some(addr) => {
+                Some(start_admin(*addr, config, rooms.clone(), shutdown_rx.clone()).await?)
+            }
             None => None,
         };
         let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -211,6 +233,7 @@ impl Server {
             turn,
             shutdown,
             http,
+            webhooks,
             admin_addr,
         })
     }
@@ -268,6 +291,10 @@ impl Server {
         {
             warn!("rooms did not close in time");
         }
+        // The rooms' last events are queued: give the receivers a moment to take them.
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.flush(WEBHOOK_PATIENCE).await;
+        }
         // Every connection writes its last words (bye) before the process goes.
         if tokio::time::timeout(self.patience, self.connections.all_closed())
             .await
@@ -297,6 +324,38 @@ impl Server {
         })
         .await;
         info!("stopped");
+    }
+}
+
+/// The webhooks' shared secret, from the configuration or the file it names (empty when there
+/// are no webhooks: the configuration's check makes sure of one when there are).
+fn webhook_secret(config: &Config) -> io::Result<Vec<u8>> {
+    let w = &config.webhooks;
+    if w.webhook.is_empty() {
+        return Ok(Vec::new());
+    }
+    match (&w.webhook_secret, &w.webhook_secret_file) {
+        (Some(secret), _) => Ok(secret.as_bytes().to_vec()),
+        (None, Some(path)) => {
+            let text = std::fs::read(path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("webhook_secret_file {}: {e}", path.display()),
+                )
+            })?;
+            let mut secret = text;
+            while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                secret.pop();
+            }
+            if secret.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "webhook_secret_file is empty",
+                ));
+            }
+            Ok(secret)
+        }
+        (None, None) => Ok(Vec::new()),
     }
 }
 
@@ -485,7 +544,10 @@ async fn start_admin(
         (Some(t), _) => t.clone(),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                io::Error::new(e.kind(), format!("admin token file {}: {e}", path.display()))
+                io::Error::new(
+                    e.kind(),
+                    format!("admin token file {}: {e}", path.display()),
+                )
             })?;
             text.lines().next().unwrap_or_default().trim().to_owned()
         }

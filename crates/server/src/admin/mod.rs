@@ -65,11 +65,19 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 fn no_room() -> Response {
-    error(StatusCode::NOT_FOUND, "not_found", "no such room on this node")
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such room on this node",
+    )
 }
 
 fn no_member() -> Response {
-    error(StatusCode::NOT_FOUND, "not_found", "no such member in this room")
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such member in this room",
+    )
 }
 
 /// Lets a request through only with `Authorization: Bearer <the token>`.

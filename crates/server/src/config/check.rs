@@ -63,6 +63,7 @@ impl Config {
             self.cluster.drain_timeout,
             self.protection.http_header_timeout,
             self.protection.http_idle_timeout,
+            self.webhooks.webhook_timeout,
         ];
         if timings
             .iter()
@@ -86,6 +87,7 @@ impl Config {
         }
         self.check_turn()?;
         self.check_cluster()?;
+        self.check_webhooks()?;
         self.check_admin()
     }
 
@@ -152,6 +154,41 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "redis must be a redis:// or rediss:// URL with a host",
             ));
+        }
+        Ok(())
+    }
+
+    fn check_webhooks(&self) -> Result<(), ConfigError> {
+        let w = &self.webhooks;
+        if w.webhook.len() > crate::webhooks::MAX_RECEIVERS {
+            return Err(ConfigError::Invalid("at most 16 webhook URLs"));
+        }
+        if w.webhook
+            .iter()
+            .any(|url| crate::webhooks::url(url).is_none())
+        {
+            return Err(ConfigError::Invalid(
+                "webhook URLs must be http:// or https:// URLs with a host",
+            ));
+        }
+        if w.webhook_secret.as_ref().is_some_and(|s| s.is_empty()) {
+            return Err(ConfigError::Invalid("webhook_secret must not be empty"));
+        }
+        match (&w.webhook_secret, &w.webhook_secret_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "webhook_secret and webhook_secret_file exclude each other",
+                ));
+            }
+            (None, None) if !w.webhook.is_empty() => {
+                return Err(ConfigError::Invalid(
+                    "webhooks are signed: give webhook_secret or webhook_secret_file",
+                ));
+            }
+            _ => {}
+        }
+        if !(1..=1_000_000).contains(&w.webhook_queue) {
+            return Err(ConfigError::Invalid("webhook_queue must be 1 to 1000000"));
         }
         Ok(())
     }

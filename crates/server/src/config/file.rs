@@ -14,10 +14,11 @@ use clap::Args;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
 
+use super::admin::AdminSettings;
 use super::protection::ProtectionSettings;
 use super::sections::{
-    AdminSettings, ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
-    TlsSettings, TurnSettings,
+    ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
+    TlsSettings, TurnSettings, WebhookSettings,
 };
 
 /// Refuses the first unknown key or wrong value of the file's `text`, or its bad syntax.
@@ -37,11 +38,12 @@ enum Section {
     Tls,
     Turn,
     Cluster,
+    Webhooks,
     Admin,
 }
 
 impl Section {
-    const ALL: [Section; 9] = [
+    const ALL: [Section; 10] = [
         Section::General,
         Section::Media,
         Section::Limits,
@@ -50,6 +52,7 @@ impl Section {
         Section::Tls,
         Section::Turn,
         Section::Cluster,
+        Section::Webhooks,
         Section::Admin,
     ];
 
@@ -70,6 +73,7 @@ impl Section {
             Section::Tls => ids::<TlsSettings>(),
             Section::Turn => ids::<TurnSettings>(),
             Section::Cluster => ids::<ClusterSettings>(),
+            Section::Webhooks => ids::<WebhookSettings>(),
             Section::Admin => ids::<AdminSettings>(),
         }
     }
@@ -89,6 +93,7 @@ impl Section {
             Section::Tls => TlsSettings::deserialize(entry).map(drop),
             Section::Turn => TurnSettings::deserialize(entry).map(drop),
             Section::Cluster => ClusterSettings::deserialize(entry).map(drop),
+            Section::Webhooks => WebhookSettings::deserialize(entry).map(drop),
             Section::Admin => AdminSettings::deserialize(entry).map(drop),
         }
     }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use clap::{Args, FromArgMatches, Parser};
 use serde::{Deserialize, Serialize};
 
+pub mod admin;
 mod check;
 mod duration;
 mod file;
@@ -25,10 +26,11 @@ pub mod sections;
 #[cfg(test)]
 mod tests;
 
+pub use admin::AdminSettings;
 pub use protection::ProtectionSettings;
 pub use sections::{
-    AdminSettings, ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
-    TlsSettings, TurnSettings,
+    ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
+    TlsSettings, TurnSettings, WebhookSettings,
 };
 
 /// free4chat: voice chat rooms in the browser, from one binary.
@@ -80,6 +82,10 @@ pub struct Config {
     #[command(flatten)]
     #[serde(flatten)]
     pub cluster: ClusterSettings,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub webhooks: WebhookSettings,
 
     #[command(flatten)]
     #[serde(flatten)]

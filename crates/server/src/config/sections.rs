@@ -517,40 +517,61 @@ pub struct ClusterSettings {
     pub drain_timeout: Duration,
 }
 
-/// The admin API and console, on a listener of their own (`docs/admin.md`).
+/// Webhooks: the rooms' events POSTed to receivers, signed (`docs/webhooks.md`).
 #[derive(Debug, Clone, PartialEq, Args, Serialize, Deserialize)]
 #[serde(default)]
-pub struct AdminSettings {
-    /// Address of the admin API and console (off when unset). Keep it on loopback, or behind
-    /// a firewall: it can close rooms and remove members. Needs --admin-token or
-    /// --admin-token-file.
+pub struct WebhookSettings {
+    /// URL(s) that receive the rooms' events (room_started, room_finished, member_joined,
+    /// member_left) as signed JSON POSTs, comma-separated or repeated; http:// or https://.
     #[arg(
-        long,
-        env = "FREE4CHAT_ADMIN_LISTEN",
-        value_name = "ADDR:PORT",
-        help_heading = "Admin"
+        long = "webhook",
+        env = "FREE4CHAT_WEBHOOK",
+        value_delimiter = ',',
+        value_name = "URL",
+        help_heading = "Webhooks"
     )]
-    pub admin_listen: Option<SocketAddr>,
+    pub webhook: Vec<String>,
 
-    /// The bearer token the admin API asks for (`Authorization: Bearer TOKEN`), at least 16
-    /// characters.
+    /// The shared secret the webhooks are signed with (HMAC-SHA256); or --webhook-secret-file.
     #[arg(
         long,
-        env = "FREE4CHAT_ADMIN_TOKEN",
+        env = "FREE4CHAT_WEBHOOK_SECRET",
         value_name = "SECRET",
         hide_env_values = true,
-        help_heading = "Admin"
+        help_heading = "Webhooks"
     )]
-    pub admin_token: Option<String>,
+    pub webhook_secret: Option<String>,
 
-    /// A file holding the admin token (its first line), instead of --admin-token.
+    /// A file holding the webhooks' shared secret (a final newline is not part of it).
     #[arg(
         long,
-        env = "FREE4CHAT_ADMIN_TOKEN_FILE",
+        env = "FREE4CHAT_WEBHOOK_SECRET_FILE",
         value_name = "FILE",
-        help_heading = "Admin"
+        help_heading = "Webhooks"
     )]
-    pub admin_token_file: Option<PathBuf>,
+    pub webhook_secret_file: Option<PathBuf>,
+
+    /// Events that may wait for one receiver; more are dropped, and counted.
+    #[arg(
+        long,
+        env = "FREE4CHAT_WEBHOOK_QUEUE",
+        value_name = "N",
+        default_value_t = 1000,
+        help_heading = "Webhooks"
+    )]
+    pub webhook_queue: usize,
+
+    /// How long one delivery of an event may take, connecting included.
+    #[arg(
+        long,
+        env = "FREE4CHAT_WEBHOOK_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "5s",
+        value_parser = duration::parse,
+        help_heading = "Webhooks"
+    )]
+    #[serde(with = "duration")]
+    pub webhook_timeout: Duration,
 }
 
 /// One media worker per core.
@@ -611,5 +632,5 @@ declared_defaults_of!(
     TlsSettings,
     TurnSettings,
     ClusterSettings,
-    AdminSettings
+    WebhookSettings
 );

@@ -147,8 +147,15 @@ fn the_admin_listener_needs_one_token_long_enough() {
     let token = |t: &'static str| [&listen[..], &["--admin-token", t]].concat();
     assert!(args(&token("short")).is_err());
     let c = args(&token("sixteen-chars-ok")).unwrap();
-    assert_eq!(c.admin.admin_listen, Some("127.0.0.1:9090".parse().unwrap()));
-    let both = [&token("sixteen-chars-ok")[..], &["--admin-token-file", "/t"]].concat();
+    assert_eq!(
+        c.admin.admin_listen,
+        Some("127.0.0.1:9090".parse().unwrap())
+    );
+    let both = [
+        &token("sixteen-chars-ok")[..],
+        &["--admin-token-file", "/t"],
+    ]
+    .concat();
     assert!(args(&both).is_err(), "a token and a file");
     assert!(args(&[&listen[..], &["--admin-token-file", "/t"]].concat()).is_ok());
 }
@@ -541,4 +548,51 @@ fn cluster_mode_takes_a_redis_url_and_a_drain_timeout() {
         assert!(err.to_string().contains("redis"), "{bad}: {err}");
     }
     assert!(args(&["free4chat", "--drain-timeout", "0s"]).is_err());
+}
+
+#[test]
+fn webhooks_take_several_urls_and_must_be_signed() {
+    let c = args(&["free4chat"]).unwrap();
+    assert!(c.webhooks.webhook.is_empty());
+    assert_eq!(c.webhooks.webhook_queue, 1000);
+    assert_eq!(c.webhooks.webhook_timeout, Duration::from_secs(5));
+    let c = args(&[
+        "free4chat",
+        "--webhook",
+        "https://hooks.example/free4chat,http://10.0.0.2:8080/in",
+        "--webhook",
+        "https://other.example/",
+        "--webhook-secret",
+        "s3cret",
+    ])
+    .unwrap();
+    assert_eq!(c.webhooks.webhook.len(), 3);
+    let c = resolve(
+        &["free4chat"],
+        "webhook = [\"https://a.example/\", \"https://b.example/\"]\n\
+         webhook_secret_file = \"/etc/free4chat/webhook.secret\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.webhooks.webhook.len(), 2);
+    // Unsigned webhooks, two secrets, an empty one, and what is not an HTTP URL are refused.
+    let refused = [
+        vec!["--webhook", "https://a.example/"],
+        vec![
+            "--webhook",
+            "https://a.example/",
+            "--webhook-secret",
+            "s",
+            "--webhook-secret-file",
+            "/s",
+        ],
+        vec!["--webhook", "https://a.example/", "--webhook-secret", ""],
+        vec!["--webhook", "ftp://a.example/", "--webhook-secret", "s"],
+        vec!["--webhook", "a.example", "--webhook-secret", "s"],
+        vec!["--webhook-queue", "0"],
+        vec!["--webhook-timeout", "0s"],
+    ];
+    for bad in refused {
+        let argv: Vec<&str> = std::iter::once("free4chat").chain(bad.clone()).collect();
+        assert!(args(&argv).is_err(), "{bad:?} accepted");
+    }
 }

@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub media: WorkerStats,
     /// The integrated TURN server's, when it runs.
     pub turn: Option<free4chat_turn::Stats>,
+    /// Each webhook receiver's figures (none without webhooks).
+    pub webhooks: Vec<crate::webhooks::ReceiverStats>,
     pub process: Process,
 }
 
@@ -194,6 +196,9 @@ impl Collector for SnapshotCollector {
         if let Some(t) = &s.turn {
             turn(e, t)?;
         }
+        if !s.webhooks.is_empty() {
+            webhooks(e, &s.webhooks)?;
+        }
         Ok(())
     }
 }
@@ -349,6 +354,36 @@ fn turn(e: &mut DescriptorEncoder, t: &free4chat_turn::Stats) -> Result {
             ("quota", t.refused_quota),
             ("malformed", t.malformed),
         ],
+    )
+}
+
+/// The webhook receivers' figures, summed: a series per receiver would name their hosts.
+fn webhooks(e: &mut DescriptorEncoder, receivers: &[crate::webhooks::ReceiverStats]) -> Result {
+    let sum = |f: fn(&crate::webhooks::ReceiverStats) -> u64| receivers.iter().map(f).sum();
+    counters(
+        e,
+        (
+            "webhook_events",
+            "Webhook events by what became of them, summed over the receivers",
+            "outcome",
+        ),
+        &[
+            ("delivered", sum(|r| r.delivered)),
+            ("dropped_queue_full", sum(|r| r.dropped_queue_full)),
+            ("dropped_failed", sum(|r| r.dropped_failed)),
+        ],
+    )?;
+    counter(
+        e,
+        "webhook_retries",
+        "Webhook deliveries that failed and were tried again",
+        sum(|r| r.retries),
+    )?;
+    gauge(
+        e,
+        "webhook_pending_events",
+        "Webhook events queued or being delivered",
+        sum(|r| r.pending),
     )
 }
 

@@ -23,11 +23,10 @@ use free4chat_signal::{
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::MemberTx;
-use super::Refusal;
 use super::chat::ChatLog;
 use super::handle::{JoinReply, Joining, RoomCmd, RoomSnapshot};
 use super::local::Local;
+use super::{Lifecycle, MemberTx, Refusal};
 
 /// How many media events may wait for one room.
 const MEDIA_EVENT_QUEUE: usize = 1024;
@@ -140,6 +139,7 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
         max_members: None,
         unconnected: VecDeque::new(),
     };
+    room.tell(Lifecycle::Started);
     let closing = loop {
         let speakers_due = room.speakers.due();
         let media_due = room.unconnected.front().map(|(at, _)| *at);
@@ -204,13 +204,21 @@ impl Room {
         let mut rooms = self.local.rooms.lock().await;
         if rooms.get(&self.name).is_some_and(|h| h.id == self.id) {
             rooms.remove(&self.name);
-            if let Some(observer) = &self.local.observer {
+            for observer in &self.local.observers {
                 observer.closed(&self.name);
             }
         }
     }
 
+    /// Tells the observers a step of the room's life.
+    fn tell(&self, what: Lifecycle<'_>) {
+        for observer in &self.local.observers {
+            observer.lifecycle(&self.name, self.id, what);
+        }
+    }
+
     fn finish(self) {
+        self.tell(Lifecycle::Finished);
         // Every member is gone, so every worker has been told to forget the room.
         self.local.media.give_back_home(self.home);
         let rooms_left = self.local.room_count.fetch_sub(1, Ordering::Relaxed) - 1;
@@ -386,6 +394,10 @@ impl Room {
         }
         let public = state.public(member);
         self.members.insert(member, state);
+        self.tell(Lifecycle::MemberJoined {
+            member,
+            name: &public.name,
+        });
         self.broadcast(Some(member), &ServerMsg::MemberJoined { member: public });
         let _ = reply.send(JoinReply::Joined);
         info!(room = self.name, %member, "member joined");
@@ -439,7 +451,14 @@ impl Room {
         let muted = state.muted;
         self.link.silence(member, forced);
         self.drive_link().await;
-        self.broadcast(None, &ServerMsg::Mute { id: member, muted, forced });
+        self.broadcast(
+            None,
+            &ServerMsg::Mute {
+                id: member,
+                muted,
+                forced,
+            },
+        );
         true
     }
 
@@ -481,7 +500,14 @@ impl Room {
                 }
                 state.muted = muted;
                 let forced = state.forced_muted;
-                self.broadcast(None, &ServerMsg::Mute { id: member, muted, forced });
+                self.broadcast(
+                    None,
+                    &ServerMsg::Mute {
+                        id: member,
+                        muted,
+                        forced,
+                    },
+                );
             }
             ClientMsg::Rename { name } => {
                 state.name = name.clone();
@@ -489,7 +515,7 @@ impl Room {
             }
             ClientMsg::Chat { text, client_ref } => {
                 let message = self.chat.add(member, state.name.clone(), text);
-                if let Some(observer) = &self.local.observer {
+                for observer in &self.local.observers {
                     observer.chat(&self.name, &message);
                 }
                 let chat = ServerMsg::Chat {
@@ -609,6 +635,10 @@ impl Room {
             self.speakers.dirty = true;
         }
         self.broadcast(None, &ServerMsg::MemberLeft { id: member });
+        self.tell(Lifecycle::MemberLeft {
+            member,
+            name: &state.name,
+        });
         info!(room = self.name, %member, "member left");
     }
 }

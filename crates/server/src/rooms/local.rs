@@ -101,8 +101,8 @@ pub(super) struct Local {
     pub room_count: AtomicUsize,
     /// Members dropped for missing the media deadline.
     pub media_deadline_dropped: std::sync::atomic::AtomicU64,
-    /// Told of each room's chat and end (in a cluster).
-    pub observer: Option<Arc<dyn RoomObserver>>,
+    /// Told of each room's chat, life and end (the cluster, webhooks).
+    pub observers: Vec<Arc<dyn RoomObserver>>,
     /// This node's id in a cluster, for room lists.
     node: Option<String>,
 }
@@ -130,15 +130,14 @@ pub enum LocalJoin {
 
 impl LocalDirectory {
     /// Rooms on `media`, with ids under `id_prefix` (unique to this node). In a cluster,
-    /// `cluster` names this node, and what its rooms tell goes to the observer.
+    /// `node` names this node. What the rooms tell goes to the `observers`.
     pub fn new(
         media: Arc<MediaWorkers>,
         (limits, spread_at, audio_slots): (Limits, usize, usize),
         ice: IceServers,
         id_prefix: u64,
-        cluster: Option<(String, Arc<dyn RoomObserver>)>,
+        (node, observers): (Option<String>, Vec<Arc<dyn RoomObserver>>),
     ) -> LocalDirectory {
-        let (node, observer) = cluster.unzip();
         LocalDirectory {
             local: Arc::new(Local {
                 rooms: Mutex::new(HashMap::new()),
@@ -151,7 +150,7 @@ impl LocalDirectory {
                 members: AtomicUsize::new(0),
                 room_count: AtomicUsize::new(0),
                 media_deadline_dropped: Default::default(),
-                observer,
+                observers,
                 node,
             }),
         }

@@ -18,7 +18,7 @@ mod local;
 
 use std::sync::Arc;
 
-use free4chat_signal::{ChatMessage, ServerMsg};
+use free4chat_signal::{ChatMessage, MemberId, RoomId, ServerMsg};
 use tokio::sync::mpsc;
 
 pub use directory::{ClusterView, Counts, JoinRequest, Refusal, RoomDirectory, RoomSummary};
@@ -33,12 +33,35 @@ pub const MEMBER_QUEUE: usize = 512;
 /// whole message (the channel allocates its slots 32 at a time, per member).
 pub type MemberTx = mpsc::Sender<Arc<ServerMsg>>;
 
-/// What a room tells beyond its members, for a cluster to keep: its chat, and its end. Called
-/// from the room's task, so it must never wait.
+/// What a room tells beyond its members: its chat and its end, for a cluster to keep, and its
+/// life and its members' comings and goings, for webhooks. Called from the room's task, so it
+/// must never wait.
 pub trait RoomObserver: Send + Sync {
     /// A chat message was added to room `room`.
     fn chat(&self, room: &str, message: &ChatMessage);
 
-    /// Room `room` has ended.
+    /// Room `room` has ended, and no longer holds its name here.
     fn closed(&self, room: &str);
+
+    /// Something happened in room `room` (its running instance `id`).
+    fn lifecycle(&self, room: &str, id: RoomId, what: Lifecycle<'_>) {
+        let _ = (room, id, what);
+    }
+}
+
+/// A step in a room's life, in the order the room takes them: started, then members joining
+/// and leaving, then (every member gone) finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle<'a> {
+    Started,
+    MemberJoined {
+        member: MemberId,
+        name: &'a str,
+    },
+    /// `name`: their name when they left (they may have renamed themselves).
+    MemberLeft {
+        member: MemberId,
+        name: &'a str,
+    },
+    Finished,
 }

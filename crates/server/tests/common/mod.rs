@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+pub mod redis;
+
 use free4chat::Server;
 use free4chat::config::Config;
 use free4chat_client::{Client, ClientConfig};
