@@ -181,4 +181,10 @@ function route() {
   }
 }
 
+// A page left for the start page and brought back from the browser's cache would show a room
+// it is no longer in: load it afresh (its address then asks for a nickname first).
+window.addEventListener('pageshow', (ev) => {
+  if (ev.persisted && state().connection.leaving) window.location.reload();
+});
+
 route();

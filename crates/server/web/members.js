@@ -8,7 +8,7 @@
 // members shown have an item in the page.
 
 import * as connection from './connection.js';
-import { nickProblem, showProblem } from './forms.js';
+import { capNickname, nickProblem, showProblem } from './forms.js';
 import { LIST_PAGE, memberCount, shownMembers, speakingNow, store } from './state.js';
 import * as ui from './ui.js';
 
@@ -111,6 +111,7 @@ export function mount() {
     onRename: openRename,
   });
   const form = ui.$as('rename-form', HTMLFormElement);
+  capNickname(ui.$as('rename-input', HTMLInputElement));
   form.addEventListener('submit', submitRename);
   ui.$('rename-cancel').addEventListener('click', closeRename);
   ui.$('members-more').addEventListener('click', () => {

@@ -686,6 +686,11 @@ export function setChatEnabled(enabled) {
 export function setChatCollapsed(collapsed) {
   $('chat-panel').classList.toggle('collapsed', collapsed);
   $('chat-toggle').setAttribute('aria-expanded', String(!collapsed));
+  // A folded log has no height, so it could not follow what arrived: it opens at the newest.
+  if (!collapsed) {
+    const log = $('chat-log');
+    log.scrollTop = log.scrollHeight;
+  }
 }
 
 /** @param {number} n */

@@ -1,0 +1,178 @@
+// End to end: being in a fuller room, on a desktop (1280×800) and on a phone (360×740). A real
+// free4chat server, one headless Chromium, and members that only listen and chat: WebSocket
+// clients. The room's controls must stay on screen however many are in it, the phone must
+// reach its chat and open it at the newest message, nickname fields must stop at the limit as
+// one types, and Back after Leave must not walk into the room again with the microphone open.
+//
+// Run from the repository root: node --test e2e/
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import WebSocket from 'ws';
+
+import {
+  DESKTOP,
+  OUT_DIR,
+  PHONE,
+  ensureOutDir,
+  freePort,
+  launchBrowser,
+  openPage,
+  startServer,
+  waitJoined,
+  withDiagnostics as diagnose,
+} from './helpers.mjs';
+
+let server;
+let browser;
+const pages = [];
+/** Every listener's socket, to close at the end. @type {Set<WebSocket>} */
+const sockets = new Set();
+
+before(async () => {
+  ensureOutDir();
+  server = await startServer({ port: await freePort(), logFile: path.join(OUT_DIR, 'server-room.log') });
+  browser = await launchBrowser(null);
+}, { timeout: 60_000 });
+
+after(async () => {
+  for (const ws of sockets) ws.terminate();
+  if (browser) await browser.close();
+  if (server) await server.stop();
+}, { timeout: 20_000 });
+
+/** Opens a page (desktop size unless told) and keeps it for diagnostics. */
+async function open(urlPath, label, { viewport = DESKTOP } = {}) {
+  const h = await openPage(browser, `${server.base}${urlPath}`, label, { contextOptions: { viewport } });
+  pages.push(h);
+  return h;
+}
+
+function roomPath(room, name) {
+  return `/room/${room}?name=${encodeURIComponent(name)}&audio=raw`;
+}
+
+/**
+ * A member that only listens and chats: joins `room` as `name` over the signalling WebSocket and
+ * drops whatever the server sends. Resolves with its socket once joined.
+ */
+function listener(room, name) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${server.base.replace(/^http/, 'ws')}/ws`);
+    sockets.add(ws);
+    const timer = setTimeout(() => reject(new Error(`${name}: not joined in time`)), 20_000);
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'join', v: 1, room, name })));
+    ws.on('message', (data) => {
+      const msg = JSON.parse(String(data));
+      if (msg.type === 'joined') {
+        clearTimeout(timer);
+        resolve(ws);
+      } else if (msg.type === 'error') {
+        clearTimeout(timer);
+        reject(new Error(`${name}: ${msg.code} ${msg.message}`));
+      }
+    });
+    ws.on('error', reject);
+  });
+}
+
+/** In the page: which of `selectors` are wholly inside the window and not covered by anything. */
+function onScreen(selectors) {
+  return selectors.filter((sel) => {
+    const el = document.querySelector(sel);
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.top < 0 || r.left < 0 || r.bottom > window.innerHeight || r.right > window.innerWidth) return false;
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    return !!hit && el.contains(hit);
+  });
+}
+
+/** In the page: how far the chat log is from showing its newest line, and whether it scrolls. */
+function chatScroll() {
+  const log = document.getElementById('chat-log');
+  return { fromEnd: Math.round(log.scrollHeight - log.scrollTop - log.clientHeight), scrolls: log.scrollHeight > log.clientHeight + 100 };
+}
+
+/** The page's nickname field `sel` after typing 40 characters into it, and after pasting 40 emoji. */
+async function typedNickname(page, sel) {
+  await page.fill(sel, '');
+  await page.focus(sel);
+  await page.keyboard.type('n'.repeat(40));
+  const typed = await page.inputValue(sel);
+  await page.fill(sel, '🎧'.repeat(40));
+  const pasted = [...(await page.inputValue(sel))].length;
+  return { typed: typed.length, pasted };
+}
+
+test('a room of twelve on a desktop and a phone: controls on screen, the chat reached and opened at the newest, nicknames cut at 32 as typed, Back after Leave asks first', { timeout: 120_000 }, async () => {
+  await diagnose('room-twelve', () => ({ pages, server }), async () => {
+    const room = 'twelve';
+    const controls = ['#mute-btn', '#deafen-btn', '#devices-btn', '#copy-link-btn', '#leave-btn'];
+    const dana = await open(roomPath(room, 'Dana'), 'dana');
+    const others = [];
+    for (let i = 1; i <= 10; i++) others.push(await listener(room, `Listener ${i}`));
+    // Twenty messages of three lines each: more than the chat log shows at once.
+    for (const [i, ws] of others.entries()) {
+      for (let k = 0; k < 2; k++) ws.send(JSON.stringify({ type: 'chat', text: `message ${i}-${k}\nsecond line\nthird line`, client_ref: `r${i}-${k}` }));
+    }
+    await dana.page.waitForFunction(() => window.f4c.chat.length === 20, null, { timeout: 10_000, polling: 100 });
+
+    // Pia comes late, on a phone: the history arrives while her chat is folded.
+    const pia = await open(roomPath(room, 'Pia'), 'pia', { viewport: PHONE });
+    await Promise.all([waitJoined(dana.page, 12), waitJoined(pia.page, 12)]);
+    await pia.page.waitForFunction(() => window.f4c.chat.length === 20, null, { timeout: 10_000, polling: 100 });
+
+    // The controls are on screen at the top of the page and at its very end, on both.
+    for (const h of [dana, pia]) {
+      for (const end of [false, true]) {
+        await h.page.evaluate((bottom) => window.scrollTo(0, bottom ? document.documentElement.scrollHeight : 0), end);
+        assert.deepEqual(await h.page.evaluate(onScreen, controls), controls, `${h.label}: controls on screen (${end ? 'scrolled to the end' : 'at the top'})`);
+      }
+      await h.page.evaluate(() => window.scrollTo(0, 0));
+    }
+    // The phone's chat is on its first screen, above the controls.
+    const reach = await pia.page.evaluate(() => ({
+      chat: document.getElementById('chat-toggle').getBoundingClientRect().bottom,
+      bar: document.getElementById('control-bar').getBoundingClientRect().top,
+    }));
+    assert.ok(reach.chat <= reach.bar, `the phone's chat toggle is above its control bar without scrolling: ${JSON.stringify(reach)}`);
+
+    // Opened, the phone's chat shows the newest message: for the history, and for what came
+    // while it was folded again.
+    await pia.page.click('#chat-toggle');
+    let scroll = await pia.page.evaluate(chatScroll);
+    assert.ok(scroll.scrolls && scroll.fromEnd <= 2, `history: opened at the newest ${JSON.stringify(scroll)}`);
+    await pia.page.click('#chat-toggle');
+    for (const [i, ws] of others.slice(0, 4).entries()) ws.send(JSON.stringify({ type: 'chat', text: `later ${i}\nsecond line`, client_ref: `l${i}` }));
+    await pia.page.waitForFunction(() => window.f4c.chat.length === 24, null, { timeout: 10_000, polling: 100 });
+    await pia.page.evaluate(() => (document.getElementById('chat-log').scrollTop = 0));
+    await pia.page.click('#chat-toggle');
+    scroll = await pia.page.evaluate(chatScroll);
+    assert.ok(scroll.fromEnd <= 2, `new messages: opened at the newest ${JSON.stringify(scroll)}`);
+
+    // Nickname fields stop at 32 characters (not UTF-16 units) as one types or pastes.
+    await dana.page.click('#members .member.self .member-rename');
+    assert.deepEqual(await typedNickname(dana.page, '#rename-input'), { typed: 32, pasted: 32 }, 'rename');
+    await dana.page.keyboard.press('Escape');
+
+    // Pia leaves; Back brings the room's page, which asks for her nickname before anything.
+    await Promise.all([pia.page.waitForURL(`${server.base}/`), pia.page.click('#leave-btn')]);
+    await pia.page.waitForSelector('#home:not([hidden])');
+    assert.deepEqual(await typedNickname(pia.page, '#home-name'), { typed: 32, pasted: 32 }, 'home page');
+    await waitJoined(dana.page, 11);
+    await pia.page.goBack();
+    await pia.page.waitForSelector('#ask-name:not([hidden])', { timeout: 10_000 });
+    assert.equal(pia.page.url(), `${server.base}/room/${room}`);
+    assert.equal(await pia.page.inputValue('#ask-name-input'), 'Pia');
+    const after = await pia.page.evaluate(() => ({ state: window.f4c.state, mic: !!window.f4c.getState().mic.track }));
+    assert.deepEqual(after, { state: 'idle', mic: false }, 'not in the room, no microphone');
+    assert.deepEqual(await typedNickname(pia.page, '#ask-name-input'), { typed: 32, pasted: 32 }, 'ask-name page');
+    assert.equal(await dana.page.evaluate(() => window.f4c.members.size), 11, 'Pia did not come back');
+
+    for (const h of pages) {
+      assert.deepEqual(h.pageErrors, [], `${h.label}: page errors`);
+      assert.deepEqual(await h.page.evaluate(() => window.f4c.errors), [], `${h.label}: refused messages`);
+    }
+  });
+});
