@@ -277,9 +277,14 @@ export function mediaOf(/** @type {State} */ state, /** @type {string} */ id) {
   );
 }
 
-/** Whether member `id` is speaking: as the server says, or loud on one of our slots now. */
+/**
+ * Whether member `id` is speaking: as the server says, or loud on one of our slots now. A
+ * member whose microphone is off is not, whatever was heard of them a moment before.
+ */
 export function speakingNow(/** @type {State} */ state, /** @type {string} */ id) {
-  if (state.members.get(id)?.speaking) return true;
+  const member = state.members.get(id);
+  if (member?.muted) return false;
+  if (member?.speaking) return true;
   for (const voice of state.slotVoices.values()) if (voice.loud && voice.member === id) return true;
   return false;
 }
