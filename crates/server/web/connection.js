@@ -358,7 +358,10 @@ function connectionLost(sess) {
     scheduleReconnect('conn.unreachable');
     return;
   }
-  scheduleReconnect(bye ? byeKey : 'conn.lost');
+  // An attempt that failed before it joined changes nothing about why we are away (a server
+  // that is restarting is not reachable for a moment): the reason given first stays.
+  const reason = !wasJoined && state.connection.attempt > 0 ? state.connection.notice?.lead?.key : undefined;
+  scheduleReconnect(reason ?? (bye ? byeKey : 'conn.lost'));
 }
 
 function clearRetry() {

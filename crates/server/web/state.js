@@ -481,7 +481,8 @@ export function reduce(state, event) {
           status: again ? 'reconnecting' : 'connecting',
           detail: null,
           bye: null,
-          notice: again ? { key: 'conn.reconnectingNow', args: { n: conn.attempt } } : conn.notice,
+          // Why we reconnect stays said until we are back.
+          notice: again ? { key: 'conn.reconnectingNow', args: { n: conn.attempt }, lead: conn.notice?.lead } : conn.notice,
         },
       };
     }
