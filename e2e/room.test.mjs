@@ -9,12 +9,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 
 import {
   DESKTOP,
   OUT_DIR,
   PHONE,
+  WEB_DIR,
   ensureOutDir,
   freePort,
   launchBrowser,
@@ -23,6 +25,8 @@ import {
   waitJoined,
   withDiagnostics as diagnose,
 } from './helpers.mjs';
+
+const { t: translate } = await import(pathToFileURL(path.join(WEB_DIR, 'i18n.js')).href);
 
 let server;
 let browser;
@@ -174,5 +178,26 @@ test('a room of twelve on a desktop and a phone: controls on screen, the chat re
       assert.deepEqual(h.pageErrors, [], `${h.label}: page errors`);
       assert.deepEqual(await h.page.evaluate(() => window.f4c.errors), [], `${h.label}: refused messages`);
     }
+  });
+});
+
+test('an unknown address answers 404 with a page in the app\'s style and language, with a way home', { timeout: 30_000 }, async () => {
+  await diagnose('room-not-found', () => ({ pages, server }), async () => {
+    const h = await open('/', 'not-found', { viewport: PHONE });
+    await h.page.selectOption('#lang-select', 'de');
+    const res = await h.page.goto(`${server.base}/no/such/page`);
+    assert.equal(res.status(), 404);
+    await h.page.waitForSelector('#not-found:not([hidden])');
+    assert.equal(await h.page.textContent('#not-found h1'), translate('notFound.heading', {}, 'de'));
+    const look = await h.page.evaluate(() => {
+      const card = getComputedStyle(document.getElementById('not-found'));
+      return { font: getComputedStyle(document.body).fontFamily, card: card.backgroundColor, radius: card.borderRadius, wide: document.documentElement.scrollWidth };
+    });
+    assert.ok(!/monospace/.test(look.font) && look.card !== 'rgba(0, 0, 0, 0)' && look.radius !== '0px', `the app's style: ${JSON.stringify(look)}`);
+    assert.ok(look.wide <= PHONE.width, 'fits a phone');
+    await Promise.all([h.page.waitForURL(`${server.base}/`), h.page.click('#not-found a')]);
+    await h.page.waitForSelector('#home:not([hidden])');
+    assert.deepEqual(h.pageErrors, []);
+    await h.context.close();
   });
 });

@@ -175,10 +175,12 @@ function route() {
   const m = window.location.pathname.match(/^\/room\/([^/]*)\/?$/);
   if (m) {
     roomPage(decodeSegment(m[1]));
-  } else {
-    ui.setRoomTitle(null);
-    homePage();
+    return;
   }
+  ui.setRoomTitle(null);
+  // The server answers any other address with this page (and a 404): say so, with a way home.
+  if (window.location.pathname === '/') homePage();
+  else ui.showView('not-found');
 }
 
 // A page left for the start page and brought back from the browser's cache would show a room

@@ -75,9 +75,9 @@ function tel(tag, className, key, args) {
 // ---------------------------------------------------------------------------------------------
 // Views and status
 
-const VIEWS = ['home', 'ask-name', 'fatal', 'room'];
+const VIEWS = ['home', 'ask-name', 'fatal', 'not-found', 'room'];
 
-/** @param {'home' | 'ask-name' | 'fatal' | 'room'} name */
+/** @param {'home' | 'ask-name' | 'fatal' | 'not-found' | 'room'} name */
 export function showView(name) {
   for (const v of VIEWS) $(v).hidden = v !== name;
   document.body.dataset.view = name;
