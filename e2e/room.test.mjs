@@ -98,6 +98,55 @@ function chatScroll() {
   return { fromEnd: Math.round(log.scrollHeight - log.scrollTop - log.clientHeight), scrolls: log.scrollHeight > log.clientHeight + 100 };
 }
 
+/**
+ * In the page: WCAG contrast ratios of the pressed Unmute and "Mute all for me" buttons, and the
+ * lowest of a nickname over all 360 hues, in the member list and on our own chat messages (the
+ * colours as the page paints them, read back through a canvas).
+ */
+function contrasts() {
+  const ctx = document.createElement('canvas').getContext('2d', { willReadFrequently: true });
+  const lin = (c) => (c / 255 <= 0.04045 ? c / 255 / 12.92 : ((c / 255 + 0.055) / 1.055) ** 2.4);
+  const lum = (css) => {
+    ctx.clearRect(0, 0, 1, 1);
+    ctx.fillStyle = css;
+    ctx.fillRect(0, 0, 1, 1);
+    const [r, g, b] = [...ctx.getImageData(0, 0, 1, 1).data].map(lin);
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const bgOf = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = getComputedStyle(e).backgroundColor;
+      if (c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') return c;
+    }
+    return '#fff';
+  };
+  const of = (el) => {
+    const [a, b] = [lum(getComputedStyle(el).color), lum(bgOf(el))].sort((x, y) => y - x);
+    return Math.round(((a + 0.05) / (b + 0.05)) * 100) / 100;
+  };
+  const worst = (host, sel) => {
+    const keep = host.style.getPropertyValue('--hue');
+    let low = { ratio: Infinity, hue: null };
+    for (let hue = 0; hue < 360; hue++) {
+      host.style.setProperty('--hue', String(hue));
+      const ratio = of(host.querySelector(sel));
+      if (ratio < low.ratio) low = { ratio, hue };
+    }
+    host.style.setProperty('--hue', keep);
+    return low;
+  };
+  const msg = document.querySelector('#chat-log .chat-msg:not(.mine)');
+  msg.classList.add('mine');
+  const out = {
+    unmute: of(document.getElementById('mute-btn')),
+    muteAll: of(document.getElementById('deafen-btn')),
+    member: worst(document.querySelector('#members .member:not(.self)'), '.name'),
+    mine: worst(msg, '.chat-name'),
+  };
+  msg.classList.remove('mine');
+  return out;
+}
+
 /** The page's nickname field `sel` after typing 40 characters into it, and after pasting 40 emoji. */
 async function typedNickname(page, sel) {
   await page.fill(sel, '');
@@ -109,7 +158,7 @@ async function typedNickname(page, sel) {
   return { typed: typed.length, pasted };
 }
 
-test('a room of twelve on a desktop and a phone: controls on screen, the chat reached and opened at the newest, nicknames cut at 32 as typed, Back after Leave asks first', { timeout: 120_000 }, async () => {
+test('a room of twelve on a desktop and a phone: controls on screen, the chat reached and opened at the newest, AA contrast, nicknames cut at 32 as typed, Back after Leave asks first', { timeout: 120_000 }, async () => {
   await diagnose('room-twelve', () => ({ pages, server }), async () => {
     const room = 'twelve';
     const controls = ['#mute-btn', '#deafen-btn', '#devices-btn', '#copy-link-btn', '#leave-btn'];
@@ -154,6 +203,16 @@ test('a room of twelve on a desktop and a phone: controls on screen, the chat re
     await pia.page.click('#chat-toggle');
     scroll = await pia.page.evaluate(chatScroll);
     assert.ok(scroll.fromEnd <= 2, `new messages: opened at the newest ${JSON.stringify(scroll)}`);
+
+    // Text meets WCAG AA (4.5:1) in both colour schemes: the pressed toggles, and nicknames.
+    await dana.page.click('#mute-btn');
+    await dana.page.click('#deafen-btn');
+    await dana.page.waitForSelector('#mute-btn.active');
+    for (const colorScheme of ['light', 'dark']) {
+      await dana.page.emulateMedia({ colorScheme });
+      const c = await dana.page.evaluate(contrasts);
+      assert.ok(c.unmute >= 4.5 && c.muteAll >= 4.5 && c.member.ratio >= 4.5 && c.mine.ratio >= 4.5, `${colorScheme}: ${JSON.stringify(c)}`);
+    }
 
     // Nickname fields stop at 32 characters (not UTF-16 units) as one types or pastes.
     await dana.page.click('#members .member.self .member-rename');
