@@ -158,7 +158,7 @@ async function typedNickname(page, sel) {
   return { typed: typed.length, pasted };
 }
 
-test('a room of twelve on a desktop and a phone: controls on screen, the chat reached and opened at the newest, AA contrast, nicknames cut at 32 as typed, Back after Leave asks first', { timeout: 120_000 }, async () => {
+test('a room of twelve on a desktop and a phone: controls on screen, the chat reached and opened at the newest, AA contrast, nicknames unique and cut at 32 as typed, Back after Leave asks first', { timeout: 120_000 }, async () => {
   await diagnose('room-twelve', () => ({ pages, server }), async () => {
     const room = 'twelve';
     const controls = ['#mute-btn', '#deafen-btn', '#devices-btn', '#copy-link-btn', '#leave-btn'];
@@ -171,9 +171,14 @@ test('a room of twelve on a desktop and a phone: controls on screen, the chat re
     }
     await dana.page.waitForFunction(() => window.f4c.chat.length === 20, null, { timeout: 10_000, polling: 100 });
 
-    // Pia comes late, on a phone: the history arrives while her chat is folded.
-    const pia = await open(roomPath(room, 'Pia'), 'pia', { viewport: PHONE });
+    // Pia comes late, on a phone (the history arrives while her chat is folded), and asks for
+    // Dana's name: the room gives her another.
+    const pia = await open(roomPath(room, 'dana'), 'pia', { viewport: PHONE });
     await Promise.all([waitJoined(dana.page, 12), waitJoined(pia.page, 12)]);
+    const piaId = await pia.page.evaluate(() => window.f4c.selfId);
+    assert.equal(await pia.page.evaluate(() => window.f4c.name), 'dana (2)');
+    assert.equal(await pia.page.textContent('#members .member.self .name'), 'dana (2)');
+    assert.equal(await dana.page.evaluate((id) => window.f4c.members.get(id).name, piaId), 'dana (2)');
     await pia.page.waitForFunction(() => window.f4c.chat.length === 20, null, { timeout: 10_000, polling: 100 });
 
     // The controls are on screen at the top of the page and at its very end, on both.
@@ -227,11 +232,24 @@ test('a room of twelve on a desktop and a phone: controls on screen, the chat re
     await pia.page.goBack();
     await pia.page.waitForSelector('#ask-name:not([hidden])', { timeout: 10_000 });
     assert.equal(pia.page.url(), `${server.base}/room/${room}`);
-    assert.equal(await pia.page.inputValue('#ask-name-input'), 'Pia');
+    assert.equal(await pia.page.inputValue('#ask-name-input'), 'dana', 'the name she asked for');
     const after = await pia.page.evaluate(() => ({ state: window.f4c.state, mic: !!window.f4c.getState().mic.track }));
     assert.deepEqual(after, { state: 'idle', mic: false }, 'not in the room, no microphone');
     assert.deepEqual(await typedNickname(pia.page, '#ask-name-input'), { typed: 32, pasted: 32 }, 'ask-name page');
     assert.equal(await dana.page.evaluate(() => window.f4c.members.size), 11, 'Pia did not come back');
+
+    // Someone who takes a name after its holder left has another avatar in the chat.
+    const chatAvatars = () => [...document.querySelectorAll('#chat-log .chat-msg')].slice(-2).map((li) => [li.querySelector('.chat-name').textContent, li.querySelector('.avatar').innerHTML]);
+    for (const text of ['boo', 'boo again']) {
+      const ghost = await listener(room, 'Ghost');
+      ghost.send(JSON.stringify({ type: 'chat', text, client_ref: 'g' }));
+      await dana.page.waitForFunction((t) => window.f4c.chat.at(-1)?.text === t, text, { timeout: 10_000, polling: 100 });
+      ghost.close();
+      await waitJoined(dana.page, 11);
+    }
+    const [first, second] = await dana.page.evaluate(chatAvatars);
+    assert.deepEqual([first[0], second[0]], ['Ghost', 'Ghost']);
+    assert.notEqual(first[1], second[1], 'two members named Ghost, two avatars');
 
     for (const h of pages) {
       assert.deepEqual(h.pageErrors, [], `${h.label}: page errors`);

@@ -100,6 +100,44 @@ async fn members_see_each_other_join_rename_mute_and_leave() {
 }
 
 #[tokio::test]
+async fn a_nickname_someone_in_the_room_holds_gets_a_suffix_on_join_and_on_rename() {
+    let server = server().await;
+    let mut a = ws(&server).await;
+    let ServerMsg::Joined { name, .. } = ws_join(&mut a, "twins", "Alice").await else {
+        unreachable!()
+    };
+    assert_eq!(name, "Alice", "a free name is kept");
+    let mut b = ws(&server).await;
+    let ServerMsg::Joined { id: b_id, name, .. } = ws_join(&mut b, "twins", "alice").await else {
+        unreachable!()
+    };
+    assert_eq!(name, "alice (2)", "names compare without regard to case");
+    let joined = next_matching(&mut a, |m| matches!(m, ServerMsg::MemberJoined { .. })).await;
+    assert!(
+        matches!(&joined, Some(ServerMsg::MemberJoined { member }) if member.name == "alice (2)"),
+        "{joined:?}"
+    );
+    // Another room is another matter.
+    let mut c = ws(&server).await;
+    let ServerMsg::Joined { name, .. } = ws_join(&mut c, "elsewhere", "Alice").await else {
+        unreachable!()
+    };
+    assert_eq!(name, "Alice");
+
+    // A rename to a name someone holds gets a suffix too; to one's own name, none.
+    send_text(&mut b, r#"{"type":"rename","name":"ALICE"}"#).await;
+    let renamed = ServerMsg::MemberRenamed {
+        id: b_id,
+        name: "ALICE (2)".into(),
+    };
+    assert_eq!(next(&mut a).await.as_ref(), Some(&renamed));
+    assert_eq!(next(&mut b).await.as_ref(), Some(&renamed));
+    send_text(&mut b, r#"{"type":"rename","name":"ALICE (2)"}"#).await;
+    assert_eq!(next(&mut b).await.as_ref(), Some(&renamed));
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn chat_is_acknowledged_broadcast_and_kept_for_late_joiners() {
     // Buckets large enough for every message below at once, so nothing waits for a refill.
     let server = server_with(config_with(|c| {

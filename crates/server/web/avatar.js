@@ -1,17 +1,20 @@
 // @ts-check
-// Avatars generated from a nickname: a disc in a colour taken from a hash of the name, with a
-// left-right symmetric 5×5 pattern of rounded tiles, also taken from the hash. The same name
-// always gives the same picture, in every browser.
+// Avatars generated from a member: a disc in a colour taken from a hash of their nickname and
+// their member id, with a left-right symmetric 5×5 pattern of rounded tiles, also taken from the
+// hash. The same member under the same name gives the same picture in every browser; someone
+// else who takes the same name (after the first left, in the chat's history) gets another.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 /**
- * FNV-1a over the name's code points, then a final avalanche so nearby names differ.
+ * FNV-1a over the member id and the name's code points, then a final avalanche so nearby
+ * names differ.
  * @param {string} name
+ * @param {string} who the member's id
  */
-export function hashName(name) {
+export function hashName(name, who) {
   let h = 0x811c9dc5;
-  for (const ch of String(name).normalize('NFC')) {
+  for (const ch of `${who}\u0000${String(name).normalize('NFC')}`) {
     h ^= ch.codePointAt(0) ?? 0;
     h = Math.imul(h, 0x01000193) >>> 0;
   }
@@ -24,11 +27,12 @@ export function hashName(name) {
 }
 
 /**
- * The hue (0–359) that stands for a name, in avatars and chat.
+ * The hue (0–359) that stands for a member under a name, in avatars and chat.
  * @param {string} name
+ * @param {string} who the member's id
  */
-export function nameHue(name) {
-  return hashName(name) % 360;
+export function nameHue(name, who) {
+  return hashName(name, who) % 360;
 }
 
 /** Which tiles of the 5×5 grid are on: 15 bits for the left three columns, mirrored. */
@@ -53,10 +57,14 @@ function tiles(hash) {
   );
 }
 
-/** A new avatar <svg> for `name`, decorative (the name is always written next to it). */
-/** @param {string} name */
-export function avatarSvg(name) {
-  const hash = hashName(name);
+/**
+ * A new avatar <svg> for member `who` named `name`, decorative (the name is always written
+ * next to it).
+ * @param {string} name
+ * @param {string} who the member's id
+ */
+export function avatarSvg(name, who) {
+  const hash = hashName(name, who);
   const hue = hash % 360;
   const svg = document.createElementNS(SVG_NS, 'svg');
   svg.setAttribute('viewBox', '0 0 40 40');
@@ -88,8 +96,11 @@ export function avatarSvg(name) {
   return svg;
 }
 
-/** A short fingerprint of the avatar for a name (used by tests and for caching). */
-/** @param {string} name */
-export function avatarKey(name) {
-  return hashName(name).toString(16).padStart(8, '0');
+/**
+ * A short fingerprint of the avatar of member `who` named `name` (used by tests).
+ * @param {string} name
+ * @param {string} who
+ */
+export function avatarKey(name, who) {
+  return hashName(name, who).toString(16).padStart(8, '0');
 }

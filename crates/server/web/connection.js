@@ -270,17 +270,19 @@ function onJoined(msg, sess) {
   sess.joined = true;
   clearTimeout(sess.joinTimer);
   clearRetry();
+  // The name we asked for, which we come back with: the room may have given us another.
+  const asked = store.getState().name ?? '';
   store.dispatch({
     type: 'joined',
     selfId: String(msg.id),
+    name: typeof msg.name === 'string' && msg.name !== '' ? msg.name : null,
     members: listOf(msg.members, memberFrom),
     membersTotal: u32From(msg.members_total),
     audioSlots: Math.min(u32From(msg.audio_slots), MAX_AUDIO_SLOTS),
     tracks: listOf(msg.tracks, trackFrom),
     chat: listOf(msg.chat, chatFrom),
   });
-  const state = store.getState();
-  prefs.recent.remember(state.room ?? '', state.name ?? '');
+  prefs.recent.remember(store.getState().room ?? '', asked);
   startMedia(sess, iceServersFrom(msg.ice_servers)).catch((err) => {
     console.error('audio set-up failed', err);
     ui.toast('toast.audioSetup', { reason: err instanceof Error ? err.message : String(err) }, 'error');

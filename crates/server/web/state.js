@@ -163,7 +163,7 @@
  *   | {type: 'room_entered', room: string, name: string}
  *   | {type: 'language_changed', lang: string}
  *   | {type: 'connecting'}
- *   | {type: 'joined', selfId: string, members: Member[], membersTotal: number, audioSlots: number, tracks: Track[], chat: ChatMessage[]}
+ *   | {type: 'joined', selfId: string, name: string | null, members: Member[], membersTotal: number, audioSlots: number, tracks: Track[], chat: ChatMessage[]}
  *   | {type: 'more_members', members: Member[]}
  *   | {type: 'peer_started', pc: RTCPeerConnection}
  *   | {type: 'media_state', state: RTCPeerConnectionState}
@@ -494,10 +494,12 @@ export function reduce(state, event) {
         const name = state.members.get(id)?.name;
         if (name !== undefined) mutedNames.add(name);
       }
+      // Our name in the room: the one we asked for, or that with a suffix if someone has it.
+      const name = event.name ?? state.name;
       const members = new Map();
       members.set(event.selfId, {
         id: event.selfId,
-        name: state.name ?? '',
+        name: name ?? '',
         muted: state.mic.muted,
         speaking: false,
         source: 0,
@@ -521,6 +523,7 @@ export function reduce(state, event) {
       let chat = rejoined ? withSystemLine(state.chat, { key: 'sys.reconnected', args: {} }) : state.chat;
       const next = {
         ...state,
+        name,
         selfId: event.selfId,
         members,
         membersPending,

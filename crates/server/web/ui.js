@@ -490,8 +490,8 @@ function updateMemberItem(li, m, isSelf, mutedForMe, allMuted, speaking) {
   const avatar = part(li, '.avatar');
   if (avatar.dataset.name !== m.name) {
     avatar.dataset.name = m.name;
-    avatar.replaceChildren(avatarSvg(m.name));
-    li.style.setProperty('--hue', String(nameHue(m.name)));
+    avatar.replaceChildren(avatarSvg(m.name, m.id));
+    li.style.setProperty('--hue', String(nameHue(m.name, m.id)));
   }
   part(li, '.you').hidden = !isSelf;
   part(li, '.mic-off').hidden = !m.muted;
@@ -631,10 +631,11 @@ export function appendChat(message, isMine) {
   li.dataset.seq = String(message.seq);
   li.dataset.from = String(message.from);
   const name = String(message.name);
-  li.style.setProperty('--hue', String(nameHue(name)));
+  const from = String(message.from);
+  li.style.setProperty('--hue', String(nameHue(name, from)));
   const avatar = el('span', 'avatar avatar-small');
   avatar.setAttribute('aria-hidden', 'true');
-  avatar.appendChild(avatarSvg(name));
+  avatar.appendChild(avatarSvg(name, from));
   const body = el('div', 'chat-body-text');
   const meta = el('div', 'meta');
   meta.appendChild(el('span', 'chat-name', name));

@@ -23,6 +23,8 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// The largest chat message, in characters (Unicode scalar values).
 pub const MAX_CHAT_CHARS: usize = 2_000;
+/// The longest nickname, in characters (Unicode scalar values).
+pub const MAX_NICKNAME_CHARS: usize = 32;
 
 /// How many chat messages a room keeps for those who join later.
 pub const CHAT_HISTORY_LEN: usize = 100;
@@ -197,6 +199,11 @@ pub enum ServerMsg {
         room: String,
         /// This member's id.
         id: MemberId,
+        /// This member's nickname in the room: the one asked for, or, if another member of the
+        /// room has it already, that name with a suffix (" (2)", …), so that nobody in a room
+        /// can pass for someone else.
+        #[serde(default)]
+        name: String,
         /// The others already in the room: the first [`MEMBER_PAGE`] of them; the rest follow
         /// in `more_members` messages.
         members: Vec<Member>,

@@ -1,7 +1,8 @@
 //! Checks for what clients choose: room names, nicknames, chat text, track sources.
 
 use crate::{
-    ErrorCode, MAX_CHAT_CHARS, MAX_LOCAL_MUTES, MAX_MID_LEN, MAX_SOURCES, MemberId, Sources,
+    ErrorCode, MAX_CHAT_CHARS, MAX_LOCAL_MUTES, MAX_MID_LEN, MAX_NICKNAME_CHARS, MAX_SOURCES,
+    MemberId, Sources,
 };
 
 /// A refused input, with its stable code and a human explanation.
@@ -47,7 +48,7 @@ pub fn validate_room_name(name: &str) -> Result<(), ValidationError> {
 pub fn validate_nickname(name: &str) -> Result<String, ValidationError> {
     let trimmed = name.trim();
     let count = trimmed.chars().count();
-    if !(1..=32).contains(&count) || trimmed.chars().any(char::is_control) {
+    if !(1..=MAX_NICKNAME_CHARS).contains(&count) || trimmed.chars().any(char::is_control) {
         return Err(err(
             ErrorCode::InvalidNickname,
             "a nickname is 1 to 32 characters without control characters",

@@ -28,6 +28,7 @@ use super::Refusal;
 use super::chat::ChatLog;
 use super::handle::{JoinReply, Joining, RoomCmd, RoomSnapshot};
 use super::local::Local;
+use super::names::unique_name;
 
 /// How many media events may wait for one room.
 const MEDIA_EVENT_QUEUE: usize = 1024;
@@ -310,6 +311,7 @@ impl Room {
             let _ = reply.send(JoinReply::Refused(r));
             return;
         }
+        let name = unique_name(&name, self.members.values().map(|m| m.name.as_str()));
         let mut others: Vec<Member> = self.members.iter().map(|(id, m)| m.public(*id)).collect();
         let total = others.len();
         // Speakers first: a page of a large room shows who is talking.
@@ -319,6 +321,7 @@ impl Room {
             v: PROTOCOL_VERSION,
             room: self.name.clone(),
             id: member,
+            name: name.clone(),
             members: pages.next().map(<[Member]>::to_vec).unwrap_or_default(),
             members_total: total,
             audio_slots: self.local.audio_slots,
@@ -416,7 +419,11 @@ impl Room {
                 self.broadcast(None, &ServerMsg::Mute { id: member, muted });
             }
             ClientMsg::Rename { name } => {
-                state.name = name.clone();
+                let others = self.members.iter().filter(|(id, _)| **id != member);
+                let name = unique_name(&name, others.map(|(_, m)| m.name.as_str()));
+                if let Some(state) = self.members.get_mut(&member) {
+                    state.name = name.clone();
+                }
                 self.broadcast(None, &ServerMsg::MemberRenamed { id: member, name });
             }
             ClientMsg::Chat { text, client_ref } => {
