@@ -58,15 +58,16 @@ function roomPath(room, name) {
 }
 
 /**
- * A member that only listens and chats: joins `room` as `name` over the signalling WebSocket and
- * drops whatever the server sends. Resolves with its socket once joined.
+ * A member that only listens and chats: joins `room` as `name` (with client key `key`, if given)
+ * over the signalling WebSocket and drops whatever the server sends. Resolves with its socket
+ * once joined.
  */
-function listener(room, name) {
+function listener(room, name, key) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${server.base.replace(/^http/, 'ws')}/ws`);
     sockets.add(ws);
     const timer = setTimeout(() => reject(new Error(`${name}: not joined in time`)), 20_000);
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'join', v: 1, room, name })));
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'join', v: 1, room, name, key })));
     ws.on('message', (data) => {
       const msg = JSON.parse(String(data));
       if (msg.type === 'joined') {
@@ -158,13 +159,14 @@ async function typedNickname(page, sel) {
   return { typed: typed.length, pasted };
 }
 
-test('a room of twelve on a desktop and a phone: controls on screen, the chat reached and opened at the newest, AA contrast, nicknames unique and cut at 32 as typed, Back after Leave asks first', { timeout: 120_000 }, async () => {
+test('a room of twelve on a desktop and a phone: controls on screen, the chat reached and opened at the newest, AA contrast, nicknames unique and cut at 32 as typed, mute for me kept by client key, Back after Leave asks first', { timeout: 120_000 }, async () => {
   await diagnose('room-twelve', () => ({ pages, server }), async () => {
     const room = 'twelve';
     const controls = ['#mute-btn', '#deafen-btn', '#devices-btn', '#copy-link-btn', '#leave-btn'];
     const dana = await open(roomPath(room, 'Dana'), 'dana');
     const others = [];
-    for (let i = 1; i <= 10; i++) others.push(await listener(room, `Listener ${i}`));
+    const keyOf = (i) => `key-of-listener-${i}`.padEnd(22, '-');
+    for (let i = 1; i <= 10; i++) others.push(await listener(room, `Listener ${i}`, keyOf(i)));
     // Twenty messages of three lines each: more than the chat log shows at once.
     for (const [i, ws] of others.entries()) {
       for (let k = 0; k < 2; k++) ws.send(JSON.stringify({ type: 'chat', text: `message ${i}-${k}\nsecond line\nthird line`, client_ref: `r${i}-${k}` }));
@@ -223,6 +225,34 @@ test('a room of twelve on a desktop and a phone: controls on screen, the chat re
     await dana.page.click('#members .member.self .member-rename');
     assert.deepEqual(await typedNickname(dana.page, '#rename-input'), { typed: 32, pasted: 32 }, 'rename');
     await dana.page.keyboard.press('Escape');
+
+    // Dana mutes Listener 1 for herself. He comes back on a new connection, and she reloads:
+    // he stays muted for her, and the server is told each time.
+    const mutedFor = (h) =>
+      h.page.evaluate(() => {
+        const f = window.f4c;
+        const id = [...f.members.values()].find((m) => m.name === 'Listener 1')?.id;
+        const li = document.querySelector(`#members .member[data-member-id="${id}"] .member-mute`);
+        const avatar = document.querySelector(`#members .member[data-member-id="${id}"] .avatar`)?.innerHTML;
+        return { id, muted: f.locallyMuted.has(id), pressed: li?.getAttribute('aria-pressed'), told: f.sent.local_mutes ?? 0, avatar };
+      });
+    const before = await mutedFor(dana);
+    await dana.page.click(`#members .member[data-member-id="${before.id}"] .member-mute`);
+    const closed = new Promise((resolve) => others[0].once('close', resolve));
+    others[0].close();
+    await closed;
+    others[0] = await listener(room, 'Listener 1', keyOf(1));
+    await dana.page.waitForFunction((old) => [...window.f4c.members.values()].some((m) => m.name === 'Listener 1' && m.id !== old), before.id, { timeout: 10_000, polling: 100 });
+    const back = await mutedFor(dana);
+    assert.notEqual(back.id, before.id);
+    assert.deepEqual({ muted: back.muted, pressed: back.pressed }, { muted: true, pressed: 'true' }, 'still muted for Dana after he came back');
+    assert.ok(back.told >= 2, `the server was told again: ${back.told}`);
+    assert.equal(back.avatar, before.avatar, 'the same avatar as before: it comes from his key, not his connection');
+    await dana.page.reload();
+    await waitJoined(dana.page, 12);
+    const reloaded = await mutedFor(dana);
+    assert.deepEqual({ muted: reloaded.muted, pressed: reloaded.pressed, told: reloaded.told }, { muted: true, pressed: 'true', told: 1 }, 'still muted after her reload');
+    assert.equal(await dana.page.evaluate(() => window.f4c.name), 'Dana', 'her own name back, not a suffixed one');
 
     // Pia leaves; Back brings the room's page, which asks for her nickname before anything.
     await Promise.all([pia.page.waitForURL(`${server.base}/`), pia.page.click('#leave-btn')]);

@@ -1,8 +1,9 @@
 // @ts-check
 // Avatars generated from a member: a disc in a colour taken from a hash of their nickname and
-// their member id, with a left-right symmetric 5×5 pattern of rounded tiles, also taken from the
-// hash. The same member under the same name gives the same picture in every browser; someone
-// else who takes the same name (after the first left, in the chat's history) gets another.
+// who they are (their tag, which stays when they come back, else their member id), with a
+// left-right symmetric 5×5 pattern of rounded tiles, also taken from the hash. The same member
+// under the same name gives the same picture in every browser; someone else who takes the same
+// name (after the first left, in the chat's history) gets another.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -10,7 +11,7 @@ const SVG_NS = 'http://www.w3.org/2000/svg';
  * FNV-1a over the member id and the name's code points, then a final avalanche so nearby
  * names differ.
  * @param {string} name
- * @param {string} who the member's id
+ * @param {string} who the member's tag, else their id
  */
 export function hashName(name, who) {
   let h = 0x811c9dc5;
@@ -29,7 +30,7 @@ export function hashName(name, who) {
 /**
  * The hue (0–359) that stands for a member under a name, in avatars and chat.
  * @param {string} name
- * @param {string} who the member's id
+ * @param {string} who the member's tag, else their id
  */
 export function nameHue(name, who) {
   return hashName(name, who) % 360;
@@ -61,7 +62,7 @@ function tiles(hash) {
  * A new avatar <svg> for member `who` named `name`, decorative (the name is always written
  * next to it).
  * @param {string} name
- * @param {string} who the member's id
+ * @param {string} who the member's tag, else their id
  */
 export function avatarSvg(name, who) {
   const hash = hashName(name, who);

@@ -126,7 +126,8 @@ function u32From(v) {
 /** @param {unknown} m @returns {Member | null} */
 function memberFrom(m) {
   if (!isObject(m)) return null;
-  return { id: String(m.id), name: String(m.name), muted: !!m.muted, speaking: !!m.speaking, source: u32From(m.source) };
+  const tag = typeof m.tag === 'string' && /^[0-9a-f]{32}$/.test(m.tag) ? m.tag : null;
+  return { id: String(m.id), name: String(m.name), muted: !!m.muted, speaking: !!m.speaking, source: u32From(m.source), tag };
 }
 
 /** @param {unknown} t @returns {Track | null} */
@@ -199,7 +200,7 @@ function connect() {
   sig.onsend = (msg) => store.dispatch({ type: 'message_sent', msgType: msg.type });
   sig.onopen = () => {
     const state = store.getState();
-    sig.join(state.room ?? '', state.name ?? '', state.mic.muted);
+    sig.join(state.room ?? '', state.name ?? '', state.mic.muted, prefs.clientKey());
   };
   // A connection we have already given up on must not touch the page.
   sig.onclose = () => {

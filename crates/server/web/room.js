@@ -79,7 +79,7 @@ function askName(room, given, refusal = null) {
  */
 function enterRoom(room, name) {
   prefs.nickname.set(name);
-  store.dispatch({ type: 'room_entered', room, name });
+  store.dispatch({ type: 'room_entered', room, name, mutedTags: prefs.mutedTags.get(room) });
   ui.showView('room');
   ui.setRoomTitle(room);
   mount();

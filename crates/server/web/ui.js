@@ -488,10 +488,13 @@ function updateMemberItem(li, m, isSelf, mutedForMe, allMuted, speaking) {
   const name = part(li, '.name');
   if (name.textContent !== m.name) name.textContent = m.name;
   const avatar = part(li, '.avatar');
-  if (avatar.dataset.name !== m.name) {
+  // Who they are: their tag, which stays when they come back, else this connection's id.
+  const who = m.tag ?? m.id;
+  if (avatar.dataset.name !== m.name || avatar.dataset.who !== who) {
     avatar.dataset.name = m.name;
-    avatar.replaceChildren(avatarSvg(m.name, m.id));
-    li.style.setProperty('--hue', String(nameHue(m.name, m.id)));
+    avatar.dataset.who = who;
+    avatar.replaceChildren(avatarSvg(m.name, who));
+    li.style.setProperty('--hue', String(nameHue(m.name, who)));
   }
   part(li, '.you').hidden = !isSelf;
   part(li, '.mic-off').hidden = !m.muted;
@@ -631,7 +634,7 @@ export function appendChat(message, isMine) {
   li.dataset.seq = String(message.seq);
   li.dataset.from = String(message.from);
   const name = String(message.name);
-  const from = String(message.from);
+  const from = typeof message.tag === 'string' && /^[0-9a-f]{32}$/.test(message.tag) ? message.tag : String(message.from);
   li.style.setProperty('--hue', String(nameHue(name, from)));
   const avatar = el('span', 'avatar avatar-small');
   avatar.setAttribute('aria-hidden', 'true');

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 mod validate;
 
 pub use validate::{
-    ValidationError, validate_chat_text, validate_client_ref, validate_local_mutes,
-    validate_nickname, validate_room_name, validate_sources,
+    ValidationError, validate_chat_text, validate_client_key, validate_client_ref,
+    validate_local_mutes, validate_nickname, validate_room_name, validate_sources,
 };
 
 /// The protocol version this crate speaks. A `join` with another version is refused.
@@ -56,6 +56,11 @@ pub enum ClientMsg {
         name: String,
         #[serde(default)]
         muted: bool,
+        /// The client's own key, which it keeps between visits and shows nobody: 22–64 of
+        /// `[A-Za-z0-9_-]` ([`validate_client_key`]). The room derives the member's `tag` from
+        /// it, so that others know them again when they come back on a new connection.
+        #[serde(default)]
+        key: Option<String>,
     },
     /// An SDP offer: the client's first offer, or a renegotiation the client starts.
     Offer {
@@ -102,6 +107,11 @@ pub struct Member {
     /// (`RTCRtpReceiver.getContributingSources()`). Unique in the room for its life.
     #[serde(default)]
     pub source: u32,
+    /// Who the member is beyond this connection, if their client sent a key: the same for the
+    /// same key in the same room, whatever the connection (32 hex digits). A room's other
+    /// members cannot learn the key from it, and it differs from room to room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 /// One chat message as stored in the room and sent to clients.
@@ -115,6 +125,9 @@ pub struct ChatMessage {
     pub text: String,
     /// Milliseconds since the Unix epoch, server clock.
     pub ts: u64,
+    /// The sender's tag (see [`Member::tag`]), if they had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 /// An offer's declaration of what its sending m-lines carry: mid → source.
@@ -302,6 +315,8 @@ pub enum ErrorCode {
     AlreadyJoined,
     InvalidRoomName,
     InvalidNickname,
+    /// A `join` whose `key` is not 22–64 of `[A-Za-z0-9_-]`.
+    InvalidClientKey,
     /// The room has reached its member limit.
     RoomFull,
     /// The server has reached its room or member limit.
@@ -371,7 +386,8 @@ mod tests {
                 v: 1,
                 room: "practice".into(),
                 name: "Alice".into(),
-                muted: false
+                muted: false,
+                key: None,
             })
         );
     }

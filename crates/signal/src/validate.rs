@@ -57,6 +57,22 @@ pub fn validate_nickname(name: &str) -> Result<String, ValidationError> {
     Ok(trimmed.to_owned())
 }
 
+/// A client key is 22–64 characters of `[A-Za-z0-9_-]` (128 random bits in base64url take 22).
+pub fn validate_client_key(key: &str) -> Result<(), ValidationError> {
+    let ok_len = (22..=64).contains(&key.len());
+    let ok_chars = key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok_len && ok_chars {
+        Ok(())
+    } else {
+        Err(err(
+            ErrorCode::InvalidClientKey,
+            "a client key is 22 to 64 characters of letters, digits, '-' and '_'",
+        ))
+    }
+}
+
 /// Chat text is 1–2,000 characters and not only white space. Line breaks and tabs are allowed;
 /// other control characters are not.
 pub fn validate_chat_text(text: &str) -> Result<(), ValidationError> {
@@ -161,6 +177,26 @@ mod tests {
             assert_eq!(
                 validate_nickname(bad).unwrap_err().code,
                 ErrorCode::InvalidNickname,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_keys() {
+        assert!(validate_client_key("AAAAAAAAAAAAAAAAAAAAAA").is_ok());
+        assert!(validate_client_key(&"a-_Z9".repeat(12)).is_ok());
+        let long = "k".repeat(65);
+        for bad in [
+            "",
+            "short",
+            "has space in it 1234567",
+            "é".repeat(22).as_str(),
+            &long,
+        ] {
+            assert_eq!(
+                validate_client_key(bad).unwrap_err().code,
+                ErrorCode::InvalidClientKey,
                 "{bad:?}"
             );
         }

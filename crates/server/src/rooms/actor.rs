@@ -50,6 +50,7 @@ pub(super) struct RoomSetup {
 
 struct MemberState {
     name: String,
+    tag: Option<String>,
     muted: bool,
     speaking: bool,
     /// Their source id in the room (the CSRC naming them on audio slots).
@@ -70,6 +71,7 @@ impl MemberState {
             muted: self.muted,
             speaking: self.speaking,
             source: self.source,
+            tag: self.tag.clone(),
         }
     }
 }
@@ -302,6 +304,7 @@ impl Room {
             member,
             name,
             muted,
+            tag,
             out,
             ice_servers,
             reply,
@@ -311,7 +314,13 @@ impl Room {
             let _ = reply.send(JoinReply::Refused(r));
             return;
         }
-        let name = unique_name(&name, self.members.values().map(|m| m.name.as_str()));
+        // A member with the same tag is the same client, back before its old connection is
+        // gone (or in a second tab): not someone else, so its name does not count as taken.
+        let others = self
+            .members
+            .values()
+            .filter(|m| tag.is_none() || m.tag != tag);
+        let name = unique_name(&name, others.map(|m| m.name.as_str()));
         let mut others: Vec<Member> = self.members.iter().map(|(id, m)| m.public(*id)).collect();
         let total = others.len();
         // Speakers first: a page of a large room shows who is talking.
@@ -348,6 +357,7 @@ impl Room {
         }
         let state = MemberState {
             name,
+            tag,
             muted,
             speaking: false,
             source: self.link.admit(member),
@@ -419,7 +429,11 @@ impl Room {
                 self.broadcast(None, &ServerMsg::Mute { id: member, muted });
             }
             ClientMsg::Rename { name } => {
-                let others = self.members.iter().filter(|(id, _)| **id != member);
+                let tag = state.tag.clone();
+                let others = self
+                    .members
+                    .iter()
+                    .filter(|(id, m)| **id != member && (tag.is_none() || m.tag != tag));
                 let name = unique_name(&name, others.map(|(_, m)| m.name.as_str()));
                 if let Some(state) = self.members.get_mut(&member) {
                     state.name = name.clone();
@@ -427,7 +441,9 @@ impl Room {
                 self.broadcast(None, &ServerMsg::MemberRenamed { id: member, name });
             }
             ClientMsg::Chat { text, client_ref } => {
-                let message = self.chat.add(member, state.name.clone(), text);
+                let message = self
+                    .chat
+                    .add(member, state.name.clone(), state.tag.clone(), text);
                 if let Some(observer) = &self.local.observer {
                     observer.chat(&self.name, &message);
                 }

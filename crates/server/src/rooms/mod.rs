@@ -8,7 +8,8 @@
 //! - the room's actor (`actor`): one task per room owns its state; connections and media
 //!   workers talk to it over bounded channels. A room is made by its first join and ends,
 //!   freeing everything, when its last member leaves.
-//! - `chat`: the room's recent messages; `names`: nicknames unique in a room.
+//! - `chat`: the room's recent messages; `names`: nicknames unique in a room; `tag`: who a
+//!   member is beyond one connection.
 
 mod actor;
 mod chat;
@@ -16,6 +17,7 @@ mod directory;
 mod handle;
 mod local;
 mod names;
+pub mod tag;
 
 use std::sync::Arc;
 
