@@ -161,11 +161,19 @@ async fn a_client_key_gives_a_tag_that_names_the_member_again_on_a_new_connectio
     let mut b = ws(&server).await;
     let join = format!(r#"{{"type":"join","v":1,"room":"keys","name":"Bob","key":"{KEY}"}}"#);
     send_text(&mut b, &join).await;
-    next_matching(&mut b, |m| matches!(m, ServerMsg::Joined { .. })).await;
+    let own = match next_matching(&mut b, |m| matches!(m, ServerMsg::Joined { .. })).await {
+        Some(ServerMsg::Joined { tag, .. }) => tag,
+        other => panic!("expected joined, got {other:?}"),
+    };
     let frame = next(&mut a).await;
     assert!(!format!("{frame:?}").contains(KEY), "{frame:?}");
     let tag = joined_tag(frame).expect("a tag");
     assert_eq!(tag.len(), 32);
+    assert_eq!(
+        own.as_deref(),
+        Some(tag.as_str()),
+        "Bob is told his own tag"
+    );
 
     // Bob again on a new connection: the same tag; a member without a key has none.
     let mut b2 = ws(&server).await;

@@ -277,6 +277,7 @@ function onJoined(msg, sess) {
     type: 'joined',
     selfId: String(msg.id),
     name: typeof msg.name === 'string' && msg.name !== '' ? msg.name : null,
+    tag: typeof msg.tag === 'string' && /^[0-9a-f]{32}$/.test(msg.tag) ? msg.tag : null,
     members: listOf(msg.members, memberFrom),
     membersTotal: u32From(msg.members_total),
     audioSlots: Math.min(u32From(msg.audio_slots), MAX_AUDIO_SLOTS),

@@ -52,7 +52,7 @@ export const PROTOCOL_VERSION = 1;
 /**
  * Messages the server sends.
  * @typedef {(
- *   | {type: 'joined', v: number, room: string, id: number, name?: string, members: WireMember[], members_total: number, audio_slots: number, tracks: WireTrack[], chat: ChatMessage[], ice_servers?: WireIceServer[]}
+ *   | {type: 'joined', v: number, room: string, id: number, name?: string, tag?: string, members: WireMember[], members_total: number, audio_slots: number, tracks: WireTrack[], chat: ChatMessage[], ice_servers?: WireIceServer[]}
  *   | {type: 'more_members', members: WireMember[]}
  *   | {type: 'member_joined', member: WireMember}
  *   | {type: 'member_left', id: number}

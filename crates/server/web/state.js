@@ -167,7 +167,7 @@
  *   | {type: 'room_entered', room: string, name: string, mutedTags?: string[]}
  *   | {type: 'language_changed', lang: string}
  *   | {type: 'connecting'}
- *   | {type: 'joined', selfId: string, name: string | null, members: Member[], membersTotal: number, audioSlots: number, tracks: Track[], chat: ChatMessage[]}
+ *   | {type: 'joined', selfId: string, name: string | null, tag?: string | null, members: Member[], membersTotal: number, audioSlots: number, tracks: Track[], chat: ChatMessage[]}
  *   | {type: 'more_members', members: Member[]}
  *   | {type: 'peer_started', pc: RTCPeerConnection}
  *   | {type: 'media_state', state: RTCPeerConnectionState}
@@ -514,6 +514,7 @@ export function reduce(state, event) {
         muted: state.mic.muted,
         speaking: false,
         source: 0,
+        tag: event.tag ?? null,
       });
       const everSpoke = new Set(state.everSpoke);
       const ids = new Set();

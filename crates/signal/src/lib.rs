@@ -217,6 +217,9 @@ pub enum ServerMsg {
         /// can pass for someone else.
         #[serde(default)]
         name: String,
+        /// This member's tag (see [`Member::tag`]), if their client sent a key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
         /// The others already in the room: the first [`MEMBER_PAGE`] of them; the rest follow
         /// in `more_members` messages.
         members: Vec<Member>,

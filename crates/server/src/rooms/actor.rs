@@ -331,6 +331,7 @@ impl Room {
             room: self.name.clone(),
             id: member,
             name: name.clone(),
+            tag: tag.clone(),
             members: pages.next().map(<[Member]>::to_vec).unwrap_or_default(),
             members_total: total,
             audio_slots: self.local.audio_slots,
