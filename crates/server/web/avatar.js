@@ -78,12 +78,13 @@ export function avatarSvg(name, who) {
   disc.setAttribute('cx', '20');
   disc.setAttribute('cy', '20');
   disc.setAttribute('r', '20');
-  disc.setAttribute('fill', `hsl(${hue} 58% 46%)`);
+  // OKLCH, as the name beside it (style.css): the same hue looks the same in both.
+  disc.setAttribute('fill', `oklch(60% 0.14 ${hue})`);
   svg.appendChild(disc);
 
   // The pattern sits in the middle 24×24 square, which the disc fully contains.
   const cell = 24 / 5;
-  const light = `hsl(${(hue + 40) % 360} 85% 90%)`;
+  const light = `oklch(94% 0.04 ${(hue + 40) % 360})`;
   for (const [col, row] of tiles(hash)) {
     const r = document.createElementNS(SVG_NS, 'rect');
     r.setAttribute('x', (8 + col * cell + 0.35).toFixed(2));
