@@ -148,6 +148,15 @@ function contrasts() {
   return out;
 }
 
+/** In the page: the visible controls smaller than 44 px either way (links in chat text aside). */
+function smallTargets() {
+  return [...document.querySelectorAll('button, select, input, textarea, a[href]')]
+    .filter((el) => el.checkVisibility({ visibilityProperty: true }) && !el.closest('.chat-text'))
+    .map((el) => ({ what: `${el.tagName.toLowerCase()}#${el.id || el.className}`, r: el.getBoundingClientRect() }))
+    .filter(({ r }) => r.width > 0 && (r.width < 44 || r.height < 44))
+    .map(({ what, r }) => `${what} ${Math.round(r.width)}×${Math.round(r.height)}`);
+}
+
 /** The page's nickname field `sel` after typing 40 characters into it, and after pasting 40 emoji. */
 async function typedNickname(page, sel) {
   await page.fill(sel, '');
@@ -221,6 +230,17 @@ test('a room of twelve on a desktop and a phone: controls on screen, the chat re
       assert.ok(c.unmute >= 4.5 && c.muteAll >= 4.5 && c.member.ratio >= 4.5 && c.mine.ratio >= 4.5, `${colorScheme}: ${JSON.stringify(c)}`);
     }
 
+    // Every control on the phone is a 44 px target; Escape closes the Devices panel; a name cut
+    // short on screen can be read whole by pointing at it.
+    assert.deepEqual(await pia.page.evaluate(smallTargets), [], 'controls under 44 px on the phone');
+    await pia.page.click('#devices-btn');
+    await pia.page.focus('#mic-select');
+    await pia.page.keyboard.press('Escape');
+    assert.ok(await pia.page.isHidden('#devices'), 'Escape closes the Devices panel');
+    assert.equal(await pia.page.evaluate(() => document.activeElement.id), 'devices-btn');
+    const untitled = await dana.page.$$eval('#members .name, #chat-log .chat-name', (els) => els.filter((e) => e.title !== e.textContent).length);
+    assert.equal(untitled, 0, 'every shown name can be read whole in its title');
+
     // Nickname fields stop at 32 characters (not UTF-16 units) as one types or pastes.
     await dana.page.click('#members .member.self .member-rename');
     assert.deepEqual(await typedNickname(dana.page, '#rename-input'), { typed: 32, pasted: 32 }, 'rename');
@@ -257,6 +277,7 @@ test('a room of twelve on a desktop and a phone: controls on screen, the chat re
     // Pia leaves; Back brings the room's page, which asks for her nickname before anything.
     await Promise.all([pia.page.waitForURL(`${server.base}/`), pia.page.click('#leave-btn')]);
     await pia.page.waitForSelector('#home:not([hidden])');
+    assert.deepEqual(await pia.page.evaluate(smallTargets), [], 'controls under 44 px on the home page');
     assert.deepEqual(await typedNickname(pia.page, '#home-name'), { typed: 32, pasted: 32 }, 'home page');
     await waitJoined(dana.page, 11);
     await pia.page.goBack();

@@ -486,7 +486,11 @@ function part(li, selector) {
  */
 function updateMemberItem(li, m, isSelf, mutedForMe, allMuted, speaking) {
   const name = part(li, '.name');
-  if (name.textContent !== m.name) name.textContent = m.name;
+  if (name.textContent !== m.name) {
+    name.textContent = m.name;
+    // A long name is cut on screen; pointing at it shows it whole.
+    name.title = m.name;
+  }
   const avatar = part(li, '.avatar');
   // Who they are: their tag, which stays when they come back, else this connection's id.
   const who = m.tag ?? m.id;
@@ -641,7 +645,9 @@ export function appendChat(message, isMine) {
   avatar.appendChild(avatarSvg(name, from));
   const body = el('div', 'chat-body-text');
   const meta = el('div', 'meta');
-  meta.appendChild(el('span', 'chat-name', name));
+  const shownName = el('span', 'chat-name', name);
+  shownName.title = name;
+  meta.appendChild(shownName);
   const d = new Date(Number(message.ts));
   if (!Number.isNaN(d.getTime())) {
     const time = el('time', 'chat-time', formatTime(d));
