@@ -157,6 +157,16 @@ function smallTargets() {
     .map(({ what, r }) => `${what} ${Math.round(r.width)}×${Math.round(r.height)}`);
 }
 
+/** In the page: whether the chat box's placeholder fits it whole. */
+function placeholderFits() {
+  const box = document.getElementById('chat-input');
+  const cs = getComputedStyle(box);
+  const ctx = document.createElement('canvas').getContext('2d');
+  ctx.font = `${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+  const room = box.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+  return { text: box.placeholder, fits: ctx.measureText(box.placeholder).width <= room };
+}
+
 /** The page's nickname field `sel` after typing 40 characters into it, and after pasting 40 emoji. */
 async function typedNickname(page, sel) {
   await page.fill(sel, '');
@@ -238,6 +248,12 @@ test('a room of twelve on a desktop and a phone: controls on screen, the chat re
     await pia.page.keyboard.press('Escape');
     assert.ok(await pia.page.isHidden('#devices'), 'Escape closes the Devices panel');
     assert.equal(await pia.page.evaluate(() => document.activeElement.id), 'devices-btn');
+    for (const lang of ['en', 'zh-CN', 'zh-TW', 'ja', 'es', 'de']) {
+      await pia.page.selectOption('#lang-select', lang);
+      const box = await pia.page.evaluate(placeholderFits);
+      assert.ok(box.fits, `${lang}: the chat box's placeholder fits a phone: ${box.text}`);
+    }
+    await pia.page.selectOption('#lang-select', 'en');
     const untitled = await dana.page.$$eval('#members .name, #chat-log .chat-name', (els) => els.filter((e) => e.title !== e.textContent).length);
     assert.equal(untitled, 0, 'every shown name can be read whole in its title');
 

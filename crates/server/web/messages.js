@@ -753,7 +753,7 @@ export const MESSAGES = {
     "chat.heading": "Chat",
     "chat.log": "Chatnachrichten",
     "chat.label": "Chatnachricht",
-    "chat.placeholder": "Nachricht (Eingabetaste zum Senden)",
+    "chat.placeholder": "Nachricht (Enter sendet)",
     "chat.send": "Senden",
     "chat.unreadSr": { one: "{n} ungelesene Nachricht", other: "{n} ungelesene Nachrichten" },
     "chat.tooLong": "Eine Chatnachricht hat höchstens {max} Zeichen.",
