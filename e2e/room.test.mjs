@@ -167,6 +167,32 @@ function placeholderFits() {
   return { text: box.placeholder, fits: ctx.measureText(box.placeholder).width <= room };
 }
 
+/**
+ * In the page: consecutive chat messages of one sender within two minutes are grouped (no
+ * avatar, name and time on screen but the first); the others are not. Returns the mistakes
+ * and how many were grouped.
+ */
+function chatGroups() {
+  const items = [...document.querySelectorAll('#chat-log > li')];
+  const wrong = [];
+  let grouped = 0;
+  items.forEach((li, i) => {
+    if (!li.classList.contains('chat-msg')) return;
+    const prev = items[i - 1];
+    const same =
+      prev?.classList.contains('chat-msg') &&
+      prev.dataset.who === li.dataset.who &&
+      prev.querySelector('.chat-name').textContent === li.querySelector('.chat-name').textContent &&
+      Number(li.dataset.ts) - Number(prev.dataset.ts) < 120_000;
+    const meta = li.querySelector('.meta').getBoundingClientRect();
+    const avatar = li.querySelector('.avatar').getBoundingClientRect();
+    const hidden = meta.width <= 1 && avatar.height === 0;
+    if (same !== hidden || same !== li.classList.contains('grouped')) wrong.push(li.textContent);
+    if (same) grouped++;
+  });
+  return { wrong, grouped };
+}
+
 /** The page's nickname field `sel` after typing 40 characters into it, and after pasting 40 emoji. */
 async function typedNickname(page, sel) {
   await page.fill(sel, '');
@@ -254,6 +280,9 @@ test('a room of twelve on a desktop and a phone: controls on screen, the chat re
       assert.ok(box.fits, `${lang}: the chat box's placeholder fits a phone: ${box.text}`);
     }
     await pia.page.selectOption('#lang-select', 'en');
+    const groups = await dana.page.evaluate(chatGroups);
+    assert.deepEqual(groups.wrong, [], 'one sender\'s consecutive messages are grouped, and only those');
+    assert.ok(groups.grouped >= 4, `messages grouped: ${groups.grouped}`);
     const untitled = await dana.page.$$eval('#members .name, #chat-log .chat-name', (els) => els.filter((e) => e.title !== e.textContent).length);
     assert.equal(untitled, 0, 'every shown name can be read whole in its title');
 

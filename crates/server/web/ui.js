@@ -626,6 +626,9 @@ export function linkify(text) {
   return frag;
 }
 
+/** How close in time one sender's messages must be to be shown as one group. */
+const GROUP_MS = 120_000;
+
 /**
  * Adds one chat message.
  * @param {ChatMessage} message
@@ -640,6 +643,20 @@ export function appendChat(message, isMine) {
   const name = String(message.name);
   const from = typeof message.tag === 'string' && /^[0-9a-f]{32}$/.test(message.tag) ? message.tag : String(message.from);
   li.style.setProperty('--hue', String(nameHue(name, from)));
+  // A message that follows one of the same sender's within two minutes joins it: no second
+  // avatar, name and time on screen (screen readers still hear who and when).
+  li.dataset.who = from;
+  li.dataset.ts = String(Number(message.ts));
+  const prev = log.lastElementChild;
+  if (
+    prev instanceof HTMLElement &&
+    prev.classList.contains('chat-msg') &&
+    prev.dataset.who === from &&
+    prev.querySelector('.chat-name')?.textContent === name &&
+    Number(message.ts) - Number(prev.dataset.ts) < GROUP_MS
+  ) {
+    li.classList.add('grouped');
+  }
   const avatar = el('span', 'avatar avatar-small');
   avatar.setAttribute('aria-hidden', 'true');
   avatar.appendChild(avatarSvg(name, from));
