@@ -283,6 +283,14 @@ test('a room of twelve on a desktop and a phone: controls on screen, the chat re
     const groups = await dana.page.evaluate(chatGroups);
     assert.deepEqual(groups.wrong, [], 'one sender\'s consecutive messages are grouped, and only those');
     assert.ok(groups.grouped >= 4, `messages grouped: ${groups.grouped}`);
+    // Reading back, Dana is not pulled down by a new message; "Jump to the latest" takes her there.
+    await dana.page.evaluate(() => (document.getElementById('chat-log').scrollTop = 0));
+    others[1].send(JSON.stringify({ type: 'chat', text: 'news', client_ref: 'n' }));
+    await dana.page.waitForSelector('#chat-jump:not([hidden])', { timeout: 10_000 });
+    assert.ok((await dana.page.evaluate(chatScroll)).fromEnd > 100, 'still where she was reading');
+    await dana.page.click('#chat-jump');
+    assert.ok((await dana.page.evaluate(chatScroll)).fromEnd <= 2, 'at the newest');
+    assert.ok(await dana.page.isHidden('#chat-jump'));
     const untitled = await dana.page.$$eval('#members .name, #chat-log .chat-name', (els) => els.filter((e) => e.title !== e.textContent).length);
     assert.equal(untitled, 0, 'every shown name can be read whole in its title');
 

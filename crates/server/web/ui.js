@@ -677,6 +677,7 @@ export function appendChat(message, isMine) {
   li.append(avatar, body);
   log.appendChild(li);
   if (stick) log.scrollTop = log.scrollHeight;
+  else $('chat-jump').hidden = false;
 }
 
 /**
@@ -689,6 +690,19 @@ export function appendSystemLine(key, args) {
   const stick = atBottom(log);
   log.appendChild(tel('li', 'chat-system', key, args));
   if (stick) log.scrollTop = log.scrollHeight;
+  else $('chat-jump').hidden = false;
+}
+
+/** Shows the newest chat line, and hides "Jump to the latest". */
+export function scrollChatToLatest() {
+  const log = $('chat-log');
+  log.scrollTop = log.scrollHeight;
+  $('chat-jump').hidden = true;
+}
+
+/** "Jump to the latest" goes once the log is scrolled down to the newest line by hand. */
+export function chatScrolled() {
+  if (atBottom($('chat-log'))) $('chat-jump').hidden = true;
 }
 
 /** Re-words every chat time after a language switch. */
@@ -714,10 +728,7 @@ export function setChatCollapsed(collapsed) {
   $('chat-panel').classList.toggle('collapsed', collapsed);
   $('chat-toggle').setAttribute('aria-expanded', String(!collapsed));
   // A folded log has no height, so it could not follow what arrived: it opens at the newest.
-  if (!collapsed) {
-    const log = $('chat-log');
-    log.scrollTop = log.scrollHeight;
-  }
+  if (!collapsed) scrollChatToLatest();
 }
 
 /** @param {number} n */
