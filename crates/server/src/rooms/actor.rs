@@ -26,6 +26,7 @@ use tracing::{debug, info, warn};
 use super::chat::ChatLog;
 use super::handle::{JoinReply, Joining, RoomCmd, RoomSnapshot};
 use super::local::Local;
+use super::names::unique_name;
 use super::{Lifecycle, MemberTx, Refusal};
 
 /// How many media events may wait for one room.
@@ -48,6 +49,7 @@ pub(super) struct RoomSetup {
 
 struct MemberState {
     name: String,
+    tag: Option<String>,
     muted: bool,
     speaking: bool,
     /// Their source id in the room (the CSRC naming them on audio slots).
@@ -70,6 +72,7 @@ impl MemberState {
             muted: self.muted,
             speaking: self.speaking,
             source: self.source,
+            tag: self.tag.clone(),
         }
     }
 }
@@ -319,6 +322,7 @@ impl Room {
             member,
             name,
             muted,
+            tag,
             out,
             ice_servers,
             reply,
@@ -328,6 +332,13 @@ impl Room {
             let _ = reply.send(JoinReply::Refused(r));
             return;
         }
+        // A member with the same tag is the same client, back before its old connection is
+        // gone (or in a second tab): not someone else, so its name does not count as taken.
+        let others = self
+            .members
+            .values()
+            .filter(|m| tag.is_none() || m.tag != tag);
+        let name = unique_name(&name, others.map(|m| m.name.as_str()));
         let mut others: Vec<Member> = self.members.iter().map(|(id, m)| m.public(*id)).collect();
         let total = others.len();
         // Speakers first: a page of a large room shows who is talking.
@@ -337,6 +348,8 @@ impl Room {
             v: PROTOCOL_VERSION,
             room: self.name.clone(),
             id: member,
+            name: name.clone(),
+            tag: tag.clone(),
             members: pages.next().map(<[Member]>::to_vec).unwrap_or_default(),
             members_total: total,
             audio_slots: self.local.audio_slots,
@@ -363,6 +376,7 @@ impl Room {
         }
         let state = MemberState {
             name,
+            tag,
             muted,
             speaking: false,
             source: self.link.admit(member),
@@ -443,11 +457,21 @@ impl Room {
                 self.broadcast(None, &ServerMsg::Mute { id: member, muted });
             }
             ClientMsg::Rename { name } => {
-                state.name = name.clone();
+                let tag = state.tag.clone();
+                let others = self
+                    .members
+                    .iter()
+                    .filter(|(id, m)| **id != member && (tag.is_none() || m.tag != tag));
+                let name = unique_name(&name, others.map(|(_, m)| m.name.as_str()));
+                if let Some(state) = self.members.get_mut(&member) {
+                    state.name = name.clone();
+                }
                 self.broadcast(None, &ServerMsg::MemberRenamed { id: member, name });
             }
             ClientMsg::Chat { text, client_ref } => {
-                let message = self.chat.add(member, state.name.clone(), text);
+                let message = self
+                    .chat
+                    .add(member, state.name.clone(), state.tag.clone(), text);
                 for observer in &self.local.observers {
                     observer.chat(&self.name, &message);
                 }
