@@ -328,8 +328,10 @@ async function homeFlow(viewport, room) {
     assert.equal(await page.textContent('#home-room-error'), msg('en', 'err.roomRule'), 'checked while typing');
     await page.fill('#home-room', room);
     await page.fill('#home-name', 'x'.repeat(33));
+    assert.equal(await page.inputValue('#home-name'), 'x'.repeat(32), 'cut at the limit as it is typed');
+    await page.fill('#home-name', 'a\u0007b');
     await page.click('#home-form button[type=submit]');
-    assert.equal(await page.textContent('#home-name-error'), msg('en', 'err.nickLong', { max: 32 }));
+    assert.equal(await page.textContent('#home-name-error'), msg('en', 'err.nickControl'));
     assert.equal(await page.evaluate(() => document.activeElement.id), 'home-name');
 
     // Go: into the room, alone, then leave.

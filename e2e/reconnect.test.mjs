@@ -132,7 +132,8 @@ test('after a server restart and after a dropped connection, both members rejoin
     );
     assert.deepEqual(pcsBefore, [true, true]);
     await Promise.all(handles.map((h) => h.page.evaluate(observe)));
-    const exit = await server.restart({ signal: 'SIGTERM' });
+    // It stays away a moment, so that the first attempts to come back fail.
+    const exit = await server.restart({ signal: 'SIGTERM', downMs: 1500 });
     t.diagnostic(`server stopped with ${JSON.stringify(exit)} and started again on port ${server.port}`);
     assert.equal(exit.code, 0, 'the server exits cleanly on SIGTERM');
 
@@ -155,6 +156,10 @@ test('after a server restart and after a dropped connection, both members rejoin
       assert.ok(
         seen.notices.some((n) => /The server is restarting\./.test(n) && /Reconnect(ing in \d+ s… \(attempt \d+\)|ing… \(attempt \d+\))/.test(n)),
         `${h.label}: said why and what it is doing: ${JSON.stringify(seen.notices)}`,
+      );
+      assert.ok(
+        seen.notices.every((n) => /The server is restarting\./.test(n)),
+        `${h.label}: kept saying why until it was back, through failed attempts: ${JSON.stringify(seen.notices)}`,
       );
       assert.equal(seen.loads, await h.page.evaluate(() => performance.timeOrigin), `${h.label}: no page reload`);
       const fresh = await h.page.evaluate(() => window.f4c.pc !== window.__pc1 && window.__pc1.connectionState === 'closed');

@@ -223,6 +223,17 @@ test('five in a room on three slots: each hears at most three voices, named by w
 
     // Those Sam hears fall silent (they mute themselves); the one he did not hear goes on. He
     // comes to hear that one alone, on a slot naming them, and sees them alone speaking.
+    // Muting ends the speaking ring at once: Sam never sees one of them muted and speaking.
+    await sam.page.evaluate((ids) => {
+      window.__mutedSpeaking = [];
+      const check = () => {
+        for (const id of ids) {
+          const li = document.querySelector(`#members .member[data-member-id="${id}"]`);
+          if (li?.dataset.muted === 'true' && li.dataset.speaking === 'true') window.__mutedSpeaking.push(id);
+        }
+      };
+      new MutationObserver(check).observe(document.getElementById('members'), { attributes: true, subtree: true, attributeFilter: ['data-muted', 'data-speaking'] });
+    }, heard);
     const quiet = handles.filter((h, i) => heard.includes(idOf[PEOPLE[i].name]));
     for (const h of quiet) await h.page.click('#mute-btn');
     const last = TALKERS.find((p) => idOf[p.name] === unheard);
@@ -235,6 +246,7 @@ test('five in a room on three slots: each hears at most three voices, named by w
       unheard,
       { timeout: 10_000, polling: 100 },
     );
+    assert.deepEqual(await sam.page.evaluate(() => [...new Set(window.__mutedSpeaking)]), [], 'shown speaking while muted');
     const slots = await sam.page.evaluate(measureRemoteTones, { durationMs: 1000, samples: 5 });
     const loud = slots.filter((s) => s.rms > 0.02);
     assert.equal(loud.length, 1, `one slot carries sound: ${JSON.stringify(slots)}`);

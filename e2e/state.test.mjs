@@ -117,6 +117,27 @@ test('members muted for me stay muted across a rejoin, found again by name', () 
   assert.deepEqual(s.chat.log.at(-1), { type: 'system', text: { key: 'sys.reconnected', args: {} } });
 });
 
+test('members muted for me are found again by tag: back on a new connection, after a rejoin, and from what the room remembered', () => {
+  const tagged = (id, name, tag) => ({ ...member(id, name), tag });
+  const a = 'a'.repeat(32);
+  let s = run(
+    { type: 'room_entered', room: 'r', name: 'Ann', mutedTags: [] },
+    joinedAs('1', [tagged('2', 'Ben', a), member('3', 'Cy')]),
+    { type: 'local_mute_toggled', id: '2' },
+  );
+  assert.deepEqual([...s.localMutes.tags], [a]);
+  // Ben comes back under a new id (and a new name): still muted; unmuting forgets his tag.
+  s = [{ type: 'member_left', id: '2' }, { type: 'member_joined', member: tagged('4', 'Benny', a) }].reduce(reduce, s);
+  assert.deepEqual([...s.localMutes.ids], ['4']);
+  s = reduce(s, joinedAs('11', [tagged('12', 'Ben', a)]));
+  assert.deepEqual([...s.localMutes.ids], ['12']);
+  s = reduce(s, { type: 'local_mute_toggled', id: '12' });
+  assert.deepEqual([...s.localMutes.tags], []);
+  // A page that remembered the tag mutes him as he arrives.
+  s = run({ type: 'room_entered', room: 'r', name: 'Ann', mutedTags: [a] }, joinedAs('1', [tagged('5', 'Ben', a), member('6', 'Ben')]));
+  assert.deepEqual([...s.localMutes.ids], ['5'], 'by tag, not by name');
+});
+
 test('our own mute echoes: a toggle still on its way keeps what we show', () => {
   let s = run(joinedAs('1', []), { type: 'muted_set', muted: true }, { type: 'mute_sent' });
   s = reduce(reduce(s, { type: 'muted_set', muted: false }), { type: 'mute_sent' });

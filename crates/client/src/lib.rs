@@ -125,6 +125,7 @@ impl Client {
             room: config.room.clone(),
             name: config.name.clone(),
             muted: false,
+            key: None,
         };
         ws.send(Message::text(to_json(&join))).await?;
         let joined = tokio::time::timeout(Duration::from_secs(10), async {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use free4chat_signal::{
     ByeReason, ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg, validate_chat_text,
-    validate_client_ref, validate_local_mutes, validate_nickname, validate_room_name,
-    validate_sources,
+    validate_client_key, validate_client_ref, validate_local_mutes, validate_nickname,
+    validate_room_name, validate_sources,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
@@ -19,6 +19,7 @@ use crate::admission::{Admission, WsPermit};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::rate::TokenBucket;
+use crate::rooms::tag::member_tag;
 use crate::rooms::{JoinRequest, MEMBER_QUEUE, Membership, RoomDirectory};
 
 /// Counts open connections, so shutdown can wait until each has said goodbye.
@@ -349,7 +350,8 @@ impl Session {
                 room,
                 name,
                 muted,
-            } => self.join(v, &room, &name, muted).await,
+                key,
+            } => self.join(v, &room, &name, muted, key.as_deref()).await,
             _ if self.membership.is_none() => {
                 return self.refuse(ErrorCode::NotJoined, "send join first");
             }
@@ -400,7 +402,14 @@ impl Session {
         }
     }
 
-    async fn join(&mut self, v: u32, room: &str, name: &str, muted: bool) -> Flow {
+    async fn join(
+        &mut self,
+        v: u32,
+        room: &str,
+        name: &str,
+        muted: bool,
+        key: Option<&str>,
+    ) -> Flow {
         if self.membership.is_some() {
             return self.refuse(ErrorCode::AlreadyJoined, "already in a room");
         }
@@ -417,6 +426,9 @@ impl Session {
             Ok(n) => n,
             Err(e) => return self.refuse(e.code, e.message),
         };
+        if let Some(Err(e)) = key.map(validate_client_key) {
+            return self.refuse(e.code, e.message);
+        }
         if !self.client.admission.join(self.client.ip) {
             return self.refuse(
                 ErrorCode::TooManyJoins,
@@ -430,6 +442,7 @@ impl Session {
             room: room.to_owned(),
             name,
             muted,
+            tag: key.map(|k| member_tag(room, k)),
             out: out.clone(),
             host: self.client.host.clone(),
         };

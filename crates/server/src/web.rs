@@ -1,5 +1,7 @@
 //! The web client, embedded in the binary at build time from `crates/server/web/`.
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
@@ -18,13 +20,22 @@ pub fn index() -> Response {
     asset("index.html")
 }
 
-/// A file of the web client, or 404.
+/// A file of the web client. Any other address gets the app's page with status 404: the page
+/// sees that the address is neither the start page nor a room and says it was not found, in
+/// the app's own style and language, with a link to the start page.
 pub fn asset(path: &str) -> Response {
-    let Some(file) = Assets::get(path) else {
-        return (StatusCode::NOT_FOUND, "not found").into_response();
-    };
+    match Assets::get(path) {
+        Some(file) => respond(path, StatusCode::OK, file.data),
+        None => match Assets::get("index.html") {
+            Some(page) => respond("index.html", StatusCode::NOT_FOUND, page.data),
+            None => (StatusCode::NOT_FOUND, "not found").into_response(),
+        },
+    }
+}
+
+fn respond(path: &str, status: StatusCode, body: Cow<'static, [u8]>) -> Response {
     let mime = mime_guess::from_path(path).first_or_octet_stream();
-    let mut response = (StatusCode::OK, file.data).into_response();
+    let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(mime.as_ref()) {
         headers.insert(header::CONTENT_TYPE, v);

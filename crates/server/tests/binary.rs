@@ -123,6 +123,12 @@ async fn serves_health_and_the_client_then_exits_zero_on_sigterm() {
     assert!(page.to_lowercase().contains("content-security-policy"));
     assert!(http_get(&addr, "/app.js").contains("javascript"));
     assert!(http_get(&addr, "/no-such-file.js").starts_with("HTTP/1.1 404"));
+    // An unknown address is answered with the app's page, which says it was not found.
+    let missing = http_get(&addr, "/no/such/page");
+    assert!(
+        missing.starts_with("HTTP/1.1 404") && missing.contains("id=\"not-found\""),
+        "{missing}"
+    );
 
     // A member is told the server is going away; the process exits 0.
     let url = format!("ws://{addr}/ws");

@@ -34,6 +34,7 @@ async fn members_see_each_other_join_rename_mute_and_leave() {
             muted: false,
             speaking: false,
             source: 1,
+            tag: None,
         }]
     );
     assert_eq!(
@@ -45,6 +46,7 @@ async fn members_see_each_other_join_rename_mute_and_leave() {
                 muted: false,
                 speaking: false,
                 source: 2,
+                tag: None,
             }
         })
     );
@@ -77,6 +79,7 @@ async fn members_see_each_other_join_rename_mute_and_leave() {
         muted: true,
         speaking: false,
         source: 2,
+        tag: None,
     }));
 
     send_text(&mut b, r#"{"type":"leave"}"#).await;
@@ -97,6 +100,90 @@ async fn members_see_each_other_join_rename_mute_and_leave() {
         next_matching(&mut c, |m| matches!(m, ServerMsg::MemberLeft { .. })).await,
         Some(left)
     );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_nickname_someone_in_the_room_holds_gets_a_suffix_on_join_and_on_rename() {
+    let server = server().await;
+    let mut a = ws(&server).await;
+    let ServerMsg::Joined { name, .. } = ws_join(&mut a, "twins", "Alice").await else {
+        unreachable!()
+    };
+    assert_eq!(name, "Alice", "a free name is kept");
+    let mut b = ws(&server).await;
+    let ServerMsg::Joined { id: b_id, name, .. } = ws_join(&mut b, "twins", "alice").await else {
+        unreachable!()
+    };
+    assert_eq!(name, "alice (2)", "names compare without regard to case");
+    let joined = next_matching(&mut a, |m| matches!(m, ServerMsg::MemberJoined { .. })).await;
+    assert!(
+        matches!(&joined, Some(ServerMsg::MemberJoined { member }) if member.name == "alice (2)"),
+        "{joined:?}"
+    );
+    // Another room is another matter.
+    let mut c = ws(&server).await;
+    let ServerMsg::Joined { name, .. } = ws_join(&mut c, "elsewhere", "Alice").await else {
+        unreachable!()
+    };
+    assert_eq!(name, "Alice");
+
+    // A rename to a name someone holds gets a suffix too; to one's own name, none.
+    send_text(&mut b, r#"{"type":"rename","name":"ALICE"}"#).await;
+    let renamed = ServerMsg::MemberRenamed {
+        id: b_id,
+        name: "ALICE (2)".into(),
+    };
+    assert_eq!(next(&mut a).await.as_ref(), Some(&renamed));
+    assert_eq!(next(&mut b).await.as_ref(), Some(&renamed));
+    send_text(&mut b, r#"{"type":"rename","name":"ALICE (2)"}"#).await;
+    assert_eq!(next(&mut b).await.as_ref(), Some(&renamed));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_key_gives_a_tag_that_names_the_member_again_on_a_new_connection() {
+    const KEY: &str = "Zm9yIHRlc3Rpbmcgb25seQ";
+    let joined_tag = |m: Option<ServerMsg>| match m {
+        Some(ServerMsg::MemberJoined { member }) => member.tag,
+        other => panic!("expected member_joined, got {other:?}"),
+    };
+    let server = server().await;
+    let mut a = ws(&server).await;
+    ws_join(&mut a, "keys", "Alice").await;
+
+    // A key that is not one is refused, and the member is not in the room.
+    let mut bad = ws(&server).await;
+    let join = r#"{"type":"join","v":1,"room":"keys","name":"Eve","key":"short"}"#;
+    send_text(&mut bad, join).await;
+    expect_error(&mut bad, ErrorCode::InvalidClientKey).await;
+
+    // Bob with a key: Alice sees his tag, never his key.
+    let mut b = ws(&server).await;
+    let join = format!(r#"{{"type":"join","v":1,"room":"keys","name":"Bob","key":"{KEY}"}}"#);
+    send_text(&mut b, &join).await;
+    let own = match next_matching(&mut b, |m| matches!(m, ServerMsg::Joined { .. })).await {
+        Some(ServerMsg::Joined { tag, .. }) => tag,
+        other => panic!("expected joined, got {other:?}"),
+    };
+    let frame = next(&mut a).await;
+    assert!(!format!("{frame:?}").contains(KEY), "{frame:?}");
+    let tag = joined_tag(frame).expect("a tag");
+    assert_eq!(tag.len(), 32);
+    assert_eq!(
+        own.as_deref(),
+        Some(tag.as_str()),
+        "Bob is told his own tag"
+    );
+
+    // Bob again on a new connection: the same tag; a member without a key has none.
+    let mut b2 = ws(&server).await;
+    send_text(&mut b2, &join).await;
+    next_matching(&mut b2, |m| matches!(m, ServerMsg::Joined { .. })).await;
+    assert_eq!(joined_tag(next(&mut a).await), Some(tag));
+    let mut c = ws(&server).await;
+    ws_join(&mut c, "keys", "Carol").await;
+    assert_eq!(joined_tag(next(&mut a).await), None);
     server.shutdown().await;
 }
 

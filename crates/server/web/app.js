@@ -175,10 +175,18 @@ function route() {
   const m = window.location.pathname.match(/^\/room\/([^/]*)\/?$/);
   if (m) {
     roomPage(decodeSegment(m[1]));
-  } else {
-    ui.setRoomTitle(null);
-    homePage();
+    return;
   }
+  ui.setRoomTitle(null);
+  // The server answers any other address with this page (and a 404): say so, with a way home.
+  if (window.location.pathname === '/') homePage();
+  else ui.showView('not-found');
 }
+
+// A page left for the start page and brought back from the browser's cache would show a room
+// it is no longer in: load it afresh (its address then asks for a nickname first).
+window.addEventListener('pageshow', (ev) => {
+  if (ev.persisted && state().connection.leaving) window.location.reload();
+});
 
 route();

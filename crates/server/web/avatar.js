@@ -1,17 +1,21 @@
 // @ts-check
-// Avatars generated from a nickname: a disc in a colour taken from a hash of the name, with a
-// left-right symmetric 5×5 pattern of rounded tiles, also taken from the hash. The same name
-// always gives the same picture, in every browser.
+// Avatars generated from a member: a disc in a colour taken from a hash of their nickname and
+// who they are (their tag, which stays when they come back, else their member id), with a
+// left-right symmetric 5×5 pattern of rounded tiles, also taken from the hash. The same member
+// under the same name gives the same picture in every browser; someone else who takes the same
+// name (after the first left, in the chat's history) gets another.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 /**
- * FNV-1a over the name's code points, then a final avalanche so nearby names differ.
+ * FNV-1a over the member id and the name's code points, then a final avalanche so nearby
+ * names differ.
  * @param {string} name
+ * @param {string} who the member's tag, else their id
  */
-export function hashName(name) {
+export function hashName(name, who) {
   let h = 0x811c9dc5;
-  for (const ch of String(name).normalize('NFC')) {
+  for (const ch of `${who}\u0000${String(name).normalize('NFC')}`) {
     h ^= ch.codePointAt(0) ?? 0;
     h = Math.imul(h, 0x01000193) >>> 0;
   }
@@ -24,11 +28,12 @@ export function hashName(name) {
 }
 
 /**
- * The hue (0–359) that stands for a name, in avatars and chat.
+ * The hue (0–359) that stands for a member under a name, in avatars and chat.
  * @param {string} name
+ * @param {string} who the member's tag, else their id
  */
-export function nameHue(name) {
-  return hashName(name) % 360;
+export function nameHue(name, who) {
+  return hashName(name, who) % 360;
 }
 
 /** Which tiles of the 5×5 grid are on: 15 bits for the left three columns, mirrored. */
@@ -53,10 +58,14 @@ function tiles(hash) {
   );
 }
 
-/** A new avatar <svg> for `name`, decorative (the name is always written next to it). */
-/** @param {string} name */
-export function avatarSvg(name) {
-  const hash = hashName(name);
+/**
+ * A new avatar <svg> for member `who` named `name`, decorative (the name is always written
+ * next to it).
+ * @param {string} name
+ * @param {string} who the member's tag, else their id
+ */
+export function avatarSvg(name, who) {
+  const hash = hashName(name, who);
   const hue = hash % 360;
   const svg = document.createElementNS(SVG_NS, 'svg');
   svg.setAttribute('viewBox', '0 0 40 40');
@@ -69,12 +78,13 @@ export function avatarSvg(name) {
   disc.setAttribute('cx', '20');
   disc.setAttribute('cy', '20');
   disc.setAttribute('r', '20');
-  disc.setAttribute('fill', `hsl(${hue} 58% 46%)`);
+  // OKLCH, as the name beside it (style.css): the same hue looks the same in both.
+  disc.setAttribute('fill', `oklch(60% 0.14 ${hue})`);
   svg.appendChild(disc);
 
   // The pattern sits in the middle 24×24 square, which the disc fully contains.
   const cell = 24 / 5;
-  const light = `hsl(${(hue + 40) % 360} 85% 90%)`;
+  const light = `oklch(94% 0.04 ${(hue + 40) % 360})`;
   for (const [col, row] of tiles(hash)) {
     const r = document.createElementNS(SVG_NS, 'rect');
     r.setAttribute('x', (8 + col * cell + 0.35).toFixed(2));
@@ -88,8 +98,11 @@ export function avatarSvg(name) {
   return svg;
 }
 
-/** A short fingerprint of the avatar for a name (used by tests and for caching). */
-/** @param {string} name */
-export function avatarKey(name) {
-  return hashName(name).toString(16).padStart(8, '0');
+/**
+ * A short fingerprint of the avatar of member `who` named `name` (used by tests).
+ * @param {string} name
+ * @param {string} who
+ */
+export function avatarKey(name, who) {
+  return hashName(name, who).toString(16).padStart(8, '0');
 }

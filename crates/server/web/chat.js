@@ -72,6 +72,12 @@ export function mount() {
   narrow.addEventListener('change', pageChanged);
 
   const input = ui.$as('chat-input', HTMLTextAreaElement);
+  // Someone reading back is not pulled down by new messages; a button takes them there.
+  ui.$('chat-log').addEventListener('scroll', ui.chatScrolled, { passive: true });
+  ui.$('chat-jump').addEventListener('click', () => {
+    ui.scrollChatToLatest();
+    input.focus();
+  });
   ui.$('chat-toggle').addEventListener('click', () => {
     const collapsed = !store.getState().chat.collapsed;
     store.dispatch({ type: 'chat_collapsed', collapsed });

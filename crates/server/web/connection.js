@@ -139,7 +139,8 @@ function u32From(v) {
 /** @param {unknown} m @returns {Member | null} */
 function memberFrom(m) {
   if (!isObject(m)) return null;
-  return { id: String(m.id), name: String(m.name), muted: !!m.muted, speaking: !!m.speaking, source: u32From(m.source) };
+  const tag = typeof m.tag === 'string' && /^[0-9a-f]{32}$/.test(m.tag) ? m.tag : null;
+  return { id: String(m.id), name: String(m.name), muted: !!m.muted, speaking: !!m.speaking, source: u32From(m.source), tag };
 }
 
 /** @param {unknown} t @returns {Track | null} */
@@ -212,7 +213,7 @@ function connect() {
   sig.onsend = (msg) => store.dispatch({ type: 'message_sent', msgType: msg.type });
   sig.onopen = () => {
     const state = store.getState();
-    sig.join(state.room ?? '', state.name ?? '', state.mic.muted);
+    sig.join(state.room ?? '', state.name ?? '', state.mic.muted, prefs.clientKey());
   };
   // A connection we have already given up on must not touch the page.
   sig.onclose = () => {
@@ -283,17 +284,20 @@ function onJoined(msg, sess) {
   sess.joined = true;
   clearTimeout(sess.joinTimer);
   clearRetry();
+  // The name we asked for, which we come back with: the room may have given us another.
+  const asked = store.getState().name ?? '';
   store.dispatch({
     type: 'joined',
     selfId: String(msg.id),
+    name: typeof msg.name === 'string' && msg.name !== '' ? msg.name : null,
+    tag: typeof msg.tag === 'string' && /^[0-9a-f]{32}$/.test(msg.tag) ? msg.tag : null,
     members: listOf(msg.members, memberFrom),
     membersTotal: u32From(msg.members_total),
     audioSlots: Math.min(u32From(msg.audio_slots), MAX_AUDIO_SLOTS),
     tracks: listOf(msg.tracks, trackFrom),
     chat: listOf(msg.chat, chatFrom),
   });
-  const state = store.getState();
-  prefs.recent.remember(state.room ?? '', state.name ?? '');
+  prefs.recent.remember(store.getState().room ?? '', asked);
   startMedia(sess, iceServersFrom(msg.ice_servers)).catch((err) => {
     console.error('audio set-up failed', err);
     ui.toast('toast.audioSetup', { reason: err instanceof Error ? err.message : String(err) }, 'error');
@@ -371,7 +375,10 @@ function connectionLost(sess) {
     scheduleReconnect('conn.unreachable');
     return;
   }
-  scheduleReconnect(bye ? byeKey : 'conn.lost');
+  // An attempt that failed before it joined changes nothing about why we are away (a server
+  // that is restarting is not reachable for a moment): the reason given first stays.
+  const reason = !wasJoined && state.connection.attempt > 0 ? state.connection.notice?.lead?.key : undefined;
+  scheduleReconnect(reason ?? (bye ? byeKey : 'conn.lost'));
 }
 
 function clearRetry() {

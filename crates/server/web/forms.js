@@ -27,6 +27,28 @@ export function nickProblem(raw) {
   return null;
 }
 
+/** Nickname fields already kept to the limit. @type {WeakSet<HTMLInputElement>} */
+const capped = new WeakSet();
+
+/**
+ * Keeps a nickname field to `NICK_MAX` characters as it is typed or pasted. Its `maxlength`
+ * counts UTF-16 units, not characters, so it only bounds the field at twice that; an input
+ * method's composition is cut once it ends.
+ * @param {HTMLInputElement} input
+ */
+export function capNickname(input) {
+  if (capped.has(input)) return;
+  capped.add(input);
+  const cap = () => {
+    const chars = [...input.value];
+    if (chars.length > NICK_MAX) input.value = chars.slice(0, NICK_MAX).join('');
+  };
+  input.addEventListener('input', (ev) => {
+    if (!(ev instanceof InputEvent && ev.isComposing)) cap();
+  });
+  input.addEventListener('compositionend', cap);
+}
+
 /**
  * What is wrong with a room name, or null when it is fine.
  * @param {string} room

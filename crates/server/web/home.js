@@ -2,7 +2,7 @@
 // The start page: pick a room and a nickname (or roll the dice for them), or rejoin a recent
 // room.
 
-import { nickProblem, roomHref, roomProblem, showProblem } from './forms.js';
+import { capNickname, nickProblem, roomHref, roomProblem, showProblem } from './forms.js';
 import { randomNickname, randomRoomName } from './names.js';
 import * as prefs from './prefs.js';
 import * as ui from './ui.js';
@@ -14,6 +14,7 @@ export function homePage() {
   const roomInput = ui.$as('home-room', HTMLInputElement);
   const nameInput = ui.$as('home-name', HTMLInputElement);
   nameInput.value = prefs.nickname.get();
+  capNickname(nameInput);
 
   roomInput.addEventListener('input', () => {
     const v = roomInput.value.trim();

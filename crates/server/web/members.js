@@ -8,7 +8,8 @@
 // members shown have an item in the page.
 
 import * as connection from './connection.js';
-import { nickProblem, showProblem } from './forms.js';
+import { capNickname, nickProblem, showProblem } from './forms.js';
+import * as prefs from './prefs.js';
 import { LIST_PAGE, memberCount, shownMembers, speakingNow, store } from './state.js';
 import * as ui from './ui.js';
 
@@ -90,6 +91,8 @@ function render(state, prev, event) {
   ) {
     renderList(state);
   }
+  // Who we muted for ourselves is remembered for the room, by tag: after a reload too.
+  if (prev && state.localMutes.tags !== prev.localMutes.tags) prefs.mutedTags.set(state.room ?? '', [...state.localMutes.tags]);
   if (!prev || state.members !== prev.members || state.connection.status !== prev.connection.status) {
     // "It looks lonely here": shown while we are in the room alone.
     ui.$('lonely-hint').hidden = !(state.connection.status === 'joined' && state.members.size === 1);
@@ -111,6 +114,7 @@ export function mount() {
     onRename: openRename,
   });
   const form = ui.$as('rename-form', HTMLFormElement);
+  capNickname(ui.$as('rename-input', HTMLInputElement));
   form.addEventListener('submit', submitRename);
   ui.$('rename-cancel').addEventListener('click', closeRename);
   ui.$('members-more').addEventListener('click', () => {

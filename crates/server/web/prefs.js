@@ -24,6 +24,62 @@ function set(key, value) {
   }
 }
 
+const KEY_RE = /^[A-Za-z0-9_-]{22,64}$/;
+const TAG_RE = /^[0-9a-f]{32}$/;
+/** @type {string | null} */
+let key = null;
+
+/**
+ * The key this browser joins rooms with (`join`'s `key`): 128 random bits, made once and kept.
+ * The server tells the others a tag made from it, by which they know us again on a new
+ * connection; the key itself goes to nobody else. Without storage, one per page.
+ */
+export function clientKey() {
+  if (key) return key;
+  const stored = get('key');
+  if (stored && KEY_RE.test(stored)) {
+    key = stored;
+    return key;
+  }
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  key = btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  set('key', key);
+  return key;
+}
+
+/** How many rooms, and how many members in each, the "mute for me" list is kept for. */
+export const MUTED_ROOMS = 16;
+export const MUTED_TAGS = 256;
+
+/** Members muted "for me", by their tag, per room (most recent room first). */
+export const mutedTags = {
+  /** @returns {{room: string, tags: string[]}[]} */
+  all() {
+    /** @type {unknown} */
+    let items;
+    try {
+      items = JSON.parse(get('muted') ?? '[]');
+    } catch {
+      return [];
+    }
+    if (!Array.isArray(items)) return [];
+    return items
+      .filter((r) => r && typeof r.room === 'string' && Array.isArray(r.tags))
+      .map((r) => ({ room: r.room, tags: r.tags.filter((/** @type {unknown} */ t) => typeof t === 'string' && TAG_RE.test(t)).slice(0, MUTED_TAGS) }))
+      .slice(0, MUTED_ROOMS);
+  },
+  /** @param {string} room @returns {string[]} */
+  get(room) {
+    return mutedTags.all().find((r) => r.room === room)?.tags ?? [];
+  },
+  /** @param {string} room @param {string[]} tags */
+  set(room, tags) {
+    const rest = mutedTags.all().filter((r) => r.room !== room);
+    const items = tags.length > 0 ? [{ room, tags: tags.slice(0, MUTED_TAGS) }, ...rest] : rest;
+    set('muted', JSON.stringify(items.slice(0, MUTED_ROOMS)));
+  },
+};
+
 export const nickname = {
   get: () => get('nickname') ?? '',
   set: (/** @type {string} */ v) => set('nickname', v),

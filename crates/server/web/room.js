@@ -6,7 +6,7 @@
 import * as chat from './chat.js';
 import * as connection from './connection.js';
 import { canChooseSpeaker, listAudioDevices } from './devices.js';
-import { isRoomName, nickProblem, showProblem } from './forms.js';
+import { capNickname, isRoomName, nickProblem, roomHref, showProblem } from './forms.js';
 import * as i18n from './i18n.js';
 import * as media from './media.js';
 import * as members from './members.js';
@@ -51,6 +51,7 @@ function askName(room, given, refusal = null) {
   i18n.setText(ui.$('ask-name-heading'), 'ask.heading', { room });
   const input = ui.$as('ask-name-input', HTMLInputElement);
   input.value = given ?? prefs.nickname.get();
+  capNickname(input);
   showProblem('ask-name-error', refusal ?? (given !== null ? nickProblem(given) : null));
   // Assigned, not added: this form can be shown again after the server refuses a nickname.
   input.oninput = () => showProblem('ask-name-error', null);
@@ -78,7 +79,7 @@ function askName(room, given, refusal = null) {
  */
 function enterRoom(room, name) {
   prefs.nickname.set(name);
-  store.dispatch({ type: 'room_entered', room, name });
+  store.dispatch({ type: 'room_entered', room, name, mutedTags: prefs.mutedTags.get(room) });
   ui.showView('room');
   ui.setRoomTitle(room);
   mount();
@@ -93,6 +94,9 @@ async function leave() {
   if (!(await connection.leave())) return;
   media.stopLevels();
   mic.release();
+  // Back from the start page must not walk straight into the room again with the microphone
+  // open: the entry left behind has no nickname, so it asks first.
+  window.history.replaceState(null, '', roomHref(store.getState().room ?? ''));
   window.location.assign('/');
 }
 
@@ -177,11 +181,18 @@ function mount() {
     ui.$('main').focus();
   });
   const devicesBtn = ui.$('devices-btn');
-  devicesBtn.addEventListener('click', () => {
-    const open = devicesBtn.getAttribute('aria-expanded') !== 'true';
+  /** @param {boolean} open */
+  const showDevices = (open) => {
     devicesBtn.setAttribute('aria-expanded', String(open));
     ui.$('devices').hidden = !open;
     if (open) refreshDevices();
+  };
+  devicesBtn.addEventListener('click', () => showDevices(devicesBtn.getAttribute('aria-expanded') !== 'true'));
+  ui.$('devices').addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Escape') return;
+    ev.preventDefault();
+    showDevices(false);
+    devicesBtn.focus();
   });
   const micSelect = ui.$as('mic-select', HTMLSelectElement);
   micSelect.addEventListener('change', () => chooseMic(micSelect.value));

@@ -18,6 +18,7 @@ export const PROTOCOL_VERSION = 1;
  * @property {boolean} muted
  * @property {boolean} speaking
  * @property {number} source Their source id in the room: the CSRC naming them on audio slots.
+ * @property {string} [tag] Who they are beyond this connection (from their client's key).
  */
 
 /**
@@ -38,6 +39,7 @@ export const PROTOCOL_VERSION = 1;
  * @property {string} name The sender's nickname when it was sent.
  * @property {string} text
  * @property {number} ts Milliseconds since the Unix epoch.
+ * @property {string} [tag] The sender's tag, if they had one.
  */
 
 /**
@@ -50,7 +52,7 @@ export const PROTOCOL_VERSION = 1;
 /**
  * Messages the server sends.
  * @typedef {(
- *   | {type: 'joined', v: number, room: string, id: number, members: WireMember[], members_total: number, audio_slots: number, tracks: WireTrack[], chat: ChatMessage[], ice_servers?: WireIceServer[]}
+ *   | {type: 'joined', v: number, room: string, id: number, name?: string, tag?: string, members: WireMember[], members_total: number, audio_slots: number, tracks: WireTrack[], chat: ChatMessage[], ice_servers?: WireIceServer[]}
  *   | {type: 'more_members', members: WireMember[]}
  *   | {type: 'member_joined', member: WireMember}
  *   | {type: 'member_left', id: number}
@@ -72,7 +74,7 @@ export const PROTOCOL_VERSION = 1;
 /**
  * Messages a client sends.
  * @typedef {(
- *   | {type: 'join', v: number, room: string, name: string, muted?: boolean}
+ *   | {type: 'join', v: number, room: string, name: string, muted?: boolean, key?: string}
  *   | {type: 'offer', sdp: string, sources?: Record<string, TrackSource>}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'candidate', candidate: string}
@@ -183,9 +185,14 @@ export class Signalling {
     return true;
   }
 
-  /** @param {string} room @param {string} name */
-  join(room, name, muted = false) {
-    return this.send({ type: 'join', v: PROTOCOL_VERSION, room, name, muted });
+  /**
+   * @param {string} room
+   * @param {string} name
+   * @param {boolean} muted
+   * @param {string | null} key our client key (prefs.clientKey), if we have one
+   */
+  join(room, name, muted = false, key = null) {
+    return this.send({ type: 'join', v: PROTOCOL_VERSION, room, name, muted, ...(key ? { key } : {}) });
   }
 
   close() {

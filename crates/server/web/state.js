@@ -30,6 +30,8 @@
  * @property {boolean} muted Their microphone is off, for everyone.
  * @property {boolean} speaking Speaking, as the server last said (`speakers`).
  * @property {number} source Their source id in the room: the CSRC naming them on audio slots.
+ * @property {string | null} [tag] Who they are beyond one connection, if their client has a
+ *   key: the same tag when they come back (after a reload, or a server restart).
  */
 
 /**
@@ -145,9 +147,11 @@
  * @property {number} membersPending Members the server counted in `joined` that have not
  *   arrived in a page (`more_members`) yet.
  * @property {Map<string, SlotVoice>} slotVoices Whom we hear on each audio slot now, by slot key.
- * @property {{ids: Set<string>, all: boolean, names: Set<string>}} localMutes Members silenced
- *   for us only; `names`: the names of those muted before a rejoin, while the pages listing
- *   the room's members are still coming, so that they are muted again when they arrive.
+ * @property {{ids: Set<string>, all: boolean, names: Set<string>, tags: Set<string>}} localMutes
+ *   Members silenced for us only; `tags`: the tags of those of them who have one, kept for the
+ *   room (prefs.mutedTags), so that they are muted again whenever they come back, on a new
+ *   connection or after a reload of ours; `names`: for those without a tag, the names of those
+ *   muted before a rejoin, while the pages listing the room's members are still coming.
  * @property {Mic} mic
  * @property {Chat} chat
  * @property {{narrow: boolean, hidden: boolean}} page A narrow screen; a hidden page.
@@ -160,10 +164,10 @@
 /**
  * Everything that happens, as the store is told it.
  * @typedef {(
- *   | {type: 'room_entered', room: string, name: string}
+ *   | {type: 'room_entered', room: string, name: string, mutedTags?: string[]}
  *   | {type: 'language_changed', lang: string}
  *   | {type: 'connecting'}
- *   | {type: 'joined', selfId: string, members: Member[], membersTotal: number, audioSlots: number, tracks: Track[], chat: ChatMessage[]}
+ *   | {type: 'joined', selfId: string, name: string | null, tag?: string | null, members: Member[], membersTotal: number, audioSlots: number, tracks: Track[], chat: ChatMessage[]}
  *   | {type: 'more_members', members: Member[]}
  *   | {type: 'peer_started', pc: RTCPeerConnection}
  *   | {type: 'media_state', state: RTCPeerConnectionState}
@@ -233,7 +237,7 @@ export function initialState() {
     audioSlots: 0,
     membersPending: 0,
     slotVoices: new Map(),
-    localMutes: { ids: new Set(), all: false, names: new Set() },
+    localMutes: { ids: new Set(), all: false, names: new Set(), tags: new Set() },
     mic: { stream: null, track: null, muted: false, mutedForNoMic: false, pendingEchoes: 0, problem: null },
     chat: { log: [], seen: new Set(), unread: 0, collapsed: false },
     page: { narrow: false, hidden: false },
@@ -277,9 +281,14 @@ export function mediaOf(/** @type {State} */ state, /** @type {string} */ id) {
   );
 }
 
-/** Whether member `id` is speaking: as the server says, or loud on one of our slots now. */
+/**
+ * Whether member `id` is speaking: as the server says, or loud on one of our slots now. A
+ * member whose microphone is off is not, whatever was heard of them a moment before.
+ */
 export function speakingNow(/** @type {State} */ state, /** @type {string} */ id) {
-  if (state.members.get(id)?.speaking) return true;
+  const member = state.members.get(id);
+  if (member?.muted) return false;
+  if (member?.speaking) return true;
   for (const voice of state.slotVoices.values()) if (voice.loud && voice.member === id) return true;
   return false;
 }
@@ -462,7 +471,12 @@ export function reduce(state, event) {
   const conn = state.connection;
   switch (event.type) {
     case 'room_entered':
-      return { ...state, room: event.room, name: event.name };
+      return {
+        ...state,
+        room: event.room,
+        name: event.name,
+        localMutes: { ...state.localMutes, tags: new Set(event.mutedTags ?? []) },
+      };
 
     case 'language_changed':
       return { ...state, lang: event.lang };
@@ -476,32 +490,38 @@ export function reduce(state, event) {
           status: again ? 'reconnecting' : 'connecting',
           detail: null,
           bye: null,
-          notice: again ? { key: 'conn.reconnectingNow', args: { n: conn.attempt } } : conn.notice,
+          // Why we reconnect stays said until we are back.
+          notice: again ? { key: 'conn.reconnectingNow', args: { n: conn.attempt }, lead: conn.notice?.lead } : conn.notice,
         },
       };
     }
 
     case 'joined': {
-      // People muted "for me" keep that across a reconnection (their ids change): by name.
+      // People muted "for me" keep that across a reconnection (their ids change): by tag, or
+      // for those without one, by name.
+      const tags = state.localMutes.tags;
       const mutedNames = new Set(state.localMutes.names);
       for (const id of state.localMutes.ids) {
         const name = state.members.get(id)?.name;
         if (name !== undefined) mutedNames.add(name);
       }
+      // Our name in the room: the one we asked for, or that with a suffix if someone has it.
+      const name = event.name ?? state.name;
       const members = new Map();
       members.set(event.selfId, {
         id: event.selfId,
-        name: state.name ?? '',
+        name: name ?? '',
         muted: state.mic.muted,
         speaking: false,
         source: 0,
+        tag: event.tag ?? null,
       });
       const everSpoke = new Set(state.everSpoke);
       const ids = new Set();
       for (const m of event.members) {
         members.set(m.id, m);
         if (m.speaking) everSpoke.add(m.id);
-        if (mutedNames.has(m.name)) ids.add(m.id);
+        if (m.tag ? tags.has(m.tag) : mutedNames.has(m.name)) ids.add(m.id);
       }
       const membersPending = Math.max(0, event.membersTotal - event.members.length);
       const speaking = (/** @type {string} */ id) => !!members.get(id)?.speaking;
@@ -515,6 +535,7 @@ export function reduce(state, event) {
       let chat = rejoined ? withSystemLine(state.chat, { key: 'sys.reconnected', args: {} }) : state.chat;
       const next = {
         ...state,
+        name,
         selfId: event.selfId,
         members,
         membersPending,
@@ -550,7 +571,7 @@ export function reduce(state, event) {
         arrived++;
         members.set(m.id, m);
         if (m.speaking) everSpoke.add(m.id);
-        if (names.has(m.name)) {
+        if (m.tag ? state.localMutes.tags.has(m.tag) : names.has(m.name)) {
           if (ids === state.localMutes.ids) ids = new Set(ids);
           ids.add(m.id);
         }
@@ -635,12 +656,15 @@ export function reduce(state, event) {
       const m = event.member;
       const everSpoke = m.speaking ? new Set(state.everSpoke).add(m.id) : state.everSpoke;
       const members = new Map(state.members).set(m.id, m);
+      // Someone we muted for ourselves, back on a new connection.
+      const localMutes = m.tag && state.localMutes.tags.has(m.tag) ? { ...state.localMutes, ids: new Set(state.localMutes.ids).add(m.id) } : state.localMutes;
       const talkers = m.speaking ? withTalkers(state.talkers, [m.id], (id) => !!members.get(id)?.speaking, state.selfId) : state.talkers;
       return {
         ...state,
         members,
         everSpoke,
         talkers,
+        localMutes,
         chat: withSystemLine(state.chat, { key: 'sys.joined', args: { name: m.name } }),
       };
     }
@@ -777,9 +801,19 @@ export function reduce(state, event) {
 
     case 'local_mute_toggled': {
       const ids = new Set(state.localMutes.ids);
-      if (ids.has(event.id)) ids.delete(event.id);
-      else ids.add(event.id);
-      return { ...state, localMutes: { ...state.localMutes, ids } };
+      const tag = state.members.get(event.id)?.tag;
+      let tags = state.localMutes.tags;
+      if (ids.has(event.id)) {
+        ids.delete(event.id);
+        if (tag && tags.has(tag)) {
+          tags = new Set(tags);
+          tags.delete(tag);
+        }
+      } else {
+        ids.add(event.id);
+        if (tag && !tags.has(tag)) tags = new Set(tags).add(tag);
+      }
+      return { ...state, localMutes: { ...state.localMutes, ids, tags } };
     }
 
     case 'all_muted_toggled':

@@ -75,9 +75,9 @@ function tel(tag, className, key, args) {
 // ---------------------------------------------------------------------------------------------
 // Views and status
 
-const VIEWS = ['home', 'ask-name', 'fatal', 'room'];
+const VIEWS = ['home', 'ask-name', 'fatal', 'not-found', 'room'];
 
-/** @param {'home' | 'ask-name' | 'fatal' | 'room'} name */
+/** @param {'home' | 'ask-name' | 'fatal' | 'not-found' | 'room'} name */
 export function showView(name) {
   for (const v of VIEWS) $(v).hidden = v !== name;
   document.body.dataset.view = name;
@@ -486,12 +486,19 @@ function part(li, selector) {
  */
 function updateMemberItem(li, m, isSelf, mutedForMe, allMuted, speaking) {
   const name = part(li, '.name');
-  if (name.textContent !== m.name) name.textContent = m.name;
+  if (name.textContent !== m.name) {
+    name.textContent = m.name;
+    // A long name is cut on screen; pointing at it shows it whole.
+    name.title = m.name;
+  }
   const avatar = part(li, '.avatar');
-  if (avatar.dataset.name !== m.name) {
+  // Who they are: their tag, which stays when they come back, else this connection's id.
+  const who = m.tag ?? m.id;
+  if (avatar.dataset.name !== m.name || avatar.dataset.who !== who) {
     avatar.dataset.name = m.name;
-    avatar.replaceChildren(avatarSvg(m.name));
-    li.style.setProperty('--hue', String(nameHue(m.name)));
+    avatar.dataset.who = who;
+    avatar.replaceChildren(avatarSvg(m.name, who));
+    li.style.setProperty('--hue', String(nameHue(m.name, who)));
   }
   part(li, '.you').hidden = !isSelf;
   part(li, '.mic-off').hidden = !m.muted;
@@ -619,6 +626,9 @@ export function linkify(text) {
   return frag;
 }
 
+/** How close in time one sender's messages must be to be shown as one group. */
+const GROUP_MS = 120_000;
+
 /**
  * Adds one chat message.
  * @param {ChatMessage} message
@@ -631,13 +641,30 @@ export function appendChat(message, isMine) {
   li.dataset.seq = String(message.seq);
   li.dataset.from = String(message.from);
   const name = String(message.name);
-  li.style.setProperty('--hue', String(nameHue(name)));
+  const from = typeof message.tag === 'string' && /^[0-9a-f]{32}$/.test(message.tag) ? message.tag : String(message.from);
+  li.style.setProperty('--hue', String(nameHue(name, from)));
+  // A message that follows one of the same sender's within two minutes joins it: no second
+  // avatar, name and time on screen (screen readers still hear who and when).
+  li.dataset.who = from;
+  li.dataset.ts = String(Number(message.ts));
+  const prev = log.lastElementChild;
+  if (
+    prev instanceof HTMLElement &&
+    prev.classList.contains('chat-msg') &&
+    prev.dataset.who === from &&
+    prev.querySelector('.chat-name')?.textContent === name &&
+    Number(message.ts) - Number(prev.dataset.ts) < GROUP_MS
+  ) {
+    li.classList.add('grouped');
+  }
   const avatar = el('span', 'avatar avatar-small');
   avatar.setAttribute('aria-hidden', 'true');
-  avatar.appendChild(avatarSvg(name));
+  avatar.appendChild(avatarSvg(name, from));
   const body = el('div', 'chat-body-text');
   const meta = el('div', 'meta');
-  meta.appendChild(el('span', 'chat-name', name));
+  const shownName = el('span', 'chat-name', name);
+  shownName.title = name;
+  meta.appendChild(shownName);
   const d = new Date(Number(message.ts));
   if (!Number.isNaN(d.getTime())) {
     const time = el('time', 'chat-time', formatTime(d));
@@ -650,6 +677,7 @@ export function appendChat(message, isMine) {
   li.append(avatar, body);
   log.appendChild(li);
   if (stick) log.scrollTop = log.scrollHeight;
+  else $('chat-jump').hidden = false;
 }
 
 /**
@@ -662,6 +690,19 @@ export function appendSystemLine(key, args) {
   const stick = atBottom(log);
   log.appendChild(tel('li', 'chat-system', key, args));
   if (stick) log.scrollTop = log.scrollHeight;
+  else $('chat-jump').hidden = false;
+}
+
+/** Shows the newest chat line, and hides "Jump to the latest". */
+export function scrollChatToLatest() {
+  const log = $('chat-log');
+  log.scrollTop = log.scrollHeight;
+  $('chat-jump').hidden = true;
+}
+
+/** "Jump to the latest" goes once the log is scrolled down to the newest line by hand. */
+export function chatScrolled() {
+  if (atBottom($('chat-log'))) $('chat-jump').hidden = true;
 }
 
 /** Re-words every chat time after a language switch. */
@@ -686,6 +727,8 @@ export function setChatEnabled(enabled) {
 export function setChatCollapsed(collapsed) {
   $('chat-panel').classList.toggle('collapsed', collapsed);
   $('chat-toggle').setAttribute('aria-expanded', String(!collapsed));
+  // A folded log has no height, so it could not follow what arrived: it opens at the newest.
+  if (!collapsed) scrollChatToLatest();
 }
 
 /** @param {number} n */

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 mod validate;
 
 pub use validate::{
-    ValidationError, validate_chat_text, validate_client_ref, validate_local_mutes,
-    validate_nickname, validate_room_name, validate_sources,
+    ValidationError, validate_chat_text, validate_client_key, validate_client_ref,
+    validate_local_mutes, validate_nickname, validate_room_name, validate_sources,
 };
 
 /// The protocol version this crate speaks. A `join` with another version is refused.
@@ -23,6 +23,8 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// The largest chat message, in characters (Unicode scalar values).
 pub const MAX_CHAT_CHARS: usize = 2_000;
+/// The longest nickname, in characters (Unicode scalar values).
+pub const MAX_NICKNAME_CHARS: usize = 32;
 
 /// How many chat messages a room keeps for those who join later.
 pub const CHAT_HISTORY_LEN: usize = 100;
@@ -56,6 +58,11 @@ pub enum ClientMsg {
         name: String,
         #[serde(default)]
         muted: bool,
+        /// The client's own key, which it keeps between visits and shows nobody: 22–64 of
+        /// `[A-Za-z0-9_-]` ([`validate_client_key`]). The room derives the member's `tag` from
+        /// it, so that others know them again when they come back on a new connection.
+        #[serde(default)]
+        key: Option<String>,
     },
     /// An SDP offer: the client's first offer, or a renegotiation the client starts.
     Offer {
@@ -102,6 +109,11 @@ pub struct Member {
     /// (`RTCRtpReceiver.getContributingSources()`). Unique in the room for its life.
     #[serde(default)]
     pub source: u32,
+    /// Who the member is beyond this connection, if their client sent a key: the same for the
+    /// same key in the same room, whatever the connection (32 hex digits). A room's other
+    /// members cannot learn the key from it, and it differs from room to room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 /// One chat message as stored in the room and sent to clients.
@@ -115,6 +127,9 @@ pub struct ChatMessage {
     pub text: String,
     /// Milliseconds since the Unix epoch, server clock.
     pub ts: u64,
+    /// The sender's tag (see [`Member::tag`]), if they had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 /// An offer's declaration of what its sending m-lines carry: mid → source.
@@ -199,6 +214,14 @@ pub enum ServerMsg {
         room: String,
         /// This member's id.
         id: MemberId,
+        /// This member's nickname in the room: the one asked for, or, if another member of the
+        /// room has it already, that name with a suffix (" (2)", …), so that nobody in a room
+        /// can pass for someone else.
+        #[serde(default)]
+        name: String,
+        /// This member's tag (see [`Member::tag`]), if their client sent a key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
         /// The others already in the room: the first [`MEMBER_PAGE`] of them; the rest follow
         /// in `more_members` messages.
         members: Vec<Member>,
@@ -318,6 +341,8 @@ pub enum ErrorCode {
     AlreadyJoined,
     InvalidRoomName,
     InvalidNickname,
+    /// A `join` whose `key` is not 22–64 of `[A-Za-z0-9_-]`.
+    InvalidClientKey,
     /// The room has reached its member limit.
     RoomFull,
     /// The server has reached its room or member limit.
@@ -426,7 +451,8 @@ mod tests {
                 v: 1,
                 room: "practice".into(),
                 name: "Alice".into(),
-                muted: false
+                muted: false,
+                key: None,
             })
         );
     }

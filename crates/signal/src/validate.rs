@@ -1,7 +1,8 @@
 //! Checks for what clients choose: room names, nicknames, chat text, track sources.
 
 use crate::{
-    ErrorCode, MAX_CHAT_CHARS, MAX_LOCAL_MUTES, MAX_MID_LEN, MAX_SOURCES, MemberId, Sources,
+    ErrorCode, MAX_CHAT_CHARS, MAX_LOCAL_MUTES, MAX_MID_LEN, MAX_NICKNAME_CHARS, MAX_SOURCES,
+    MemberId, Sources,
 };
 
 /// A refused input, with its stable code and a human explanation.
@@ -47,13 +48,29 @@ pub fn validate_room_name(name: &str) -> Result<(), ValidationError> {
 pub fn validate_nickname(name: &str) -> Result<String, ValidationError> {
     let trimmed = name.trim();
     let count = trimmed.chars().count();
-    if !(1..=32).contains(&count) || trimmed.chars().any(char::is_control) {
+    if !(1..=MAX_NICKNAME_CHARS).contains(&count) || trimmed.chars().any(char::is_control) {
         return Err(err(
             ErrorCode::InvalidNickname,
             "a nickname is 1 to 32 characters without control characters",
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+/// A client key is 22–64 characters of `[A-Za-z0-9_-]` (128 random bits in base64url take 22).
+pub fn validate_client_key(key: &str) -> Result<(), ValidationError> {
+    let ok_len = (22..=64).contains(&key.len());
+    let ok_chars = key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok_len && ok_chars {
+        Ok(())
+    } else {
+        Err(err(
+            ErrorCode::InvalidClientKey,
+            "a client key is 22 to 64 characters of letters, digits, '-' and '_'",
+        ))
+    }
 }
 
 /// Chat text is 1–2,000 characters and not only white space. Line breaks and tabs are allowed;
@@ -160,6 +177,26 @@ mod tests {
             assert_eq!(
                 validate_nickname(bad).unwrap_err().code,
                 ErrorCode::InvalidNickname,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_keys() {
+        assert!(validate_client_key("AAAAAAAAAAAAAAAAAAAAAA").is_ok());
+        assert!(validate_client_key(&"a-_Z9".repeat(12)).is_ok());
+        let long = "k".repeat(65);
+        for bad in [
+            "",
+            "short",
+            "has space in it 1234567",
+            "é".repeat(22).as_str(),
+            &long,
+        ] {
+            assert_eq!(
+                validate_client_key(bad).unwrap_err().code,
+                ErrorCode::InvalidClientKey,
                 "{bad:?}"
             );
         }

@@ -41,6 +41,9 @@ pub enum Body {
         name: String,
         muted: bool,
         host: Option<String>,
+        /// The member's tag (`rooms::tag`), if their client sent a key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
     },
     /// The answer to `join`.
     JoinReply {
@@ -205,6 +208,7 @@ mod tests {
                 name: "Ann".into(),
                 muted: true,
                 host: Some("chat.example".into()),
+                tag: Some("0123456789abcdef0123456789abcdef".into()),
             },
             Body::JoinReply {
                 req: 1,

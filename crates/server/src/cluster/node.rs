@@ -495,6 +495,7 @@ impl Node {
                     name: request.name.clone(),
                     muted: request.muted,
                     host: request.host.clone(),
+                    tag: request.tag.clone(),
                 },
                 (Pending::Join(tx), rx),
             )
@@ -556,11 +557,12 @@ impl Node {
                 name,
                 muted,
                 host,
+                tag,
             } => {
                 let node = self.clone();
                 self.spawn_bounded("a join", async move {
                     let outcome = node
-                        .host_join(&from, member, (room, name, muted, host))
+                        .host_join(&from, member, (room, name, muted, host, tag))
                         .await;
                     let _ = node.send(&from, Body::JoinReply { req, outcome }).await;
                 });
@@ -702,7 +704,7 @@ impl Node {
         self: &Arc<Node>,
         from: &NodeId,
         member: MemberId,
-        (room, name, muted, host): (String, String, bool, Option<String>),
+        (room, name, muted, host, tag): (String, String, bool, Option<String>, Option<String>),
     ) -> JoinOutcome {
         let refused = |code, message: &str| JoinOutcome::Refused {
             code,
@@ -717,6 +719,7 @@ impl Node {
             Err(e) => return refused(e.code, e.message),
         };
         let host = host.filter(|h| crate::ice::valid_host(h));
+        let tag = tag.filter(|t| crate::rooms::tag::is_tag(t));
         if member.0 == 0 || lock(&self.hosted).contains_key(&member) {
             return refused(ErrorCode::BadMessage, "that member id is taken");
         }
@@ -725,6 +728,7 @@ impl Node {
             room,
             name,
             muted,
+            tag,
             out: out_tx,
             host,
         };
@@ -1101,6 +1105,7 @@ mod tests {
                 room: "r".into(),
                 name: "n".into(),
                 muted: false,
+                key: None,
             },
         ];
         for msg in refused {

@@ -352,6 +352,7 @@ pub fn read_chat(stored: &[u8]) -> Option<ChatMessage> {
     let m: ChatMessage = serde_json::from_slice(stored).ok()?;
     let fits = m.text.chars().count() <= MAX_CHAT_CHARS
         && free4chat_signal::validate_nickname(&m.name).is_ok()
+        && m.tag.as_deref().is_none_or(crate::rooms::tag::is_tag)
         && m.seq > 0;
     fits.then_some(m)
 }
@@ -387,9 +388,18 @@ mod tests {
             name: "Ann".into(),
             text: "hello".into(),
             ts: 1,
+            tag: None,
         };
         let json = serde_json::to_vec(&m).unwrap();
         assert_eq!(read_chat(&json), Some(m.clone()));
+        let mut tagged = m.clone();
+        tagged.tag = Some("0123456789abcdef0123456789abcdef".into());
+        assert_eq!(
+            read_chat(&serde_json::to_vec(&tagged).unwrap()),
+            Some(tagged.clone())
+        );
+        tagged.tag = Some("<not a tag>".into());
+        assert_eq!(read_chat(&serde_json::to_vec(&tagged).unwrap()), None);
         let mut long = m.clone();
         long.text = "a".repeat(MAX_CHAT_CHARS + 1);
         assert_eq!(read_chat(&serde_json::to_vec(&long).unwrap()), None);

@@ -26,6 +26,7 @@ use tracing::{debug, info, warn};
 use super::chat::ChatLog;
 use super::handle::{JoinReply, Joining, RoomCmd, RoomSnapshot};
 use super::local::Local;
+use super::names::unique_name;
 use super::{Lifecycle, MemberTx, Refusal};
 
 /// How many media events may wait for one room.
@@ -48,6 +49,7 @@ pub(super) struct RoomSetup {
 
 struct MemberState {
     name: String,
+    tag: Option<String>,
     muted: bool,
     /// Muted for everyone by the operator: they cannot unmute, and nothing of theirs is
     /// forwarded, until it is lifted.
@@ -73,6 +75,7 @@ impl MemberState {
             muted: self.muted,
             speaking: self.speaking,
             source: self.source,
+            tag: self.tag.clone(),
         }
     }
 }
@@ -335,6 +338,7 @@ impl Room {
             member,
             name,
             muted,
+            tag,
             out,
             ice_servers,
             reply,
@@ -344,6 +348,13 @@ impl Room {
             let _ = reply.send(JoinReply::Refused(r));
             return;
         }
+        // A member with the same tag is the same client, back before its old connection is
+        // gone (or in a second tab): not someone else, so its name does not count as taken.
+        let others = self
+            .members
+            .values()
+            .filter(|m| tag.is_none() || m.tag != tag);
+        let name = unique_name(&name, others.map(|m| m.name.as_str()));
         let mut others: Vec<Member> = self.members.iter().map(|(id, m)| m.public(*id)).collect();
         let total = others.len();
         // Speakers first: a page of a large room shows who is talking.
@@ -353,6 +364,8 @@ impl Room {
             v: PROTOCOL_VERSION,
             room: self.name.clone(),
             id: member,
+            name: name.clone(),
+            tag: tag.clone(),
             members: pages.next().map(<[Member]>::to_vec).unwrap_or_default(),
             members_total: total,
             audio_slots: self.local.audio_slots,
@@ -379,6 +392,7 @@ impl Room {
         }
         let state = MemberState {
             name,
+            tag,
             muted,
             speaking: false,
             source: self.link.admit(member),
@@ -510,11 +524,21 @@ impl Room {
                 );
             }
             ClientMsg::Rename { name } => {
-                state.name = name.clone();
+                let tag = state.tag.clone();
+                let others = self
+                    .members
+                    .iter()
+                    .filter(|(id, m)| **id != member && (tag.is_none() || m.tag != tag));
+                let name = unique_name(&name, others.map(|(_, m)| m.name.as_str()));
+                if let Some(state) = self.members.get_mut(&member) {
+                    state.name = name.clone();
+                }
                 self.broadcast(None, &ServerMsg::MemberRenamed { id: member, name });
             }
             ClientMsg::Chat { text, client_ref } => {
-                let message = self.chat.add(member, state.name.clone(), text);
+                let message = self
+                    .chat
+                    .add(member, state.name.clone(), state.tag.clone(), text);
                 for observer in &self.local.observers {
                     observer.chat(&self.name, &message);
                 }

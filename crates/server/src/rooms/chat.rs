@@ -24,7 +24,13 @@ impl ChatLog {
 
     /// Adds a message from `from` (named `name` now), stamped with the server's clock, keeping
     /// at most [`CHAT_HISTORY_LEN`]. Returns the message as stored.
-    pub fn add(&mut self, from: MemberId, name: String, text: String) -> ChatMessage {
+    pub fn add(
+        &mut self,
+        from: MemberId,
+        name: String,
+        tag: Option<String>,
+        text: String,
+    ) -> ChatMessage {
         self.seq += 1;
         let message = ChatMessage {
             seq: self.seq,
@@ -32,6 +38,7 @@ impl ChatLog {
             name,
             text,
             ts: unix_millis(),
+            tag,
         };
         if self.messages.len() >= CHAT_HISTORY_LEN {
             self.messages.pop_front();
@@ -64,7 +71,7 @@ mod tests {
     fn the_log_keeps_the_last_messages_in_order_and_numbers_every_one() {
         let mut log = ChatLog::default();
         for i in 0..CHAT_HISTORY_LEN + 5 {
-            let m = log.add(MemberId(1), "Alice".into(), format!("{i}"));
+            let m = log.add(MemberId(1), "Alice".into(), None, format!("{i}"));
             assert_eq!(m.seq, i as u64 + 1);
         }
         let history = log.history();
@@ -78,11 +85,11 @@ mod tests {
     fn a_log_that_goes_on_from_stored_history_keeps_its_numbering() {
         let mut old = ChatLog::default();
         for i in 0..CHAT_HISTORY_LEN + 3 {
-            old.add(MemberId(1), "Ann".into(), format!("{i}"));
+            old.add(MemberId(1), "Ann".into(), None, format!("{i}"));
         }
         let mut log = ChatLog::with_history(old.history());
         assert_eq!(log.history(), old.history());
-        let next = log.add(MemberId(2), "Ben".into(), "again".into());
+        let next = log.add(MemberId(2), "Ben".into(), None, "again".into());
         assert_eq!(next.seq, CHAT_HISTORY_LEN as u64 + 4);
         assert_eq!(log.len(), CHAT_HISTORY_LEN);
         assert!(ChatLog::with_history(Vec::new()).history().is_empty());

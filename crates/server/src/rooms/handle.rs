@@ -55,6 +55,8 @@ pub(super) struct Joining {
     pub member: MemberId,
     pub name: String,
     pub muted: bool,
+    /// Who they are beyond this connection (see `rooms::tag`), if their client sent a key.
+    pub tag: Option<String>,
     pub out: MemberTx,
     pub ice_servers: Vec<IceServer>,
     pub reply: oneshot::Sender<JoinReply>,
@@ -163,7 +165,7 @@ impl RoomHandle {
     pub(super) async fn join(
         &self,
         member: MemberId,
-        (name, muted, out): (String, bool, MemberTx),
+        (name, muted, tag, out): (String, bool, Option<String>, MemberTx),
         ice_servers: Vec<IceServer>,
     ) -> JoinReply {
         let (reply, rx) = oneshot::channel();
@@ -171,6 +173,7 @@ impl RoomHandle {
             member,
             name,
             muted,
+            tag,
             out,
             ice_servers,
             reply,

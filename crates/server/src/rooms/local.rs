@@ -211,7 +211,12 @@ impl LocalDirectory {
                 Ok(None) => return give_back(LocalJoin::NoRoom),
                 Err(refusal) => return give_back(LocalJoin::Refused(refusal)),
             };
-            let who = (request.name.clone(), request.muted, request.out.clone());
+            let who = (
+                request.name.clone(),
+                request.muted,
+                request.tag.clone(),
+                request.out.clone(),
+            );
             match room.join(member, who, ice_servers.clone()).await {
                 JoinReply::Joined => return Ok(Membership::here(member, room)),
                 JoinReply::Refused(r) => return give_back(LocalJoin::Refused(r)),

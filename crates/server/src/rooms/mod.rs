@@ -8,13 +8,16 @@
 //! - the room's actor (`actor`): one task per room owns its state; connections and media
 //!   workers talk to it over bounded channels. A room is made by its first join and ends,
 //!   freeing everything, when its last member leaves.
-//! - `chat`: the room's recent messages.
+//! - `chat`: the room's recent messages; `names`: nicknames unique in a room; `tag`: who a
+//!   member is beyond one connection.
 
 mod actor;
 mod chat;
 mod directory;
 mod handle;
 mod local;
+mod names;
+pub mod tag;
 
 use std::sync::Arc;
 
