@@ -213,7 +213,7 @@ impl Server {
         };
         let admin_addr = match &config.admin.admin_listen {
             Some(addr) => {
-                Some(start_admin(*addr, config, rooms.clone(), shutdown_rx.clone()).await?)
+                Some(crate::admin::start(*addr, config, rooms.clone(), shutdown_rx.clone()).await?)
             }
             None => None,
         };
@@ -531,50 +531,4 @@ mod tests {
         assert_eq!(specs[0].bind, "0.0.0.0:4000".parse().unwrap());
         assert_eq!(specs[0].advertise, Some("203.0.113.7".parse().unwrap()));
     }
-}
-
-/// Starts the admin API on `addr`; returns the address it listens on.
-async fn start_admin(
-    addr: SocketAddr,
-    config: &Config,
-    rooms: Arc<dyn RoomDirectory>,
-    mut stop: watch::Receiver<bool>,
-) -> io::Result<SocketAddr> {
-    let token = match (&config.admin.admin_token, &config.admin.admin_token_file) {
-        (Some(t), _) => t.clone(),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("admin token file {}: {e}", path.display()),
-                )
-            })?;
-            text.lines().next().unwrap_or_default().trim().to_owned()
-        }
-        (None, None) => return Err(io::Error::other("admin_listen needs a token")),
-    };
-    if token.len() < 16 {
-        return Err(io::Error::other(
-            "the admin token must be at least 16 characters",
-        ));
-    }
-    if !addr.ip().is_loopback() {
-        warn!(%addr, "the admin API listens beyond loopback: keep it behind a firewall");
-    }
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let app = crate::admin::router(crate::admin::AdminState::new(rooms, &token));
-    tokio::spawn(async move {
-        let stopped = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
-            warn!("admin API stopped: {e}");
-        }
-    });
-    info!(%local, "admin API listening");
-    Ok(local)
 }

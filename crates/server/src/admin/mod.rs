@@ -3,6 +3,8 @@
 //! bearer token (`--admin-token`), compared in constant time. `docs/admin.md` describes it,
 //! and `openapi.json` (served at `/admin/api/openapi.json`) is its machine-readable form.
 
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -18,6 +20,10 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::Config;
 use crate::rooms::{RoomDirectory, RoomHandle};
 
 /// The OpenAPI description of this API.
@@ -271,4 +277,50 @@ async fn limits(
     } else {
         no_room()
     }
+}
+
+/// Starts the admin API on `addr`; returns the address it listens on.
+pub async fn start(
+    addr: SocketAddr,
+    config: &Config,
+    rooms: Arc<dyn RoomDirectory>,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<SocketAddr> {
+    let token = match (&config.admin.admin_token, &config.admin.admin_token_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("admin token file {}: {e}", path.display()),
+                )
+            })?;
+            text.lines().next().unwrap_or_default().trim().to_owned()
+        }
+        (None, None) => return Err(io::Error::other("admin_listen needs a token")),
+    };
+    if token.len() < 16 {
+        return Err(io::Error::other(
+            "the admin token must be at least 16 characters",
+        ));
+    }
+    if !addr.ip().is_loopback() {
+        warn!(%addr, "the admin API listens beyond loopback: keep it behind a firewall");
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let app = router(AdminState::new(rooms, &token));
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            warn!("admin API stopped: {e}");
+        }
+    });
+    info!(%local, "admin API listening");
+    Ok(local)
 }
