@@ -1,5 +1,6 @@
 //! The free4chat server: HTTP and WebSocket signalling, rooms, and the media workers.
 
+pub mod admin;
 pub mod admission;
 pub mod cluster;
 pub mod config;

@@ -47,6 +47,8 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     http: JoinHandle<io::Result<()>>,
     webhooks: Option<Arc<Webhooks>>,
+    /// The admin API's address, when it listens.
+    admin_addr: Option<SocketAddr>,
 }
 
 impl Server {
@@ -209,6 +211,12 @@ impl Server {
             header_timeout: config.protection.http_header_timeout,
             idle_timeout: config.protection.http_idle_timeout,
         };
+        let admin_addr = match &config.admin.admin_listen {
+            Some(addr) => {
+                Some(crate::admin::start(*addr, config, rooms.clone(), shutdown_rx.clone()).await?)
+            }
+            None => None,
+        };
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let http = tokio::spawn(crate::listen::serve(listener, serving, shutdown_rx));
         let scheme = if https { "https" } else { "http" };
@@ -226,7 +234,13 @@ impl Server {
             shutdown,
             http,
             webhooks,
+            admin_addr,
         })
+    }
+
+    /// The admin API's address, when `admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     pub fn http_addr(&self) -> SocketAddr {

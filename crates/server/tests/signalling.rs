@@ -63,6 +63,7 @@ async fn members_see_each_other_join_rename_mute_and_leave() {
     let muted = ServerMsg::Mute {
         id: b_id,
         muted: true,
+        forced: false,
     };
     assert_eq!(next(&mut a).await.as_ref(), Some(&muted));
     assert_eq!(next(&mut b).await.as_ref(), Some(&muted));

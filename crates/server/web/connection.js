@@ -80,6 +80,7 @@ const EXPLAINED = new Set([
   'too_many_joins',
   'too_many_connections',
   'origin_not_allowed',
+  'muted_for_everyone',
   'invalid_nickname',
   'rate_limited',
   'chat_too_long',
@@ -243,7 +244,8 @@ function connect() {
       prefs.recent.remember(state.room ?? '', name);
     }
   });
-  sig.on('mute', (msg) => tell({ type: 'mute', id: String(msg.id), muted: !!msg.muted }));
+  sig.on('mute', (msg) => tell({ type: 'mute', id: String(msg.id), muted: !!msg.muted, forced: !!msg.forced }));
+  sig.on('notice', (msg) => tell({ type: 'notice', text: String(msg.text ?? '') }));
   sig.on('more_members', (msg) => tell({ type: 'more_members', members: listOf(msg.members, memberFrom) }));
   sig.on('speakers', (msg) => tell({ type: 'speakers', ids: listOf(msg.ids, (id) => String(id)) }));
   sig.on('track_added', (msg) => {

@@ -57,7 +57,8 @@ export const PROTOCOL_VERSION = 1;
  *   | {type: 'member_joined', member: WireMember}
  *   | {type: 'member_left', id: number}
  *   | {type: 'member_renamed', id: number, name: string}
- *   | {type: 'mute', id: number, muted: boolean}
+ *   | {type: 'mute', id: number, muted: boolean, forced?: boolean}
+ *   | {type: 'notice', text: string}
  *   | {type: 'speakers', ids: number[]}
  *   | {type: 'track_added', track: WireTrack}
  *   | {type: 'track_removed', track: WireTrack}

@@ -181,7 +181,8 @@
  *   | {type: 'member_joined', member: Member}
  *   | {type: 'member_left', id: string}
  *   | {type: 'member_renamed', id: string, name: string}
- *   | {type: 'mute', id: string, muted: boolean}
+ *   | {type: 'mute', id: string, muted: boolean, forced?: boolean}
+ *   | {type: 'notice', text: string}
  *   | {type: 'speakers', ids: string[]}
  *   | {type: 'slot_voices', voices: Map<string, SlotVoice>}
  *   | {type: 'track_added', track: Track}
@@ -643,8 +644,12 @@ export function reduce(state, event) {
     case 'bye':
       return { ...state, connection: { ...conn, bye: event.reason } };
 
-    case 'server_error':
-      return { ...state, errors: [...state.errors, { code: event.code, message: event.message }] };
+    case 'server_error': {
+      const errors = [...state.errors, { code: event.code, message: event.message }];
+      // An unmute the server refused: we stay muted.
+      if (event.code === 'muted_for_everyone') return { ...state, errors, mic: { ...state.mic, pendingEchoes: 0, muted: true } };
+      return { ...state, errors };
+    }
 
     case 'message_sent':
       return { ...state, sent: { ...state.sent, [event.msgType]: (state.sent[event.msgType] ?? 0) + 1 } };
@@ -704,9 +709,18 @@ export function reduce(state, event) {
       };
     }
 
+    case 'notice':
+      return { ...state, chat: withSystemLine(state.chat, { key: 'sys.notice', args: { text: event.text } }) };
+
     case 'mute': {
       if (!state.members.has(event.id)) return state;
       let mic = state.mic;
+      if (event.id === state.selfId && event.forced) {
+        // The operator muted us for everyone: we are muted, whatever toggles are on their way.
+        const chat = withSystemLine(state.chat, { key: 'sys.muted_for_everyone', args: {} });
+        mic = { ...mic, pendingEchoes: 0, muted: true };
+        return { ...state, mic, chat, members: withMember(state.members, event.id, { muted: true }) };
+      }
       if (event.id === state.selfId) {
         // Our own change, echoed. While later toggles are still on their way, keep what we show.
         const pending = Math.max(0, mic.pendingEchoes - 1);

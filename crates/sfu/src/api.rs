@@ -41,6 +41,9 @@ pub enum MediaCmd {
         member: MemberId,
         muted: Vec<MemberId>,
     },
+    /// An operator or moderator muted `member` for everyone (`silenced`), or lifted it: what
+    /// they publish is forwarded to nobody, here or on other workers, until lifted.
+    Silence { member: MemberId, silenced: bool },
     /// A member of `room` held by another worker has gone: this worker's members stop
     /// receiving their tracks.
     RemoteMemberGone { room: RoomId, member: MemberId },

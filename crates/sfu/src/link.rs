@@ -39,6 +39,8 @@ struct Placement {
     /// layer's check), kept for a session made later: a client may say it before its first
     /// offer, and a failed session's successor must keep it too.
     local_mutes: Vec<MemberId>,
+    /// Muted for everyone, kept for a session made later as `local_mutes` is.
+    silenced: bool,
 }
 
 #[derive(Debug)]
@@ -105,6 +107,17 @@ impl MediaLink {
         }
     }
 
+    /// Mutes `member` for everyone, or lifts it: now, or when their session is made.
+    pub fn silence(&mut self, member: MemberId, silenced: bool) {
+        let Some(placement) = self.members.get_mut(&member) else {
+            return;
+        };
+        placement.silenced = silenced;
+        if let Some(worker) = placement.worker {
+            self.cmd(worker, MediaCmd::Silence { member, silenced });
+        }
+    }
+
     pub fn home(&self) -> WorkerIndex {
         self.home
     }
@@ -133,9 +146,11 @@ impl MediaLink {
         let worker = self.place();
         let source = self.admit(member);
         let mut local_mutes = Vec::new();
+        let mut silenced = false;
         if let Some(p) = self.members.get_mut(&member) {
             p.worker = Some(worker);
             local_mutes.clone_from(&p.local_mutes);
+            silenced = p.silenced;
         }
         self.held[worker] += 1;
         self.attach(worker);
@@ -152,6 +167,9 @@ impl MediaLink {
         if !local_mutes.is_empty() {
             let muted = local_mutes;
             self.cmd(worker, MediaCmd::LocalMutes { member, muted });
+        }
+        if silenced {
+            self.cmd(worker, MediaCmd::Silence { member, silenced });
         }
     }
 
@@ -513,6 +531,22 @@ mod tests {
         ));
         link.local_mutes(MemberId(9), vec![MemberId(1)]);
         assert!(drain(&mut link).is_empty());
+    }
+
+    #[test]
+    fn a_member_muted_for_everyone_before_their_first_offer_is_muted_in_the_session_it_makes() {
+        let mut link = MediaLink::new(ROOM, 0, 1, 16);
+        link.admit(MemberId(1));
+        link.silence(MemberId(1), true);
+        assert!(drain(&mut link).is_empty(), "no session to tell yet");
+        let silence = |silenced| MediaCmd::Silence {
+            member: MemberId(1),
+            silenced,
+        };
+        let out = join(&mut link, 1);
+        assert_eq!(cmds(&out).last(), Some(&(0, &silence(true))));
+        link.silence(MemberId(1), false);
+        assert_eq!(cmds(&drain(&mut link)), vec![(0, &silence(false))]);
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct Participant {
     /// The members this participant does not want to hear (sorted, at most
     /// [`MAX_LOCAL_MUTES`]).
     pub local_mutes: Vec<MemberId>,
+    /// Muted for everyone by an operator or moderator: nothing they publish is forwarded.
+    pub silenced: bool,
     pub negotiation: Negotiation,
     pub speaking: SpeakingDetector,
     pub connection: Connection,
@@ -69,6 +71,7 @@ impl Participant {
             downs: Slab::new(),
             slots: Vec::new(),
             local_mutes: Vec::new(),
+            silenced: false,
             negotiation: Negotiation::default(),
             speaking: SpeakingDetector::default(),
             connection: Connection {

@@ -215,6 +215,15 @@ impl Sfu {
                     self.reassign_listener(key);
                 }
             }
+            MediaCmd::Silence { member, silenced } => {
+                if let Some(p) = self
+                    .participants
+                    .key_of(member)
+                    .and_then(|key| self.participants.get_mut(key))
+                {
+                    p.silenced = silenced;
+                }
+            }
             MediaCmd::RemoteMemberGone { room, member } => self.remote_member_gone(room, member),
             MediaCmd::RelayTo { room, workers } => self.rooms.entry(room).relay_to = workers,
             MediaCmd::CloseRoom { room } => self.close_room(room),

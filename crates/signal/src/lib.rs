@@ -261,6 +261,14 @@ pub enum ServerMsg {
     Mute {
         id: MemberId,
         muted: bool,
+        /// Muted for everyone by the server's operator: nothing the member sends is forwarded,
+        /// and they cannot unmute until it is lifted (sent again with `forced: false`).
+        #[serde(default, skip_serializing_if = "is_false")]
+        forced: bool,
+    },
+    /// A notice from the server's operator to everyone in the room.
+    Notice {
+        text: String,
     },
     /// Who is speaking now (judged from the audio-level header extension): the whole set,
     /// sent when it changes, at most every 200 ms per room.
@@ -369,6 +377,12 @@ pub enum ErrorCode {
     TooManyConnections,
     /// The client's address has joined too often of late; try again in a moment.
     TooManyJoins,
+    /// `mute` with `muted: false` from a member the operator muted for everyone.
+    MutedForEveryone,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl ClientMsg {

@@ -87,7 +87,28 @@ impl Config {
         }
         self.check_turn()?;
         self.check_cluster()?;
-        self.check_webhooks()
+        self.check_webhooks()?;
+        self.check_admin()
+    }
+
+    fn check_admin(&self) -> Result<(), ConfigError> {
+        let a = &self.admin;
+        if a.admin_token.is_some() && a.admin_token_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "give admin_token or admin_token_file, not both",
+            ));
+        }
+        if a.admin_listen.is_some() && a.admin_token.is_none() && a.admin_token_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "admin_listen needs admin_token or admin_token_file",
+            ));
+        }
+        if a.admin_token.as_ref().is_some_and(|t| t.trim().len() < 16) {
+            return Err(ConfigError::Invalid(
+                "admin_token must be at least 16 characters",
+            ));
+        }
+        Ok(())
     }
 
     fn check_protection(&self) -> Result<(), ConfigError> {

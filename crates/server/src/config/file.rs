@@ -14,6 +14,7 @@ use clap::Args;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
 
+use super::admin::AdminSettings;
 use super::protection::ProtectionSettings;
 use super::sections::{
     ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
@@ -38,10 +39,11 @@ enum Section {
     Turn,
     Cluster,
     Webhooks,
+    Admin,
 }
 
 impl Section {
-    const ALL: [Section; 9] = [
+    const ALL: [Section; 10] = [
         Section::General,
         Section::Media,
         Section::Limits,
@@ -51,6 +53,7 @@ impl Section {
         Section::Turn,
         Section::Cluster,
         Section::Webhooks,
+        Section::Admin,
     ];
 
     /// The file's keys this section holds, in the order of its fields.
@@ -71,6 +74,7 @@ impl Section {
             Section::Turn => ids::<TurnSettings>(),
             Section::Cluster => ids::<ClusterSettings>(),
             Section::Webhooks => ids::<WebhookSettings>(),
+            Section::Admin => ids::<AdminSettings>(),
         }
     }
 
@@ -90,6 +94,7 @@ impl Section {
             Section::Turn => TurnSettings::deserialize(entry).map(drop),
             Section::Cluster => ClusterSettings::deserialize(entry).map(drop),
             Section::Webhooks => WebhookSettings::deserialize(entry).map(drop),
+            Section::Admin => AdminSettings::deserialize(entry).map(drop),
         }
     }
 

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use clap::{Args, FromArgMatches, Parser};
 use serde::{Deserialize, Serialize};
 
+pub mod admin;
 mod check;
 mod duration;
 mod file;
@@ -25,6 +26,7 @@ pub mod sections;
 #[cfg(test)]
 mod tests;
 
+pub use admin::AdminSettings;
 pub use protection::ProtectionSettings;
 pub use sections::{
     ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
@@ -84,6 +86,10 @@ pub struct Config {
     #[command(flatten)]
     #[serde(flatten)]
     pub webhooks: WebhookSettings,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub admin: AdminSettings,
 }
 
 impl Default for Config {

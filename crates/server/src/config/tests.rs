@@ -141,6 +141,26 @@ fn protection_settings_are_read_from_the_file_and_the_command_line() {
 }
 
 #[test]
+fn the_admin_listener_needs_one_token_long_enough() {
+    let listen = ["free4chat", "--admin-listen", "127.0.0.1:9090"];
+    assert!(args(&listen).is_err(), "no token");
+    let token = |t: &'static str| [&listen[..], &["--admin-token", t]].concat();
+    assert!(args(&token("short")).is_err());
+    let c = args(&token("sixteen-chars-ok")).unwrap();
+    assert_eq!(
+        c.admin.admin_listen,
+        Some("127.0.0.1:9090".parse().unwrap())
+    );
+    let both = [
+        &token("sixteen-chars-ok")[..],
+        &["--admin-token-file", "/t"],
+    ]
+    .concat();
+    assert!(args(&both).is_err(), "a token and a file");
+    assert!(args(&[&listen[..], &["--admin-token-file", "/t"]].concat()).is_ok());
+}
+
+#[test]
 fn tls_and_turn_options_are_checked_together() {
     let c = args(&[
         "free4chat",

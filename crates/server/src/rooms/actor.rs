@@ -51,6 +51,9 @@ struct MemberState {
     name: String,
     tag: Option<String>,
     muted: bool,
+    /// Muted for everyone by the operator: they cannot unmute, and nothing of theirs is
+    /// forwarded, until it is lifted.
+    forced_muted: bool,
     speaking: bool,
     /// Their source id in the room (the CSRC naming them on audio slots).
     source: u32,
@@ -94,6 +97,8 @@ struct Room {
     /// same for all, so join order is deadline order). A member who has connected or left is
     /// skipped when their turn comes.
     unconnected: VecDeque<(Instant, MemberId)>,
+    /// The operator's limit on this room's members, below the server's.
+    max_members: Option<usize>,
 }
 
 /// The room's `speakers` messages: sent when who speaks changes, at most every
@@ -134,6 +139,7 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
         chat: ChatLog::with_history(setup.history),
         stalled: Vec::new(),
         speakers: SpeakersOut::default(),
+        max_members: None,
         unconnected: VecDeque::new(),
     };
     room.tell(Lifecycle::Started);
@@ -310,6 +316,16 @@ impl Room {
                 }
                 let _ = reply.send(present);
             }
+            RoomCmd::ForceMute {
+                member,
+                forced,
+                reply,
+            } => {
+                let present = self.force_mute(member, forced).await;
+                let _ = reply.send(present);
+            }
+            RoomCmd::Notice { text } => self.broadcast(None, &ServerMsg::Notice { text }),
+            RoomCmd::SetMaxMembers { max } => self.max_members = max,
             // The run loop ends the room on these.
             RoomCmd::Close { .. } => {}
         }
@@ -327,7 +343,7 @@ impl Room {
             ice_servers,
             reply,
         } = joining;
-        if self.members.len() >= self.local.limits.max_room_members {
+        if self.members.len() >= self.max_members() {
             let r = Refusal::new(ErrorCode::RoomFull, "the room is full");
             let _ = reply.send(JoinReply::Refused(r));
             return;
@@ -384,6 +400,7 @@ impl Room {
             tracks: Vec::new(),
             sources: Sources::new(),
             connected: false,
+            forced_muted: false,
         };
         if let Some(deadline) = self.local.limits.media_deadline {
             self.unconnected
@@ -421,7 +438,42 @@ impl Room {
             id: self.id,
             members: self.members.iter().map(|(id, m)| m.public(*id)).collect(),
             chat_messages: self.chat.len(),
+            max_members: self.max_members(),
+            forced_muted: self
+                .members
+                .iter()
+                .filter(|(_, m)| m.forced_muted)
+                .map(|(id, _)| *id)
+                .collect(),
         }
+    }
+
+    /// The most members the room takes: the server's limit, or the operator's below it.
+    fn max_members(&self) -> usize {
+        let server = self.local.limits.max_room_members;
+        self.max_members.map_or(server, |m| m.min(server))
+    }
+
+    /// Mutes a member for everyone, or lifts it (they stay muted until they unmute).
+    /// Returns whether they were in the room.
+    async fn force_mute(&mut self, member: MemberId, forced: bool) -> bool {
+        let Some(state) = self.members.get_mut(&member) else {
+            return false;
+        };
+        state.forced_muted = forced;
+        state.muted |= forced;
+        let muted = state.muted;
+        self.link.silence(member, forced);
+        self.drive_link().await;
+        self.broadcast(
+            None,
+            &ServerMsg::Mute {
+                id: member,
+                muted,
+                forced,
+            },
+        );
+        true
     }
 
     async fn member_msg(&mut self, member: MemberId, msg: ClientMsg) {
@@ -453,8 +505,23 @@ impl Room {
                 self.drive_link().await;
             }
             ClientMsg::Mute { muted } => {
+                if state.forced_muted && !muted {
+                    let e = ServerMsg::error(
+                        ErrorCode::MutedForEveryone,
+                        "the operator muted you for everyone",
+                    );
+                    return self.send_to(member, e);
+                }
                 state.muted = muted;
-                self.broadcast(None, &ServerMsg::Mute { id: member, muted });
+                let forced = state.forced_muted;
+                self.broadcast(
+                    None,
+                    &ServerMsg::Mute {
+                        id: member,
+                        muted,
+                        forced,
+                    },
+                );
             }
             ClientMsg::Rename { name } => {
                 let tag = state.tag.clone();

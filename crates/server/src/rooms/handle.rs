@@ -34,6 +34,20 @@ pub(super) enum RoomCmd {
     Close {
         reason: ByeReason,
     },
+    /// Mutes a member for everyone (`forced`), or lifts it. Replies whether they were there.
+    ForceMute {
+        member: MemberId,
+        forced: bool,
+        reply: oneshot::Sender<bool>,
+    },
+    /// A notice from the operator to everyone in the room.
+    Notice {
+        text: String,
+    },
+    /// The operator's limit on the room's members (none: the server's).
+    SetMaxMembers {
+        max: Option<usize>,
+    },
 }
 
 /// A member the directory has made, on their way into the room.
@@ -63,6 +77,10 @@ pub struct RoomSnapshot {
     pub members: Vec<Member>,
     /// Chat messages kept for those who join later.
     pub chat_messages: usize,
+    /// The most members it takes now.
+    pub max_members: usize,
+    /// Members the operator muted for everyone.
+    pub forced_muted: Vec<MemberId>,
 }
 
 /// A running room, for those who may act on it.
@@ -106,6 +124,30 @@ impl RoomHandle {
             return false;
         }
         rx.await.unwrap_or(false)
+    }
+
+    /// Mutes a member for everyone, or lifts it. Returns whether they were in the room.
+    pub async fn force_mute(&self, member: MemberId, forced: bool) -> bool {
+        let (reply, rx) = oneshot::channel();
+        let cmd = RoomCmd::ForceMute {
+            member,
+            forced,
+            reply,
+        };
+        if self.tx.send(cmd).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Sends everyone in the room a notice from the operator.
+    pub async fn notice(&self, text: String) -> bool {
+        self.tx.send(RoomCmd::Notice { text }).await.is_ok()
+    }
+
+    /// Sets the room's own limit on members (none: the server's); those in it stay.
+    pub async fn set_max_members(&self, max: Option<usize>) -> bool {
+        self.tx.send(RoomCmd::SetMaxMembers { max }).await.is_ok()
     }
 
     /// Closes the room: every member is told `reason` and removed.

@@ -109,6 +109,10 @@ impl Sfu {
     /// subscribers here.
     fn forward(&mut self, key: ParticipantKey, packet: RtpPacket) {
         let now = self.now;
+        // Muted for everyone: not forwarded, relayed, nor ranked for a slot.
+        if self.participants.get(key).is_none_or(|p| p.silenced) {
+            return;
+        }
         let Some(up) = self.up_track_of(key, &packet) else {
             return;
         };

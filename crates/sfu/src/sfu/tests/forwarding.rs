@@ -155,3 +155,33 @@ fn a_members_address_tells_its_room() {
     h.cmd(0, MediaCmd::RemoveParticipant { member: m(1) });
     assert_eq!(h.core(0).room_of(sent[0].proto, sent[0].source), None);
 }
+
+#[test]
+fn a_member_muted_for_everyone_reaches_nobody_on_any_core_until_it_is_lifted() {
+    let mut h = Harness::two_cores(2);
+    for id in 1..=3 {
+        h.join(1, id);
+    }
+    // Members 1 and 2 on the first core, member 3 on the second.
+    assert_eq!(h.worker_of(3), Some(1));
+    h.run(Duration::from_secs(1));
+    assert!(h.heard(2, 1) > 20 && h.heard(3, 1) > 20);
+    let silence = |silenced| MediaCmd::Silence {
+        member: m(1),
+        silenced,
+    };
+    h.cmd(0, silence(true));
+    // What was on its way arrives; nothing after it.
+    h.run(Duration::from_millis(200));
+    let before = h.heard_by(&[(2, 1), (3, 1), (1, 2), (1, 3)]);
+    h.run(Duration::from_secs(1));
+    let after = h.heard_by(&[(2, 1), (3, 1), (1, 2), (1, 3)]);
+    assert_eq!(after[..2], before[..2], "nobody hears the muted member");
+    assert!(
+        after[2] > before[2] + 20 && after[3] > before[3] + 20,
+        "it hears the others"
+    );
+    h.cmd(0, silence(false));
+    h.run(Duration::from_secs(1));
+    assert!(h.heard(2, 1) > after[0] + 20 && h.heard(3, 1) > after[1] + 20);
+}
