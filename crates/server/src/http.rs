@@ -137,13 +137,16 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .map(|r| r.members)
         .collect();
     let snapshot = Snapshot {
-        counts,
         room_sizes,
         connections: state.connections.open(),
         cluster_nodes: cluster.map(|c| c.nodes),
         media: state.media.stats().await,
         turn: state.turn.as_ref().map(|t| t.stats()),
         webhooks: webhook_stats(&state),
+        counts,
+        admission: state.admission.stats(),
+        media_deadline_dropped: counts.media_deadline_dropped,
+        log_suppressed: crate::log_limit::suppressed(),
         process: Process::read(),
     };
     let text = state.metrics.render(snapshot);

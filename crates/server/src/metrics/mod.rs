@@ -64,6 +64,11 @@ impl Metrics {
         let root = registry.sub_registry_with_prefix("free4chat");
         let messages = ByLabel::default();
         let errors = ByLabel::default();
+        // Every code from the start at 0, as Prometheus advises: a rate over a series that
+        // appears with its first error would miss that error.
+        for code in <ErrorCode as strum::IntoEnumIterator>::iter() {
+            errors.get_or_create(&[("code", code.into())]);
+        }
         let joins = Counter::default();
         let leaves = Counter::default();
         let join_seconds = Histogram::new(JOIN_BUCKETS);

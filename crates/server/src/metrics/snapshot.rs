@@ -28,6 +28,12 @@ pub struct Snapshot {
     pub turn: Option<free4chat_turn::Stats>,
     /// Each webhook receiver's figures (none without webhooks).
     pub webhooks: Vec<crate::webhooks::ReceiverStats>,
+    /// HTTP connections, and what was refused by client address.
+    pub admission: crate::admission::AdmissionStats,
+    /// Members dropped for not connecting media within the deadline after joining.
+    pub media_deadline_dropped: u64,
+    /// Log lines held back by the log's rate limit.
+    pub log_suppressed: u64,
     pub process: Process,
 }
 
@@ -199,7 +205,19 @@ impl Collector for SnapshotCollector {
         if !s.webhooks.is_empty() {
             webhooks(e, &s.webhooks)?;
         }
-        Ok(())
+        admission(e, &s.admission)?;
+        counter(
+            e,
+            "media_deadline_dropped_members",
+            "Members dropped for not connecting media within the deadline after joining",
+            s.media_deadline_dropped,
+        )?;
+        counter(
+            e,
+            "log_suppressed_lines",
+            "Log lines held back by the log's rate limit",
+            s.log_suppressed,
+        )
     }
 }
 
@@ -417,4 +435,31 @@ impl Collector for ProcessCollector {
         }
         Ok(())
     }
+}
+
+/// The bounds per client address ([`crate::admission`], `docs/security.md`).
+fn admission(e: &mut DescriptorEncoder, a: &crate::admission::AdmissionStats) -> Result {
+    gauge(
+        e,
+        "http_connections",
+        "HTTP and WebSocket connections open",
+        a.http_connections,
+    )?;
+    counters(
+        e,
+        (
+            "refusals",
+            "Connections and joins refused or cut off to protect the others, by cause",
+            "cause",
+        ),
+        &[
+            ("http_total", a.refused_http_total),
+            ("http_per_ip", a.refused_http_per_ip),
+            ("header_timeout", a.header_timeouts),
+            ("idle_timeout", a.idle_timeouts),
+            ("websocket_per_ip", a.refused_ws_per_ip),
+            ("joins_per_ip", a.refused_joins),
+            ("origin", a.refused_origin),
+        ],
+    )
 }
