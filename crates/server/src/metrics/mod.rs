@@ -67,7 +67,7 @@ impl Metrics {
         // Every code from the start at 0, as Prometheus advises: a rate over a series that
         // appears with its first error would miss that error.
         for code in <ErrorCode as strum::IntoEnumIterator>::iter() {
-            errors.get_or_create(&[("code", code.into())]);
+            let _zero = errors.get_or_create(&[("code", code.into())]).get();
         }
         let joins = Counter::default();
         let leaves = Counter::default();
