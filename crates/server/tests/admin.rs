@@ -259,3 +259,43 @@ async fn an_operator_sees_the_members_mutes_one_for_everyone_sends_a_notice_limi
     assert!(wait_until(gone).await);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_served_without_the_token_under_a_policy_that_keeps_it_to_its_listener() {
+    let server = admin_server().await;
+    let base = format!("http://{}", server.admin_addr().unwrap());
+    let client = reqwest::Client::new();
+    let page = client.get(format!("{base}/admin")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("/admin/console/console.js"), "{html}");
+    for (file, mime) in [("console.js", "javascript"), ("console.css", "text/css")] {
+        let r = client
+            .get(format!("{base}/admin/console/{file}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{file}");
+        let kind = r.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(kind.contains(mime), "{file}: {kind}");
+    }
+    let r = client
+        .get(format!("{base}/admin/console/..%2Fsrc%2Fmain.rs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    // The page is open; what it shows still needs the token.
+    let (status, _) = call(&server, "GET", "/admin/api/rooms", None, None).await;
+    assert_eq!(status, 401);
+    // The public listener has no console.
+    let (head, _) = http_get(&server, "/admin/console/console.js").await;
+    assert!(!head.contains("javascript"), "{head}");
+    server.shutdown().await;
+}

@@ -2,6 +2,9 @@
 //! and what an operator may do to them. Every route but the OpenAPI description asks for the
 //! bearer token (`--admin-token`), compared in constant time. `docs/admin.md` describes it,
 //! and `openapi.json` (served at `/admin/api/openapi.json`) is its machine-readable form.
+//! The console at `/admin` (see `console`) is a page in the browser over this API.
+
+mod console;
 
 use std::io;
 use std::net::SocketAddr;
@@ -60,6 +63,8 @@ pub fn router(state: AdminState) -> Router {
             "/admin/api/openapi.json",
             get(|| async { ([(CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
+        .route("/admin", get(console::page))
+        .route("/admin/console/{file}", get(console::asset))
         .merge(api)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
