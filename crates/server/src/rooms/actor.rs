@@ -454,6 +454,11 @@ impl Room {
         self.max_members.map_or(server, |m| m.min(server))
     }
 
+    /// Tells everyone a member's microphone state (the member too, as confirmation).
+    fn tell_mute(&mut self, id: MemberId, muted: bool, forced: bool) {
+        self.broadcast(None, &ServerMsg::Mute { id, muted, forced });
+    }
+
     /// Mutes a member for everyone, or lifts it (they stay muted until they unmute).
     /// Returns whether they were in the room.
     async fn force_mute(&mut self, member: MemberId, forced: bool) -> bool {
@@ -465,14 +470,7 @@ impl Room {
         let muted = state.muted;
         self.link.silence(member, forced);
         self.drive_link().await;
-        self.broadcast(
-            None,
-            &ServerMsg::Mute {
-                id: member,
-                muted,
-                forced,
-            },
-        );
+        self.tell_mute(member, muted, forced);
         true
     }
 
@@ -514,14 +512,7 @@ impl Room {
                 }
                 state.muted = muted;
                 let forced = state.forced_muted;
-                self.broadcast(
-                    None,
-                    &ServerMsg::Mute {
-                        id: member,
-                        muted,
-                        forced,
-                    },
-                );
+                self.tell_mute(member, muted, forced);
             }
             ClientMsg::Rename { name } => {
                 let tag = state.tag.clone();
