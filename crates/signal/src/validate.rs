@@ -27,13 +27,16 @@ pub fn validate_local_mutes(ids: &[MemberId]) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// Whether `s` is of a length in `len` and made of `[A-Za-z0-9_-]` only.
+fn is_token(s: &str, len: std::ops::RangeInclusive<usize>) -> bool {
+    len.contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// A room name is 1–64 characters of `[A-Za-z0-9_-]`.
 pub fn validate_room_name(name: &str) -> Result<(), ValidationError> {
-    let ok_len = (1..=64).contains(&name.len());
-    let ok_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok_len && ok_chars {
+    if is_token(name, 1..=64) {
         Ok(())
     } else {
         Err(err(
@@ -59,11 +62,7 @@ pub fn validate_nickname(name: &str) -> Result<String, ValidationError> {
 
 /// A client key is 22–64 characters of `[A-Za-z0-9_-]` (128 random bits in base64url take 22).
 pub fn validate_client_key(key: &str) -> Result<(), ValidationError> {
-    let ok_len = (22..=64).contains(&key.len());
-    let ok_chars = key
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok_len && ok_chars {
+    if is_token(key, 22..=64) {
         Ok(())
     } else {
         Err(err(
