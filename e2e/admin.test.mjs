@@ -9,20 +9,19 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import {
-  OUT_DIR,
+  ADMIN_TOKEN,
+  chatShows,
   WEB_DIR,
   ensureOutDir,
-  freePort,
   launchBrowser,
   openPage,
-  startServer,
+  startAdminServer,
   waitJoined,
   withDiagnostics as diagnose,
 } from './helpers.mjs';
 
 const { t: translate } = await import(pathToFileURL(path.join(WEB_DIR, 'i18n.js')).href);
 
-const TOKEN = 'an-operator-token-for-tests';
 let server;
 let browser;
 let adminBase;
@@ -30,13 +29,9 @@ const pages = [];
 
 before(async () => {
   ensureOutDir();
-  const adminPort = await freePort();
-  adminBase = `http://127.0.0.1:${adminPort}/admin/api`;
-  server = await startServer({
-    port: await freePort(),
-    logFile: path.join(OUT_DIR, 'server-admin.log'),
-    extraArgs: ['--admin-listen', `127.0.0.1:${adminPort}`, '--admin-token', TOKEN],
-  });
+  const started = await startAdminServer('admin');
+  server = started.server;
+  adminBase = `${started.adminOrigin}/admin/api`;
   browser = await launchBrowser(null);
 }, { timeout: 60_000 });
 
@@ -50,7 +45,7 @@ after(async () => {
 async function admin(method, path, body) {
   const res = await fetch(`${adminBase}${path}`, {
     method,
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -69,13 +64,13 @@ test("the operator's notice shows in the chat, and a mute for everyone holds unt
 
     assert.equal((await admin('POST', '/rooms/operated/notice', { text: 'closing at six' })).status, 204);
     const notice = translate('sys.notice', { text: 'closing at six' }, 'en');
-    await page.waitForFunction((text) => document.querySelector('#chat-log').textContent.includes(text), notice);
+    await page.waitForFunction(chatShows, notice);
 
     assert.equal((await admin('POST', `/rooms/operated/members/${id}/mute`, { muted: true })).status, 204);
     await page.waitForFunction(() => window.f4c.muted === true);
     assert.equal(await page.textContent('#mute-label'), translate('ctl.unmute', {}, 'en'));
     const told = translate('sys.muted_for_everyone', {}, 'en');
-    await page.waitForFunction((text) => document.querySelector('#chat-log').textContent.includes(text), told);
+    await page.waitForFunction(chatShows, told);
     // Unmuting is refused, and the page stays muted.
     await page.click('#mute-btn');
     await page.waitForFunction(() => window.f4c.errors.some((e) => e.code === 'muted_for_everyone'));

@@ -10,22 +10,21 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import {
+  ADMIN_TOKEN,
+  chatShows,
   DESKTOP,
-  OUT_DIR,
   SCREENSHOT_DIR,
   WEB_DIR,
   ensureOutDir,
-  freePort,
   launchBrowser,
   openPage,
-  startServer,
+  startAdminServer,
   waitJoined,
   withDiagnostics as diagnose,
 } from './helpers.mjs';
 
 const { t: translate } = await import(pathToFileURL(path.join(WEB_DIR, 'i18n.js')).href);
 
-const TOKEN = 'an-operator-token-for-tests';
 const ROOM = 'console';
 let server;
 let browser;
@@ -35,13 +34,9 @@ const pages = [];
 before(async () => {
   ensureOutDir();
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
-  const adminPort = await freePort();
-  consoleUrl = `http://127.0.0.1:${adminPort}/admin`;
-  server = await startServer({
-    port: await freePort(),
-    logFile: path.join(OUT_DIR, 'server-console.log'),
-    extraArgs: ['--admin-listen', `127.0.0.1:${adminPort}`, '--admin-token', TOKEN],
-  });
+  const started = await startAdminServer('console');
+  server = started.server;
+  consoleUrl = `${started.adminOrigin}/admin`;
   browser = await launchBrowser(null);
 }, { timeout: 60_000 });
 
@@ -50,11 +45,6 @@ after(async () => {
   if (browser) await browser.close();
   if (server) await server.stop();
 }, { timeout: 20_000 });
-
-/** @param {string} text */
-function chatShows(text) {
-  return document.querySelector('#chat-log')?.textContent?.includes(text) ?? false;
-}
 
 test('the console refuses a wrong token, then shows the room and acts on its members with confirmation', { timeout: 60_000 }, async () => {
   await diagnose('console', () => ({ pages, server }), async () => {
@@ -76,7 +66,7 @@ test('the console refuses a wrong token, then shows the room and acts on its mem
     assert.equal(await page.isVisible('#console'), false);
     await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'admin-console-token.png') });
 
-    await page.fill('#token', TOKEN);
+    await page.fill('#token', ADMIN_TOKEN);
     await page.click('#login-form button[type=submit]');
     const room = page.locator(`section.room[data-room="${ROOM}"]`);
     const row = (name) => room.locator('tr[data-member]', { hasText: name });

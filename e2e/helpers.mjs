@@ -224,6 +224,34 @@ export async function startServer({ port, logFile, healthTimeoutMs = 20_000, ext
   return server;
 }
 
+/** The admin token of the servers `startAdminServer` starts. */
+export const ADMIN_TOKEN = 'an-operator-token-for-tests';
+
+/**
+ * Starts a free4chat server with its admin API on a free port of its own, its log in
+ * `e2e/out/server-<name>.log`.
+ * @param {string} name
+ * @returns {Promise<{server: Awaited<ReturnType<typeof startServer>>, adminOrigin: string}>}
+ */
+export async function startAdminServer(name) {
+  const adminPort = await freePort();
+  const server = await startServer({
+    port: await freePort(),
+    logFile: path.join(OUT_DIR, `server-${name}.log`),
+    extraArgs: ['--admin-listen', `127.0.0.1:${adminPort}`, '--admin-token', ADMIN_TOKEN],
+  });
+  return { server, adminOrigin: `http://127.0.0.1:${adminPort}` };
+}
+
+/**
+ * Whether the page's chat log shows `text`; to pass to `page.waitForFunction`, which runs it in
+ * the page.
+ * @param {string} text
+ */
+export function chatShows(text) {
+  return document.querySelector('#chat-log')?.textContent?.includes(text) ?? false;
+}
+
 /**
  * Whether something accepts TCP connections on 127.0.0.1:`port` now.
  * @param {number} port
