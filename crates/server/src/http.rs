@@ -127,13 +127,12 @@ async fn stats(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let counts = state.rooms.counts();
     let cluster = state.rooms.cluster();
-    let node = cluster.as_ref().map(|c| c.node.clone());
+    // This node's rooms only: a scrape never waits on another node.
     let room_sizes = state
         .rooms
-        .rooms()
+        .local_rooms()
         .await
         .into_iter()
-        .filter(|r| r.node == node)
         .map(|r| r.members)
         .collect();
     let snapshot = Snapshot {

@@ -147,10 +147,7 @@ async fn describe(handle: &RoomHandle) -> Option<serde_json::Value> {
 /// This node's rooms, with their members.
 async fn rooms(State(state): State<AdminState>) -> Response {
     let mut out = Vec::new();
-    for summary in state.rooms.rooms().await {
-        if summary.node != state.rooms.cluster().map(|c| c.node) {
-            continue;
-        }
+    for summary in state.rooms.local_rooms().await {
         if let Some(handle) = find(&state, &summary.room).await
             && let Some(room) = describe(&handle).await
         {

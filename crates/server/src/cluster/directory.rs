@@ -209,8 +209,12 @@ impl RoomDirectory for ClusterDirectory {
         self.node.local.counts()
     }
 
+    async fn local_rooms(&self) -> Vec<RoomSummary> {
+        self.node.local.rooms().await
+    }
+
     async fn rooms(&self) -> Vec<RoomSummary> {
-        let mut rooms = self.node.local.rooms().await;
+        let mut rooms = self.local_rooms().await;
         let others: Vec<NodeId> = self
             .node
             .live_nodes()

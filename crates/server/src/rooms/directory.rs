@@ -80,6 +80,11 @@ pub trait RoomDirectory: Send + Sync {
     /// The running rooms: this node's, or the whole cluster's.
     async fn rooms(&self) -> Vec<RoomSummary>;
 
+    /// The rooms running on this node alone: no other node is asked.
+    async fn local_rooms(&self) -> Vec<RoomSummary> {
+        self.rooms().await
+    }
+
     /// The cluster this node is part of, if it is.
     fn cluster(&self) -> Option<ClusterView> {
         None
