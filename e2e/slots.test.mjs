@@ -198,22 +198,38 @@ test('five in a room on three slots: each hears at most three voices, named by w
     // Sam: the three members he hears have moving level bars and are shown speaking; the one he
     // does not hear has no level bar (nothing of theirs reaches him) yet is shown speaking, as
     // the server says.
-    const heard = (await sam.page.evaluate(measureRemoteTones, { durationMs: 1000, samples: 5 })).filter((s) => s.id !== null).map((s) => s.id);
-    const unheard = TALKERS.map((p) => idOf[p.name]).find((id) => !heard.includes(id));
-    assert.equal(heard.length, 3);
-    assert.ok(unheard, 'one talker is not on Sam\'s slots');
+    const measured = (await sam.page.evaluate(measureRemoteTones, { durationMs: 1000, samples: 5 })).filter((s) => s.id !== null).map((s) => s.id);
+    assert.equal(measured.length, 3);
+    assert.ok(TALKERS.some((p) => !measured.includes(idOf[p.name])), 'one talker is not on Sam\'s slots');
+    // The bars are checked against the slots as they are while waiting: on a machine under load
+    // the ranking of four equal tones may still move a slot after the measurement above, and the
+    // claim is about whoever the slots carry, not about one moment's choice.
+    const talkerIds = TALKERS.map((p) => idOf[p.name]);
+    let onSlots;
+    try {
+      onSlots = await (
+        await sam.page.waitForFunction(
+          (talkers) => {
+            const bars = {};
+            for (const li of document.querySelectorAll('#members .member')) {
+              bars[li.dataset.memberId] = new DOMMatrix(getComputedStyle(li.querySelector('.level-fill')).transform).a;
+            }
+            const carried = [...new Set([...window.f4c.slotVoices.values()].map((v) => v.member).filter((m) => m != null))];
+            const others = talkers.filter((id) => !carried.includes(id));
+            if (carried.length !== 3 || others.length !== 1) return false;
+            return carried.every((id) => bars[id] > 0.3) && bars[others[0]] === 0 ? { heard: carried, unheard: others[0] } : false;
+          },
+          talkerIds,
+          { timeout: 10_000, polling: 100 },
+        )
+      ).jsonValue();
+    } catch (e) {
+      const slotVoices = await sam.page.evaluate(() => JSON.stringify([...window.f4c.slotVoices]));
+      t.diagnostic(`Sam's level bars at the timeout: ${JSON.stringify(await sam.page.evaluate(levelBars))}, slots ${slotVoices}`);
+      throw e;
+    }
+    const { heard, unheard } = onSlots;
     t.diagnostic(`Sam hears ${heard.map((id) => nameOf[id]).join(', ')}, not ${nameOf[unheard]}`);
-    await sam.page.waitForFunction(
-      ([ids, other]) => {
-        const bars = {};
-        for (const li of document.querySelectorAll('#members .member')) {
-          bars[li.dataset.memberId] = new DOMMatrix(getComputedStyle(li.querySelector('.level-fill')).transform).a;
-        }
-        return ids.every((id) => bars[id] > 0.3) && bars[other] === 0;
-      },
-      [heard, unheard],
-      { timeout: 10_000, polling: 100 },
-    );
     t.diagnostic(`Sam's level bars: ${JSON.stringify(await sam.page.evaluate(levelBars))}`);
     await sam.page.waitForFunction(
       (ids) => ids.every((id) => document.querySelector(`#members .member[data-member-id="${id}"]`).dataset.speaking === 'true'),
