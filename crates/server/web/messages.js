@@ -4,9 +4,12 @@
 // that is an object holds plural forms, chosen by the value {n} (Intl.PluralRules).
 // English is the reference and the fallback. i18n.js shows these on the page.
 
+import { ROOM_MESSAGES } from './messages-rooms.js';
+
 export const MESSAGES = {
   // English
   en: {
+    ...ROOM_MESSAGES.en,
     "title.home": "free4chat – voice chat rooms",
     "title.room": "{room} · free4chat",
     "a11y.skip": "Skip to content",
@@ -148,6 +151,7 @@ export const MESSAGES = {
   },
   // Simplified Chinese
   "zh-CN": {
+    ...ROOM_MESSAGES["zh-CN"],
     "title.home": "free4chat – 语音聊天室",
     "title.room": "{room} · free4chat",
     "a11y.skip": "跳到主要内容",
@@ -289,6 +293,7 @@ export const MESSAGES = {
   },
   // Traditional Chinese
   "zh-TW": {
+    ...ROOM_MESSAGES["zh-TW"],
     "title.home": "free4chat – 語音聊天室",
     "title.room": "{room} · free4chat",
     "a11y.skip": "跳至主要內容",
@@ -430,6 +435,7 @@ export const MESSAGES = {
   },
   // Japanese
   ja: {
+    ...ROOM_MESSAGES.ja,
     "title.home": "free4chat – ボイスチャットルーム",
     "title.room": "{room} · free4chat",
     "a11y.skip": "本文へ移動",
@@ -571,6 +577,7 @@ export const MESSAGES = {
   },
   // Spanish
   es: {
+    ...ROOM_MESSAGES.es,
     "title.home": "free4chat – salas de chat de voz",
     "title.room": "{room} · free4chat",
     "a11y.skip": "Saltar al contenido",
@@ -712,6 +719,7 @@ export const MESSAGES = {
   },
   // German
   de: {
+    ...ROOM_MESSAGES.de,
     "title.home": "free4chat – Sprachchat-Räume",
     "title.room": "{room} · free4chat",
     "a11y.skip": "Zum Inhalt springen",
