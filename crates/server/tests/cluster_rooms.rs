@@ -124,3 +124,56 @@ async fn a_private_room_on_another_node_checks_the_password_where_it_runs() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_private_room_that_starts_again_on_another_node_keeps_its_password_and_its_chat_stays_behind_it()
+ {
+    let redis = Redis::start();
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let mut ann = ws(&a).await;
+    let joined = join_with(&mut ann, "hush", "Ann", json!({"password":"right"})).await;
+    assert!(
+        matches!(joined, Some(ServerMsg::Joined { .. })),
+        "{joined:?}"
+    );
+    send_text(&mut ann, r#"{"type":"chat","text":"between us"}"#).await;
+    next_matching(&mut ann, |m| matches!(m, ServerMsg::ChatAck { .. })).await;
+    // The room's node stops: its members are told to come back, and the room starts again
+    // wherever the first of them does.
+    a.shutdown().await;
+    drop(ann);
+
+    // Without the password, nobody makes it again, public, with its chat.
+    for extra in [json!({}), json!({"password":"wrong"})] {
+        let mut eve = ws(&b).await;
+        let answer = join_with(&mut eve, "hush", "Eve", extra).await;
+        assert!(
+            matches!(
+                &answer,
+                Some(ServerMsg::Error {
+                    code: ErrorCode::WrongPassword,
+                    ..
+                })
+            ),
+            "{answer:?}"
+        );
+    }
+    // And the refused joins left no empty room behind.
+    assert!(b.rooms().find("hush").await.is_none());
+    let mut ann = ws(&b).await;
+    let joined = join_with(&mut ann, "hush", "Ann", json!({"password":"right"})).await;
+    let Some(ServerMsg::Joined {
+        room_info, chat, ..
+    }) = joined
+    else {
+        panic!("{joined:?}")
+    };
+    assert!(room_info.private);
+    assert_eq!(chat.len(), 1);
+    assert_eq!(chat[0].text, "between us");
+    let list = get_json(&b, "/api/rooms").await;
+    assert!(!list.to_string().contains("hush"), "{list}");
+    drop(ann);
+    b.shutdown().await;
+}

@@ -31,7 +31,7 @@ use super::registry::{DeathWatch, NodeInfo, choose_node};
 use super::store::{Delivery, PublicRoom, Store, StoreError, bus_channel};
 use super::{BEAT_EVERY, CHAT_TTL, HEARTBEAT_TTL, LEASE_TTL, NodeId, RENEW_EVERY};
 use crate::rooms::{
-    JoinRequest, LocalDirectory, LocalJoin, MEMBER_QUEUE, MemberTx, Membership, Refusal,
+    Earlier, JoinRequest, LocalDirectory, LocalJoin, MEMBER_QUEUE, MemberTx, Membership, Refusal,
     RoomObserver, RoomRelay,
 };
 
@@ -392,6 +392,15 @@ impl Node {
             Ok(Claim::Held(owner)) => return Err(Here::Elsewhere(owner)),
             Err(e) => return Err(Here::Unavailable(e)),
         }
+        // A private room stays private wherever it starts again: without its hash, the room
+        // (and its stored chat) would open to anyone. If it cannot be read, no room is made.
+        let password_hash = match self.store.secret(&request.room).await {
+            Ok(h) => h.map(Arc::from),
+            Err(e) => {
+                let _ = self.store.release(&request.room, &self.id).await;
+                return Err(Here::Unavailable(e));
+            }
+        };
         let history = match self.store.chat(&request.room).await {
             Ok(h) => h,
             Err(e) => {
@@ -399,11 +408,29 @@ impl Node {
                 Vec::new()
             }
         };
-        match self.local.join_as(member, request, Some(history)).await {
-            Ok(m) => Ok(m),
-            Err(LocalJoin::Refused(r)) => Err(Here::Refused(r)),
-            Err(LocalJoin::NoRoom) => Err(Here::NoNewRooms),
+        let inherited = password_hash.is_some();
+        let earlier = Earlier {
+            history,
+            password_hash,
+        };
+        let joined = match self.local.join_as(member, request, Some(earlier)).await {
+            Ok(m) => m,
+            Err(LocalJoin::Refused(r)) => return Err(Here::Refused(r)),
+            Err(LocalJoin::NoRoom) => return Err(Here::NoNewRooms),
+        };
+        // A room made private here: its hash goes to Redis, for its next life.
+        if !inherited {
+            let made = crate::rooms::RoomDirectory::find(&self.local, &request.room).await;
+            if let Some(phc) = made.and_then(|h| h.password_hash())
+                && let Err(e) = self.store.keep_secret(&request.room, &phc, CHAT_TTL).await
+            {
+                warn!(
+                    room = request.room,
+                    "private room's password hash not kept in Redis: {e}"
+                );
+            }
         }
+        Ok(joined)
     }
 
     /// The node a new room goes to, avoiding `avoid`; this node's choice counts at once in its

@@ -9,6 +9,8 @@
 //!   renewed.
 //! - `f4c:chat:<name>`: the room's last chat messages (JSON), expiring some time after the
 //!   room empties.
+//! - `f4c:secret:<name>`: a private room's password hash (a PHC string), so that the room
+//!   stays private wherever it starts again; it expires with the room's chat.
 //! - `f4c:public:<name>`: a public room's summary (JSON, [`PublicRoom`]), written by its node
 //!   with each renewal of its lease and expiring with it; `f4c:public`: the public rooms by
 //!   members (a sorted set, at most [`MAX_PUBLIC_INDEX`] names).
@@ -42,6 +44,13 @@ fn node_key(id: &NodeId) -> String {
 fn room_key(room: &str) -> String {
     format!("f4c:room:{room}")
 }
+
+fn secret_key(room: &str) -> String {
+    format!("f4c:secret:{room}")
+}
+
+/// The longest a stored password hash may be (Argon2id's PHC strings are about 100 bytes).
+const MAX_STORED_SECRET: usize = 256;
 
 fn summary_key(room: &str) -> String {
     format!("f4c:public:{room}")
@@ -287,7 +296,11 @@ impl Store {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = rooms.iter().map(|r| room_key(r)).collect();
-        let chats: Vec<String> = rooms.iter().map(|r| chat_key(r)).collect();
+        // A room's chat and its password's hash live as long as each other.
+        let chats: Vec<String> = rooms
+            .iter()
+            .flat_map(|r| [chat_key(r), secret_key(r)])
+            .collect();
         let me_s = me.to_string();
         let ms = ttl.as_millis() as u64;
         let chat_ms = chat_ttl.as_millis() as u64;
@@ -402,6 +415,41 @@ impl Store {
                 .await?;
         }
         Ok(rooms)
+    }
+
+    /// Keeps a private room's password hash for `ttl` (renewed with the room's chat).
+    pub async fn keep_secret(
+        &self,
+        room: &str,
+        phc: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = secret_key(room);
+        let ms = ttl.as_millis() as u64;
+        self.call(async |c| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(phc)
+                .arg("PX")
+                .arg(ms)
+                .query_async::<()>(c)
+                .await
+        })
+        .await
+    }
+
+    /// A private room's password hash, as kept; none if the room was public (or its earlier
+    /// life long over). A stored value that is not an Argon2id hash is an error: the room is
+    /// then not made, rather than made public.
+    pub async fn secret(&self, room: &str) -> Result<Option<String>, StoreError> {
+        let key = secret_key(room);
+        let stored: Option<String> = self.call(async |c| c.get(&key).await).await?;
+        match stored {
+            Some(s) if s.len() > MAX_STORED_SECRET || !s.starts_with("$argon2id$") => Err(
+                StoreError::Unexpected(format!("{key} does not hold a password hash")),
+            ),
+            other => Ok(other),
+        }
     }
 
     /// Forgets `room`'s stored chat (a moderator cleared it).

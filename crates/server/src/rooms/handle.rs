@@ -124,6 +124,11 @@ impl RoomHandle {
         &self.name
     }
 
+    /// A private room's password, as its Argon2id hash (PHC string), for a cluster to keep.
+    pub fn password_hash(&self) -> Option<Arc<str>> {
+        self.password.clone()
+    }
+
     /// Whether the room's actor has ended.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()

@@ -186,12 +186,12 @@ impl LocalDirectory {
 
     /// Joins `member` (an id from [`LocalDirectory::new_member`], here or on another node of
     /// the cluster) into the room named in `request`. With `create`, a room not running here
-    /// is made, with that chat history; without, only a running room is joined.
+    /// is made, going on from that earlier life; without, only a running room is joined.
     pub async fn join_as(
         &self,
         member: MemberId,
         request: &JoinRequest,
-        create: Option<Vec<ChatMessage>>,
+        create: Option<Earlier>,
     ) -> Result<Membership, LocalJoin> {
         let local = &self.local;
         // Reserve a place among all members first, so the limit is never overshot.
@@ -202,6 +202,7 @@ impl LocalDirectory {
         }
         let host = request.host.as_deref();
         let ice_servers = local.ice.for_member(member, host, SystemTime::now());
+        let create = create.map(|e| (e.history, e.password_hash));
         let give_back = |why: LocalJoin| {
             local.members.fetch_sub(1, Ordering::SeqCst);
             Err(why)
@@ -213,12 +214,14 @@ impl LocalDirectory {
         let mut hashed: Option<Arc<str>> = None;
         while tries < JOIN_TRIES {
             let made = NewRoom {
-                history: create.as_ref(),
+                history: create.as_ref().map(|(h, _)| h),
+                inherited: create.as_ref().and_then(|(_, p)| p.clone()),
                 request,
                 hashed: hashed.clone(),
             };
-            let (room, ours) = match self.room(&request.room, made).await {
-                Ok(Found::Room(room, ours)) => (room, ours),
+            let inherited = made.inherited.is_some();
+            let (room, made) = match self.room(&request.room, made).await {
+                Ok(Found::Room(room, made)) => (room, made),
                 Ok(Found::NoRoom) => return give_back(LocalJoin::NoRoom),
                 Ok(Found::NeedsHash(password)) => {
                     match super::password::hash(password).await {
@@ -233,10 +236,16 @@ impl LocalDirectory {
                 Err(refusal) => return give_back(LocalJoin::Refused(refusal)),
             };
             tries += 1;
-            // A private room takes only those who give its password; the one who made it gave it.
-            if let (Some(phc), false) = (&room.password, ours) {
+            // A private room takes only those who give its password; the one who made it gave
+            // it, unless the room goes on from an earlier life.
+            if let (Some(phc), false) = (&room.password, made && !inherited) {
                 let given = request.password.clone().unwrap_or_default();
                 if given.is_empty() || !super::password::verify(given, phc.clone()).await {
+                    // A room made for this join alone must not stay, empty, holding its name.
+                    if made {
+                        room.close(ByeReason::RoomClosed).await;
+                        room.closed().await;
+                    }
                     let r = Refusal::new(ErrorCode::WrongPassword, "wrong or missing password");
                     return give_back(LocalJoin::Refused(r));
                 }
@@ -275,9 +284,11 @@ impl LocalDirectory {
             return Ok(Found::NoRoom);
         };
         let request = made.request;
-        let password = match (&request.password, made.hashed) {
-            (Some(p), None) => return Ok(Found::NeedsHash(p.clone())),
-            (_, hashed) => hashed,
+        // A room that goes on from an earlier life keeps its password: this join must give it.
+        let password = match (made.inherited, &request.password, made.hashed) {
+            (Some(inherited), _, _) => Some(inherited),
+            (None, Some(p), None) => return Ok(Found::NeedsHash(p.clone())),
+            (None, _, hashed) => hashed,
         };
         if rooms.len() >= local.limits.max_rooms {
             return Err(Refusal::new(ErrorCode::ServerFull, "too many rooms"));
@@ -315,10 +326,21 @@ impl LocalDirectory {
     }
 }
 
+/// What a room made again (in a cluster, on another node) keeps of its earlier life.
+#[derive(Debug, Default)]
+pub struct Earlier {
+    /// Its chat, oldest first.
+    pub history: Vec<ChatMessage>,
+    /// Its password's hash, if it was private.
+    pub password_hash: Option<Arc<str>>,
+}
+
 /// What a join brings to a room it may make.
 struct NewRoom<'a> {
     /// The chat to start with; none: no room is to be made.
     history: Option<&'a Vec<ChatMessage>>,
+    /// The password's hash of the room's earlier life.
+    inherited: Option<Arc<str>>,
     request: &'a JoinRequest,
     /// The hash of the request's password, once made.
     hashed: Option<Arc<str>>,
@@ -337,7 +359,10 @@ enum Found {
 impl RoomDirectory for LocalDirectory {
     async fn join(&self, request: JoinRequest) -> Result<Membership, Refusal> {
         let member = self.new_member();
-        match self.join_as(member, &request, Some(Vec::new())).await {
+        match self
+            .join_as(member, &request, Some(Earlier::default()))
+            .await
+        {
             Ok(m) => Ok(m),
             Err(LocalJoin::Refused(r)) => Err(r),
             // Not when rooms are made on demand; a refusal of the same kind as a closing room.

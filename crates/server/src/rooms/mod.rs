@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 
 pub use directory::{ClusterView, Counts, JoinRequest, Refusal, RoomDirectory, RoomSummary};
 pub use handle::{Membership, RoomHandle, RoomRelay, RoomSnapshot};
-pub use local::{Limits, LocalDirectory, LocalJoin, MediaWorkers};
+pub use local::{Earlier, Limits, LocalDirectory, LocalJoin, MediaWorkers};
 
 /// How many messages may wait for one member's connection before it counts as stalled.
 pub const MEMBER_QUEUE: usize = 512;
