@@ -329,6 +329,9 @@ impl Room {
             RoomCmd::Snapshot { reply } => {
                 let _ = reply.send(self.snapshot());
             }
+            RoomCmd::Summary { reply } => {
+                let _ = reply.send((self.members.len(), self.info.clone()));
+            }
             RoomCmd::Remove {
                 member,
                 reason,

@@ -26,6 +26,11 @@ pub(super) enum RoomCmd {
     Snapshot {
         reply: oneshot::Sender<RoomSnapshot>,
     },
+    /// How many members, and the room's topic, language and state: what a room list shows,
+    /// without copying the members.
+    Summary {
+        reply: oneshot::Sender<(usize, RoomInfo)>,
+    },
     /// Removes a member, telling them why. Replies whether they were there.
     Remove {
         member: MemberId,
@@ -138,6 +143,14 @@ impl RoomHandle {
     pub async fn snapshot(&self) -> Option<RoomSnapshot> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(RoomCmd::Snapshot { reply }).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// How many members the room holds, and its topic, language and state; `None` if it
+    /// has ended.
+    pub async fn summary(&self) -> Option<(usize, RoomInfo)> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(RoomCmd::Summary { reply }).await.ok()?;
         rx.await.ok()
     }
 

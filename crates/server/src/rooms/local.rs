@@ -385,15 +385,15 @@ impl RoomDirectory for LocalDirectory {
         let handles: Vec<RoomHandle> = self.local.rooms.lock().await.values().cloned().collect();
         let mut out = Vec::with_capacity(handles.len());
         for handle in handles {
-            if let Some(s) = handle.snapshot().await {
+            if let Some((members, info)) = handle.summary().await {
                 out.push(RoomSummary {
-                    room: s.room,
-                    id: s.id,
+                    room: handle.name().to_owned(),
+                    id: handle.id(),
                     node: self.local.node.clone(),
-                    members: s.members.len(),
-                    topic: s.info.topic,
-                    language: s.info.language,
-                    private: s.info.private,
+                    members,
+                    topic: info.topic,
+                    language: info.language,
+                    private: info.private,
                 });
             }
         }
