@@ -1,6 +1,6 @@
 // @ts-check
 // The room's panel: its topic and language, whether it is private or locked, the queue of
-// raised hands (and our own hand), who moderates (a badge in the member list), and, for a
+// raised hands (our own hand's button is in the control bar), who moderates (a badge in the member list), and, for a
 // moderator, the room's controls: topic, lock, clearing the chat, and what to do with a member
 // (mute for everyone, remove, make moderator, lower their hand).
 
@@ -69,7 +69,8 @@ function renderHands() {
   ui.$('hands').hidden = room.hands.length === 0;
   const self = store.getState().selfId;
   const up = self !== null && room.hands.includes(self);
-  i18n.setText(ui.$('hand-btn'), up ? 'mod.lower' : 'mod.raise');
+  // In the control bar, always at hand (on a phone too).
+  i18n.setText(ui.$('hand-label'), up ? 'mod.lower' : 'mod.raise');
   ui.$('hand-btn').setAttribute('aria-pressed', String(up));
 }
 
