@@ -327,8 +327,9 @@ pub enum ServerMsg {
     Mute {
         id: MemberId,
         muted: bool,
-        /// Muted for everyone by the server's operator: nothing the member sends is forwarded,
-        /// and they cannot unmute until it is lifted (sent again with `forced: false`).
+        /// Muted for everyone by the server's operator or a moderator: nothing the member sends
+        /// is forwarded, and they cannot unmute until it is lifted (sent again with
+        /// `forced: false`).
         #[serde(default, skip_serializing_if = "is_false")]
         forced: bool,
     },
@@ -457,10 +458,10 @@ pub enum ErrorCode {
     TooManyConnections,
     /// The client's address has joined too often of late; try again in a moment.
     TooManyJoins,
-    /// `mute` with `muted: false` from a member the operator muted for everyone.
+    /// `mute` with `muted: false` from a member the operator or a moderator muted for everyone.
     MutedForEveryone,
-    /// A `join` whose password is missing or wrong for a private room, or a room whose
-    /// existence is not to be told.
+    /// A `join` to a private room without its password, or with another. Nothing else about
+    /// the room is told.
     WrongPassword,
     /// The client's address gave too many wrong passwords of late; try again later.
     TooManyAttempts,
