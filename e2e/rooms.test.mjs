@@ -77,7 +77,15 @@ const listed = (page) =>
     ),
   );
 
-const diag = (name, body) => diagnose(name, () => ({ pages, server }), body);
+/** Runs a test's body with diagnostics, then closes its pages: each test's browsers leave. */
+async function diag(name, body) {
+  try {
+    await diagnose(name, () => ({ pages, server }), body);
+  } finally {
+    await Promise.allSettled(pages.map((h) => h.context.close()));
+    pages.length = 0;
+  }
+}
 
 test('the start page lists the open rooms with their topics, filtered by language, and their counts follow', { timeout: 120_000 }, async () => {
   await diag('rooms-list', async () => {
