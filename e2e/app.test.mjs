@@ -182,7 +182,7 @@ test('translations: every language has every key, and every key the page uses ex
   }
 
   // Every key the page's code and markup name exists, and every key is used.
-  const files = readdirSync(WEB_DIR).filter((f) => /\.(js|html)$/.test(f) && f !== 'messages.js');
+  const files = readdirSync(WEB_DIR).filter((f) => /\.(js|html)$/.test(f) && !/^messages(-\w+)?\.js$/.test(f));
   const source = files.map((f) => readFileSync(path.join(WEB_DIR, f), 'utf8')).join('\n');
   const prefixes = [...new Set(enKeys.map((k) => k.split('.')[0]))];
   const named = new Set();

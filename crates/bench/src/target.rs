@@ -35,7 +35,8 @@ pub struct Member {
 }
 
 pub(crate) enum Inner {
-    Free4chat(Client),
+    /// Boxed: a client holds its whole `joined`, far larger than a Janus member.
+    Free4chat(Box<Client>),
     Janus(janus::JanusMember),
 }
 
@@ -113,7 +114,7 @@ impl Target {
                     audio_slots,
                     started,
                     state: client.state(),
-                    inner: Inner::Free4chat(client),
+                    inner: Inner::Free4chat(Box::new(client)),
                 })
             }
             Target::Janus(j) => j.join(room, index, role, level, local_ip).await,

@@ -68,6 +68,8 @@ pub struct ClientConfig {
     pub source: Option<TrackSource>,
     /// How often a packet is sent ([`PACKET_INTERVAL`] unless a measurement needs fewer).
     pub packet_interval: Duration,
+    /// The room's password: a private room's, or the one a room this client makes gets.
+    pub password: Option<String>,
 }
 
 impl ClientConfig {
@@ -84,6 +86,7 @@ impl ClientConfig {
             tcp: false,
             source: None,
             packet_interval: PACKET_INTERVAL,
+            password: None,
         }
     }
 }
@@ -126,6 +129,9 @@ impl Client {
             name: config.name.clone(),
             muted: false,
             key: None,
+            password: config.password.clone(),
+            topic: None,
+            language: None,
         };
         ws.send(Message::text(to_json(&join))).await?;
         let joined = tokio::time::timeout(Duration::from_secs(10), async {

@@ -48,6 +48,8 @@ pub struct AdmissionStats {
     pub refused_ws_per_ip: u64,
     /// Joins refused because their address joined too often.
     pub refused_joins: u64,
+    /// Joins with a password refused because their address gave too many wrong ones.
+    pub refused_passwords: u64,
     /// Signalling WebSockets refused for their `Origin`.
     pub refused_origin: u64,
 }
@@ -67,6 +69,7 @@ struct Counters {
     idle_timeouts: AtomicU64,
     refused_ws_per_ip: AtomicU64,
     refused_joins: AtomicU64,
+    refused_passwords: AtomicU64,
     refused_origin: AtomicU64,
 }
 
@@ -75,6 +78,8 @@ struct Entry {
     http: usize,
     ws: usize,
     joins: TokenBucket,
+    /// Wrong room passwords given.
+    guesses: TokenBucket,
 }
 
 struct State {
@@ -118,7 +123,54 @@ impl Admission {
                 self.settings.join_burst_per_ip.into(),
                 self.settings.join_rate_per_ip,
             ),
+            guesses: TokenBucket::new(
+                self.settings.password_burst_per_ip.into(),
+                self.settings.password_rate_per_ip,
+            ),
         }
+    }
+
+    /// Whether `ip` gets the key removals count it by (none when it is exempt: a proxy's,
+    /// which many clients share).
+    pub fn removal_key(&self, ip: IpAddr) -> Option<IpAddr> {
+        let key = ip_key(ip);
+        (!self.exempt(key)).then_some(key)
+    }
+
+    /// Whether `ip` may try a room password now: it has wrong guesses left. Counted when not.
+    pub fn may_guess(&self, ip: IpAddr) -> bool {
+        let key = ip_key(ip);
+        if self.exempt(key) {
+            return true;
+        }
+        let state = self.lock();
+        let allowed = state
+            .by_ip
+            .get(&key)
+            .is_none_or(|e| e.guesses.has_token(Instant::now()));
+        if !allowed {
+            drop(state);
+            self.counters
+                .refused_passwords
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        allowed
+    }
+
+    /// `ip` gave a wrong room password: one guess fewer.
+    pub fn guessed_wrong(&self, ip: IpAddr) {
+        let key = ip_key(ip);
+        if self.exempt(key) {
+            return;
+        }
+        let mut state = self.lock();
+        let entry = self.new_entry();
+        state
+            .by_ip
+            .entry(key)
+            .or_insert(entry)
+            .guesses
+            .take(Instant::now());
     }
 
     /// Admits an HTTP connection from `ip`, or says why not (and counts it).
@@ -221,6 +273,7 @@ impl Admission {
             idle_timeouts: get(&c.idle_timeouts),
             refused_ws_per_ip: get(&c.refused_ws_per_ip),
             refused_joins: get(&c.refused_joins),
+            refused_passwords: get(&c.refused_passwords),
             refused_origin: get(&c.refused_origin),
         }
     }
@@ -237,7 +290,7 @@ impl Admission {
         let now = Instant::now();
         state
             .by_ip
-            .retain(|_, e| e.http > 0 || e.ws > 0 || !e.joins.full(now));
+            .retain(|_, e| e.http > 0 || e.ws > 0 || !e.joins.full(now) || !e.guesses.full(now));
         if state.by_ip.len() >= bound {
             state.by_ip.retain(|_, e| e.http > 0 || e.ws > 0);
         }
@@ -256,7 +309,8 @@ impl Admission {
         } else {
             entry.ws = entry.ws.saturating_sub(1);
         }
-        if entry.http == 0 && entry.ws == 0 && entry.joins.full(Instant::now()) {
+        let now = Instant::now();
+        if entry.http == 0 && entry.ws == 0 && entry.joins.full(now) && entry.guesses.full(now) {
             state.by_ip.remove(&key);
         }
     }

@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, Path, RawQuery, State, WebSocketUpgrade};
 use axum::http::header::{CONTENT_TYPE, HOST, ORIGIN};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use free4chat_signal::{ErrorCode, ServerMsg};
@@ -82,16 +82,52 @@ async fn health(State(state): State<AppState>) -> Response {
     axum::Json(health).into_response()
 }
 
-/// The running rooms: in a cluster, those of every node that answers in time.
-async fn rooms(State(state): State<AppState>) -> Response {
-    let rooms: Vec<serde_json::Value> = state
+/// The most rooms `/api/rooms` answers with: the largest.
+pub const LISTED_ROOMS: usize = 100;
+
+/// The public rooms (in a cluster, the whole cluster's), the largest first, at most
+/// [`LISTED_ROOMS`]; `?language=xx` keeps those of that language (its primary subtag: `pt`
+/// takes `pt-BR` too). Private rooms are never listed.
+async fn rooms(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let language = query
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("language="))
+        .unwrap_or_default();
+    let Ok(language) = free4chat_signal::validate_language(language) else {
+        let error = json!({ "error": "invalid_language" });
+        return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+    };
+    let mut rooms: Vec<_> = state
         .rooms
         .rooms()
         .await
         .into_iter()
-        .map(|r| json!({ "room": r.room, "node": r.node, "members": r.members }))
+        .filter(|r| !r.private && speaks(&r.language, &language))
         .collect();
-    axum::Json(json!({ "rooms": rooms })).into_response()
+    let total = rooms.len();
+    rooms.sort_by(|a, b| b.members.cmp(&a.members).then_with(|| a.room.cmp(&b.room)));
+    rooms.truncate(LISTED_ROOMS);
+    let rooms: Vec<serde_json::Value> = rooms
+        .into_iter()
+        .map(|r| {
+            json!({
+                "room": r.room,
+                "node": r.node,
+                "members": r.members,
+                "topic": r.topic,
+                "language": r.language,
+            })
+        })
+        .collect();
+    axum::Json(json!({ "rooms": rooms, "total": total })).into_response()
+}
+
+/// Whether a room in `language` is one asked for (`wanted` empty: any), by primary subtag.
+fn speaks(language: &str, wanted: &str) -> bool {
+    let primary = |l: &str| l.split('-').next().unwrap_or_default().to_ascii_lowercase();
+    wanted.is_empty() || primary(language) == primary(wanted)
 }
 
 /// What `/api/stats` reports: the node's counts, its media workers' figures summed, and the

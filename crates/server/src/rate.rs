@@ -28,6 +28,14 @@ impl TokenBucket {
         self.tokens + elapsed * self.per_second >= self.capacity
     }
 
+    /// Whether a token is there to take at `now` (none is taken).
+    pub fn has_token(&self, now: Instant) -> bool {
+        let elapsed = self
+            .last
+            .map_or(0.0, |l| now.saturating_duration_since(l).as_secs_f64());
+        (self.tokens + elapsed * self.per_second).min(self.capacity) >= 1.0
+    }
+
     /// Takes one token if there is one.
     pub fn take(&mut self, now: Instant) -> bool {
         if let Some(last) = self.last {

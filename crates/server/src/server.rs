@@ -104,6 +104,7 @@ impl Server {
             max_room_members: config.limits.max_room_members,
             max_members: config.limits.max_peers,
             media_deadline: Some(config.protection.media_deadline).filter(|d| !d.is_zero()),
+            removal_ban: config.protection.removal_ban,
         };
         let source = config
             .tls

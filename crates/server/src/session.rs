@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use free4chat_signal::{
     ByeReason, ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg, validate_chat_text,
-    validate_client_key, validate_client_ref, validate_local_mutes, validate_nickname,
-    validate_room_name, validate_sources,
+    validate_client_key, validate_client_ref, validate_language, validate_local_mutes,
+    validate_nickname, validate_password, validate_room_name, validate_sources, validate_topic,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
@@ -155,7 +155,7 @@ pub async fn run(
                     Flow::Leave => break true,
                     Flow::Close => break false,
                     Flow::Violation(error) => {
-                        violation = Some(error);
+                        violation = Some(*error);
                         break false;
                     }
                 }
@@ -287,7 +287,7 @@ enum Flow {
     Leave,
     Close,
     /// Too many refusals: end the connection after this error and a bye.
-    Violation(ServerMsg),
+    Violation(Box<ServerMsg>),
 }
 
 struct Session {
@@ -314,7 +314,7 @@ impl Session {
     fn refuse(&mut self, code: ErrorCode, message: impl Into<String>) -> Flow {
         self.strikes += 1;
         if self.strikes >= self.max_strikes {
-            return Flow::Violation(ServerMsg::error(code, message));
+            return Flow::Violation(Box::new(ServerMsg::error(code, message)));
         }
         self.reply(ServerMsg::error(code, message));
         Flow::Continue
@@ -351,7 +351,18 @@ impl Session {
                 name,
                 muted,
                 key,
-            } => self.join(v, &room, &name, muted, key.as_deref()).await,
+                password,
+                topic,
+                language,
+            } => {
+                let asked = Asked {
+                    key,
+                    password,
+                    topic,
+                    language,
+                };
+                self.join(v, &room, &name, muted, asked).await
+            }
             _ if self.membership.is_none() => {
                 return self.refuse(ErrorCode::NotJoined, "send join first");
             }
@@ -385,9 +396,34 @@ impl Session {
                 }
                 self.pass_to_room(ClientMsg::LocalMutes { ids }).await
             }
+            ClientMsg::SetRoom {
+                topic,
+                language,
+                locked,
+            } => {
+                let topic = topic.as_deref().map(validate_topic).transpose();
+                let language = language.as_deref().map(validate_language).transpose();
+                match (topic, language) {
+                    (Ok(topic), Ok(language)) => {
+                        let msg = ClientMsg::SetRoom {
+                            topic,
+                            language,
+                            locked,
+                        };
+                        self.pass_to_room(msg).await
+                    }
+                    (Err(e), _) | (_, Err(e)) => return self.refuse(e.code, e.message),
+                }
+            }
             msg @ (ClientMsg::Answer { .. }
             | ClientMsg::Candidate { .. }
-            | ClientMsg::Mute { .. }) => self.pass_to_room(msg).await,
+            | ClientMsg::Mute { .. }
+            | ClientMsg::MuteMember { .. }
+            | ClientMsg::RemoveMember { .. }
+            | ClientMsg::MakeModerator { .. }
+            | ClientMsg::ClearChat
+            | ClientMsg::Hand { .. }
+            | ClientMsg::LowerHand { .. }) => self.pass_to_room(msg).await,
         };
         if matches!(flow, Flow::Continue) {
             self.strikes = 0;
@@ -402,14 +438,7 @@ impl Session {
         }
     }
 
-    async fn join(
-        &mut self,
-        v: u32,
-        room: &str,
-        name: &str,
-        muted: bool,
-        key: Option<&str>,
-    ) -> Flow {
+    async fn join(&mut self, v: u32, room: &str, name: &str, muted: bool, asked: Asked) -> Flow {
         if self.membership.is_some() {
             return self.refuse(ErrorCode::AlreadyJoined, "already in a room");
         }
@@ -426,13 +455,39 @@ impl Session {
             Ok(n) => n,
             Err(e) => return self.refuse(e.code, e.message),
         };
-        if let Some(Err(e)) = key.map(validate_client_key) {
+        let Asked {
+            key,
+            password,
+            topic,
+            language,
+        } = asked;
+        if let Some(Err(e)) = key.as_deref().map(validate_client_key) {
             return self.refuse(e.code, e.message);
         }
-        if !self.client.admission.join(self.client.ip) {
+        if let Some(Err(e)) = password.as_deref().map(validate_password) {
+            return self.refuse(e.code, e.message);
+        }
+        let topic = match validate_topic(topic.as_deref().unwrap_or_default()) {
+            Ok(t) => t,
+            Err(e) => return self.refuse(e.code, e.message),
+        };
+        let language = match validate_language(language.as_deref().unwrap_or_default()) {
+            Ok(l) => l,
+            Err(e) => return self.refuse(e.code, e.message),
+        };
+        let ip = self.client.ip;
+        if !self.client.admission.join(ip) {
             return self.refuse(
                 ErrorCode::TooManyJoins,
                 "too many joins from your address; try again in a moment",
+            );
+        }
+        // Guessing a private room's password takes a join each, and wrong ones are counted
+        // per address: past its allowance, an address cannot try more for a while.
+        if password.is_some() && !self.client.admission.may_guess(ip) {
+            return self.refuse(
+                ErrorCode::TooManyAttempts,
+                "too many wrong passwords from your address; try again later",
             );
         }
         let Some(out) = self.room_tx.take() else {
@@ -442,9 +497,14 @@ impl Session {
             room: room.to_owned(),
             name,
             muted,
-            tag: key.map(|k| member_tag(room, k)),
+            tag: key.map(|k| member_tag(room, &k)),
             out: out.clone(),
             host: self.client.host.clone(),
+            password,
+            topic,
+            language,
+            ip: self.client.admission.removal_key(ip),
+            moderator: false,
         };
         let asked = Instant::now();
         let joined = self.rooms.join(request).await;
@@ -455,9 +515,20 @@ impl Session {
                 Flow::Continue
             }
             Err(r) => {
+                if r.code == ErrorCode::WrongPassword {
+                    self.client.admission.guessed_wrong(ip);
+                }
                 self.room_tx = Some(out);
                 self.refuse(r.code, r.message)
             }
         }
     }
+}
+
+/// What a `join` may ask beyond a room and a name.
+struct Asked {
+    key: Option<String>,
+    password: Option<String>,
+    topic: Option<String>,
+    language: Option<String>,
 }

@@ -97,6 +97,13 @@ async fn an_operator_sees_the_members_mutes_one_for_everyone_sends_a_notice_limi
         .map(|m| m["name"].clone())
         .collect();
     assert_eq!(names, vec![json!("Ann"), json!("Ben")]);
+    // Ann made the room: she moderates it; it is public and open.
+    assert_eq!(room["members"][0]["moderator"], true, "{room}");
+    assert_eq!(room["members"][1]["moderator"], false, "{room}");
+    assert_eq!(
+        (room["private"].clone(), room["locked"].clone()),
+        (json!(false), json!(false))
+    );
     let (status, _) = admin(&server, "GET", "/admin/api/rooms/nowhere", None).await;
     assert_eq!(status, 404);
 

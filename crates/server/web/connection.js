@@ -48,6 +48,10 @@ const JOIN_REFUSALS = new Set([
   'too_many_joins',
   'too_many_connections',
   'origin_not_allowed',
+  'wrong_password',
+  'too_many_attempts',
+  'room_locked',
+  'removed_from_room',
 ]);
 // Of those, the ones that may pass: while reconnecting, we keep trying.
 const TRANSIENT_REFUSALS = new Set([
@@ -71,6 +75,11 @@ const KNOWN_BYES = new Set([
 
 /** Server error codes we explain in words; the rest get a general message. */
 const EXPLAINED = new Set([
+  'wrong_password',
+  'too_many_attempts',
+  'room_locked',
+  'removed_from_room',
+  'not_moderator',
   'invalid_room_name',
   'room_full',
   'server_full',
@@ -111,6 +120,29 @@ export function errorKey(code) {
  * @property {(key: string, args: Record<string, string>) => void} onFatal We never got in and will not.
  * @property {() => void} onNameRefused The server refused our nickname before we ever got in.
  */
+
+/** What our `join` asks beyond the room and a name (rooms.js). @type {import('./signal.js').JoinExtras} */
+let joinExtras = {};
+
+/** @param {import('./signal.js').JoinExtras} extras */
+export function setJoinExtras(extras) {
+  joinExtras = extras;
+}
+
+/**
+ * Handlers of messages the store does not keep (moderation.js), wired on every connection.
+ * @type {[string, (msg: any) => void][]}
+ */
+const extraHandlers = [];
+
+/**
+ * Calls `fn` with every message of `type` on the current connection.
+ * @param {string} type
+ * @param {(msg: any) => void} fn
+ */
+export function onServer(type, fn) {
+  extraHandlers.push([type, fn]);
+}
 
 /** The current connection, replaced on every (re)connect. @type {Session | null} */
 let session = null;
@@ -214,7 +246,7 @@ function connect() {
   sig.onsend = (msg) => store.dispatch({ type: 'message_sent', msgType: msg.type });
   sig.onopen = () => {
     const state = store.getState();
-    sig.join(state.room ?? '', state.name ?? '', state.mic.muted, prefs.clientKey());
+    sig.join(state.room ?? '', state.name ?? '', state.mic.muted, prefs.clientKey(), joinExtras);
   };
   // A connection we have already given up on must not touch the page.
   sig.onclose = () => {
@@ -227,6 +259,12 @@ function connect() {
     if (session === sess && event) store.dispatch(event);
   };
   sig.on('joined', (msg) => session === sess && onJoined(msg, sess));
+  for (const [type, fn] of extraHandlers) {
+    sig.on(/** @type {any} */ (type), (msg) => {
+      if (session === sess) fn(msg);
+    });
+  }
+  sig.on('chat_cleared', () => tell({ type: 'chat_cleared' }));
   sig.on('member_joined', (msg) => {
     const member = memberFrom(msg.member);
     tell(member && { type: 'member_joined', member });

@@ -5,6 +5,7 @@
 import { capNickname, nickProblem, roomHref, roomProblem, showProblem } from './forms.js';
 import { randomNickname, randomRoomName } from './names.js';
 import * as prefs from './prefs.js';
+import { mountList, rememberJoin } from './rooms.js';
 import * as ui from './ui.js';
 
 export function homePage() {
@@ -47,6 +48,11 @@ export function homePage() {
       return;
     }
     if (nick) prefs.nickname.set(nick);
+    rememberJoin(room, {
+      topic: ui.$as('home-topic', HTMLInputElement).value.trim(),
+      language: ui.$as('home-language', HTMLInputElement).value.trim(),
+      password: ui.$as('home-password', HTMLInputElement).value,
+    });
     window.location.assign(roomHref(room, nick));
   });
 
@@ -61,5 +67,6 @@ export function homePage() {
       },
     });
   renderRecent();
+  mountList((room) => roomHref(room, nameInput.value.trim()));
   roomInput.focus();
 }

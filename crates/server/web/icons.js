@@ -9,6 +9,9 @@ const SVG_NS = 'http://www.w3.org/2000/svg';
  * @type {Record<string, [string, Record<string, string>][]>}
  */
 const SHAPES = {
+  hand: [
+    ['path', { d: 'M8 13V6.5a1.5 1.5 0 0 1 3 0V12M11 11V4.5a1.5 1.5 0 0 1 3 0V12M14 11.5V6a1.5 1.5 0 0 1 3 0v7.5a6 6 0 0 1-6 6h-1a5 5 0 0 1-4-2l-2.8-3.6a1.5 1.5 0 0 1 2.3-1.9L8 13' }],
+  ],
   mic: [
     ['rect', { x: '9', y: '3', width: '6', height: '11', rx: '3' }],
     ['path', { d: 'M5.5 11a6.5 6.5 0 0 0 13 0M12 17.5V21M8.5 21h7' }],

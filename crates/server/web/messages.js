@@ -4,9 +4,12 @@
 // that is an object holds plural forms, chosen by the value {n} (Intl.PluralRules).
 // English is the reference and the fallback. i18n.js shows these on the page.
 
+import { ROOM_MESSAGES } from './messages-rooms.js';
+
 export const MESSAGES = {
   // English
   en: {
+    ...ROOM_MESSAGES.en,
     "title.home": "free4chat – voice chat rooms",
     "title.room": "{room} · free4chat",
     "a11y.skip": "Skip to content",
@@ -94,7 +97,7 @@ export const MESSAGES = {
     "sys.renamed": "{old} is now {name}",
     "sys.reconnected": "Reconnected",
     "sys.notice": "Notice from the server: {text}",
-    "sys.muted_for_everyone": "The server's operator muted you for everyone.",
+    "sys.muted_for_everyone": "A moderator or the server's operator muted you for everyone.",
     "conn.connecting": "Connecting…",
     "conn.joined": "Connected",
     "conn.reconnecting": "Reconnecting…",
@@ -135,7 +138,7 @@ export const MESSAGES = {
     "srv.shutting_down": "The server is restarting. Try again in a moment.",
     "srv.cluster_unavailable": "The room's server cannot be reached right now. Trying again…",
     "srv.too_many_joins": "Too many joins from your network just now. Try again in a moment.",
-    "srv.muted_for_everyone": "The server's operator muted you for everyone; you cannot unmute for now.",
+    "srv.muted_for_everyone": "A moderator or the server's operator muted you for everyone; you cannot unmute for now.",
     "srv.too_many_connections": "Too many connections from your network. Close other free4chat tabs, or try again later.",
     "srv.origin_not_allowed": "This server does not accept connections from this page's site.",
     "srv.invalid_nickname": "The server does not accept this nickname.",
@@ -148,6 +151,7 @@ export const MESSAGES = {
   },
   // Simplified Chinese
   "zh-CN": {
+    ...ROOM_MESSAGES["zh-CN"],
     "title.home": "free4chat – 语音聊天室",
     "title.room": "{room} · free4chat",
     "a11y.skip": "跳到主要内容",
@@ -235,7 +239,7 @@ export const MESSAGES = {
     "sys.renamed": "{old} 改名为 {name}",
     "sys.reconnected": "已重新连接",
     "sys.notice": "服务器通知：{text}",
-    "sys.muted_for_everyone": "服务器管理员已将你对所有人静音。",
+    "sys.muted_for_everyone": "主持人或服务器管理员已将你对所有人静音。",
     "conn.connecting": "正在连接…",
     "conn.joined": "已连接",
     "conn.reconnecting": "正在重新连接…",
@@ -276,7 +280,7 @@ export const MESSAGES = {
     "srv.shutting_down": "服务器正在重启，请稍后再试。",
     "srv.cluster_unavailable": "暂时无法连接到房间所在的服务器，正在重试…",
     "srv.too_many_joins": "你的网络刚才加入得太频繁了，请稍后再试。",
-    "srv.muted_for_everyone": "服务器管理员已将你对所有人静音，你暂时不能取消静音。",
+    "srv.muted_for_everyone": "主持人或服务器管理员已将你对所有人静音，你暂时不能取消静音。",
     "srv.too_many_connections": "来自你的网络的连接太多。请关闭其他 free4chat 标签页，或稍后再试。",
     "srv.origin_not_allowed": "此服务器不接受来自该页面所在网站的连接。",
     "srv.invalid_nickname": "服务器不接受这个昵称。",
@@ -289,6 +293,7 @@ export const MESSAGES = {
   },
   // Traditional Chinese
   "zh-TW": {
+    ...ROOM_MESSAGES["zh-TW"],
     "title.home": "free4chat – 語音聊天室",
     "title.room": "{room} · free4chat",
     "a11y.skip": "跳至主要內容",
@@ -376,7 +381,7 @@ export const MESSAGES = {
     "sys.renamed": "{old} 改名為 {name}",
     "sys.reconnected": "已重新連線",
     "sys.notice": "伺服器通知：{text}",
-    "sys.muted_for_everyone": "伺服器管理員已將你對所有人靜音。",
+    "sys.muted_for_everyone": "主持人或伺服器管理員已將你對所有人靜音。",
     "conn.connecting": "連線中…",
     "conn.joined": "已連線",
     "conn.reconnecting": "重新連線中…",
@@ -417,7 +422,7 @@ export const MESSAGES = {
     "srv.shutting_down": "伺服器正在重新啟動，請稍後再試。",
     "srv.cluster_unavailable": "暫時無法連線到房間所在的伺服器，正在重試…",
     "srv.too_many_joins": "你的網路剛才加入得太頻繁了，請稍後再試。",
-    "srv.muted_for_everyone": "伺服器管理員已將你對所有人靜音，你暫時不能取消靜音。",
+    "srv.muted_for_everyone": "主持人或伺服器管理員已將你對所有人靜音，你暫時不能取消靜音。",
     "srv.too_many_connections": "來自你的網路的連線太多。請關閉其他 free4chat 分頁，或稍後再試。",
     "srv.origin_not_allowed": "此伺服器不接受來自該頁面所在網站的連線。",
     "srv.invalid_nickname": "伺服器不接受這個暱稱。",
@@ -430,6 +435,7 @@ export const MESSAGES = {
   },
   // Japanese
   ja: {
+    ...ROOM_MESSAGES.ja,
     "title.home": "free4chat – ボイスチャットルーム",
     "title.room": "{room} · free4chat",
     "a11y.skip": "本文へ移動",
@@ -517,7 +523,7 @@ export const MESSAGES = {
     "sys.renamed": "{old} は {name} に名前を変えました",
     "sys.reconnected": "再接続しました",
     "sys.notice": "サーバーからのお知らせ：{text}",
-    "sys.muted_for_everyone": "サーバーの管理者があなたを全員に対してミュートしました。",
+    "sys.muted_for_everyone": "モデレーターまたはサーバーの管理者があなたを全員に対してミュートしました。",
     "conn.connecting": "接続中…",
     "conn.joined": "接続済み",
     "conn.reconnecting": "再接続中…",
@@ -558,7 +564,7 @@ export const MESSAGES = {
     "srv.shutting_down": "サーバーが再起動中です。少ししてからお試しください。",
     "srv.cluster_unavailable": "ルームのサーバーに今は接続できません。再試行しています…",
     "srv.too_many_joins": "お使いのネットワークからの参加が多すぎます。少ししてからお試しください。",
-    "srv.muted_for_everyone": "サーバーの管理者があなたを全員に対してミュートしたため、今はミュートを解除できません。",
+    "srv.muted_for_everyone": "モデレーターまたはサーバーの管理者があなたを全員に対してミュートしたため、今はミュートを解除できません。",
     "srv.too_many_connections": "お使いのネットワークからの接続が多すぎます。ほかの free4chat のタブを閉じるか、後でお試しください。",
     "srv.origin_not_allowed": "このサーバーは、このページのサイトからの接続を受け付けていません。",
     "srv.invalid_nickname": "サーバーがこのニックネームを受け付けませんでした。",
@@ -571,6 +577,7 @@ export const MESSAGES = {
   },
   // Spanish
   es: {
+    ...ROOM_MESSAGES.es,
     "title.home": "free4chat – salas de chat de voz",
     "title.room": "{room} · free4chat",
     "a11y.skip": "Saltar al contenido",
@@ -658,7 +665,7 @@ export const MESSAGES = {
     "sys.renamed": "{old} ahora se llama {name}",
     "sys.reconnected": "Conectado de nuevo",
     "sys.notice": "Aviso del servidor: {text}",
-    "sys.muted_for_everyone": "El administrador del servidor te ha silenciado para todos.",
+    "sys.muted_for_everyone": "Un moderador o el administrador del servidor te ha silenciado para todos.",
     "conn.connecting": "Conectando…",
     "conn.joined": "Conectado",
     "conn.reconnecting": "Reconectando…",
@@ -699,7 +706,7 @@ export const MESSAGES = {
     "srv.shutting_down": "El servidor se está reiniciando. Inténtalo dentro de un momento.",
     "srv.cluster_unavailable": "No se puede llegar ahora al servidor de la sala. Reintentando…",
     "srv.too_many_joins": "Demasiadas entradas desde tu red ahora mismo. Inténtalo en un momento.",
-    "srv.muted_for_everyone": "El administrador del servidor te ha silenciado para todos; por ahora no puedes activar tu micrófono.",
+    "srv.muted_for_everyone": "Un moderador o el administrador del servidor te ha silenciado para todos; por ahora no puedes activar tu micrófono.",
     "srv.too_many_connections": "Demasiadas conexiones desde tu red. Cierra otras pestañas de free4chat o inténtalo más tarde.",
     "srv.origin_not_allowed": "Este servidor no acepta conexiones desde el sitio de esta página.",
     "srv.invalid_nickname": "El servidor no acepta este apodo.",
@@ -712,6 +719,7 @@ export const MESSAGES = {
   },
   // German
   de: {
+    ...ROOM_MESSAGES.de,
     "title.home": "free4chat – Sprachchat-Räume",
     "title.room": "{room} · free4chat",
     "a11y.skip": "Zum Inhalt springen",
@@ -799,7 +807,7 @@ export const MESSAGES = {
     "sys.renamed": "{old} heißt jetzt {name}",
     "sys.reconnected": "Wieder verbunden",
     "sys.notice": "Hinweis vom Server: {text}",
-    "sys.muted_for_everyone": "Der Betreiber des Servers hat dich für alle stummgeschaltet.",
+    "sys.muted_for_everyone": "Ein Moderator oder der Betreiber des Servers hat dich für alle stummgeschaltet.",
     "conn.connecting": "Verbinde…",
     "conn.joined": "Verbunden",
     "conn.reconnecting": "Verbinde neu…",
@@ -840,7 +848,7 @@ export const MESSAGES = {
     "srv.shutting_down": "Der Server startet neu. Versuche es gleich noch einmal.",
     "srv.cluster_unavailable": "Der Server des Raums ist gerade nicht erreichbar. Neuer Versuch läuft…",
     "srv.too_many_joins": "Gerade zu viele Beitritte aus deinem Netz. Versuche es gleich noch einmal.",
-    "srv.muted_for_everyone": "Der Betreiber des Servers hat dich für alle stummgeschaltet; du kannst das Mikrofon vorerst nicht einschalten.",
+    "srv.muted_for_everyone": "Ein Moderator oder der Betreiber des Servers hat dich für alle stummgeschaltet; du kannst das Mikrofon vorerst nicht einschalten.",
     "srv.too_many_connections": "Zu viele Verbindungen aus deinem Netz. Schließe andere free4chat-Tabs oder versuche es später.",
     "srv.origin_not_allowed": "Dieser Server nimmt keine Verbindungen von der Website dieser Seite an.",
     "srv.invalid_nickname": "Der Server nimmt diesen Spitznamen nicht an.",

@@ -11,8 +11,10 @@ import * as i18n from './i18n.js';
 import * as media from './media.js';
 import * as members from './members.js';
 import * as mic from './mic.js';
+import * as moderation from './moderation.js';
 import { randomNickname } from './names.js';
 import * as prefs from './prefs.js';
+import { joinExtras, rememberJoin } from './rooms.js';
 import { muteButton, store } from './state.js';
 import * as ui from './ui.js';
 
@@ -46,8 +48,10 @@ export function roomPage(room) {
  * @param {string | null} given the nickname the address gave, if any
  * @param {Text | null} [refusal] why the last one was refused
  */
-function askName(room, given, refusal = null) {
+function askName(room, given, refusal = null, password = false) {
   ui.showView('ask-name');
+  // A private room: its password, asked for beside the nickname.
+  ui.$('ask-password-row').hidden = !password;
   i18n.setText(ui.$('ask-name-heading'), 'ask.heading', { room });
   const input = ui.$as('ask-name-input', HTMLInputElement);
   input.value = given ?? prefs.nickname.get();
@@ -68,9 +72,13 @@ function askName(room, given, refusal = null) {
       input.focus();
       return;
     }
+    if (password) {
+      rememberJoin(room, { ...joinExtras(room), password: ui.$as('ask-password', HTMLInputElement).value });
+    }
     enterRoom(room, input.value.trim());
   };
-  input.focus();
+  if (password) ui.$('ask-password').focus();
+  else input.focus();
 }
 
 /**
@@ -84,8 +92,12 @@ function enterRoom(room, name) {
   ui.setRoomTitle(room);
   mount();
   ui.$('headphones-tip').hidden = prefs.dismissed.has('headphones');
+  connection.setJoinExtras(joinExtras(room));
   connection.start({
-    onFatal: (key, args) => ui.showFatal(key, args),
+    onFatal: (key, args) => {
+      if (key === 'srv.wrong_password') askName(room, name, { key }, true);
+      else ui.showFatal(key, args);
+    },
     onNameRefused: () => askName(room, null, { key: 'srv.invalid_nickname' }),
   });
 }
@@ -169,6 +181,7 @@ function mount() {
   chat.mount();
   media.mount();
   mic.mount();
+  moderation.mount();
 
   ui.$('mute-btn').addEventListener('click', mic.toggleMuted);
   ui.$('deafen-btn').addEventListener('click', () => store.dispatch({ type: 'all_muted_toggled' }));

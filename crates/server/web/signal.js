@@ -50,9 +50,27 @@ export const PROTOCOL_VERSION = 1;
  */
 
 /**
+ * A room's topic, language and state.
+ * @typedef {object} WireRoomInfo
+ * @property {string} topic
+ * @property {string} language
+ * @property {boolean} private
+ * @property {boolean} locked
+ */
+
+/**
+ * What a `join` may ask beyond a room and a name.
+ * @typedef {{password?: string, topic?: string, language?: string}} JoinExtras
+ */
+
+/**
  * Messages the server sends.
  * @typedef {(
- *   | {type: 'joined', v: number, room: string, id: number, name?: string, tag?: string, members: WireMember[], members_total: number, audio_slots: number, tracks: WireTrack[], chat: ChatMessage[], ice_servers?: WireIceServer[]}
+ *   | {type: 'joined', v: number, room: string, id: number, name?: string, tag?: string, members: WireMember[], members_total: number, audio_slots: number, tracks: WireTrack[], chat: ChatMessage[], ice_servers?: WireIceServer[], room_info?: WireRoomInfo, moderators?: number[], hands?: number[]}
+ *   | {type: 'room', info: WireRoomInfo}
+ *   | {type: 'moderators', ids: number[]}
+ *   | {type: 'hands', ids: number[]}
+ *   | {type: 'chat_cleared'}
  *   | {type: 'more_members', members: WireMember[]}
  *   | {type: 'member_joined', member: WireMember}
  *   | {type: 'member_left', id: number}
@@ -75,7 +93,14 @@ export const PROTOCOL_VERSION = 1;
 /**
  * Messages a client sends.
  * @typedef {(
- *   | {type: 'join', v: number, room: string, name: string, muted?: boolean, key?: string}
+ *   | {type: 'join', v: number, room: string, name: string, muted?: boolean, key?: string, password?: string, topic?: string, language?: string}
+ *   | {type: 'set_room', topic?: string, language?: string, locked?: boolean}
+ *   | {type: 'mute_member', id: number, muted: boolean}
+ *   | {type: 'remove_member', id: number}
+ *   | {type: 'make_moderator', id: number}
+ *   | {type: 'clear_chat'}
+ *   | {type: 'hand', raised: boolean}
+ *   | {type: 'lower_hand', id: number}
  *   | {type: 'offer', sdp: string, sources?: Record<string, TrackSource>}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'candidate', candidate: string}
@@ -191,9 +216,10 @@ export class Signalling {
    * @param {string} name
    * @param {boolean} muted
    * @param {string | null} key our client key (prefs.clientKey), if we have one
+   * @param {JoinExtras} [extras] a password, and a new room's topic and language
    */
-  join(room, name, muted = false, key = null) {
-    return this.send({ type: 'join', v: PROTOCOL_VERSION, room, name, muted, ...(key ? { key } : {}) });
+  join(room, name, muted = false, key = null, extras = {}) {
+    return this.send({ type: 'join', v: PROTOCOL_VERSION, room, name, muted, ...(key ? { key } : {}), ...extras });
   }
 
   close() {

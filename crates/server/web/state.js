@@ -200,6 +200,7 @@
  *   | {type: 'local_mute_toggled', id: string}
  *   | {type: 'all_muted_toggled'}
  *   | {type: 'chat_message', message: ChatMessage, history?: boolean}
+ *   | {type: 'chat_cleared'}
  *   | {type: 'chat_collapsed', collapsed: boolean}
  *   | {type: 'page_changed', narrow: boolean, hidden: boolean}
  *   | {type: 'speaker_chosen', id: string | null}
@@ -835,6 +836,13 @@ export function reduce(state, event) {
 
     case 'chat_message':
       return { ...state, chat: withMessage(state, state.chat, event.message, !!event.history) };
+
+    case 'chat_cleared':
+      // A moderator cleared the chat: every message goes, lines about the room stay.
+      return {
+        ...state,
+        chat: { ...state.chat, log: state.chat.log.filter((e) => e.type !== 'message'), seen: new Set(), unread: 0 },
+      };
 
     case 'chat_collapsed':
       return readIfVisible({ ...state, chat: { ...state.chat, collapsed: event.collapsed } });

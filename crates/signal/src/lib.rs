@@ -12,7 +12,8 @@ mod validate;
 
 pub use validate::{
     ValidationError, validate_chat_text, validate_client_key, validate_client_ref,
-    validate_local_mutes, validate_nickname, validate_room_name, validate_sources,
+    validate_language, validate_local_mutes, validate_nickname, validate_password,
+    validate_room_name, validate_sources, validate_topic,
 };
 
 /// The protocol version this crate speaks. A `join` with another version is refused.
@@ -42,6 +43,13 @@ pub const MAX_SOURCES: usize = 16;
 /// The longest mid an offer's `sources` may name, in bytes (str0m's limit for a mid).
 pub const MAX_MID_LEN: usize = 16;
 
+/// The longest room password, in characters (Unicode scalar values).
+pub const MAX_PASSWORD_CHARS: usize = 64;
+/// The longest room topic, in characters (Unicode scalar values).
+pub const MAX_TOPIC_CHARS: usize = 80;
+/// The longest language tag, in bytes.
+pub const MAX_LANGUAGE_LEN: usize = 16;
+
 pub use free4chat_ids::{MemberId, RoomId, TrackKind, TrackSource};
 
 /// Messages a client sends. `<&'static str>::from(&msg)` is its `type` (what metrics count
@@ -63,6 +71,16 @@ pub enum ClientMsg {
         /// it, so that others know them again when they come back on a new connection.
         #[serde(default)]
         key: Option<String>,
+        /// A private room's password ([`validate_password`]). The member who makes the room
+        /// sets it: the room is then never listed, and takes only those who give it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+        /// The room's topic, when this join makes the room ([`validate_topic`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+        /// The room's language, when this join makes the room ([`validate_language`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        language: Option<String>,
     },
     /// An SDP offer: the client's first offer, or a renegotiation the client starts.
     Offer {
@@ -92,6 +110,28 @@ pub enum ClientMsg {
         #[serde(default)]
         client_ref: Option<String>,
     },
+    /// A moderator changes the room: its topic, its language (`""` clears either), whether it
+    /// takes new members. Fields left out stay as they are.
+    SetRoom {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        language: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        locked: Option<bool>,
+    },
+    /// A moderator mutes a member for everyone (`muted: false` lifts it).
+    MuteMember { id: MemberId, muted: bool },
+    /// A moderator removes a member, who cannot come back for a while.
+    RemoveMember { id: MemberId },
+    /// A moderator makes another member a moderator too.
+    MakeModerator { id: MemberId },
+    /// A moderator clears the room's chat, for everyone.
+    ClearChat,
+    /// The member raises or lowers their own hand.
+    Hand { raised: bool },
+    /// A moderator lowers a member's hand.
+    LowerHand { id: MemberId },
     /// Leave the room; the server closes the connection after `bye`.
     Leave,
     /// Keep-alive; answered with `pong`.
@@ -114,6 +154,23 @@ pub struct Member {
     /// members cannot learn the key from it, and it differs from room to room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+}
+
+/// A room's topic, language and state, as its members see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// What the room is about (empty: nothing said).
+    #[serde(default)]
+    pub topic: String,
+    /// The language spoken (a BCP 47 tag such as `en` or `pt-BR`; empty: not said).
+    #[serde(default)]
+    pub language: String,
+    /// Made with a password: never listed, joined only with the password.
+    #[serde(default)]
+    pub private: bool,
+    /// A moderator locked it: nobody new gets in.
+    #[serde(default)]
+    pub locked: bool,
 }
 
 /// One chat message as stored in the room and sent to clients.
@@ -242,6 +299,15 @@ pub enum ServerMsg {
         /// the server is reachable directly and no relay is configured.
         #[serde(default)]
         ice_servers: Vec<IceServer>,
+        /// The room's topic, language and state.
+        #[serde(default)]
+        room_info: RoomInfo,
+        /// The room's moderators (this member too, if they are one).
+        #[serde(default)]
+        moderators: Vec<MemberId>,
+        /// Raised hands, in the order raised.
+        #[serde(default)]
+        hands: Vec<MemberId>,
     },
     /// More of the members already in the room, after `joined`.
     MoreMembers {
@@ -261,8 +327,9 @@ pub enum ServerMsg {
     Mute {
         id: MemberId,
         muted: bool,
-        /// Muted for everyone by the server's operator: nothing the member sends is forwarded,
-        /// and they cannot unmute until it is lifted (sent again with `forced: false`).
+        /// Muted for everyone by the server's operator or a moderator: nothing the member sends
+        /// is forwarded, and they cannot unmute until it is lifted (sent again with
+        /// `forced: false`).
         #[serde(default, skip_serializing_if = "is_false")]
         forced: bool,
     },
@@ -298,6 +365,20 @@ pub enum ServerMsg {
         client_ref: Option<String>,
         message: ChatMessage,
     },
+    /// The room's topic, language or state changed (a moderator's `set_room`).
+    Room {
+        info: RoomInfo,
+    },
+    /// The room's moderators now: the whole set.
+    Moderators {
+        ids: Vec<MemberId>,
+    },
+    /// Raised hands now, in the order raised: the whole queue.
+    Hands {
+        ids: Vec<MemberId>,
+    },
+    /// A moderator cleared the chat: forget every message shown.
+    ChatCleared,
     Pong,
     /// Something the client sent was refused. The connection stays open unless a `bye` follows.
     Error {
@@ -377,8 +458,27 @@ pub enum ErrorCode {
     TooManyConnections,
     /// The client's address has joined too often of late; try again in a moment.
     TooManyJoins,
-    /// `mute` with `muted: false` from a member the operator muted for everyone.
+    /// `mute` with `muted: false` from a member the operator or a moderator muted for everyone.
     MutedForEveryone,
+    /// A `join` to a private room without its password, or with another. Nothing else about
+    /// the room is told.
+    WrongPassword,
+    /// The client's address gave too many wrong passwords of late; try again later.
+    TooManyAttempts,
+    /// A password that is empty, too long or holds control characters.
+    InvalidPassword,
+    /// A topic that is too long or holds control characters.
+    InvalidTopic,
+    /// A language that is not a short BCP 47 tag.
+    InvalidLanguage,
+    /// The room is locked: no new member gets in.
+    RoomLocked,
+    /// A moderator removed this client from the room a short while ago.
+    RemovedFromRoom,
+    /// Only a moderator may do that.
+    NotModerator,
+    /// The member named is not in the room.
+    NoSuchMember,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -435,6 +535,13 @@ mod tests {
             r#"{"type":"chat","text":"t"}"#,
             r#"{"type":"leave"}"#,
             r#"{"type":"ping"}"#,
+            r#"{"type":"set_room","locked":true}"#,
+            r#"{"type":"mute_member","id":1,"muted":true}"#,
+            r#"{"type":"remove_member","id":1}"#,
+            r#"{"type":"make_moderator","id":1}"#,
+            r#"{"type":"clear_chat"}"#,
+            r#"{"type":"hand","raised":true}"#,
+            r#"{"type":"lower_hand","id":1}"#,
         ] {
             let msg = ClientMsg::parse(text).unwrap();
             let wire: serde_json::Value = serde_json::from_str(text).unwrap();
@@ -453,6 +560,9 @@ mod tests {
                 name: "Alice".into(),
                 muted: false,
                 key: None,
+                password: None,
+                topic: None,
+                language: None,
             })
         );
     }

@@ -1,8 +1,8 @@
 //! Checks for what clients choose: room names, nicknames, chat text, track sources.
 
 use crate::{
-    ErrorCode, MAX_CHAT_CHARS, MAX_LOCAL_MUTES, MAX_MID_LEN, MAX_NICKNAME_CHARS, MAX_SOURCES,
-    MemberId, Sources,
+    ErrorCode, MAX_CHAT_CHARS, MAX_LANGUAGE_LEN, MAX_LOCAL_MUTES, MAX_MID_LEN, MAX_NICKNAME_CHARS,
+    MAX_PASSWORD_CHARS, MAX_SOURCES, MAX_TOPIC_CHARS, MemberId, Sources,
 };
 
 /// A refused input, with its stable code and a human explanation.
@@ -129,6 +129,58 @@ pub fn validate_sources(sources: &Sources) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// A room password is 1–64 characters, none of them control characters. It is taken as
+/// given: white space counts.
+pub fn validate_password(password: &str) -> Result<(), ValidationError> {
+    let count = password.chars().count();
+    if (1..=MAX_PASSWORD_CHARS).contains(&count) && !password.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(err(
+            ErrorCode::InvalidPassword,
+            "a password is 1 to 64 characters without control characters",
+        ))
+    }
+}
+
+/// A topic is at most 80 characters without control characters; empty says none. Returns it
+/// with surrounding white space removed.
+pub fn validate_topic(topic: &str) -> Result<String, ValidationError> {
+    let trimmed = topic.trim();
+    if trimmed.chars().count() <= MAX_TOPIC_CHARS && !trimmed.chars().any(char::is_control) {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(err(
+            ErrorCode::InvalidTopic,
+            "a topic is at most 80 characters without control characters",
+        ))
+    }
+}
+
+/// A language is a short BCP 47 tag: 2–3 ASCII letters, then subtags of 1–8 letters or digits
+/// after `-`, 16 bytes in all; empty says none. Returns it with the primary subtag in lower
+/// case, so that `EN` and `en` are one language.
+pub fn validate_language(language: &str) -> Result<String, ValidationError> {
+    if language.is_empty() {
+        return Ok(String::new());
+    }
+    let mut parts = language.split('-');
+    let primary = parts.next().unwrap_or_default();
+    let ok = language.len() <= MAX_LANGUAGE_LEN
+        && (2..=3).contains(&primary.len())
+        && primary.bytes().all(|b| b.is_ascii_alphabetic())
+        && parts
+            .all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if !ok {
+        return Err(err(
+            ErrorCode::InvalidLanguage,
+            "a language is a BCP 47 tag such as en or pt-BR, at most 16 characters",
+        ));
+    }
+    let rest = &language[primary.len()..];
+    Ok(format!("{}{rest}", primary.to_ascii_lowercase()))
+}
+
 /// RFC 8866's `token-char`: printable ASCII but for space, `"`, `(`, `)`, `,`, `/`, `:` to `@`,
 /// `[`, `\`, `]` and DEL.
 fn is_token_char(b: u8) -> bool {
@@ -226,6 +278,47 @@ mod tests {
             assert_eq!(
                 validate_sources(&bad).unwrap_err().code,
                 ErrorCode::InvalidSources,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn passwords_topics_and_languages() {
+        assert!(validate_password("open sesame").is_ok());
+        assert!(validate_password(&"é".repeat(64)).is_ok());
+        for bad in ["", "a\u{0}b", "tab\there", &"é".repeat(65)] {
+            assert_eq!(
+                validate_password(bad).unwrap_err().code,
+                ErrorCode::InvalidPassword,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(validate_topic("  Jazz  ").unwrap(), "Jazz");
+        assert_eq!(validate_topic("").unwrap(), "");
+        assert!(validate_topic(&"字".repeat(80)).is_ok());
+        for bad in ["a\nb", &"字".repeat(81)] {
+            assert_eq!(
+                validate_topic(bad).unwrap_err().code,
+                ErrorCode::InvalidTopic,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(validate_language("EN").unwrap(), "en");
+        assert_eq!(validate_language("pt-BR").unwrap(), "pt-BR");
+        assert_eq!(validate_language("").unwrap(), "");
+        for bad in [
+            "e",
+            "engl",
+            "en_US",
+            "en-",
+            "1a",
+            "en-toolongsubtag",
+            "zh-Hant-TW-x-123456",
+        ] {
+            assert_eq!(
+                validate_language(bad).unwrap_err().code,
+                ErrorCode::InvalidLanguage,
                 "{bad:?}"
             );
         }

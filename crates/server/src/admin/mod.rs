@@ -132,6 +132,8 @@ async fn describe(handle: &RoomHandle) -> Option<serde_json::Value> {
                 "muted": m.muted,
                 "muted_for_everyone": s.forced_muted.contains(&m.id),
                 "speaking": m.speaking,
+                "moderator": s.moderators.contains(&m.id),
+                "hand_raised": s.hands.contains(&m.id),
             })
         })
         .collect();
@@ -141,6 +143,10 @@ async fn describe(handle: &RoomHandle) -> Option<serde_json::Value> {
         "members": members,
         "max_members": s.max_members,
         "chat_messages": s.chat_messages,
+        "topic": s.info.topic,
+        "language": s.info.language,
+        "private": s.info.private,
+        "locked": s.info.locked,
     }))
 }
 

@@ -5,7 +5,7 @@
 //! way. Every envelope read from Redis is hostile input: bounded in size, parsed with errors,
 //! and what it carries is checked again where it is used.
 
-use free4chat_signal::{ClientMsg, ErrorCode, MemberId, RoomId, ServerMsg};
+use free4chat_signal::{ClientMsg, ErrorCode, MemberId, ServerMsg};
 use serde::{Deserialize, Serialize};
 
 use super::NodeId;
@@ -17,8 +17,6 @@ pub const MAX_ENVELOPE: usize = 4 * 1024 * 1024;
 pub const BATCH_BYTES: usize = 256 * 1024;
 /// The most messages one envelope for a member carries.
 pub const MAX_BATCH: usize = 256;
-/// The most rooms one node's list may hold.
-pub const MAX_LISTED_ROOMS: usize = 100_000;
 
 /// One message on the bus, from one node to another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,19 +35,10 @@ pub enum Body {
     Join {
         req: u64,
         member: MemberId,
-        room: String,
-        name: String,
-        muted: bool,
-        host: Option<String>,
-        /// The member's tag (`rooms::tag`), if their client sent a key.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        tag: Option<String>,
+        ask: JoinAsk,
     },
     /// The answer to `join`.
-    JoinReply {
-        req: u64,
-        outcome: JoinOutcome,
-    },
+    JoinReply { req: u64, outcome: JoinOutcome },
     /// A member's message to their room; `seq` counts from 1 per member.
     ToRoom {
         member: MemberId,
@@ -57,10 +46,7 @@ pub enum Body {
         msg: ClientMsg,
     },
     /// The member's connection ended (`said_leave`: they said `leave`).
-    Leave {
-        member: MemberId,
-        said_leave: bool,
-    },
+    Leave { member: MemberId, said_leave: bool },
     /// The room's messages for a member, in order; `seq` counts envelopes from 1 per member.
     ToMember {
         member: MemberId,
@@ -68,17 +54,34 @@ pub enum Body {
         msgs: Vec<ServerMsg>,
     },
     /// The room let go of the member (after any `bye` it had for them): end their connection.
-    Gone {
-        member: MemberId,
-    },
-    /// Asks for the node's rooms.
-    ListRooms {
-        req: u64,
-    },
-    RoomList {
-        req: u64,
-        rooms: Vec<ListedRoom>,
-    },
+    Gone { member: MemberId },
+}
+
+/// What a relayed join asks for: the member's `join`, as their connection's node checked it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinAsk {
+    pub room: String,
+    pub name: String,
+    pub muted: bool,
+    pub host: Option<String>,
+    /// The member's tag (`rooms::tag`), if their client sent a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The password they gave: a private room's is checked where the room runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The topic and language of a room the join makes.
+    #[serde(default)]
+    pub topic: String,
+    #[serde(default)]
+    pub language: String,
+    /// Their address's key, for the room's removals (none: exempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::IpAddr>,
+    /// A moderator from the start.
+    #[serde(default)]
+    pub moderator: bool,
 }
 
 /// What became of a relayed join.
@@ -97,15 +100,6 @@ pub enum JoinOutcome {
     },
     /// This node takes no new room (draining, or the room is closing): choose again.
     NotHere,
-}
-
-/// A room as a node lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListedRoom {
-    pub room: String,
-    pub id: RoomId,
-    pub members: usize,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -144,9 +138,6 @@ impl Envelope {
             }
             Body::ToRoom { seq: 0, .. } => {
                 return Err(EnvelopeError::OutOfBounds("sequence number"));
-            }
-            Body::RoomList { rooms, .. } if rooms.len() > MAX_LISTED_ROOMS => {
-                return Err(EnvelopeError::OutOfBounds("rooms in a list"));
             }
             _ => {}
         }
@@ -204,11 +195,18 @@ mod tests {
             Body::Join {
                 req: 1,
                 member: MemberId(5),
-                room: "practice".into(),
-                name: "Ann".into(),
-                muted: true,
-                host: Some("chat.example".into()),
-                tag: Some("0123456789abcdef0123456789abcdef".into()),
+                ask: JoinAsk {
+                    room: "practice".into(),
+                    name: "Ann".into(),
+                    muted: true,
+                    host: Some("chat.example".into()),
+                    tag: Some("0123456789abcdef0123456789abcdef".into()),
+                    password: Some("open sesame".into()),
+                    topic: "Jazz".into(),
+                    language: "en".into(),
+                    ip: Some("192.0.2.1".parse().unwrap()),
+                    moderator: true,
+                },
             },
             Body::JoinReply {
                 req: 1,
@@ -243,15 +241,6 @@ mod tests {
             Body::Gone {
                 member: MemberId(5),
             },
-            Body::ListRooms { req: 9 },
-            Body::RoomList {
-                req: 9,
-                rooms: vec![ListedRoom {
-                    room: "practice".into(),
-                    id: RoomId(8),
-                    members: 2,
-                }],
-            },
         ];
         for body in bodies {
             let e = Envelope::new(&node("n1"), body);
@@ -273,9 +262,9 @@ mod tests {
             "null",
             r#"{"from":"n1"}"#,
             r#"{"from":"n1","body":{"t":"explode"}}"#,
-            r#"{"from":"../../etc","body":{"t":"list_rooms","req":1}}"#,
-            r#"{"from":"n1","body":{"t":"list_rooms","req":-1}}"#,
-            r#"{"from":"n1","body":{"t":"list_rooms","req":1,"more":1}}"#,
+            r#"{"from":"../../etc","body":{"t":"gone","member":1}}"#,
+            r#"{"from":"n1","body":{"t":"gone","member":-1}}"#,
+            r#"{"from":"n1","body":{"t":"gone","member":1,"more":1}}"#,
             r#"{"from":"n1","body":{"t":"to_member","member":1,"seq":1,"msgs":[]}}"#,
             r#"{"from":"n1","body":{"t":"to_member","member":1,"seq":0,"msgs":[{"type":"pong"}]}}"#,
             r#"{"from":"n1","body":{"t":"to_room","member":1,"seq":0,"msg":{"type":"leave"}}}"#,

@@ -24,6 +24,8 @@ use crate::rooms::{
 const JOIN_PATIENCE: Duration = Duration::from_secs(5);
 /// The pause before asking again when the room is held by a node that does not answer.
 const TAKEOVER_POLL: Duration = Duration::from_millis(200);
+/// The most public rooms of other nodes a room list reads from Redis.
+const LISTED: usize = 200;
 /// How long a starting node keeps trying to reach Redis.
 const START_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -213,27 +215,29 @@ impl RoomDirectory for ClusterDirectory {
         self.node.local.rooms().await
     }
 
+    /// This node's rooms, fresh, and the other nodes' public rooms as they last wrote them to
+    /// Redis (every lease renewal): the largest [`LISTED`] of them.
     async fn rooms(&self) -> Vec<RoomSummary> {
         let mut rooms = self.local_rooms().await;
-        let others: Vec<NodeId> = self
-            .node
-            .live_nodes()
-            .into_iter()
-            .map(|n| n.id)
-            .filter(|id| *id != self.node.id)
-            .collect();
-        let lists = futures_util::future::join_all(others.iter().map(|id| self.node.rooms_of(id)));
-        for (id, list) in others.iter().zip(lists.await) {
-            let Some(list) = list else {
-                warn!(node = %id, "node did not list its rooms in time");
-                continue;
-            };
-            rooms.extend(list.into_iter().map(|r| RoomSummary {
-                room: r.room,
-                id: r.id,
-                node: Some(id.to_string()),
-                members: r.members,
-            }));
+        match self.node.store.public_rooms(LISTED).await {
+            Ok(others) => {
+                let others = others
+                    .into_iter()
+                    .filter(|r| r.node != self.node.id && !rooms.iter().any(|l| l.room == r.room));
+                let others: Vec<RoomSummary> = others
+                    .map(|r| RoomSummary {
+                        room: r.room,
+                        id: r.id,
+                        node: Some(r.node.to_string()),
+                        members: r.members,
+                        topic: r.topic,
+                        language: r.language,
+                        private: false,
+                    })
+                    .collect();
+                rooms.extend(others);
+            }
+            Err(e) => warn!("the cluster's rooms not read from Redis: {e}"),
         }
         rooms.sort_by(|a, b| a.room.cmp(&b.room).then_with(|| a.node.cmp(&b.node)));
         rooms

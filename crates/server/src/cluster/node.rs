@@ -19,19 +19,19 @@ use std::time::{Duration, Instant};
 
 use free4chat_signal::{
     ByeReason, ChatMessage, ClientMsg, ErrorCode, MemberId, ServerMsg, validate_chat_text,
-    validate_client_ref, validate_local_mutes, validate_nickname, validate_room_name,
-    validate_sources,
+    validate_client_ref, validate_language, validate_local_mutes, validate_nickname,
+    validate_password, validate_room_name, validate_sources, validate_topic,
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::bus::{Batch, Body, Envelope, JoinOutcome, ListedRoom, MAX_BATCH};
+use super::bus::{Batch, Body, Envelope, JoinAsk, JoinOutcome, MAX_BATCH};
 use super::lease::{Claim, Renewal};
 use super::registry::{DeathWatch, NodeInfo, choose_node};
-use super::store::{Delivery, Store, StoreError, bus_channel};
+use super::store::{Delivery, PublicRoom, Store, StoreError, bus_channel};
 use super::{BEAT_EVERY, CHAT_TTL, HEARTBEAT_TTL, LEASE_TTL, NodeId, RENEW_EVERY};
 use crate::rooms::{
-    JoinRequest, LocalDirectory, LocalJoin, MEMBER_QUEUE, MemberTx, Membership, Refusal,
+    Earlier, JoinRequest, LocalDirectory, LocalJoin, MEMBER_QUEUE, MemberTx, Membership, Refusal,
     RoomObserver, RoomRelay,
 };
 
@@ -54,6 +54,7 @@ const LEAVE_GRACE: Duration = Duration::from_secs(2);
 /// What a room tells the cluster, queued for the task that writes it to Redis.
 enum RoomEvent {
     Chat(String, ChatMessage),
+    ChatCleared(String),
     Closed(String),
 }
 
@@ -70,6 +71,16 @@ impl RoomObserver for Observer {
             .is_err()
         {
             warn!(room, "chat not stored in Redis: its queue is full");
+        }
+    }
+
+    fn chat_cleared(&self, room: &str) {
+        if self
+            .tx
+            .try_send(RoomEvent::ChatCleared(room.to_owned()))
+            .is_err()
+        {
+            warn!(room, "chat not cleared in Redis: its queue is full");
         }
     }
 
@@ -107,7 +118,6 @@ enum Inbound {
 
 enum Pending {
     Join(oneshot::Sender<JoinOutcome>),
-    Rooms(oneshot::Sender<Vec<ListedRoom>>),
 }
 
 /// Why a member did not get into a room on this node.
@@ -338,6 +348,28 @@ impl Node {
                 // The rooms go on; the leases are taken again once Redis answers.
                 Err(e) => debug!("leases not renewed: {e}"),
             }
+            self.publish_rooms().await;
+        }
+    }
+
+    /// Writes this node's public rooms' summaries, for every node's room list; they expire
+    /// with the leases unless written again.
+    async fn publish_rooms(&self) {
+        let rooms = crate::rooms::RoomDirectory::rooms(&self.local).await;
+        let public: Vec<PublicRoom> = rooms
+            .into_iter()
+            .filter(|r| !r.private)
+            .map(|r| PublicRoom {
+                room: r.room,
+                id: r.id,
+                node: self.id.clone(),
+                members: r.members,
+                topic: r.topic,
+                language: r.language,
+            })
+            .collect();
+        if let Err(e) = self.store.publish_rooms(&public, LEASE_TTL).await {
+            debug!("room summaries not written: {e}");
         }
     }
 
@@ -360,6 +392,15 @@ impl Node {
             Ok(Claim::Held(owner)) => return Err(Here::Elsewhere(owner)),
             Err(e) => return Err(Here::Unavailable(e)),
         }
+        // A private room stays private wherever it starts again: without its hash, the room
+        // (and its stored chat) would open to anyone. If it cannot be read, no room is made.
+        let password_hash = match self.store.secret(&request.room).await {
+            Ok(h) => h.map(Arc::from),
+            Err(e) => {
+                let _ = self.store.release(&request.room, &self.id).await;
+                return Err(Here::Unavailable(e));
+            }
+        };
         let history = match self.store.chat(&request.room).await {
             Ok(h) => h,
             Err(e) => {
@@ -367,11 +408,29 @@ impl Node {
                 Vec::new()
             }
         };
-        match self.local.join_as(member, request, Some(history)).await {
-            Ok(m) => Ok(m),
-            Err(LocalJoin::Refused(r)) => Err(Here::Refused(r)),
-            Err(LocalJoin::NoRoom) => Err(Here::NoNewRooms),
+        let inherited = password_hash.is_some();
+        let earlier = Earlier {
+            history,
+            password_hash,
+        };
+        let joined = match self.local.join_as(member, request, Some(earlier)).await {
+            Ok(m) => m,
+            Err(LocalJoin::Refused(r)) => return Err(Here::Refused(r)),
+            Err(LocalJoin::NoRoom) => return Err(Here::NoNewRooms),
+        };
+        // A room made private here: its hash goes to Redis, for its next life.
+        if !inherited {
+            let made = crate::rooms::RoomDirectory::find(&self.local, &request.room).await;
+            if let Some(phc) = made.and_then(|h| h.password_hash())
+                && let Err(e) = self.store.keep_secret(&request.room, &phc, CHAT_TTL).await
+            {
+                warn!(
+                    room = request.room,
+                    "private room's password hash not kept in Redis: {e}"
+                );
+            }
         }
+        Ok(joined)
     }
 
     /// The node a new room goes to, avoiding `avoid`; this node's choice counts at once in its
@@ -403,6 +462,11 @@ impl Node {
                 RoomEvent::Chat(room, message) => {
                     if let Err(e) = self.store.push_chat(&room, &message, CHAT_TTL).await {
                         warn!(room, "chat not stored in Redis: {e}");
+                    }
+                }
+                RoomEvent::ChatCleared(room) => {
+                    if let Err(e) = self.store.clear_chat(&room).await {
+                        warn!(room, "chat not cleared in Redis: {e}");
                     }
                 }
                 RoomEvent::Closed(room) => {
@@ -491,11 +555,18 @@ impl Node {
                 |req| Body::Join {
                     req,
                     member,
-                    room: request.room.clone(),
-                    name: request.name.clone(),
-                    muted: request.muted,
-                    host: request.host.clone(),
-                    tag: request.tag.clone(),
+                    ask: JoinAsk {
+                        room: request.room.clone(),
+                        name: request.name.clone(),
+                        muted: request.muted,
+                        host: request.host.clone(),
+                        tag: request.tag.clone(),
+                        password: request.password.clone(),
+                        topic: request.topic.clone(),
+                        language: request.language.clone(),
+                        ip: request.ip,
+                        moderator: request.moderator,
+                    },
                 },
                 (Pending::Join(tx), rx),
             )
@@ -504,14 +575,6 @@ impl Node {
             lock(&self.relayed).remove(&member);
         }
         outcome
-    }
-
-    /// The rooms of node `to`, if it answers in time.
-    pub async fn rooms_of(&self, to: &NodeId) -> Option<Vec<ListedRoom>> {
-        let (tx, rx) = oneshot::channel();
-        self.ask(to, |req| Body::ListRooms { req }, (Pending::Rooms(tx), rx))
-            .await
-            .ok()
     }
 
     async fn bus_loop(self: Arc<Node>, mut deliveries: mpsc::Receiver<Delivery>) {
@@ -550,46 +613,16 @@ impl Node {
     fn dispatch(self: &Arc<Node>, envelope: Envelope) {
         let from = envelope.from;
         match envelope.body {
-            Body::Join {
-                req,
-                member,
-                room,
-                name,
-                muted,
-                host,
-                tag,
-            } => {
+            Body::Join { req, member, ask } => {
                 let node = self.clone();
                 self.spawn_bounded("a join", async move {
-                    let outcome = node
-                        .host_join(&from, member, (room, name, muted, host, tag))
-                        .await;
+                    let outcome = node.host_join(&from, member, ask).await;
                     let _ = node.send(&from, Body::JoinReply { req, outcome }).await;
                 });
             }
             Body::JoinReply { req, outcome } => {
                 if let Some(Pending::Join(tx)) = lock(&self.pending).remove(&req) {
                     let _ = tx.send(outcome);
-                }
-            }
-            Body::ListRooms { req } => {
-                let node = self.clone();
-                self.spawn_bounded("a room list", async move {
-                    let rooms = crate::rooms::RoomDirectory::rooms(&node.local).await;
-                    let rooms = rooms
-                        .into_iter()
-                        .map(|r| ListedRoom {
-                            room: r.room,
-                            id: r.id,
-                            members: r.members,
-                        })
-                        .collect();
-                    let _ = node.send(&from, Body::RoomList { req, rooms }).await;
-                });
-            }
-            Body::RoomList { req, rooms } => {
-                if let Some(Pending::Rooms(tx)) = lock(&self.pending).remove(&req) {
-                    let _ = tx.send(rooms);
                 }
             }
             Body::ToRoom { member, seq, msg } => {
@@ -704,12 +737,24 @@ impl Node {
         self: &Arc<Node>,
         from: &NodeId,
         member: MemberId,
-        (room, name, muted, host, tag): (String, String, bool, Option<String>, Option<String>),
+        ask: JoinAsk,
     ) -> JoinOutcome {
         let refused = |code, message: &str| JoinOutcome::Refused {
             code,
             message: message.to_owned(),
         };
+        let JoinAsk {
+            room,
+            name,
+            muted,
+            host,
+            tag,
+            password,
+            topic,
+            language,
+            ip,
+            moderator,
+        } = ask;
         // Checked again: the other node checked them, but this is input from outside.
         if let Err(e) = validate_room_name(&room) {
             return refused(e.code, e.message);
@@ -717,6 +762,13 @@ impl Node {
         let name = match validate_nickname(&name) {
             Ok(n) => n,
             Err(e) => return refused(e.code, e.message),
+        };
+        if let Some(Err(e)) = password.as_deref().map(validate_password) {
+            return refused(e.code, e.message);
+        }
+        let (topic, language) = match (validate_topic(&topic), validate_language(&language)) {
+            (Ok(t), Ok(l)) => (t, l),
+            (Err(e), _) | (_, Err(e)) => return refused(e.code, e.message),
         };
         let host = host.filter(|h| crate::ice::valid_host(h));
         let tag = tag.filter(|t| crate::rooms::tag::is_tag(t));
@@ -731,6 +783,11 @@ impl Node {
             tag,
             out: out_tx,
             host,
+            password,
+            topic,
+            language,
+            ip,
+            moderator,
         };
         let joined = self.join_here(member, &request).await;
         // The room holds the only sender now: when it lets the member go, the queue closes.
@@ -1006,7 +1063,17 @@ fn in_room_message(msg: ClientMsg) -> Option<ClientMsg> {
             sources.as_ref().is_none_or(|s| validate_sources(s).is_ok())
         }
         ClientMsg::LocalMutes { ids } => validate_local_mutes(ids).is_ok(),
-        ClientMsg::Answer { .. } | ClientMsg::Candidate { .. } | ClientMsg::Mute { .. } => true,
+        // The room checks a topic and a language again itself.
+        ClientMsg::Answer { .. }
+        | ClientMsg::Candidate { .. }
+        | ClientMsg::Mute { .. }
+        | ClientMsg::SetRoom { .. }
+        | ClientMsg::MuteMember { .. }
+        | ClientMsg::RemoveMember { .. }
+        | ClientMsg::MakeModerator { .. }
+        | ClientMsg::ClearChat
+        | ClientMsg::Hand { .. }
+        | ClientMsg::LowerHand { .. } => true,
         ClientMsg::Join { .. } | ClientMsg::Leave | ClientMsg::Ping => false,
     };
     ok.then_some(msg)
@@ -1106,6 +1173,9 @@ mod tests {
                 name: "n".into(),
                 muted: false,
                 key: None,
+                password: None,
+                topic: None,
+                language: None,
             },
         ];
         for msg in refused {

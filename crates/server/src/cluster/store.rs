@@ -9,6 +9,11 @@
 //!   renewed.
 //! - `f4c:chat:<name>`: the room's last chat messages (JSON), expiring some time after the
 //!   room empties.
+//! - `f4c:secret:<name>`: a private room's password hash (a PHC string), so that the room
+//!   stays private wherever it starts again; it expires with the room's chat.
+//! - `f4c:public:<name>`: a public room's summary (JSON, [`PublicRoom`]), written by its node
+//!   with each renewal of its lease and expiring with it; `f4c:public`: the public rooms by
+//!   members (a sorted set, at most [`MAX_PUBLIC_INDEX`] names).
 //! - channel `f4c:bus:<id>`: the envelopes for node `<id>`.
 
 use std::time::Duration;
@@ -38,6 +43,48 @@ fn node_key(id: &NodeId) -> String {
 
 fn room_key(room: &str) -> String {
     format!("f4c:room:{room}")
+}
+
+fn secret_key(room: &str) -> String {
+    format!("f4c:secret:{room}")
+}
+
+/// The longest a stored password hash may be (Argon2id's PHC strings are about 100 bytes).
+const MAX_STORED_SECRET: usize = 256;
+
+fn summary_key(room: &str) -> String {
+    format!("f4c:public:{room}")
+}
+
+const PUBLIC_INDEX: &str = "f4c:public";
+/// The most public rooms the index holds: those with fewest members go first.
+pub const MAX_PUBLIC_INDEX: usize = 1000;
+/// The longest a stored summary may be.
+const MAX_STORED_SUMMARY: usize = 1024;
+
+/// A public room as the cluster lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicRoom {
+    pub room: String,
+    pub id: free4chat_signal::RoomId,
+    pub node: NodeId,
+    pub members: usize,
+    pub topic: String,
+    pub language: String,
+}
+
+/// One stored summary, if it reads and keeps within the protocol's bounds.
+pub fn read_summary(stored: &[u8]) -> Option<PublicRoom> {
+    if stored.len() > MAX_STORED_SUMMARY {
+        return None;
+    }
+    let r: PublicRoom = serde_json::from_slice(stored).ok()?;
+    let fits = free4chat_signal::validate_room_name(&r.room).is_ok()
+        && free4chat_signal::validate_topic(&r.topic).is_ok_and(|t| t == r.topic)
+        && free4chat_signal::validate_language(&r.language).is_ok_and(|l| l == r.language)
+        && r.members <= 1_000_000;
+    fits.then_some(r)
 }
 
 fn chat_key(room: &str) -> String {
@@ -249,7 +296,11 @@ impl Store {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = rooms.iter().map(|r| room_key(r)).collect();
-        let chats: Vec<String> = rooms.iter().map(|r| chat_key(r)).collect();
+        // A room's chat and its password's hash live as long as each other.
+        let chats: Vec<String> = rooms
+            .iter()
+            .flat_map(|r| [chat_key(r), secret_key(r)])
+            .collect();
         let me_s = me.to_string();
         let ms = ttl.as_millis() as u64;
         let chat_ms = chat_ttl.as_millis() as u64;
@@ -280,19 +331,131 @@ impl Store {
         Ok(codes.into_iter().map(Renewal::from_code).collect())
     }
 
-    /// Gives up `me`'s lease of `room`.
+    /// Gives up `me`'s lease of `room`, and its place in the list of public rooms.
     pub async fn release(&self, room: &str, me: &NodeId) -> Result<(), StoreError> {
         let key = room_key(room);
         let me_s = me.to_string();
+        let released: i64 = self
+            .call(async |c| {
+                Script::new(RELEASE)
+                    .key(&key)
+                    .arg(&me_s)
+                    .invoke_async::<i64>(c)
+                    .await
+            })
+            .await?;
+        if released == 1 {
+            let summary = summary_key(room);
+            self.call(async |c| {
+                redis::pipe()
+                    .del(&summary)
+                    .ignore()
+                    .zrem(PUBLIC_INDEX, room)
+                    .ignore()
+                    .query_async::<()>(c)
+                    .await
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the summaries of this node's public rooms for `ttl` (their leases' life).
+    pub async fn publish_rooms(
+        &self,
+        rooms: &[PublicRoom],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        if rooms.is_empty() {
+            return Ok(());
+        }
+        let ms = ttl.as_millis() as u64;
+        let mut pipe = redis::pipe();
+        for r in rooms {
+            let json =
+                serde_json::to_string(r).map_err(|e| StoreError::Unexpected(e.to_string()))?;
+            pipe.cmd("SET")
+                .arg(summary_key(&r.room))
+                .arg(json)
+                .arg("PX")
+                .arg(ms)
+                .ignore()
+                .zadd(PUBLIC_INDEX, &r.room, r.members as f64)
+                .ignore();
+        }
+        // The index keeps its largest rooms: the rest, and rooms gone, fall out of it.
+        pipe.zremrangebyrank(PUBLIC_INDEX, 0, -(MAX_PUBLIC_INDEX as isize) - 1)
+            .ignore();
+        self.call(async |c| pipe.query_async::<()>(c).await).await
+    }
+
+    /// The public rooms of the cluster with the most members, at most `limit`, largest first.
+    /// Names whose summary has expired (their node stopped holding them) leave the index.
+    pub async fn public_rooms(&self, limit: usize) -> Result<Vec<PublicRoom>, StoreError> {
+        let names: Vec<String> = self
+            .call(async |c| c.zrevrange(PUBLIC_INDEX, 0, limit as isize - 1).await)
+            .await?;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = names.iter().map(|n| summary_key(n)).collect();
+        let stored: Vec<Option<Vec<u8>>> = self
+            .call(async |c| redis::cmd("MGET").arg(&keys).query_async(c).await)
+            .await?;
+        let mut rooms = Vec::new();
+        let mut gone = Vec::new();
+        for (name, s) in names.iter().zip(stored) {
+            match s.as_deref().and_then(read_summary) {
+                Some(r) if r.room == *name => rooms.push(r),
+                _ => gone.push(name.clone()),
+            }
+        }
+        if !gone.is_empty() {
+            self.call(async |c| c.zrem::<_, _, ()>(PUBLIC_INDEX, &gone).await)
+                .await?;
+        }
+        Ok(rooms)
+    }
+
+    /// Keeps a private room's password hash for `ttl` (renewed with the room's chat).
+    pub async fn keep_secret(
+        &self,
+        room: &str,
+        phc: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = secret_key(room);
+        let ms = ttl.as_millis() as u64;
         self.call(async |c| {
-            Script::new(RELEASE)
-                .key(&key)
-                .arg(&me_s)
-                .invoke_async::<i64>(c)
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(phc)
+                .arg("PX")
+                .arg(ms)
+                .query_async::<()>(c)
                 .await
         })
         .await
-        .map(drop)
+    }
+
+    /// A private room's password hash, as kept; none if the room was public (or its earlier
+    /// life long over). A stored value that is not an Argon2id hash is an error: the room is
+    /// then not made, rather than made public.
+    pub async fn secret(&self, room: &str) -> Result<Option<String>, StoreError> {
+        let key = secret_key(room);
+        let stored: Option<String> = self.call(async |c| c.get(&key).await).await?;
+        match stored {
+            Some(s) if s.len() > MAX_STORED_SECRET || !s.starts_with("$argon2id$") => Err(
+                StoreError::Unexpected(format!("{key} does not hold a password hash")),
+            ),
+            other => Ok(other),
+        }
+    }
+
+    /// Forgets `room`'s stored chat (a moderator cleared it).
+    pub async fn clear_chat(&self, room: &str) -> Result<(), StoreError> {
+        let key = chat_key(room);
+        self.call(async |c| c.del::<_, ()>(&key).await).await
     }
 
     /// Sends `payload` to node `to`; returns how many subscribers received it (0: the node
@@ -378,6 +541,38 @@ mod tests {
         }
         let info = redis_url("redis://:pw@h:1").unwrap();
         assert_eq!(info.redis_settings().protocol(), ProtocolVersion::RESP3);
+    }
+
+    #[test]
+    fn a_stored_summary_is_read_only_within_the_protocol_bounds() {
+        let r = PublicRoom {
+            room: "jazz".into(),
+            id: free4chat_signal::RoomId(3),
+            node: NodeId::from_number(2),
+            members: 4,
+            topic: "Standards".into(),
+            language: "en".into(),
+        };
+        let json = serde_json::to_vec(&r).unwrap();
+        assert_eq!(read_summary(&json), Some(r.clone()));
+        for bad in [
+            PublicRoom {
+                room: "a b".into(),
+                ..r.clone()
+            },
+            PublicRoom {
+                topic: "x\u{7}".into(),
+                ..r.clone()
+            },
+            PublicRoom {
+                language: "english".into(),
+                ..r.clone()
+            },
+        ] {
+            assert_eq!(read_summary(&serde_json::to_vec(&bad).unwrap()), None);
+        }
+        assert_eq!(read_summary(b"{}"), None);
+        assert_eq!(read_summary(&vec![b' '; MAX_STORED_SUMMARY + 1]), None);
     }
 
     #[test]

@@ -120,17 +120,24 @@ impl Config {
         ]
         .contains(&0)
             || p.join_burst_per_ip == 0
+            || p.password_burst_per_ip == 0
             || p.log_burst == 0
         {
             return Err(ConfigError::Invalid(
-                "connection limits, join_burst_per_ip and log_burst must be at least 1",
+                "connection limits, join_burst_per_ip, password_burst_per_ip and log_burst must be at least 1",
             ));
         }
         let positive = |rate: f64| rate.is_finite() && rate > 0.0;
-        if !positive(p.join_rate_per_ip) || !positive(p.log_rate) {
+        if !positive(p.join_rate_per_ip)
+            || !positive(p.password_rate_per_ip)
+            || !positive(p.log_rate)
+        {
             return Err(ConfigError::Invalid(
-                "join_rate_per_ip and log_rate must be more than 0 per second",
+                "join_rate_per_ip, password_rate_per_ip and log_rate must be more than 0 per second",
             ));
+        }
+        if p.removal_ban > Duration::from_secs(7 * 86_400) {
+            return Err(ConfigError::Invalid("removal_ban must be at most a week"));
         }
         if p.media_deadline > Duration::from_secs(86_400) {
             return Err(ConfigError::Invalid("media_deadline must be at most a day"));

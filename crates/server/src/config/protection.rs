@@ -96,6 +96,40 @@ pub struct ProtectionSettings {
     )]
     pub join_rate_per_ip: f64,
 
+    /// Wrong room passwords one IPv4 address or IPv6 /64 may give at once, its burst (refilled
+    /// at --password-rate-per-ip); past it, joins with a password get too_many_attempts.
+    #[arg(
+        long,
+        env = "FREE4CHAT_PASSWORD_BURST_PER_IP",
+        value_name = "N",
+        default_value_t = 10,
+        help_heading = "Protection"
+    )]
+    pub password_burst_per_ip: u32,
+
+    /// Wrong passwords per second that refill an address's password burst.
+    #[arg(
+        long,
+        env = "FREE4CHAT_PASSWORD_RATE_PER_IP",
+        value_name = "PER_SECOND",
+        default_value_t = 0.1,
+        help_heading = "Protection"
+    )]
+    pub password_rate_per_ip: f64,
+
+    /// How long a member a moderator removed is kept out of the room, by client key and by
+    /// address.
+    #[arg(
+        long,
+        env = "FREE4CHAT_REMOVAL_BAN",
+        value_name = "DURATION",
+        default_value = "10m",
+        value_parser = duration::parse,
+        help_heading = "Protection"
+    )]
+    #[serde(with = "duration")]
+    pub removal_ban: Duration,
+
     /// A member whose media (ICE and DTLS) has not connected this long after joining is
     /// dropped, so that members who never connect cannot hold a room full; 0 turns it off.
     #[arg(

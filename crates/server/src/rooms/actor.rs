@@ -14,14 +14,19 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use free4chat_media::worker::WorkerMsg;
+use free4chat_sfu::MediaEvent;
 use free4chat_sfu::link::{LinkOutput, MediaLink};
-use free4chat_sfu::{MediaErrorCode, MediaEvent};
 use free4chat_signal::{
     ByeReason, ChatMessage, ClientMsg, ErrorCode, MEMBER_PAGE, Member, MemberId, PROTOCOL_VERSION,
-    RoomId, ServerMsg, Sources, Track, TrackSource,
+    RoomId, RoomInfo, ServerMsg, Sources, Track,
 };
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
+
+mod media;
+mod moderation;
+
+use moderation::Bans;
 
 use super::chat::ChatLog;
 use super::handle::{JoinReply, Joining, RoomCmd, RoomSnapshot};
@@ -45,6 +50,8 @@ pub(super) struct RoomSetup {
     pub local: Arc<Local>,
     /// The room's chat so far, when it starts again on this node after another (in a cluster).
     pub history: Vec<ChatMessage>,
+    /// Its topic and language, and whether it is private, as its first member asked.
+    pub info: RoomInfo,
 }
 
 struct MemberState {
@@ -65,6 +72,12 @@ struct MemberState {
     sources: Sources,
     /// Their media (ICE and DTLS) has connected.
     connected: bool,
+    /// They may moderate the room.
+    moderator: bool,
+    /// When they came, in the room's order of joins (who has been here longest).
+    since: u64,
+    /// Their address's key, for removals (none: exempt).
+    ip: Option<std::net::IpAddr>,
 }
 
 impl MemberState {
@@ -99,6 +112,14 @@ struct Room {
     unconnected: VecDeque<(Instant, MemberId)>,
     /// The operator's limit on this room's members, below the server's.
     max_members: Option<usize>,
+    /// Topic, language, privacy, lock.
+    info: RoomInfo,
+    /// Raised hands, in the order raised (each a member of the room, once).
+    hands: Vec<MemberId>,
+    /// Who a moderator removed, kept out for a while.
+    bans: Bans,
+    /// Joins so far, for each member's `since`.
+    joins: u64,
 }
 
 /// The room's `speakers` messages: sent when who speaks changes, at most every
@@ -141,6 +162,10 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
         speakers: SpeakersOut::default(),
         max_members: None,
         unconnected: VecDeque::new(),
+        info: setup.info,
+        hands: Vec::new(),
+        bans: Bans::default(),
+        joins: 0,
     };
     room.tell(Lifecycle::Started);
     let closing = loop {
@@ -304,6 +329,9 @@ impl Room {
             RoomCmd::Snapshot { reply } => {
                 let _ = reply.send(self.snapshot());
             }
+            RoomCmd::Summary { reply } => {
+                let _ = reply.send((self.members.len(), self.info.clone()));
+            }
             RoomCmd::Remove {
                 member,
                 reason,
@@ -339,10 +367,16 @@ impl Room {
             name,
             muted,
             tag,
+            ip,
+            moderator,
             out,
             ice_servers,
             reply,
         } = joining;
+        if let Some(refusal) = self.admits(tag.as_deref(), ip, moderator) {
+            let _ = reply.send(JoinReply::Refused(refusal));
+            return;
+        }
         if self.members.len() >= self.max_members() {
             let r = Refusal::new(ErrorCode::RoomFull, "the room is full");
             let _ = reply.send(JoinReply::Refused(r));
@@ -376,6 +410,9 @@ impl Room {
                 .collect(),
             chat: self.chat.history(),
             ice_servers,
+            room_info: self.info.clone(),
+            moderators: self.moderators_with(member, moderator),
+            hands: self.hands.clone(),
         };
         if out.try_send(Arc::new(joined)).is_err() {
             let _ = reply.send(JoinReply::Retry);
@@ -401,18 +438,27 @@ impl Room {
             sources: Sources::new(),
             connected: false,
             forced_muted: false,
+            // The member who makes the room moderates it.
+            moderator: moderator || self.members.is_empty(),
+            since: self.joins,
+            ip,
         };
+        self.joins += 1;
         if let Some(deadline) = self.local.limits.media_deadline {
             self.unconnected
                 .push_back((Instant::now() + deadline, member));
         }
         let public = state.public(member);
+        let moderates = state.moderator;
         self.members.insert(member, state);
         self.tell(Lifecycle::MemberJoined {
             member,
             name: &public.name,
         });
         self.broadcast(Some(member), &ServerMsg::MemberJoined { member: public });
+        if moderates {
+            self.send_moderators(Some(member));
+        }
         let _ = reply.send(JoinReply::Joined);
         info!(room = self.name, %member, "member joined");
     }
@@ -445,6 +491,9 @@ impl Room {
                 .filter(|(_, m)| m.forced_muted)
                 .map(|(id, _)| *id)
                 .collect(),
+            info: self.info.clone(),
+            moderators: self.moderators(),
+            hands: self.hands.clone(),
         }
     }
 
@@ -457,21 +506,6 @@ impl Room {
     /// Tells everyone a member's microphone state (the member too, as confirmation).
     fn tell_mute(&mut self, id: MemberId, muted: bool, forced: bool) {
         self.broadcast(None, &ServerMsg::Mute { id, muted, forced });
-    }
-
-    /// Mutes a member for everyone, or lifts it (they stay muted until they unmute).
-    /// Returns whether they were in the room.
-    async fn force_mute(&mut self, member: MemberId, forced: bool) -> bool {
-        let Some(state) = self.members.get_mut(&member) else {
-            return false;
-        };
-        state.forced_muted = forced;
-        state.muted |= forced;
-        let muted = state.muted;
-        self.link.silence(member, forced);
-        self.drive_link().await;
-        self.tell_mute(member, muted, forced);
-        true
     }
 
     async fn member_msg(&mut self, member: MemberId, msg: ClientMsg) {
@@ -504,10 +538,8 @@ impl Room {
             }
             ClientMsg::Mute { muted } => {
                 if state.forced_muted && !muted {
-                    let e = ServerMsg::error(
-                        ErrorCode::MutedForEveryone,
-                        "the operator muted you for everyone",
-                    );
+                    let e =
+                        ServerMsg::error(ErrorCode::MutedForEveryone, "you are muted for everyone");
                     return self.send_to(member, e);
                 }
                 state.muted = muted;
@@ -545,91 +577,15 @@ impl Room {
                     },
                 );
             }
+            msg @ (ClientMsg::SetRoom { .. }
+            | ClientMsg::MuteMember { .. }
+            | ClientMsg::RemoveMember { .. }
+            | ClientMsg::MakeModerator { .. }
+            | ClientMsg::ClearChat
+            | ClientMsg::Hand { .. }
+            | ClientMsg::LowerHand { .. }) => self.moderation(member, msg).await,
             // Connection-level messages never reach the room.
             ClientMsg::Join { .. } | ClientMsg::Leave | ClientMsg::Ping => {}
-        }
-    }
-
-    async fn media_event(&mut self, event: MediaEvent) {
-        let member = event.member();
-        if !self.members.contains_key(&member) {
-            return;
-        }
-        self.link.on_event(&event);
-        self.drive_link().await;
-        match event {
-            MediaEvent::Answer { sdp, .. } => self.send_to(member, ServerMsg::Answer { sdp }),
-            MediaEvent::Offer { sdp, .. } => self.send_to(member, ServerMsg::Offer { sdp }),
-            MediaEvent::Error { code, message, .. } => {
-                let code = match code {
-                    MediaErrorCode::InvalidSdp | MediaErrorCode::NoSession => ErrorCode::InvalidSdp,
-                    MediaErrorCode::UnexpectedAnswer => ErrorCode::UnexpectedAnswer,
-                    MediaErrorCode::InvalidCandidate => ErrorCode::InvalidCandidate,
-                };
-                self.send_to(member, ServerMsg::error(code, message));
-            }
-            // No session was made: the member's next offer starts afresh.
-            MediaEvent::Refused { message, .. } => {
-                self.send_to(member, ServerMsg::error(ErrorCode::InvalidSdp, message));
-            }
-            MediaEvent::Connected { .. } => {
-                debug!(%member, "media connected");
-                if let Some(m) = self.members.get_mut(&member) {
-                    m.connected = true;
-                }
-            }
-            MediaEvent::TrackPublished { track, kind, .. } => {
-                let Some(m) = self.members.get_mut(&member) else {
-                    return;
-                };
-                let source = TrackSource::resolve(m.sources.get(&track).copied(), kind);
-                let track = Track::new(member, track, kind, source);
-                m.tracks.push(track.clone());
-                self.broadcast(Some(member), &ServerMsg::TrackAdded { track });
-            }
-            MediaEvent::Speaking { speaking, .. } => {
-                if let Some(m) = self.members.get_mut(&member)
-                    && m.speaking != speaking
-                {
-                    m.speaking = speaking;
-                    self.speakers.dirty = true;
-                }
-            }
-            // The worker has dropped the session already, and the link has let it go.
-            MediaEvent::Failed { reason, .. } => {
-                self.send_to(member, ServerMsg::error(ErrorCode::MediaFailed, reason));
-                let bye = ServerMsg::Bye {
-                    reason: ByeReason::MediaFailed,
-                };
-                self.send_to(member, bye);
-                self.remove(member).await;
-            }
-        }
-    }
-
-    /// Drops the members whose media deadline has passed without their media connecting: a
-    /// member who joins and never connects would otherwise hold a place in the room forever.
-    async fn drop_unconnected(&mut self) {
-        let now = Instant::now();
-        while let Some(&(at, member)) = self.unconnected.front() {
-            if at > now {
-                break;
-            }
-            self.unconnected.pop_front();
-            if self.members.get(&member).is_none_or(|m| m.connected) {
-                continue;
-            }
-            let message = "media did not connect in time after joining";
-            self.send_to(member, ServerMsg::error(ErrorCode::MediaFailed, message));
-            let bye = ServerMsg::Bye {
-                reason: ByeReason::MediaFailed,
-            };
-            self.send_to(member, bye);
-            self.local
-                .media_deadline_dropped
-                .fetch_add(1, Ordering::Relaxed);
-            debug!(room = self.name, %member, "{message}");
-            self.remove(member).await;
         }
     }
 
@@ -650,6 +606,7 @@ impl Room {
             self.speakers.dirty = true;
         }
         self.broadcast(None, &ServerMsg::MemberLeft { id: member });
+        self.after_leaving(member, state.moderator);
         self.tell(Lifecycle::MemberLeft {
             member,
             name: &state.name,

@@ -52,6 +52,11 @@ impl ChatLog {
         self.messages.iter().cloned().collect()
     }
 
+    /// Forgets every message; the numbering goes on.
+    pub fn clear(&mut self) {
+        self.messages.clear();
+    }
+
     pub fn len(&self) -> usize {
         self.messages.len()
     }

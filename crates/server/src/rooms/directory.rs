@@ -1,5 +1,7 @@
 //! Where rooms are found by name: the trait every directory implements, and what crosses it.
 
+use std::net::IpAddr;
+
 use async_trait::async_trait;
 use free4chat_signal::{ErrorCode, RoomId};
 use serde::Serialize;
@@ -18,6 +20,17 @@ pub struct JoinRequest {
     pub out: MemberTx,
     /// The host the client reached us by (the checked `Host` header), for the ICE servers.
     pub host: Option<String>,
+    /// The password given (checked against a private room's; sets it on a room this join
+    /// makes).
+    pub password: Option<String>,
+    /// The topic and language of a room this join makes (checked; empty: none).
+    pub topic: String,
+    pub language: String,
+    /// The client's address as per-address rules count it (`admission::ip_key`), for the
+    /// room's removals; none when it is exempt from them (a proxy's, which many share).
+    pub ip: Option<IpAddr>,
+    /// The member is a moderator from the start (e.g. by a signed join token).
+    pub moderator: bool,
 }
 
 /// Why a join was refused.
@@ -56,6 +69,11 @@ pub struct RoomSummary {
     /// The node it runs on (none when the server stands alone).
     pub node: Option<String>,
     pub members: usize,
+    /// What the room is about, and its language (empty: not said).
+    pub topic: String,
+    pub language: String,
+    /// Made with a password: never listed publicly.
+    pub private: bool,
 }
 
 /// What `/api/health` says of the cluster a node is part of.

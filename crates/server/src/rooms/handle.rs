@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use free4chat_signal::{ByeReason, ClientMsg, IceServer, Member, MemberId, RoomId};
+use std::net::IpAddr;
+
+use free4chat_signal::{ByeReason, ClientMsg, IceServer, Member, MemberId, RoomId, RoomInfo};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -23,6 +25,11 @@ pub(super) enum RoomCmd {
     },
     Snapshot {
         reply: oneshot::Sender<RoomSnapshot>,
+    },
+    /// How many members, and the room's topic, language and state: what a room list shows,
+    /// without copying the members.
+    Summary {
+        reply: oneshot::Sender<(usize, RoomInfo)>,
     },
     /// Removes a member, telling them why. Replies whether they were there.
     Remove {
@@ -57,9 +64,23 @@ pub(super) struct Joining {
     pub muted: bool,
     /// Who they are beyond this connection (see `rooms::tag`), if their client sent a key.
     pub tag: Option<String>,
+    /// Their address's key, for the room's removals (none: exempt).
+    pub ip: Option<IpAddr>,
+    /// A moderator from the start.
+    pub moderator: bool,
     pub out: MemberTx,
     pub ice_servers: Vec<IceServer>,
     pub reply: oneshot::Sender<JoinReply>,
+}
+
+/// Who joins, as the directory hands them to the room.
+pub(super) struct Who {
+    pub name: String,
+    pub muted: bool,
+    pub tag: Option<String>,
+    pub ip: Option<IpAddr>,
+    pub moderator: bool,
+    pub out: MemberTx,
 }
 
 pub(super) enum JoinReply {
@@ -79,8 +100,13 @@ pub struct RoomSnapshot {
     pub chat_messages: usize,
     /// The most members it takes now.
     pub max_members: usize,
-    /// Members the operator muted for everyone.
+    /// Members the operator or a moderator muted for everyone.
     pub forced_muted: Vec<MemberId>,
+    /// Its topic, language, privacy and lock.
+    pub info: RoomInfo,
+    pub moderators: Vec<MemberId>,
+    /// Raised hands, in the order raised.
+    pub hands: Vec<MemberId>,
 }
 
 /// A running room, for those who may act on it.
@@ -89,6 +115,9 @@ pub struct RoomHandle {
     pub(super) id: RoomId,
     pub(super) name: Arc<str>,
     pub(super) tx: mpsc::Sender<RoomCmd>,
+    /// A private room's password, as an Argon2id hash (`rooms::password`); set when the room
+    /// is made, never changed.
+    pub(super) password: Option<Arc<str>>,
 }
 
 impl RoomHandle {
@@ -100,6 +129,11 @@ impl RoomHandle {
         &self.name
     }
 
+    /// A private room's password, as its Argon2id hash (PHC string), for a cluster to keep.
+    pub fn password_hash(&self) -> Option<Arc<str>> {
+        self.password.clone()
+    }
+
     /// Whether the room's actor has ended.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
@@ -109,6 +143,14 @@ impl RoomHandle {
     pub async fn snapshot(&self) -> Option<RoomSnapshot> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(RoomCmd::Snapshot { reply }).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// How many members the room holds, and its topic, language and state; `None` if it
+    /// has ended.
+    pub async fn summary(&self) -> Option<(usize, RoomInfo)> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(RoomCmd::Summary { reply }).await.ok()?;
         rx.await.ok()
     }
 
@@ -165,16 +207,18 @@ impl RoomHandle {
     pub(super) async fn join(
         &self,
         member: MemberId,
-        (name, muted, tag, out): (String, bool, Option<String>, MemberTx),
+        who: Who,
         ice_servers: Vec<IceServer>,
     ) -> JoinReply {
         let (reply, rx) = oneshot::channel();
         let cmd = RoomCmd::Join(Joining {
             member,
-            name,
-            muted,
-            tag,
-            out,
+            name: who.name,
+            muted: who.muted,
+            tag: who.tag,
+            ip: who.ip,
+            moderator: who.moderator,
+            out: who.out,
             ice_servers,
             reply,
         });

@@ -10,12 +10,12 @@ use async_trait::async_trait;
 use free4chat_ids::IdSpace;
 use free4chat_media::worker::WorkerHandle;
 use free4chat_media::{Boards, WorkerStats};
-use free4chat_signal::{ByeReason, ChatMessage, ErrorCode, MemberId};
+use free4chat_signal::{ByeReason, ChatMessage, ErrorCode, MemberId, RoomInfo};
 use tokio::sync::{Mutex, mpsc};
 use tracing::info;
 
 use super::actor::{self, RoomSetup};
-use super::handle::JoinReply;
+use super::handle::{JoinReply, Who};
 use super::{
     Counts, JoinRequest, Membership, Refusal, RoomDirectory, RoomHandle, RoomObserver, RoomSummary,
 };
@@ -34,6 +34,8 @@ pub struct Limits {
     pub max_members: usize,
     /// A member whose media has not connected this long after joining is dropped (None: never).
     pub media_deadline: Option<std::time::Duration>,
+    /// How long a member a moderator removed stays out of the room.
+    pub removal_ban: std::time::Duration,
 }
 
 /// The node's media workers, and how many rooms each is home to.
@@ -184,12 +186,12 @@ impl LocalDirectory {
 
     /// Joins `member` (an id from [`LocalDirectory::new_member`], here or on another node of
     /// the cluster) into the room named in `request`. With `create`, a room not running here
-    /// is made, with that chat history; without, only a running room is joined.
+    /// is made, going on from that earlier life; without, only a running room is joined.
     pub async fn join_as(
         &self,
         member: MemberId,
         request: &JoinRequest,
-        create: Option<Vec<ChatMessage>>,
+        create: Option<Earlier>,
     ) -> Result<Membership, LocalJoin> {
         let local = &self.local;
         // Reserve a place among all members first, so the limit is never overshot.
@@ -200,23 +202,62 @@ impl LocalDirectory {
         }
         let host = request.host.as_deref();
         let ice_servers = local.ice.for_member(member, host, SystemTime::now());
+        let create = create.map(|e| (e.history, e.password_hash));
         let give_back = |why: LocalJoin| {
             local.members.fetch_sub(1, Ordering::SeqCst);
             Err(why)
         };
         // A room that is closing answers Retry; a second try finds it gone.
-        for _ in 0..JOIN_TRIES {
-            let room = match self.room(&request.room, create.as_ref()).await {
-                Ok(Some(room)) => room,
-                Ok(None) => return give_back(LocalJoin::NoRoom),
+        let mut tries = 0;
+        // A private room this join would make: its password's hash, made before the directory
+        // is locked (hashing takes a while).
+        let mut hashed: Option<Arc<str>> = None;
+        while tries < JOIN_TRIES {
+            let made = NewRoom {
+                history: create.as_ref().map(|(h, _)| h),
+                inherited: create.as_ref().and_then(|(_, p)| p.clone()),
+                request,
+                hashed: hashed.clone(),
+            };
+            let inherited = made.inherited.is_some();
+            let (room, made) = match self.room(&request.room, made).await {
+                Ok(Found::Room(room, made)) => (room, made),
+                Ok(Found::NoRoom) => return give_back(LocalJoin::NoRoom),
+                Ok(Found::NeedsHash(password)) => {
+                    match super::password::hash(password).await {
+                        Some(h) => hashed = Some(h.into()),
+                        None => {
+                            let r = Refusal::new(ErrorCode::ServerFull, "the room was not made");
+                            return give_back(LocalJoin::Refused(r));
+                        }
+                    }
+                    continue;
+                }
                 Err(refusal) => return give_back(LocalJoin::Refused(refusal)),
             };
-            let who = (
-                request.name.clone(),
-                request.muted,
-                request.tag.clone(),
-                request.out.clone(),
-            );
+            tries += 1;
+            // A private room takes only those who give its password; the one who made it gave
+            // it, unless the room goes on from an earlier life.
+            if let (Some(phc), false) = (&room.password, made && !inherited) {
+                let given = request.password.clone().unwrap_or_default();
+                if given.is_empty() || !super::password::verify(given, phc.clone()).await {
+                    // A room made for this join alone must not stay, empty, holding its name.
+                    if made {
+                        room.close(ByeReason::RoomClosed).await;
+                        room.closed().await;
+                    }
+                    let r = Refusal::new(ErrorCode::WrongPassword, "wrong or missing password");
+                    return give_back(LocalJoin::Refused(r));
+                }
+            }
+            let who = Who {
+                name: request.name.clone(),
+                muted: request.muted,
+                tag: request.tag.clone(),
+                ip: request.ip,
+                moderator: request.moderator,
+                out: request.out.clone(),
+            };
             match room.join(member, who, ice_servers.clone()).await {
                 JoinReply::Joined => return Ok(Membership::here(member, room)),
                 JoinReply::Refused(r) => return give_back(LocalJoin::Refused(r)),
@@ -229,22 +270,25 @@ impl LocalDirectory {
         )))
     }
 
-    /// The running room of that name; if there is none, a new one with the chat `history`
-    /// when one is to be made, else none.
-    async fn room(
-        &self,
-        name: &str,
-        history: Option<&Vec<ChatMessage>>,
-    ) -> Result<Option<RoomHandle>, Refusal> {
+    /// The running room of that name (and whether this call made it); if there is none, a
+    /// new one when one is to be made, else none.
+    async fn room(&self, name: &str, made: NewRoom<'_>) -> Result<Found, Refusal> {
         let local = &self.local;
         let mut rooms = local.rooms.lock().await;
         if let Some(handle) = rooms.get(name)
             && !handle.is_closed()
         {
-            return Ok(Some(handle.clone()));
+            return Ok(Found::Room(handle.clone(), false));
         }
-        let Some(history) = history else {
-            return Ok(None);
+        let Some(history) = made.history else {
+            return Ok(Found::NoRoom);
+        };
+        let request = made.request;
+        // A room that goes on from an earlier life keeps its password: this join must give it.
+        let password = match (made.inherited, &request.password, made.hashed) {
+            (Some(inherited), _, _) => Some(inherited),
+            (None, Some(p), None) => return Ok(Found::NeedsHash(p.clone())),
+            (None, _, hashed) => hashed,
         };
         if rooms.len() >= local.limits.max_rooms {
             return Err(Refusal::new(ErrorCode::ServerFull, "too many rooms"));
@@ -254,31 +298,71 @@ impl LocalDirectory {
         };
         let id = local.ids.room();
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        let info = RoomInfo {
+            topic: request.topic.clone(),
+            language: request.language.clone(),
+            private: password.is_some(),
+            locked: false,
+        };
         let handle = RoomHandle {
             id,
             name: name.into(),
             tx,
+            password,
         };
         rooms.insert(name.to_owned(), handle.clone());
         local.room_count.fetch_add(1, Ordering::Relaxed);
-        info!(room = name, %id, worker = home, "room created");
+        info!(room = name, %id, worker = home, private = info.private, "room created");
         let setup = RoomSetup {
             id,
             name: name.to_owned(),
             home,
             local: local.clone(),
             history: history.clone(),
+            info,
         };
         tokio::spawn(actor::run(setup, rx));
-        Ok(Some(handle))
+        Ok(Found::Room(handle, true))
     }
+}
+
+/// What a room made again (in a cluster, on another node) keeps of its earlier life.
+#[derive(Debug, Default)]
+pub struct Earlier {
+    /// Its chat, oldest first.
+    pub history: Vec<ChatMessage>,
+    /// Its password's hash, if it was private.
+    pub password_hash: Option<Arc<str>>,
+}
+
+/// What a join brings to a room it may make.
+struct NewRoom<'a> {
+    /// The chat to start with; none: no room is to be made.
+    history: Option<&'a Vec<ChatMessage>>,
+    /// The password's hash of the room's earlier life.
+    inherited: Option<Arc<str>>,
+    request: &'a JoinRequest,
+    /// The hash of the request's password, once made.
+    hashed: Option<Arc<str>>,
+}
+
+/// What the directory found for a join.
+enum Found {
+    /// The room, and whether this join made it.
+    Room(RoomHandle, bool),
+    NoRoom,
+    /// The room is to be made private: hash this password first, then ask again.
+    NeedsHash(String),
 }
 
 #[async_trait]
 impl RoomDirectory for LocalDirectory {
     async fn join(&self, request: JoinRequest) -> Result<Membership, Refusal> {
         let member = self.new_member();
-        match self.join_as(member, &request, Some(Vec::new())).await {
+        match self
+            .join_as(member, &request, Some(Earlier::default()))
+            .await
+        {
             Ok(m) => Ok(m),
             Err(LocalJoin::Refused(r)) => Err(r),
             // Not when rooms are made on demand; a refusal of the same kind as a closing room.
@@ -301,12 +385,15 @@ impl RoomDirectory for LocalDirectory {
         let handles: Vec<RoomHandle> = self.local.rooms.lock().await.values().cloned().collect();
         let mut out = Vec::with_capacity(handles.len());
         for handle in handles {
-            if let Some(s) = handle.snapshot().await {
+            if let Some((members, info)) = handle.summary().await {
                 out.push(RoomSummary {
-                    room: s.room,
-                    id: s.id,
+                    room: handle.name().to_owned(),
+                    id: handle.id(),
                     node: self.local.node.clone(),
-                    members: s.members.len(),
+                    members,
+                    topic: info.topic,
+                    language: info.language,
+                    private: info.private,
                 });
             }
         }

@@ -8,8 +8,10 @@
 //! - the room's actor (`actor`): one task per room owns its state; connections and media
 //!   workers talk to it over bounded channels. A room is made by its first join and ends,
 //!   freeing everything, when its last member leaves.
+//!   Its `moderation` part: moderators, removals, the lock, the topic, raised hands; its
+//!   `media` part: what the media workers tell it.
 //! - `chat`: the room's recent messages; `names`: nicknames unique in a room; `tag`: who a
-//!   member is beyond one connection.
+//!   member is beyond one connection; `password`: private rooms' password hashes.
 
 mod actor;
 mod chat;
@@ -17,6 +19,7 @@ mod directory;
 mod handle;
 mod local;
 mod names;
+mod password;
 pub mod tag;
 
 use std::sync::Arc;
@@ -26,7 +29,7 @@ use tokio::sync::mpsc;
 
 pub use directory::{ClusterView, Counts, JoinRequest, Refusal, RoomDirectory, RoomSummary};
 pub use handle::{Membership, RoomHandle, RoomRelay, RoomSnapshot};
-pub use local::{Limits, LocalDirectory, LocalJoin, MediaWorkers};
+pub use local::{Earlier, Limits, LocalDirectory, LocalJoin, MediaWorkers};
 
 /// How many messages may wait for one member's connection before it counts as stalled.
 pub const MEMBER_QUEUE: usize = 512;
@@ -42,6 +45,11 @@ pub type MemberTx = mpsc::Sender<Arc<ServerMsg>>;
 pub trait RoomObserver: Send + Sync {
     /// A chat message was added to room `room`.
     fn chat(&self, room: &str, message: &ChatMessage);
+
+    /// A moderator cleared room `room`'s chat.
+    fn chat_cleared(&self, room: &str) {
+        let _ = room;
+    }
 
     /// Room `room` has ended, and no longer holds its name here.
     fn closed(&self, room: &str);
