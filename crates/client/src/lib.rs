@@ -126,6 +126,7 @@ impl Client {
             name: config.name.clone(),
             muted: false,
             key: None,
+            token: None,
         };
         ws.send(Message::text(to_json(&join))).await?;
         let joined = tokio::time::timeout(Duration::from_secs(10), async {

@@ -48,6 +48,9 @@ const JOIN_REFUSALS = new Set([
   'too_many_joins',
   'too_many_connections',
   'origin_not_allowed',
+  'token_required',
+  'token_invalid',
+  'token_expired',
 ]);
 // Of those, the ones that may pass: while reconnecting, we keep trying.
 const TRANSIENT_REFUSALS = new Set([
@@ -87,6 +90,9 @@ const EXPLAINED = new Set([
   'chat_empty',
   'invalid_sdp',
   'media_failed',
+  'token_required',
+  'token_invalid',
+  'token_expired',
 ]);
 
 /** @param {string} code */
@@ -110,6 +116,7 @@ export function errorKey(code) {
  * @typedef {object} Hooks
  * @property {(key: string, args: Record<string, string>) => void} onFatal We never got in and will not.
  * @property {() => void} onNameRefused The server refused our nickname before we ever got in.
+ * @property {string | null} [token] The join token we join with, which names us and the room.
  */
 
 /** The current connection, replaced on every (re)connect. @type {Session | null} */
@@ -214,7 +221,7 @@ function connect() {
   sig.onsend = (msg) => store.dispatch({ type: 'message_sent', msgType: msg.type });
   sig.onopen = () => {
     const state = store.getState();
-    sig.join(state.room ?? '', state.name ?? '', state.mic.muted, prefs.clientKey());
+    sig.join(state.room ?? '', state.name ?? '', state.mic.muted, prefs.clientKey(), hooks.token ?? null);
   };
   // A connection we have already given up on must not touch the page.
   sig.onclose = () => {

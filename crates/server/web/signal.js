@@ -75,7 +75,7 @@ export const PROTOCOL_VERSION = 1;
 /**
  * Messages a client sends.
  * @typedef {(
- *   | {type: 'join', v: number, room: string, name: string, muted?: boolean, key?: string}
+ *   | {type: 'join', v: number, room: string, name: string, muted?: boolean, key?: string, token?: string}
  *   | {type: 'offer', sdp: string, sources?: Record<string, TrackSource>}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'candidate', candidate: string}
@@ -191,9 +191,18 @@ export class Signalling {
    * @param {string} name
    * @param {boolean} muted
    * @param {string | null} key our client key (prefs.clientKey), if we have one
+   * @param {string | null} token a join token, which names the room and us
    */
-  join(room, name, muted = false, key = null) {
-    return this.send({ type: 'join', v: PROTOCOL_VERSION, room, name, muted, ...(key ? { key } : {}) });
+  join(room, name, muted = false, key = null, token = null) {
+    return this.send({
+      type: 'join',
+      v: PROTOCOL_VERSION,
+      room,
+      name,
+      muted,
+      ...(key ? { key } : {}),
+      ...(token ? { token } : {}),
+    });
   }
 
   close() {

@@ -54,7 +54,11 @@ pub enum ClientMsg {
     Join {
         /// Must equal [`PROTOCOL_VERSION`].
         v: u32,
+        /// The room; may be left out with a `token`, which names it.
+        #[serde(default)]
         room: String,
+        /// The nickname; left out with a `token`, which names the member.
+        #[serde(default)]
         name: String,
         #[serde(default)]
         muted: bool,
@@ -63,6 +67,11 @@ pub enum ClientMsg {
         /// it, so that others know them again when they come back on a new connection.
         #[serde(default)]
         key: Option<String>,
+        /// A join token signed by the application that embeds the rooms (a JWT, see
+        /// `docs/embedding.md`): it names the room, the member's nickname and role, and the
+        /// member joins as it says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// An SDP offer: the client's first offer, or a renegotiation the client starts.
     Offer {
@@ -379,6 +388,15 @@ pub enum ErrorCode {
     TooManyJoins,
     /// `mute` with `muted: false` from a member the operator muted for everyone.
     MutedForEveryone,
+    /// The server takes only joins with a token, and this one brought none.
+    TokenRequired,
+    /// A join token that is malformed, not signed with the server's key, or names a room,
+    /// nickname or role that is not valid (nothing more is said).
+    TokenInvalid,
+    /// A join token, correctly signed, outside its validity period (`exp`, `nbf`).
+    TokenExpired,
+    /// `rename` from a member whose nickname its join token gave.
+    RenameNotAllowed,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -453,6 +471,7 @@ mod tests {
                 name: "Alice".into(),
                 muted: false,
                 key: None,
+                token: None,
             })
         );
     }

@@ -29,6 +29,10 @@ pub struct Envelope {
     pub body: Body,
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Body {
@@ -44,6 +48,9 @@ pub enum Body {
         /// The member's tag (`rooms::tag`), if their client sent a key.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tag: Option<String>,
+        /// The member's join token made it a moderator of its room.
+        #[serde(default, skip_serializing_if = "is_false")]
+        moderator: bool,
     },
     /// The answer to `join`.
     JoinReply {
@@ -209,6 +216,7 @@ mod tests {
                 muted: true,
                 host: Some("chat.example".into()),
                 tag: Some("0123456789abcdef0123456789abcdef".into()),
+                moderator: true,
             },
             Body::JoinReply {
                 req: 1,

@@ -496,6 +496,7 @@ impl Node {
                     muted: request.muted,
                     host: request.host.clone(),
                     tag: request.tag.clone(),
+                    moderator: request.moderator,
                 },
                 (Pending::Join(tx), rx),
             )
@@ -558,11 +559,12 @@ impl Node {
                 muted,
                 host,
                 tag,
+                moderator,
             } => {
                 let node = self.clone();
                 self.spawn_bounded("a join", async move {
                     let outcome = node
-                        .host_join(&from, member, (room, name, muted, host, tag))
+                        .host_join(&from, member, (room, name, muted, host, tag), moderator)
                         .await;
                     let _ = node.send(&from, Body::JoinReply { req, outcome }).await;
                 });
@@ -705,6 +707,7 @@ impl Node {
         from: &NodeId,
         member: MemberId,
         (room, name, muted, host, tag): (String, String, bool, Option<String>, Option<String>),
+        moderator: bool,
     ) -> JoinOutcome {
         let refused = |code, message: &str| JoinOutcome::Refused {
             code,
@@ -728,6 +731,7 @@ impl Node {
             room,
             name,
             muted,
+            moderator,
             tag,
             out: out_tx,
             host,
@@ -1106,6 +1110,7 @@ mod tests {
                 name: "n".into(),
                 muted: false,
                 key: None,
+                token: None,
             },
         ];
         for msg in refused {

@@ -12,6 +12,8 @@ pub struct JoinRequest {
     pub room: String,
     pub name: String,
     pub muted: bool,
+    /// The member's join token made it a moderator of its room.
+    pub moderator: bool,
     /// Who the member is beyond this connection (`rooms::tag`), if their client sent a key.
     pub tag: Option<String>,
     /// Where the room sends this member's messages.
