@@ -253,6 +253,10 @@ function connect() {
   });
   sig.on('mute', (msg) => tell({ type: 'mute', id: String(msg.id), muted: !!msg.muted, forced: !!msg.forced }));
   sig.on('notice', (msg) => tell({ type: 'notice', text: String(msg.text ?? '') }));
+  // Fresh relay credentials, before ours expire, for as long as we stay.
+  sig.on('ice_servers', (msg) => {
+    if (session === sess && sess.peer) sess.peer.setIceServers(iceServersFrom(msg.ice_servers));
+  });
   sig.on('more_members', (msg) => tell({ type: 'more_members', members: listOf(msg.members, memberFrom) }));
   sig.on('speakers', (msg) => tell({ type: 'speakers', ids: listOf(msg.ids, (id) => String(id)) }));
   sig.on('track_added', (msg) => {
@@ -306,7 +310,8 @@ function onJoined(msg, sess) {
     tracks: listOf(msg.tracks, trackFrom),
     chat: listOf(msg.chat, chatFrom),
   });
-  prefs.recent.remember(store.getState().room ?? '', asked);
+  // A room joined with a token is the embedding application's to link to, not ours.
+  if (!hooks.token) prefs.recent.remember(store.getState().room ?? '', asked);
   startMedia(sess, iceServersFrom(msg.ice_servers)).catch((err) => {
     console.error('audio set-up failed', err);
     ui.toast('toast.audioSetup', { reason: err instanceof Error ? err.message : String(err) }, 'error');

@@ -59,6 +59,7 @@ export const PROTOCOL_VERSION = 1;
  *   | {type: 'member_renamed', id: number, name: string}
  *   | {type: 'mute', id: number, muted: boolean, forced?: boolean}
  *   | {type: 'notice', text: string}
+ *   | {type: 'ice_servers', ice_servers: WireIceServer[]}
  *   | {type: 'speakers', ids: number[]}
  *   | {type: 'track_added', track: WireTrack}
  *   | {type: 'track_removed', track: WireTrack}

@@ -275,6 +275,12 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "is_false")]
         forced: bool,
     },
+    /// Fresh STUN/TURN credentials for this member's peer connection, sent before those it
+    /// has expire, for as long as it stays in the room; pass them to
+    /// `RTCPeerConnection.setConfiguration` as `iceServers`. Shaped as `joined`'s.
+    IceServers {
+        ice_servers: Vec<IceServer>,
+    },
     /// A notice from the server's operator to everyone in the room.
     Notice {
         text: String,

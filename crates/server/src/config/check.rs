@@ -251,10 +251,10 @@ impl Config {
                 "turn_host must be a DNS name or an IP address",
             ));
         }
-        if !(Duration::from_secs(60)..=Duration::from_secs(7 * 86_400))
+        if !(Duration::from_secs(10)..=Duration::from_secs(7 * 86_400))
             .contains(&self.turn.turn_ttl)
         {
-            return Err(ConfigError::Invalid("turn_ttl must be 60 s to 7 days"));
+            return Err(ConfigError::Invalid("turn_ttl must be 10 s to 7 days"));
         }
         let mut relays = false;
         for url in &self.turn.external_turn {

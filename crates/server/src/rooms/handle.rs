@@ -59,6 +59,9 @@ pub(super) struct Joining {
     pub tag: Option<String>,
     pub out: MemberTx,
     pub ice_servers: Vec<IceServer>,
+    /// The host the member reached us by, which names the TURN server in renewed
+    /// `ice_servers`.
+    pub host: Option<String>,
     pub reply: oneshot::Sender<JoinReply>,
 }
 
@@ -166,7 +169,7 @@ impl RoomHandle {
         &self,
         member: MemberId,
         (name, muted, tag, out): (String, bool, Option<String>, MemberTx),
-        ice_servers: Vec<IceServer>,
+        (ice_servers, host): (Vec<IceServer>, Option<String>),
     ) -> JoinReply {
         let (reply, rx) = oneshot::channel();
         let cmd = RoomCmd::Join(Joining {
@@ -176,6 +179,7 @@ impl RoomHandle {
             tag,
             out,
             ice_servers,
+            host,
             reply,
         });
         if self.tx.send(cmd).await.is_err() {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use free4chat_ids::IdSpace;
 use free4chat_media::worker::WorkerHandle;
 use free4chat_media::{Boards, WorkerStats};
-use free4chat_signal::{ByeReason, ChatMessage, ErrorCode, MemberId};
+use free4chat_signal::{ByeReason, ChatMessage, ErrorCode, IceServer, MemberId};
 use tokio::sync::{Mutex, mpsc};
 use tracing::info;
 
@@ -111,6 +111,17 @@ impl Local {
     /// A member has left a room here: what was issued to it for the room dies with it.
     pub(super) fn member_left(&self, member: MemberId) {
         self.ice.member_left(member);
+    }
+
+    /// How often a member's STUN/TURN credentials are renewed while it stays; `None` when
+    /// none are issued.
+    pub(super) fn ice_renewal(&self) -> Option<std::time::Duration> {
+        self.ice.renew_every()
+    }
+
+    /// Fresh credentials for a member that stays, `host` as at its join.
+    pub(super) fn renewed_ice(&self, member: MemberId, host: Option<&str>) -> Vec<IceServer> {
+        self.ice.renewed(member, host, SystemTime::now())
     }
 }
 
@@ -217,7 +228,8 @@ impl LocalDirectory {
                 request.tag.clone(),
                 request.out.clone(),
             );
-            match room.join(member, who, ice_servers.clone()).await {
+            let ice = (ice_servers.clone(), request.host.clone());
+            match room.join(member, who, ice).await {
                 JoinReply::Joined => return Ok(Membership::here(member, room)),
                 JoinReply::Refused(r) => return give_back(LocalJoin::Refused(r)),
                 JoinReply::Retry => continue,

@@ -9,7 +9,7 @@
 //!   workers talk to it over bounded channels. A room is made by its first join and ends,
 //!   freeing everything, when its last member leaves.
 //! - `chat`: the room's recent messages; `names`: nicknames unique in a room; `tag`: who a
-//!   member is beyond one connection.
+//!   member is beyond one connection; `renewal`: when each member gets fresh TURN credentials.
 
 mod actor;
 mod chat;
@@ -17,6 +17,7 @@ mod directory;
 mod handle;
 mod local;
 mod names;
+mod renewal;
 pub mod tag;
 
 use std::sync::Arc;
