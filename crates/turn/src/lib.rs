@@ -57,8 +57,14 @@ mod auth;
 mod engine;
 mod framing;
 mod shell;
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
+#[cfg_attr(not(test), allow(dead_code))]
 mod test_messages;
+
+/// Entry points for fuzzing the engine and the framing (the `fuzzing` feature).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 
 use std::collections::HashSet;
 use std::io;
