@@ -132,6 +132,7 @@ impl Client {
             password: config.password.clone(),
             topic: None,
             language: None,
+            token: None,
         };
         ws.send(Message::text(to_json(&join))).await?;
         let joined = tokio::time::timeout(Duration::from_secs(10), async {

@@ -18,6 +18,10 @@
 //! | [`latency`] | the residence and send-delay histograms |
 //! | [`stats`] | the worker's figures as data, published on a board |
 
+/// Entry points for fuzzing the ICE-TCP deframer (the `fuzzing` feature).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod latency;
 pub mod priority;
 mod shell;

@@ -48,6 +48,8 @@ pub struct AppState {
     pub origins: Arc<OriginPolicy>,
     /// The webhook receivers, for their figures.
     pub webhooks: Option<Arc<crate::webhooks::Webhooks>>,
+    /// The key join tokens are checked with, and whether a join needs one.
+    pub tokens: Arc<crate::join_token::JoinTokens>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -235,6 +237,7 @@ async fn ws(
                 host,
                 ip: peer.ip(),
                 admission: state.admission,
+                tokens: state.tokens,
                 _permit: permit,
             };
             session::run(

@@ -79,6 +79,31 @@ impl IceServers {
         }
     }
 
+    /// How often a member that stays gets fresh credentials: at half their lifetime, so that
+    /// a renewal late by up to that much still comes before they expire. `None` when no
+    /// credentials are issued.
+    pub fn renew_every(&self) -> Option<Duration> {
+        (self.integrated.is_some() || self.external_secret.is_some()).then_some(self.ttl / 2)
+    }
+
+    /// Fresh credentials for a member that stays in its room, and the integrated TURN server
+    /// told that it stays: the allocations it made with older credentials are kept with them
+    /// for as long as these last (browsers refresh an allocation with the credentials it was
+    /// made with). New allocations need credentials not yet expired.
+    pub fn renewed(
+        &self,
+        member: MemberId,
+        request_host: Option<&str>,
+        now: SystemTime,
+    ) -> Vec<IceServer> {
+        if let Some(server) = self.integrated.as_ref().and_then(|i| i.server.as_ref())
+            && !server.renew(&member.to_string(), now + self.ttl)
+        {
+            debug!(%member, "TURN server busy: its allocations keep their old expiry");
+        }
+        self.for_member(member, request_host, now)
+    }
+
     /// The list for one member. `request_host` is the host part of the HTTP `Host` header of
     /// the member's WebSocket request, already checked with [`host_from_header`].
     pub fn for_member(
@@ -213,6 +238,8 @@ mod tests {
     #[test]
     fn each_member_gets_urls_for_every_listener_and_credentials_of_its_own() {
         let mut config = Config::default();
+        // A day, for credentials computed independently once.
+        config.turn.turn_ttl = Duration::from_secs(86_400);
         config.turn.external_turn = vec!["turns:relay.example:443?transport=tcp".into()];
         config.turn.external_turn_secret = Some("ext".into());
         let listeners = LocalAddrs {
@@ -248,5 +275,12 @@ mod tests {
         assert_eq!(ice.for_member(MemberId(7), None, now).len(), 1);
         let none = IceServers::new(&Config::default(), None);
         assert!(none.for_member(MemberId(7), Some("x"), now).is_empty());
+        // Credentials are renewed at half their lifetime, and never when none are issued.
+        assert_eq!(ice.renew_every(), Some(Duration::from_secs(43_200)));
+        assert_eq!(none.renew_every(), None);
+        let later = now + Duration::from_secs(600);
+        let renewed = ice.renewed(MemberId(7), Some("chat.example"), later);
+        assert_eq!(renewed[0].username.as_deref(), Some("1087000:7"));
+        assert_eq!(renewed[0].urls, list[0].urls);
     }
 }

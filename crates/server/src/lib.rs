@@ -7,6 +7,7 @@ pub mod config;
 pub mod fds;
 mod http;
 pub mod ice;
+pub mod join_token;
 mod listen;
 pub mod log_limit;
 pub mod memory;

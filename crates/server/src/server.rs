@@ -19,6 +19,7 @@ use crate::cluster::{self, ClusterDirectory};
 use crate::config::Config;
 use crate::http::{AppState, router};
 use crate::ice::IceServers;
+use crate::join_token::JoinTokens;
 use crate::listen::Listening;
 use crate::origin::OriginPolicy;
 use crate::rooms::{Counts, Limits, LocalDirectory, MediaWorkers, RoomDirectory, RoomObserver};
@@ -190,7 +191,9 @@ impl Server {
         let connections = Arc::new(Connections::default());
         let metrics = Arc::new(Metrics::new(rooms.cluster().map(|c| c.node)));
         let admission = Admission::new(&config.protection);
+        let tokens = Arc::new(JoinTokens::from_settings(&config.tokens)?);
         let app = router(AppState {
+            tokens,
             admission: admission.clone(),
             origins: Arc::new(OriginPolicy::new(config)),
             config: Arc::new(config.clone()),

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use free4chat_signal::{
@@ -17,6 +17,7 @@ use tracing::debug;
 
 use crate::admission::{Admission, WsPermit};
 use crate::config::Config;
+use crate::join_token::JoinTokens;
 use crate::metrics::Metrics;
 use crate::rate::TokenBucket;
 use crate::rooms::tag::member_tag;
@@ -80,6 +81,8 @@ pub struct Client {
     pub host: Option<String>,
     pub ip: IpAddr,
     pub admission: Arc<Admission>,
+    /// The key join tokens are checked with, and whether a join needs one.
+    pub tokens: Arc<JoinTokens>,
     /// The connection's place among its address's WebSockets, held while it lives.
     pub _permit: WsPermit,
 }
@@ -129,6 +132,7 @@ pub async fn run(
         own_tx,
         room_tx: Some(room_tx),
         membership: None,
+        named_by_token: false,
         strikes: 0,
         max_strikes: config.limits.max_refusals,
         general: TokenBucket::new(
@@ -298,6 +302,8 @@ struct Session {
     /// Handed to the room on join.
     room_tx: Option<mpsc::Sender<Arc<ServerMsg>>>,
     membership: Option<Membership>,
+    /// The member's nickname came from its join token, and stays.
+    named_by_token: bool,
     /// Refused messages in a row, and how many end the connection.
     strikes: u32,
     max_strikes: u32,
@@ -354,19 +360,30 @@ impl Session {
                 password,
                 topic,
                 language,
+                token,
             } => {
                 let asked = Asked {
+                    room,
+                    name,
+                    muted,
                     key,
                     password,
                     topic,
                     language,
+                    token,
                 };
-                self.join(v, &room, &name, muted, asked).await
+                self.join(v, asked).await
             }
             _ if self.membership.is_none() => {
                 return self.refuse(ErrorCode::NotJoined, "send join first");
             }
             ClientMsg::Leave => Flow::Leave,
+            ClientMsg::Rename { .. } if self.named_by_token => {
+                return self.refuse(
+                    ErrorCode::RenameNotAllowed,
+                    "your nickname is the one your join token gave",
+                );
+            }
             ClientMsg::Rename { name } => match validate_nickname(&name) {
                 Ok(name) => self.pass_to_room(ClientMsg::Rename { name }).await,
                 Err(e) => return self.refuse(e.code, e.message),
@@ -438,7 +455,18 @@ impl Session {
         }
     }
 
-    async fn join(&mut self, v: u32, room: &str, name: &str, muted: bool, asked: Asked) -> Flow {
+    async fn join(&mut self, v: u32, asked: Asked) -> Flow {
+        let Asked {
+            room,
+            name,
+            muted,
+            key,
+            password,
+            topic,
+            language,
+            token,
+        } = asked;
+        let token_named = token.is_some();
         if self.membership.is_some() {
             return self.refuse(ErrorCode::AlreadyJoined, "already in a room");
         }
@@ -448,20 +476,36 @@ impl Session {
                 format!("this server speaks version {PROTOCOL_VERSION}"),
             );
         }
-        if let Err(e) = validate_room_name(room) {
-            return self.refuse(e.code, e.message);
-        }
-        let name = match validate_nickname(name) {
-            Ok(n) => n,
-            Err(e) => return self.refuse(e.code, e.message),
+        // With a token, the room, nickname and role are the token's; a room named beside it
+        // must be the same.
+        let (room, name, moderator) = match token {
+            Some(token) => match self.client.tokens.check(&token, SystemTime::now()) {
+                Ok(grant) if room.is_empty() || room == grant.room => {
+                    (grant.room, grant.name, grant.moderator)
+                }
+                Ok(_) => {
+                    return self.refuse(ErrorCode::TokenInvalid, "the token is not valid");
+                }
+                Err(r) => return self.refuse(r.code, r.message),
+            },
+            None if self.client.tokens.required() => {
+                return self.refuse(
+                    ErrorCode::TokenRequired,
+                    "this server takes joins with a token only",
+                );
+            }
+            None => {
+                if let Err(e) = validate_room_name(&room) {
+                    return self.refuse(e.code, e.message);
+                }
+                match validate_nickname(&name) {
+                    Ok(n) => (room, n, false),
+                    Err(e) => return self.refuse(e.code, e.message),
+                }
+            }
         };
-        let Asked {
-            key,
-            password,
-            topic,
-            language,
-        } = asked;
-        if let Some(Err(e)) = key.as_deref().map(validate_client_key) {
+        let key = key.as_deref();
+        if let Some(Err(e)) = key.map(validate_client_key) {
             return self.refuse(e.code, e.message);
         }
         if let Some(Err(e)) = password.as_deref().map(validate_password) {
@@ -494,17 +538,17 @@ impl Session {
             return Flow::Close;
         };
         let request = JoinRequest {
-            room: room.to_owned(),
+            tag: key.map(|k| member_tag(&room, k)),
+            room,
             name,
             muted,
-            tag: key.map(|k| member_tag(room, &k)),
             out: out.clone(),
             host: self.client.host.clone(),
             password,
             topic,
             language,
             ip: self.client.admission.removal_key(ip),
-            moderator: false,
+            moderator,
         };
         let asked = Instant::now();
         let joined = self.rooms.join(request).await;
@@ -512,6 +556,7 @@ impl Session {
         match joined {
             Ok(m) => {
                 self.membership = Some(m);
+                self.named_by_token = token_named;
                 Flow::Continue
             }
             Err(r) => {
@@ -525,10 +570,14 @@ impl Session {
     }
 }
 
-/// What a `join` may ask beyond a room and a name.
+/// What a `join` asked for, before it is checked.
 struct Asked {
+    room: String,
+    name: String,
+    muted: bool,
     key: Option<String>,
     password: Option<String>,
     topic: Option<String>,
     language: Option<String>,
+    token: Option<String>,
 }

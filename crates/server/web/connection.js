@@ -52,6 +52,9 @@ const JOIN_REFUSALS = new Set([
   'too_many_attempts',
   'room_locked',
   'removed_from_room',
+  'token_required',
+  'token_invalid',
+  'token_expired',
 ]);
 // Of those, the ones that may pass: while reconnecting, we keep trying.
 const TRANSIENT_REFUSALS = new Set([
@@ -96,6 +99,9 @@ const EXPLAINED = new Set([
   'chat_empty',
   'invalid_sdp',
   'media_failed',
+  'token_required',
+  'token_invalid',
+  'token_expired',
 ]);
 
 /** @param {string} code */
@@ -119,6 +125,7 @@ export function errorKey(code) {
  * @typedef {object} Hooks
  * @property {(key: string, args: Record<string, string>) => void} onFatal We never got in and will not.
  * @property {() => void} onNameRefused The server refused our nickname before we ever got in.
+ * @property {string | null} [token] The join token we join with, which names us and the room.
  */
 
 /** What our `join` asks beyond the room and a name (rooms.js). @type {import('./signal.js').JoinExtras} */
@@ -246,7 +253,8 @@ function connect() {
   sig.onsend = (msg) => store.dispatch({ type: 'message_sent', msgType: msg.type });
   sig.onopen = () => {
     const state = store.getState();
-    sig.join(state.room ?? '', state.name ?? '', state.mic.muted, prefs.clientKey(), joinExtras);
+    const token = hooks.token ? { token: hooks.token } : {};
+    sig.join(state.room ?? '', state.name ?? '', state.mic.muted, prefs.clientKey(), { ...joinExtras, ...token });
   };
   // A connection we have already given up on must not touch the page.
   sig.onclose = () => {
@@ -284,6 +292,10 @@ function connect() {
   });
   sig.on('mute', (msg) => tell({ type: 'mute', id: String(msg.id), muted: !!msg.muted, forced: !!msg.forced }));
   sig.on('notice', (msg) => tell({ type: 'notice', text: String(msg.text ?? '') }));
+  // Fresh relay credentials, before ours expire, for as long as we stay.
+  sig.on('ice_servers', (msg) => {
+    if (session === sess && sess.peer) sess.peer.setIceServers(iceServersFrom(msg.ice_servers));
+  });
   sig.on('more_members', (msg) => tell({ type: 'more_members', members: listOf(msg.members, memberFrom) }));
   sig.on('speakers', (msg) => tell({ type: 'speakers', ids: listOf(msg.ids, (id) => String(id)) }));
   sig.on('track_added', (msg) => {
@@ -337,7 +349,8 @@ function onJoined(msg, sess) {
     tracks: listOf(msg.tracks, trackFrom),
     chat: listOf(msg.chat, chatFrom),
   });
-  prefs.recent.remember(store.getState().room ?? '', asked);
+  // A room joined with a token is the embedding application's to link to, not ours.
+  if (!hooks.token) prefs.recent.remember(store.getState().room ?? '', asked);
   startMedia(sess, iceServersFrom(msg.ice_servers)).catch((err) => {
     console.error('audio set-up failed', err);
     ui.toast('toast.audioSetup', { reason: err instanceof Error ? err.message : String(err) }, 'error');

@@ -82,6 +82,21 @@ export class PeerSession {
     });
   }
 
+  /**
+   * Fresh relay credentials from the server (`ice_servers`), for whatever the connection
+   * gathers from now on. The relays it holds keep the credentials they were made with, which
+   * the server keeps honouring while we stay in the room.
+   * @param {RTCIceServer[]} iceServers
+   */
+  setIceServers(iceServers) {
+    if (this.closed) return;
+    try {
+      this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers });
+    } catch (err) {
+      console.warn('fresh relay credentials not applied', err);
+    }
+  }
+
   /** @param {() => Promise<void>} step */
   enqueue(step) {
     const run = this.chain.then(async () => {

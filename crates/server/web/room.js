@@ -35,12 +35,34 @@ export function roomPage(room) {
   ui.setRoomTitle(room);
   const params = new URLSearchParams(window.location.search);
   mic.configure({ raw: params.get('audio') === 'raw' });
+  // A join token from the application that embeds the room names us: no name to ask for.
+  const token = joinToken(params, window.location.hash);
+  if (token) {
+    enterRoom(room, '', token);
+    return;
+  }
   const given = params.get('name');
   if (given !== null && !nickProblem(given)) {
     enterRoom(room, given.trim());
     return;
   }
   askName(room, given);
+}
+
+/**
+ * The join token the address carries, in its fragment (`#token=…`, which is never sent to a
+ * server or put in a referrer) or its query (`?token=…`).
+ * @param {URLSearchParams} params
+ * @param {string} hash
+ * @returns {string | null}
+ */
+export function joinToken(params, hash) {
+  const fromHash = new URLSearchParams(hash.replace(/^#/, '')).get('token');
+  const token = fromHash ?? params.get('token');
+  // A JWT: three base64url parts; anything else is not worth sending.
+  return token && token.length <= 4096 && /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token)
+    ? token
+    : null;
 }
 
 /**
@@ -83,10 +105,14 @@ function askName(room, given, refusal = null, password = false) {
 
 /**
  * @param {string} room
- * @param {string} name
+ * @param {string} name the nickname to ask for; '' with a token, which names us
+ * @param {string | null} [token] a join token
  */
-function enterRoom(room, name) {
-  prefs.nickname.set(name);
+function enterRoom(room, name, token = null) {
+  // A name a token gave is the embedding application's, not one to offer next time.
+  if (!token) prefs.nickname.set(name);
+  // Nor can it be changed in the room.
+  document.body.classList.toggle('named-by-token', !!token);
   store.dispatch({ type: 'room_entered', room, name, mutedTags: prefs.mutedTags.get(room) });
   ui.showView('room');
   ui.setRoomTitle(room);
@@ -94,6 +120,7 @@ function enterRoom(room, name) {
   ui.$('headphones-tip').hidden = prefs.dismissed.has('headphones');
   connection.setJoinExtras(joinExtras(room));
   connection.start({
+    token,
     onFatal: (key, args) => {
       if (key === 'srv.wrong_password') askName(room, name, { key }, true);
       else ui.showFatal(key, args);

@@ -60,7 +60,7 @@ export const PROTOCOL_VERSION = 1;
 
 /**
  * What a `join` may ask beyond a room and a name.
- * @typedef {{password?: string, topic?: string, language?: string}} JoinExtras
+ * @typedef {{password?: string, topic?: string, language?: string, token?: string}} JoinExtras
  */
 
 /**
@@ -77,6 +77,7 @@ export const PROTOCOL_VERSION = 1;
  *   | {type: 'member_renamed', id: number, name: string}
  *   | {type: 'mute', id: number, muted: boolean, forced?: boolean}
  *   | {type: 'notice', text: string}
+ *   | {type: 'ice_servers', ice_servers: WireIceServer[]}
  *   | {type: 'speakers', ids: number[]}
  *   | {type: 'track_added', track: WireTrack}
  *   | {type: 'track_removed', track: WireTrack}
@@ -93,7 +94,7 @@ export const PROTOCOL_VERSION = 1;
 /**
  * Messages a client sends.
  * @typedef {(
- *   | {type: 'join', v: number, room: string, name: string, muted?: boolean, key?: string, password?: string, topic?: string, language?: string}
+ *   | {type: 'join', v: number, room: string, name: string, muted?: boolean, key?: string, password?: string, topic?: string, language?: string, token?: string}
  *   | {type: 'set_room', topic?: string, language?: string, locked?: boolean}
  *   | {type: 'mute_member', id: number, muted: boolean}
  *   | {type: 'remove_member', id: number}
@@ -216,7 +217,7 @@ export class Signalling {
    * @param {string} name
    * @param {boolean} muted
    * @param {string | null} key our client key (prefs.clientKey), if we have one
-   * @param {JoinExtras} [extras] a password, and a new room's topic and language
+   * @param {JoinExtras} [extras] a password, a new room's topic and language, a join token
    */
   join(room, name, muted = false, key = null, extras = {}) {
     return this.send({ type: 'join', v: PROTOCOL_VERSION, room, name, muted, ...(key ? { key } : {}), ...extras });

@@ -62,7 +62,11 @@ pub enum ClientMsg {
     Join {
         /// Must equal [`PROTOCOL_VERSION`].
         v: u32,
+        /// The room; may be left out with a `token`, which names it.
+        #[serde(default)]
         room: String,
+        /// The nickname; left out with a `token`, which names the member.
+        #[serde(default)]
         name: String,
         #[serde(default)]
         muted: bool,
@@ -81,6 +85,11 @@ pub enum ClientMsg {
         /// The room's language, when this join makes the room ([`validate_language`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         language: Option<String>,
+        /// A join token signed by the application that embeds the rooms (a JWT, see
+        /// `docs/embedding.md`): it names the room, the member's nickname and role, and the
+        /// member joins as it says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// An SDP offer: the client's first offer, or a renegotiation the client starts.
     Offer {
@@ -333,6 +342,12 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "is_false")]
         forced: bool,
     },
+    /// Fresh STUN/TURN credentials for this member's peer connection, sent before those it
+    /// has expire, for as long as it stays in the room; pass them to
+    /// `RTCPeerConnection.setConfiguration` as `iceServers`. Shaped as `joined`'s.
+    IceServers {
+        ice_servers: Vec<IceServer>,
+    },
     /// A notice from the server's operator to everyone in the room.
     Notice {
         text: String,
@@ -479,6 +494,15 @@ pub enum ErrorCode {
     NotModerator,
     /// The member named is not in the room.
     NoSuchMember,
+    /// The server takes only joins with a token, and this one brought none.
+    TokenRequired,
+    /// A join token that is malformed, not signed with the server's key, or names a room,
+    /// nickname or role that is not valid (nothing more is said).
+    TokenInvalid,
+    /// A join token, correctly signed, outside its validity period (`exp`, `nbf`).
+    TokenExpired,
+    /// `rename` from a member whose nickname its join token gave.
+    RenameNotAllowed,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -563,6 +587,7 @@ mod tests {
                 password: None,
                 topic: None,
                 language: None,
+                token: None,
             })
         );
     }

@@ -33,9 +33,13 @@
 //!   fly and nonces are an issue time plus a MAC bound to the client IP, so unauthenticated
 //!   traffic creates nothing. Expired usernames and wrong passwords get 401, old or foreign
 //!   nonces 438. Credentials are checked on every request, so a Refresh after the username's
-//!   expiry fails and the allocation then lapses. Credentials can be revoked before their
-//!   expiry ([`TurnHandle::revoke`]: free4chat does so when their member leaves): their
-//!   allocations are freed, and they get 401 from then on.
+//!   expiry fails and the allocation then lapses — unless the credentials' holder was renewed
+//!   ([`TurnHandle::renew`]: free4chat does so while the member stays in its room, as it
+//!   hands it fresh credentials): then the allocation they made, and only it, from its own
+//!   5-tuple, is kept with them until the renewal lapses too. Browsers keep using the
+//!   credentials an allocation was made with, whatever fresh ones they are given. Credentials
+//!   can be revoked before their expiry ([`TurnHandle::revoke`]: free4chat does so when their
+//!   member leaves): their allocations are freed, and they get 401 from then on.
 //! - **Everything outsiders can grow is bounded**: allocations per client address and in
 //!   total (486 Allocation Quota Reached / 508 Insufficient Capacity), TCP/TLS connections
 //!   per client address and in total (closed at once), where an address is an IPv4 address
@@ -53,8 +57,14 @@ mod auth;
 mod engine;
 mod framing;
 mod shell;
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
+#[cfg_attr(not(test), allow(dead_code))]
 mod test_messages;
+
+/// Entry points for fuzzing the engine and the framing (the `fuzzing` feature).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 
 use std::collections::HashSet;
 use std::io;
@@ -287,12 +297,27 @@ impl Turn {
     }
 }
 
+/// What the room's side tells the TURN server about a credentials' holder: by the name given
+/// to [`credentials`], with a Unix time.
+#[derive(Debug)]
+pub(crate) enum Notice {
+    /// It left: refuse its credentials (valid until then at most) and free its allocations.
+    Revoke(String, u64),
+    /// It stays and was given fresh credentials valid until then.
+    Renew(String, u64),
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// A running TURN server. Dropping it shuts the server down too.
 #[derive(Debug)]
 pub struct TurnHandle {
     addrs: LocalAddrs,
     stats: Arc<Mutex<Stats>>,
-    revoke: tokio::sync::mpsc::Sender<(String, u64)>,
+    revoke: tokio::sync::mpsc::Sender<Notice>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -313,10 +338,20 @@ impl TurnHandle {
     /// freed and they are refused from now on. Returns false if the server is too busy to take
     /// it now (the credentials then stay valid until they expire).
     pub fn revoke(&self, peer: &str, until: SystemTime) -> bool {
-        let until = until
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.revoke.try_send((peer.to_owned(), until)).is_ok()
+        self.revoke
+            .try_send(Notice::Revoke(peer.to_owned(), unix_secs(until)))
+            .is_ok()
+    }
+
+    /// Renews `peer` until `until`, as it is given fresh credentials valid that long: the
+    /// allocations it made with older credentials may go on being refreshed with them (from
+    /// their own 5-tuple) until then, while every new allocation needs credentials not yet
+    /// expired. Returns false if the server is too busy to take it now (the old credentials
+    /// then lapse at their own expiry).
+    pub fn renew(&self, peer: &str, until: SystemTime) -> bool {
+        self.revoke
+            .try_send(Notice::Renew(peer.to_owned(), unix_secs(until)))
+            .is_ok()
     }
 
     /// Closes every listener, connection and relay socket, frees every allocation, and waits

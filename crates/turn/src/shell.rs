@@ -13,6 +13,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+
+use crate::Notice;
 use tokio_rustls::TlsAcceptor;
 
 use crate::engine::{Engine, FiveTuple, Output, RelayId, Stats, Transport};
@@ -79,8 +81,8 @@ pub(crate) struct Shell {
     auth_timeout: Duration,
     inbound_tx: mpsc::Sender<Inbound>,
     inbound_rx: mpsc::Receiver<Inbound>,
-    /// Credentials to revoke: the peer, and until when (Unix seconds).
-    revoke_rx: mpsc::Receiver<(String, u64)>,
+    /// Credentials' holders to revoke or renew.
+    revoke_rx: mpsc::Receiver<Notice>,
     /// Datagrams from foreign senders dropped by relay sockets.
     foreign: Arc<AtomicU64>,
     stats: Arc<Mutex<Stats>>,
@@ -101,7 +103,7 @@ impl Shell {
         media: HashSet<SocketAddr>,
         auth_timeout: Duration,
         stats: Arc<Mutex<Stats>>,
-        revoke_rx: mpsc::Receiver<(String, u64)>,
+        revoke_rx: mpsc::Receiver<Notice>,
     ) -> io::Result<Self> {
         let udp = match bound.udp {
             Some(s) => {
@@ -157,9 +159,10 @@ impl Shell {
                     }
                 }
                 Some(msg) = self.inbound_rx.recv() => self.inbound(msg),
-                Some((peer, until)) = self.revoke_rx.recv() => {
-                    self.engine.revoke(&peer, until, Instant::now());
-                }
+                Some(notice) = self.revoke_rx.recv() => match notice {
+                    Notice::Revoke(peer, until) => self.engine.revoke(&peer, until, Instant::now()),
+                    Notice::Renew(peer, until) => self.engine.renew(&peer, until, Instant::now()),
+                },
                 r = accept(tcp.as_ref().map(|(l, _)| l)) => {
                     if let (Ok((stream, client)), Some((_, listener))) = (r, &tcp) {
                         let tuple = FiveTuple { transport: Transport::Tcp, client, listener: *listener };

@@ -1176,6 +1176,7 @@ mod tests {
                 password: None,
                 topic: None,
                 language: None,
+                token: None,
             },
         ];
         for msg in refused {

@@ -88,7 +88,33 @@ impl Config {
         self.check_turn()?;
         self.check_cluster()?;
         self.check_webhooks()?;
-        self.check_admin()
+        self.check_admin()?;
+        self.check_tokens()
+    }
+
+    fn check_tokens(&self) -> Result<(), ConfigError> {
+        let t = &self.tokens;
+        let keys = [
+            t.token_secret.is_some(),
+            t.token_secret_file.is_some(),
+            t.token_public_key_file.is_some(),
+        ];
+        if keys.iter().filter(|k| **k).count() > 1 {
+            return Err(ConfigError::Invalid(
+                "give one of token_secret, token_secret_file and token_public_key_file",
+            ));
+        }
+        if t.require_token && !keys.contains(&true) {
+            return Err(ConfigError::Invalid(
+                "require_token needs token_secret, token_secret_file or token_public_key_file",
+            ));
+        }
+        if t.token_secret.as_ref().is_some_and(|s| s.trim().len() < 32) {
+            return Err(ConfigError::Invalid(
+                "token_secret must be at least 32 bytes",
+            ));
+        }
+        Ok(())
     }
 
     fn check_admin(&self) -> Result<(), ConfigError> {
@@ -232,10 +258,10 @@ impl Config {
                 "turn_host must be a DNS name or an IP address",
             ));
         }
-        if !(Duration::from_secs(60)..=Duration::from_secs(7 * 86_400))
+        if !(Duration::from_secs(10)..=Duration::from_secs(7 * 86_400))
             .contains(&self.turn.turn_ttl)
         {
-            return Err(ConfigError::Invalid("turn_ttl must be 60 s to 7 days"));
+            return Err(ConfigError::Invalid("turn_ttl must be 10 s to 7 days"));
         }
         let mut relays = false;
         for url in &self.turn.external_turn {

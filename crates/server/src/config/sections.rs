@@ -475,12 +475,13 @@ pub struct TurnSettings {
     )]
     pub external_turn_secret: Option<String>,
 
-    /// How long issued TURN credentials stay valid, 60 s to 7 days (a bare number is seconds).
+    /// How long issued TURN credentials stay valid, 10 s to 7 days (a bare number is seconds).
+    /// A member in its room is sent fresh ones at half this lifetime.
     #[arg(
         long,
         env = "FREE4CHAT_TURN_TTL",
         value_name = "DURATION",
-        default_value = "24h",
+        default_value = "10m",
         value_parser = duration::parse,
         help_heading = "TURN"
     )]

@@ -314,7 +314,7 @@ fn the_defaults_are_those_declared_on_the_options() {
         ],
         [30, 10, 10, 30].map(Duration::from_secs)
     );
-    assert_eq!(d.turn.turn_ttl, Duration::from_secs(86_400));
+    assert_eq!(d.turn.turn_ttl, Duration::from_secs(600));
     assert!(
         !d.media.media_realtime_asked
             && d.media.public_ip.is_empty()

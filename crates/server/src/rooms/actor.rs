@@ -32,6 +32,7 @@ use super::chat::ChatLog;
 use super::handle::{JoinReply, Joining, RoomCmd, RoomSnapshot};
 use super::local::Local;
 use super::names::unique_name;
+use super::renewal::Renewals;
 use super::{Lifecycle, MemberTx, Refusal};
 
 /// How many media events may wait for one room.
@@ -65,6 +66,8 @@ struct MemberState {
     /// Their source id in the room (the CSRC naming them on audio slots).
     source: u32,
     out: MemberTx,
+    /// The host the member reached us by, which names the TURN server in its credentials.
+    host: Option<String>,
     tracks: Vec<Track>,
     /// What the member's sending m-lines carry, by mid, as their latest offer that said so
     /// declared it (bounded by `validate_sources`). Every offer describes the whole session,
@@ -120,6 +123,8 @@ struct Room {
     bans: Bans,
     /// Joins so far, for each member's `since`.
     joins: u64,
+    /// When each member's TURN credentials are renewed.
+    renewals: Renewals,
 }
 
 /// The room's `speakers` messages: sent when who speaks changes, at most every
@@ -149,6 +154,7 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
     let (events, mut media) = mpsc::channel(MEDIA_EVENT_QUEUE);
     let workers = setup.local.media.len();
     let spread_at = setup.local.spread_at;
+    let renew_every = setup.local.ice_renewal();
     let mut room = Room {
         id: setup.id,
         name: setup.name,
@@ -166,11 +172,13 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
         hands: Vec::new(),
         bans: Bans::default(),
         joins: 0,
+        renewals: Renewals::new(renew_every),
     };
     room.tell(Lifecycle::Started);
     let closing = loop {
         let speakers_due = room.speakers.due();
         let media_due = room.unconnected.front().map(|(at, _)| *at);
+        let renewal_due = room.renewals.due();
         tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(RoomCmd::Close { reason }) => break Some(reason),
@@ -182,6 +190,8 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
                 if speakers_due.is_some() => room.send_speakers(),
             _ = tokio::time::sleep_until(media_due.unwrap_or_else(Instant::now)),
                 if media_due.is_some() => room.drop_unconnected().await,
+            _ = tokio::time::sleep_until(renewal_due.unwrap_or_else(Instant::now)),
+                if renewal_due.is_some() => room.renew_ice(),
         }
         for id in std::mem::take(&mut room.stalled) {
             warn!(room = room.name, member = %id, "member stalled: dropped");
@@ -371,6 +381,7 @@ impl Room {
             moderator,
             out,
             ice_servers,
+            host,
             reply,
         } = joining;
         if let Some(refusal) = self.admits(tag.as_deref(), ip, moderator) {
@@ -434,6 +445,7 @@ impl Room {
             speaking: false,
             source: self.link.admit(member),
             out,
+            host,
             tracks: Vec::new(),
             sources: Sources::new(),
             connected: false,
@@ -451,6 +463,7 @@ impl Room {
         let public = state.public(member);
         let moderates = state.moderator;
         self.members.insert(member, state);
+        self.renewals.admit(member, Instant::now());
         self.tell(Lifecycle::MemberJoined {
             member,
             name: &public.name,
@@ -589,6 +602,18 @@ impl Room {
         }
     }
 
+    /// Hands fresh TURN credentials to the members whose renewal is due, before those they
+    /// have expire.
+    fn renew_ice(&mut self) {
+        for member in self.renewals.take_due(Instant::now()) {
+            let Some(state) = self.members.get(&member) else {
+                continue;
+            };
+            let ice_servers = self.local.renewed_ice(member, state.host.as_deref());
+            self.send_to(member, ServerMsg::IceServers { ice_servers });
+        }
+    }
+
     /// Drops a member: their media, their queue (which ends their connection), and tells
     /// the others.
     async fn remove(&mut self, member: MemberId) {
@@ -597,6 +622,7 @@ impl Room {
         };
         self.local.members.fetch_sub(1, Ordering::SeqCst);
         self.local.member_left(member);
+        self.renewals.forget(member);
         self.link.remove(member);
         self.drive_link().await;
         for track in state.tracks {

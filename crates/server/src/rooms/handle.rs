@@ -70,6 +70,9 @@ pub(super) struct Joining {
     pub moderator: bool,
     pub out: MemberTx,
     pub ice_servers: Vec<IceServer>,
+    /// The host the member reached us by, which names the TURN server in renewed
+    /// `ice_servers`.
+    pub host: Option<String>,
     pub reply: oneshot::Sender<JoinReply>,
 }
 
@@ -81,6 +84,8 @@ pub(super) struct Who {
     pub ip: Option<IpAddr>,
     pub moderator: bool,
     pub out: MemberTx,
+    /// The host the member reached us by (for renewed `ice_servers`).
+    pub host: Option<String>,
 }
 
 pub(super) enum JoinReply {
@@ -220,6 +225,7 @@ impl RoomHandle {
             moderator: who.moderator,
             out: who.out,
             ice_servers,
+            host: who.host,
             reply,
         });
         if self.tx.send(cmd).await.is_err() {

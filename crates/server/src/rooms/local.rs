@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use free4chat_ids::IdSpace;
 use free4chat_media::worker::WorkerHandle;
 use free4chat_media::{Boards, WorkerStats};
-use free4chat_signal::{ByeReason, ChatMessage, ErrorCode, MemberId, RoomInfo};
+use free4chat_signal::{ByeReason, ChatMessage, ErrorCode, IceServer, MemberId, RoomInfo};
 use tokio::sync::{Mutex, mpsc};
 use tracing::info;
 
@@ -113,6 +113,17 @@ impl Local {
     /// A member has left a room here: what was issued to it for the room dies with it.
     pub(super) fn member_left(&self, member: MemberId) {
         self.ice.member_left(member);
+    }
+
+    /// How often a member's STUN/TURN credentials are renewed while it stays; `None` when
+    /// none are issued.
+    pub(super) fn ice_renewal(&self) -> Option<std::time::Duration> {
+        self.ice.renew_every()
+    }
+
+    /// Fresh credentials for a member that stays, `host` as at its join.
+    pub(super) fn renewed_ice(&self, member: MemberId, host: Option<&str>) -> Vec<IceServer> {
+        self.ice.renewed(member, host, SystemTime::now())
     }
 }
 
@@ -257,6 +268,7 @@ impl LocalDirectory {
                 ip: request.ip,
                 moderator: request.moderator,
                 out: request.out.clone(),
+                host: request.host.clone(),
             };
             match room.join(member, who, ice_servers.clone()).await {
                 JoinReply::Joined => return Ok(Membership::here(member, room)),

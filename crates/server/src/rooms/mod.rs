@@ -11,7 +11,8 @@
 //!   Its `moderation` part: moderators, removals, the lock, the topic, raised hands; its
 //!   `media` part: what the media workers tell it.
 //! - `chat`: the room's recent messages; `names`: nicknames unique in a room; `tag`: who a
-//!   member is beyond one connection; `password`: private rooms' password hashes.
+//!   member is beyond one connection; `password`: private rooms' password hashes;
+//!   `renewal`: when each member gets fresh TURN credentials.
 
 mod actor;
 mod chat;
@@ -20,6 +21,7 @@ mod handle;
 mod local;
 mod names;
 mod password;
+mod renewal;
 pub mod tag;
 
 use std::sync::Arc;

@@ -50,7 +50,8 @@ impl Engine {
             return None;
         }
         let username = username.username();
-        let fresh = auth::username_expiry(username).is_some_and(|e| e >= self.unix(now))
+        let unexpired = auth::username_expiry(username).is_some_and(|e| e >= self.unix(now));
+        let fresh = (unexpired || self.renewed_for(username, &tuple, now))
             && !self.is_revoked(username, now);
         if realm.realm() != self.cfg.realm || !fresh {
             self.stats.refused_auth += 1;

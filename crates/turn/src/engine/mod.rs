@@ -189,6 +189,9 @@ pub(crate) struct Engine {
     /// Revoked credentials, by the part of the username after its expiry (the member), with
     /// the Unix time after which they would have expired anyway.
     revoked: HashMap<String, u64>,
+    /// Renewed holders of credentials, by member, with the Unix time their latest credentials
+    /// expire: their allocations may be kept with older ones until then.
+    renewed: HashMap<String, u64>,
     next_relay: u64,
     next_sweep: Instant,
     out: VecDeque<Output>,
@@ -221,6 +224,7 @@ impl Engine {
             streams: HashMap::new(),
             streams_per_ip: HashMap::new(),
             revoked: HashMap::new(),
+            renewed: HashMap::new(),
             next_relay: 0,
             next_sweep: now + SWEEP_INTERVAL,
             out: VecDeque::new(),
@@ -314,6 +318,7 @@ impl Engine {
         if until >= unix {
             self.revoked.insert(peer.to_owned(), until);
         }
+        self.renewed.remove(peer);
         self.stats.revoked += 1;
         let doomed: Vec<FiveTuple> = self
             .allocations
@@ -324,6 +329,35 @@ impl Engine {
         for tuple in doomed {
             self.remove_allocation(tuple);
         }
+    }
+
+    /// `peer` (the member) was given fresh credentials, valid until `until` (Unix seconds):
+    /// the allocations it made with older ones may be kept with them until then. Revoked
+    /// members are not renewed.
+    pub(crate) fn renew(&mut self, peer: &str, until: u64, now: Instant) {
+        let unix = self.unix(now);
+        if until < unix || self.revoked.get(peer).is_some_and(|u| *u >= unix) {
+            return;
+        }
+        if self.renewed.len() >= MAX_REVOKED && !self.renewed.contains_key(peer) {
+            self.renewed.retain(|_, u| *u >= unix);
+            if self.renewed.len() >= MAX_REVOKED {
+                return;
+            }
+        }
+        self.renewed.insert(peer.to_owned(), until);
+    }
+
+    /// Whether `username`, expired, is still good for the allocation of `tuple`: the one it
+    /// made, whose member has been renewed since.
+    fn renewed_for(&self, username: &str, tuple: &FiveTuple, now: Instant) -> bool {
+        let unix = self.unix(now);
+        self.allocations
+            .get(tuple)
+            .is_some_and(|a| a.username == username)
+            && peer_of(username)
+                .and_then(|p| self.renewed.get(p))
+                .is_some_and(|u| *u >= unix)
     }
 
     /// Whether `username`'s credentials were revoked.

@@ -591,3 +591,5 @@ fn hostile_bytes_never_panic() {
         }]
     );
 }
+
+mod renewal;
