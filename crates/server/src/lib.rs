@@ -12,6 +12,7 @@ pub mod log_limit;
 pub mod memory;
 pub mod metrics;
 mod origin;
+pub mod quality;
 mod rate;
 pub mod rooms;
 mod server;

@@ -12,6 +12,7 @@ use free4chat_ids::{MemberId, RoomId, TrackKind};
 
 use crate::downtrack::{DownTrack, DownTrackKey, Negotiated};
 use crate::negotiation::Negotiation;
+use crate::quality::QualityTracker;
 use crate::speaking::SpeakingDetector;
 use crate::uptrack::UpTrackKey;
 
@@ -42,6 +43,8 @@ pub struct Participant {
     pub negotiation: Negotiation,
     pub speaking: SpeakingDetector,
     pub connection: Connection,
+    /// The session's latest figures, as str0m reports them.
+    pub quality: QualityTracker,
 }
 
 /// Whether a participant's media is connected, and since when it is not.
@@ -79,6 +82,7 @@ impl Participant {
                 connected: false,
                 disconnected_since: None,
             },
+            quality: QualityTracker::default(),
         }
     }
 

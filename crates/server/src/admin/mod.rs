@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::quality::QualityView;
 use crate::rooms::{RoomDirectory, RoomHandle};
 
 /// The OpenAPI description of this API.
@@ -36,13 +37,19 @@ const OPENAPI: &str = include_str!("openapi.json");
 #[derive(Clone)]
 pub struct AdminState {
     pub rooms: Arc<dyn RoomDirectory>,
+    /// The members' connection quality, as last read from the media workers.
+    pub quality: Arc<QualityView>,
     token: Arc<[u8]>,
 }
 
 impl AdminState {
-    pub fn new(rooms: Arc<dyn RoomDirectory>, token: &str) -> AdminState {
+    pub fn new(
+        (rooms, quality): (Arc<dyn RoomDirectory>, Arc<QualityView>),
+        token: &str,
+    ) -> AdminState {
         AdminState {
             rooms,
+            quality,
             token: token.trim().as_bytes().into(),
         }
     }
@@ -120,7 +127,7 @@ async fn find(state: &AdminState, room: &str) -> Option<RoomHandle> {
 }
 
 /// A room as the API shows it, or `None` if it has ended.
-async fn describe(handle: &RoomHandle) -> Option<serde_json::Value> {
+async fn describe(state: &AdminState, handle: &RoomHandle) -> Option<serde_json::Value> {
     let s = handle.snapshot().await?;
     let members: Vec<_> = s
         .members
@@ -132,6 +139,7 @@ async fn describe(handle: &RoomHandle) -> Option<serde_json::Value> {
                 "muted": m.muted,
                 "muted_for_everyone": s.forced_muted.contains(&m.id),
                 "speaking": m.speaking,
+                "connection": state.quality.of(m.id),
             })
         })
         .collect();
@@ -149,7 +157,7 @@ async fn rooms(State(state): State<AdminState>) -> Response {
     let mut out = Vec::new();
     for summary in state.rooms.local_rooms().await {
         if let Some(handle) = find(&state, &summary.room).await
-            && let Some(room) = describe(&handle).await
+            && let Some(room) = describe(&state, &handle).await
         {
             out.push(room);
         }
@@ -161,7 +169,7 @@ async fn room(State(state): State<AdminState>, Path(room): Path<String>) -> Resp
     let Some(handle) = find(&state, &room).await else {
         return no_room();
     };
-    match describe(&handle).await {
+    match describe(&state, &handle).await {
         Some(r) => Json(r).into_response(),
         None => no_room(),
     }
@@ -285,7 +293,7 @@ async fn limits(
 pub async fn start(
     addr: SocketAddr,
     config: &Config,
-    rooms: Arc<dyn RoomDirectory>,
+    shared: (Arc<dyn RoomDirectory>, Arc<QualityView>),
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<SocketAddr> {
     let token = match (&config.admin.admin_token, &config.admin.admin_token_file) {
@@ -311,7 +319,7 @@ pub async fn start(
     }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let app = router(AdminState::new(rooms, &token));
+    let app = router(AdminState::new(shared, &token));
     tokio::spawn(async move {
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;

@@ -27,6 +27,7 @@ use super::chat::ChatLog;
 use super::handle::{JoinReply, Joining, RoomCmd, RoomSnapshot};
 use super::local::Local;
 use super::names::unique_name;
+use super::quality::QualityOut;
 use super::{Lifecycle, MemberTx, Refusal};
 
 /// How many media events may wait for one room.
@@ -99,6 +100,8 @@ struct Room {
     unconnected: VecDeque<(Instant, MemberId)>,
     /// The operator's limit on this room's members, below the server's.
     max_members: Option<usize>,
+    /// The members' quality levels as last told.
+    quality: QualityOut,
 }
 
 /// The room's `speakers` messages: sent when who speaks changes, at most every
@@ -141,6 +144,7 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
         speakers: SpeakersOut::default(),
         max_members: None,
         unconnected: VecDeque::new(),
+        quality: QualityOut::default(),
     };
     room.tell(Lifecycle::Started);
     let closing = loop {
@@ -326,6 +330,14 @@ impl Room {
             }
             RoomCmd::Notice { text } => self.broadcast(None, &ServerMsg::Notice { text }),
             RoomCmd::SetMaxMembers { max } => self.max_members = max,
+            RoomCmd::Quality { levels } => {
+                let members = self.members.iter().map(|(id, m)| (*id, m.connected));
+                let now = std::time::Instant::now();
+                let changed = self.quality.changes(&levels, members, now);
+                if !changed.is_empty() {
+                    self.broadcast(None, &ServerMsg::Quality { members: changed });
+                }
+            }
             // The run loop ends the room on these.
             RoomCmd::Close { .. } => {}
         }
@@ -413,6 +425,10 @@ impl Room {
             name: &public.name,
         });
         self.broadcast(Some(member), &ServerMsg::MemberJoined { member: public });
+        let known = self.quality.all();
+        if !known.is_empty() {
+            self.send_to(member, ServerMsg::Quality { members: known });
+        }
         let _ = reply.send(JoinReply::Joined);
         info!(room = self.name, %member, "member joined");
     }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use free4chat_signal::{ByeReason, ClientMsg, IceServer, Member, MemberId, RoomId};
+use free4chat_signal::{ByeReason, ClientMsg, IceServer, Member, MemberId, Quality, RoomId};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -47,6 +47,10 @@ pub(super) enum RoomCmd {
     /// The operator's limit on the room's members (none: the server's).
     SetMaxMembers {
         max: Option<usize>,
+    },
+    /// This round's quality levels of the room's members (`crate::quality`).
+    Quality {
+        levels: Vec<(MemberId, Quality)>,
     },
 }
 
@@ -148,6 +152,12 @@ impl RoomHandle {
     /// Sets the room's own limit on members (none: the server's); those in it stay.
     pub async fn set_max_members(&self, max: Option<usize>) -> bool {
         self.tx.send(RoomCmd::SetMaxMembers { max }).await.is_ok()
+    }
+
+    /// Hands the room this round's quality levels of its members, without waiting: a room
+    /// whose queue is full skips the round (the next one carries the levels again).
+    pub fn quality(&self, levels: Vec<(MemberId, Quality)>) {
+        let _ = self.tx.try_send(RoomCmd::Quality { levels });
     }
 
     /// Closes the room: every member is told `reason` and removed.

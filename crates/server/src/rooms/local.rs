@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use free4chat_ids::IdSpace;
 use free4chat_media::worker::WorkerHandle;
 use free4chat_media::{Boards, WorkerStats};
+use free4chat_sfu::quality::MemberQuality;
 use free4chat_signal::{ByeReason, ChatMessage, ErrorCode, MemberId};
 use tokio::sync::{Mutex, mpsc};
 use tracing::info;
@@ -81,6 +82,25 @@ impl MediaWorkers {
     /// The workers' fresh figures, summed.
     pub async fn stats(&self) -> WorkerStats {
         self.boards().fresh_total().await
+    }
+
+    /// Each member's connection quality, as the workers last published it.
+    pub fn latest_quality(&self) -> Vec<MemberQuality> {
+        self.workers
+            .iter()
+            .flat_map(|w| {
+                w.board()
+                    .latest_quality()
+                    .iter()
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Each member's connection quality, freshly published by every worker.
+    pub async fn fresh_quality(&self) -> Vec<MemberQuality> {
+        self.boards().fresh_quality().await
     }
 }
 

@@ -17,6 +17,7 @@ mod directory;
 mod handle;
 mod local;
 mod names;
+mod quality;
 pub mod tag;
 
 use std::sync::Arc;

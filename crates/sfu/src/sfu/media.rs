@@ -60,6 +60,20 @@ impl Sfu {
                     self.ask_keyframe(room, publisher, mid);
                 }
             }
+            Event::PeerStats(s) => p.quality.on_peer(&s),
+            Event::MediaEgressStats(s) => p.quality.on_egress(&s),
+            Event::MediaIngressStats(s) => {
+                let member = p.member;
+                // Jitter is wanted of audio, in its RTP clock (Opus: 48 kHz).
+                let audio = self
+                    .up_tracks
+                    .find(member, s.mid)
+                    .and_then(|up| self.up_tracks.get(up))
+                    .is_some_and(|t| t.kind == TrackKind::Audio);
+                if let Some(p) = self.participants.get_mut(key) {
+                    p.quality.on_ingress(&s, audio.then_some(48_000));
+                }
+            }
             _ => {}
         }
     }
