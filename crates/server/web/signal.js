@@ -60,6 +60,7 @@ export const PROTOCOL_VERSION = 1;
  *   | {type: 'mute', id: number, muted: boolean, forced?: boolean}
  *   | {type: 'notice', text: string}
  *   | {type: 'speakers', ids: number[]}
+ *   | {type: 'quality', members: {id: number, quality: string}[]}
  *   | {type: 'track_added', track: WireTrack}
  *   | {type: 'track_removed', track: WireTrack}
  *   | {type: 'answer', sdp: string}
