@@ -75,6 +75,13 @@ test('the console refuses a wrong token, then shows the room and acts on its mem
     // The token is kept for the tab: a reload goes straight to the rooms.
     await page.reload();
     await row('Bob').waitFor();
+    // Each member's connection as the server measures it: good on loopback, over UDP, with
+    // its round trip.
+    for (const name of ['Alice', 'Bob']) {
+      await row(name).locator('td[data-field="connection"] .tag[data-quality="good"]').waitFor({ timeout: 30_000 });
+      const measured = row(name).locator('td[data-field="connection"] .figures', { hasText: /loss \d+\.\d % in.* rtt \d+(\.\d)? ms.*[1-9]\d*\/[1-9]\d* kbit\/s · udp$/ });
+      await measured.waitFor({ timeout: 30_000 });
+    }
     // Two polls at least, so that the chart has a line.
     await page.waitForFunction(() => (document.querySelector('#line-members')?.getAttribute('points') ?? '').split(' ').length >= 2);
     await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'admin-console.png') });

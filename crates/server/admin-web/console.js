@@ -10,8 +10,12 @@ const POLL_MS = 2000;
 const CHART_SPAN_MS = 60 * 60 * 1000;
 
 /**
+ * A member's connection as the server measures it (null until their media session reports).
+ * @typedef {{ connected: boolean, loss_in: number | null, loss_out: number | null,
+ *   jitter: number | null, rtt: number | null, bitrate_in: number, bitrate_out: number,
+ *   path: string | null, quality: string | null }} Connection
  * @typedef {{ id: number, name: string, muted: boolean, muted_for_everyone: boolean,
- *   speaking: boolean }} Member
+ *   speaking: boolean, connection: Connection | null }} Member
  * @typedef {{ room: string, id: string, members: Member[], max_members: number | null,
  *   chat_messages: number }} Room
  * @typedef {{ t: number, rooms: number, members: number }} Sample
@@ -230,7 +234,7 @@ function roomView(room) {
   const table = make('table');
   const thead = make('thead');
   const hr = make('tr');
-  for (const h of ['Name', 'Muted', 'Muted for everyone', 'Speaking', '']) hr.append(make('th', h));
+  for (const h of ['Name', 'Muted', 'Muted for everyone', 'Speaking', 'Connection', '']) hr.append(make('th', h));
   thead.append(hr);
   const body = make('tbody');
   for (const m of room.members) {
@@ -244,6 +248,7 @@ function roomView(room) {
       make('td', m.muted ? 'muted' : '—', m.muted ? 'quiet' : undefined),
       tagCell(forced, 'muted for everyone', 'yes', 'forced'),
       tagCell(m.speaking, 'speaking', 'speaking', 'speaking'),
+      connectionCell(m.connection),
     );
     const cell = make('td', undefined, 'actions');
     cell.append(
@@ -270,6 +275,42 @@ function roomView(room) {
   table.append(thead, body);
   section.append(table);
   return section;
+}
+
+/** @param {number | null} f a fraction */
+const percent = (f) => (f === null ? '–' : `${(f * 100).toFixed(1)} %`);
+/** @param {number | null} ms */
+const millis = (ms) => (ms === null ? '–' : `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`);
+/** @param {number} bits per second */
+const kbits = (bits) => `${Math.round(bits / 1000)}`;
+
+/**
+ * The member's connection: the level the room is told, then loss each way, round trip,
+ * jitter, bitrate each way and the path.
+ * @param {Connection | null} c
+ */
+function connectionCell(c) {
+  const td = make('td', undefined, 'connection');
+  td.dataset.field = 'connection';
+  if (!c) {
+    td.append(make('span', 'no media session', 'quiet'));
+    return td;
+  }
+  const level = c.quality ?? (c.connected ? 'measuring' : 'connecting');
+  const tag = make('span', level, `tag q-${level}`);
+  tag.dataset.quality = level;
+  const figures = c.connected
+    ? [
+        `loss ${percent(c.loss_in)} in, ${percent(c.loss_out)} out`,
+        `rtt ${millis(c.rtt)}`,
+        `jitter ${millis(c.jitter)}`,
+        `${kbits(c.bitrate_in)}/${kbits(c.bitrate_out)} kbit/s`,
+        c.path ?? '–',
+      ].join(' · ')
+    : 'media not connected';
+  const facts = make('span', figures, 'figures');
+  td.append(tag, facts);
+  return td;
 }
 
 /**

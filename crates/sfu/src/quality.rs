@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use str0m::media::Mid;
 use str0m::net::Protocol;
 use str0m::stats::{MediaEgressStats, MediaIngressStats, PeerStats};
 
@@ -18,6 +19,8 @@ use free4chat_ids::{MemberId, RoomId};
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// A figure not reported again for this long is stale and dropped (a stream that stopped).
 const STALE: Duration = Duration::from_secs(10);
+/// The most streams sent to one member whose reports are followed (slots and tracks).
+const MAX_EGRESS: usize = 16;
 /// A member whose media has not connected this long after joining is shown as such; sooner,
 /// they are still connecting.
 pub const UNCONNECTED_AFTER: Duration = Duration::from_secs(5);
@@ -50,6 +53,9 @@ pub struct QualityTracker {
     bitrate_in: u64,
     bitrate_out: u64,
     path: Option<(Protocol, SocketAddr)>,
+    /// Per stream we send them: the highest sequence number and packets lost they last
+    /// reported (cumulative), to take the loss between two reports.
+    egress: Vec<(Mid, u64, u64)>,
 }
 
 impl QualityTracker {
@@ -91,7 +97,26 @@ impl QualityTracker {
     /// A stream we send the member: their receiver reports give loss and round-trip time.
     /// Several streams: the worst figure of the last reports stands.
     pub fn on_egress(&mut self, s: &MediaEgressStats) {
-        if let Some(loss) = s.loss {
+        // str0m's own average needs two reports within its interval; the cumulative counts of
+        // the last report give the loss since the one before, however far apart.
+        let mut loss = s.loss;
+        if let Some(r) = &s.remote {
+            let (seq, lost) = (*r.maximum_sequence_number, r.packets_lost);
+            let full = self.egress.len() >= MAX_EGRESS;
+            match self.egress.iter_mut().find(|(m, ..)| *m == s.mid) {
+                Some(e) => {
+                    let expected = seq.saturating_sub(e.1);
+                    if expected > 0 {
+                        let fraction = lost.saturating_sub(e.2) as f32 / expected as f32;
+                        loss = Some(fraction.min(1.0));
+                        (e.1, e.2) = (seq, lost);
+                    }
+                }
+                None if !full => self.egress.push((s.mid, seq, lost)),
+                None => {}
+            }
+        }
+        if let Some(loss) = loss {
             self.loss_out = Some(worse(self.loss_out, loss, s.timestamp));
         }
         if let Some(rtt) = s.rtt {
