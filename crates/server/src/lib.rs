@@ -17,6 +17,7 @@ mod rate;
 pub mod rooms;
 mod server;
 mod session;
+pub mod telemetry;
 pub mod tls;
 mod web;
 pub mod webhooks;

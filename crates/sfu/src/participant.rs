@@ -52,6 +52,8 @@ pub struct Participant {
 pub struct Connection {
     pub created: Instant,
     pub connected: bool,
+    /// A media packet from them has arrived.
+    pub media: bool,
     /// Since when ICE has been disconnected, if it is.
     pub disconnected_since: Option<Instant>,
 }
@@ -80,6 +82,7 @@ impl Participant {
             connection: Connection {
                 created: now,
                 connected: false,
+                media: false,
                 disconnected_since: None,
             },
             quality: QualityTracker::default(),

@@ -20,6 +20,7 @@ use super::sections::{
     ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
     TlsSettings, TurnSettings, WebhookSettings,
 };
+use super::tracing::TracingSettings;
 
 /// Refuses the first unknown key or wrong value of the file's `text`, or its bad syntax.
 pub(super) fn check(text: &str) -> Result<(), toml::de::Error> {
@@ -40,10 +41,11 @@ enum Section {
     Cluster,
     Webhooks,
     Admin,
+    Tracing,
 }
 
 impl Section {
-    const ALL: [Section; 10] = [
+    const ALL: [Section; 11] = [
         Section::General,
         Section::Media,
         Section::Limits,
@@ -54,6 +56,7 @@ impl Section {
         Section::Cluster,
         Section::Webhooks,
         Section::Admin,
+        Section::Tracing,
     ];
 
     /// The file's keys this section holds, in the order of its fields.
@@ -75,6 +78,7 @@ impl Section {
             Section::Cluster => ids::<ClusterSettings>(),
             Section::Webhooks => ids::<WebhookSettings>(),
             Section::Admin => ids::<AdminSettings>(),
+            Section::Tracing => ids::<TracingSettings>(),
         }
     }
 
@@ -95,6 +99,7 @@ impl Section {
             Section::Cluster => ClusterSettings::deserialize(entry).map(drop),
             Section::Webhooks => WebhookSettings::deserialize(entry).map(drop),
             Section::Admin => AdminSettings::deserialize(entry).map(drop),
+            Section::Tracing => TracingSettings::deserialize(entry).map(drop),
         }
     }
 

@@ -25,6 +25,7 @@ pub mod protection;
 pub mod sections;
 #[cfg(test)]
 mod tests;
+pub mod tracing;
 
 pub use admin::AdminSettings;
 pub use protection::ProtectionSettings;
@@ -32,6 +33,7 @@ pub use sections::{
     ClusterSettings, ConnectionSettings, GeneralSettings, LimitSettings, MediaSettings,
     TlsSettings, TurnSettings, WebhookSettings,
 };
+pub use tracing::TracingSettings;
 
 /// free4chat: voice chat rooms in the browser, from one binary.
 ///
@@ -90,6 +92,10 @@ pub struct Config {
     #[command(flatten)]
     #[serde(flatten)]
     pub admin: AdminSettings,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub tracing: TracingSettings,
 }
 
 impl Default for Config {

@@ -28,6 +28,7 @@ use super::handle::{JoinReply, Joining, RoomCmd, RoomSnapshot};
 use super::local::Local;
 use super::names::unique_name;
 use super::quality::QualityOut;
+use super::trace;
 use super::{Lifecycle, MemberTx, Refusal};
 
 /// How many media events may wait for one room.
@@ -66,6 +67,10 @@ struct MemberState {
     sources: Sources,
     /// Their media (ICE and DTLS) has connected.
     connected: bool,
+    /// Their session's span, inside the room's (`rooms::trace`); it ends when they leave.
+    span: tracing::Span,
+    /// Why they leave, once known (the span's last event).
+    why: &'static str,
 }
 
 impl MemberState {
@@ -164,6 +169,7 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
         }
         for id in std::mem::take(&mut room.stalled) {
             warn!(room = room.name, member = %id, "member stalled: dropped");
+            room.why(id, "stalled");
             room.remove(id).await;
         }
         if room.members.is_empty() {
@@ -202,6 +208,14 @@ impl Room {
                 self.send_to(id, e);
             }
             self.send_to(id, ServerMsg::Bye { reason });
+            self.why(
+                id,
+                if reason == ByeReason::ServerShutdown {
+                    "server shutdown"
+                } else {
+                    "room closed"
+                },
+            );
             self.remove(id).await;
         }
     }
@@ -297,6 +311,14 @@ impl Room {
             RoomCmd::Join(joining) => self.join(joining),
             RoomCmd::Msg { member, msg } => self.member_msg(member, msg).await,
             RoomCmd::Leave { member, said_leave } => {
+                self.why(
+                    member,
+                    if said_leave {
+                        "left"
+                    } else {
+                        "connection closed"
+                    },
+                );
                 if said_leave {
                     let bye = ServerMsg::Bye {
                         reason: ByeReason::Left,
@@ -315,6 +337,10 @@ impl Room {
             } => {
                 let present = self.members.contains_key(&member);
                 if present {
+                    if let Some(m) = self.members.get(&member) {
+                        trace::step(&m.span, "kick");
+                    }
+                    self.why(member, "removed");
                     self.send_to(member, ServerMsg::Bye { reason });
                     self.remove(member).await;
                 }
@@ -402,7 +428,15 @@ impl Room {
                 return;
             }
         }
+        let span = trace::member_span(member, &name);
+        trace::step(&span, "joined");
+        // The same client (by its key's tag) still here, or back: a reconnection.
+        if tag.is_some() && self.members.values().any(|m| m.tag == tag) {
+            trace::step(&span, "reconnect");
+        }
         let state = MemberState {
+            span,
+            why: "connection closed",
             name,
             tag,
             muted,
@@ -483,6 +517,7 @@ impl Room {
         };
         state.forced_muted = forced;
         state.muted |= forced;
+        trace::changed(&state.span, "mute for everyone", &forced);
         let muted = state.muted;
         self.link.silence(member, forced);
         self.drive_link().await;
@@ -496,6 +531,7 @@ impl Room {
         };
         match msg {
             ClientMsg::Offer { sdp, sources } => {
+                trace::step(&state.span, "negotiation: client offer");
                 if let Some(sources) = sources {
                     state.sources = sources;
                 }
@@ -503,6 +539,7 @@ impl Room {
                 self.drive_link().await;
             }
             ClientMsg::Answer { sdp } => {
+                trace::step(&state.span, "negotiation: client answer");
                 if self.link.answer(member, sdp) {
                     self.drive_link().await;
                 } else {
@@ -527,6 +564,7 @@ impl Room {
                     return self.send_to(member, e);
                 }
                 state.muted = muted;
+                trace::changed(&state.span, "mute", &muted);
                 let forced = state.forced_muted;
                 self.tell_mute(member, muted, forced);
             }
@@ -539,6 +577,7 @@ impl Room {
                 let name = unique_name(&name, others.map(|(_, m)| m.name.as_str()));
                 if let Some(state) = self.members.get_mut(&member) {
                     state.name = name.clone();
+                    trace::changed(&state.span, "rename", &name);
                 }
                 self.broadcast(None, &ServerMsg::MemberRenamed { id: member, name });
             }
@@ -574,8 +613,18 @@ impl Room {
         self.link.on_event(&event);
         self.drive_link().await;
         match event {
-            MediaEvent::Answer { sdp, .. } => self.send_to(member, ServerMsg::Answer { sdp }),
-            MediaEvent::Offer { sdp, .. } => self.send_to(member, ServerMsg::Offer { sdp }),
+            MediaEvent::Answer { sdp, .. } => {
+                if let Some(m) = self.members.get(&member) {
+                    trace::step(&m.span, "negotiation: server answer");
+                }
+                self.send_to(member, ServerMsg::Answer { sdp })
+            }
+            MediaEvent::Offer { sdp, .. } => {
+                if let Some(m) = self.members.get(&member) {
+                    trace::step(&m.span, "negotiation: server offer");
+                }
+                self.send_to(member, ServerMsg::Offer { sdp })
+            }
             MediaEvent::Error { code, message, .. } => {
                 let code = match code {
                     MediaErrorCode::InvalidSdp | MediaErrorCode::NoSession => ErrorCode::InvalidSdp,
@@ -592,6 +641,12 @@ impl Room {
                 debug!(%member, "media connected");
                 if let Some(m) = self.members.get_mut(&member) {
                     m.connected = true;
+                    trace::step(&m.span, "ice and dtls connected");
+                }
+            }
+            MediaEvent::FirstMedia { .. } => {
+                if let Some(m) = self.members.get(&member) {
+                    trace::step(&m.span, "first media");
                 }
             }
             MediaEvent::TrackPublished { track, kind, .. } => {
@@ -618,6 +673,7 @@ impl Room {
                     reason: ByeReason::MediaFailed,
                 };
                 self.send_to(member, bye);
+                self.why(member, "media failed");
                 self.remove(member).await;
             }
         }
@@ -645,7 +701,15 @@ impl Room {
                 .media_deadline_dropped
                 .fetch_add(1, Ordering::Relaxed);
             debug!(room = self.name, %member, "{message}");
+            self.why(member, "media did not connect in time");
             self.remove(member).await;
+        }
+    }
+
+    /// Notes why a member is about to leave, for their span.
+    fn why(&mut self, member: MemberId, why: &'static str) {
+        if let Some(m) = self.members.get_mut(&member) {
+            m.why = why;
         }
     }
 
@@ -666,6 +730,7 @@ impl Room {
             self.speakers.dirty = true;
         }
         self.broadcast(None, &ServerMsg::MemberLeft { id: member });
+        trace::left(&state.span, state.why);
         self.tell(Lifecycle::MemberLeft {
             member,
             name: &state.name,

@@ -289,7 +289,9 @@ impl LocalDirectory {
             local: local.clone(),
             history: history.clone(),
         };
-        tokio::spawn(actor::run(setup, rx));
+        // The room's span lives in its task: it ends when the room does.
+        let span = super::trace::room_span(name, id, local.node.as_deref());
+        tokio::spawn(tracing::Instrument::instrument(actor::run(setup, rx), span));
         Ok(Some(handle))
     }
 }

@@ -19,6 +19,7 @@ mod local;
 mod names;
 mod quality;
 pub mod tag;
+mod trace;
 
 use std::sync::Arc;
 

@@ -52,7 +52,14 @@ impl Sfu {
                     self.publish(key, added.mid, kind);
                 }
             }
-            Event::RtpPacket(packet) => self.forward(key, packet),
+            Event::RtpPacket(packet) => {
+                if !p.connection.media {
+                    p.connection.media = true;
+                    let member = p.member;
+                    self.emit(MediaEvent::FirstMedia { member });
+                }
+                self.forward(key, packet)
+            }
             Event::KeyframeRequest(req) => {
                 let source = p.down_on(req.mid).and_then(|d| d.track_source());
                 let room = p.room;
