@@ -5,6 +5,7 @@ pub mod admission;
 pub mod cluster;
 pub mod config;
 pub mod fds;
+pub mod history;
 mod http;
 pub mod ice;
 mod listen;

@@ -11,6 +11,7 @@ use free4chat_media::{TcpOptions, WorkerStats};
 use free4chat_sfu::CoreStats;
 use free4chat_turn::{Turn, TurnConfig, TurnHandle};
 
+use crate::history::History;
 use crate::quality::{QualityView, Relays};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -223,9 +224,16 @@ impl Server {
             media.clone(),
             shutdown_rx.clone(),
         );
+        let history = Arc::new(History::default());
+        crate::history::spawn(
+            history.clone(),
+            rooms.clone(),
+            media.clone(),
+            shutdown_rx.clone(),
+        );
         let admin_addr = match &config.admin.admin_listen {
             Some(addr) => {
-                let shared = (rooms.clone(), quality);
+                let shared = (rooms.clone(), quality, history);
                 Some(crate::admin::start(*addr, config, shared, shutdown_rx.clone()).await?)
             }
             None => None,

@@ -27,11 +27,16 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::history::{History, SAMPLE_EVERY};
 use crate::quality::QualityView;
 use crate::rooms::{RoomDirectory, RoomHandle};
 
 /// The OpenAPI description of this API.
 const OPENAPI: &str = include_str!("openapi.json");
+
+/// What the admin API reads besides its token: the rooms, the members' connection quality,
+/// the node's last hour.
+pub type Shared = (Arc<dyn RoomDirectory>, Arc<QualityView>, Arc<History>);
 
 /// What the admin routes share.
 #[derive(Clone)]
@@ -39,17 +44,17 @@ pub struct AdminState {
     pub rooms: Arc<dyn RoomDirectory>,
     /// The members' connection quality, as last read from the media workers.
     pub quality: Arc<QualityView>,
+    /// The node's last hour, for the console's charts.
+    pub history: Arc<History>,
     token: Arc<[u8]>,
 }
 
 impl AdminState {
-    pub fn new(
-        (rooms, quality): (Arc<dyn RoomDirectory>, Arc<QualityView>),
-        token: &str,
-    ) -> AdminState {
+    pub fn new((rooms, quality, history): Shared, token: &str) -> AdminState {
         AdminState {
             rooms,
             quality,
+            history,
             token: token.trim().as_bytes().into(),
         }
     }
@@ -58,6 +63,7 @@ impl AdminState {
 pub fn router(state: AdminState) -> Router {
     let api = Router::new()
         .route("/admin/api/rooms", get(rooms))
+        .route("/admin/api/history", get(history))
         .route("/admin/api/rooms/{room}", get(room))
         .route("/admin/api/rooms/{room}/close", post(close))
         .route("/admin/api/rooms/{room}/notice", post(notice))
@@ -150,6 +156,15 @@ async fn describe(state: &AdminState, handle: &RoomHandle) -> Option<serde_json:
         "max_members": s.max_members,
         "chat_messages": s.chat_messages,
     }))
+}
+
+/// The node's last hour: a sample every ten seconds, oldest first.
+async fn history(State(state): State<AdminState>) -> Response {
+    Json(json!({
+        "interval_seconds": SAMPLE_EVERY.as_secs(),
+        "samples": state.history.samples(),
+    }))
+    .into_response()
 }
 
 /// This node's rooms, with their members.
@@ -293,7 +308,7 @@ async fn limits(
 pub async fn start(
     addr: SocketAddr,
     config: &Config,
-    shared: (Arc<dyn RoomDirectory>, Arc<QualityView>),
+    shared: Shared,
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<SocketAddr> {
     let token = match (&config.admin.admin_token, &config.admin.admin_token_file) {
