@@ -90,7 +90,7 @@ test('each member shows the connection quality the server sees, and a member who
       }
     }
     const good = await alice.page.evaluate(qualityOf, 'Bob');
-    assert.deepEqual(good, { quality: 'good', hidden: false, title: translate('member.quality.good', {}, 'en'), words: '' });
+    assert.deepEqual(good, { quality: 'good', hidden: false, title: translate('member.qualityGood', {}, 'en'), words: '' });
 
     // Carol joins but never offers media: after a few seconds everyone is told, in words.
     await withoutAudio('quality', 'Carol');
@@ -100,7 +100,7 @@ test('each member shows the connection quality the server sees, and a member who
         return li?.dataset.quality === 'unconnected';
       }, 'Carol', { timeout: 30_000 });
     }
-    const words = translate('member.quality.unconnected', {}, 'en');
+    const words = translate('member.qualityUnconnected', {}, 'en');
     assert.deepEqual(await bob.page.evaluate(qualityOf, 'Carol'), { quality: 'unconnected', hidden: false, title: words, words });
     await bob.page.screenshot({ path: path.join(OUT_DIR, 'quality-phone.png') });
   });

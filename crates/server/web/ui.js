@@ -418,6 +418,14 @@ export function setMemberPaging({ total, hidden, searchable, noMatch }) {
   $('members-none').hidden = !noMatch;
 }
 
+/** The words for each connection quality. */
+const QUALITY_KEYS = {
+  good: 'member.qualityGood',
+  fair: 'member.qualityFair',
+  poor: 'member.qualityPoor',
+  unconnected: 'member.qualityUnconnected',
+};
+
 /** @param {string} id */
 function memberItem(id) {
   const li = el('li', 'member');
@@ -515,7 +523,7 @@ function updateMemberItem(li, m, isSelf, mutedForMe, allMuted, speaking) {
   if (li.dataset.quality !== (m.quality ?? '')) {
     quality.hidden = !m.quality;
     if (m.quality) {
-      const key = `member.quality.${m.quality}`;
+      const key = QUALITY_KEYS[m.quality];
       setAttr(quality, 'title', key);
       setText(part(li, '.quality-text'), key);
     }
