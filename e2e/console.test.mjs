@@ -46,7 +46,7 @@ after(async () => {
   if (server) await server.stop();
 }, { timeout: 20_000 });
 
-test('the console refuses a wrong token, then shows the room and acts on its members with confirmation', { timeout: 60_000 }, async () => {
+test('the console refuses a wrong token, then shows the room and acts on its members with confirmation', { timeout: 120_000 }, async () => {
   await diagnose('console', () => ({ pages, server }), async () => {
     const alice = await openPage(browser, `${server.base}/room/${ROOM}?name=Alice`, 'Alice');
     const bob = await openPage(browser, `${server.base}/room/${ROOM}?name=Bob`, 'Bob');
@@ -75,8 +75,28 @@ test('the console refuses a wrong token, then shows the room and acts on its mem
     // The token is kept for the tab: a reload goes straight to the rooms.
     await page.reload();
     await row('Bob').waitFor();
-    // Two polls at least, so that the chart has a line.
-    await page.waitForFunction(() => (document.querySelector('#line-members')?.getAttribute('points') ?? '').split(' ').length >= 2);
+    // Each member's connection as the server measures it: good on loopback, over UDP, with
+    // its round trip.
+    for (const name of ['Alice', 'Bob']) {
+      await row(name).locator('td[data-field="connection"] .tag[data-quality="good"]').waitFor({ timeout: 30_000 });
+      const measured = row(name).locator('td[data-field="connection"] .figures', { hasText: /loss \d+\.\d % in.* rtt \d+(\.\d)? ms.*[1-9]\d*\/[1-9]\d* kbit\/s · udp$/ });
+      await measured.waitFor({ timeout: 30_000 });
+    }
+    // The server's last hour: two samples at least (one as it started, one every 10 s), the
+    // last with both members and the packets of their call.
+    await page.waitForFunction(() => Number(document.querySelector('#chart')?.getAttribute('data-samples')) >= 2
+      && document.querySelector('#now-members')?.textContent === '2'
+      && Number(document.querySelector('#now-in')?.textContent) > 0, null, { timeout: 40_000 });
+    for (const line of ['#line-members', '#line-rooms', '#line-in', '#line-out']) {
+      const points = (await page.getAttribute(line, 'points')) ?? '';
+      assert.ok(points.split(' ').length >= 2, `${line}: ${points}`);
+    }
+    // Drawn from the server's samples, not from the page's own polls.
+    const history = await page.evaluate(async (token) => {
+      const res = await fetch('/admin/api/history', { headers: { authorization: `Bearer ${token}` } });
+      return res.json();
+    }, ADMIN_TOKEN);
+    assert.equal(Number(await page.getAttribute('#chart', 'data-samples')) <= history.samples.length, true);
     await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'admin-console.png') });
 
     // Mute Bob for everyone: asked first, then Bob's own page shows him muted.

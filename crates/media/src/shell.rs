@@ -345,7 +345,7 @@ impl Shell {
 
     /// Puts the worker's figures on its board.
     pub fn publish_stats(&self) {
-        self.board.publish(self.stats());
+        self.board.publish(self.stats(), self.sfu.quality());
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use free4chat_sfu::CoreStats;
+use free4chat_sfu::quality::MemberQuality;
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -148,6 +149,8 @@ impl WorkerStats {
 #[derive(Debug, Default)]
 pub struct StatsBoard {
     latest: Mutex<WorkerStats>,
+    /// Each of the worker's members' connection quality, published with the figures.
+    quality: Mutex<Arc<[MemberQuality]>>,
     /// Someone wants a fresh snapshot.
     asked: Notify,
     /// A fresh snapshot is on the board.
@@ -161,6 +164,14 @@ impl StatsBoard {
     /// The latest snapshot, without asking for a fresh one.
     pub fn latest(&self) -> WorkerStats {
         self.latest.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// The members' quality published with the latest snapshot.
+    pub fn latest_quality(&self) -> Arc<[MemberQuality]> {
+        self.quality
+            .lock()
+            .map(|q| q.clone())
+            .unwrap_or_else(|_| Arc::from(Vec::new()))
     }
 
     /// Asks the worker for a fresh snapshot and returns it (or, if the worker does not answer
@@ -180,9 +191,12 @@ impl StatsBoard {
     }
 
     /// The worker's side: puts a snapshot on the board and wakes those waiting for it.
-    pub(crate) fn publish(&self, stats: WorkerStats) {
+    pub(crate) fn publish(&self, stats: WorkerStats, quality: Vec<MemberQuality>) {
         if let Ok(mut latest) = self.latest.lock() {
             *latest = stats;
+        }
+        if let Ok(mut latest) = self.quality.lock() {
+            *latest = Arc::from(quality);
         }
         self.published.notify_waiters();
     }
@@ -200,6 +214,16 @@ impl Boards {
             total.merge(&board.fresh().await);
         }
         total
+    }
+
+    /// Every worker's members' quality, freshly published.
+    pub async fn fresh_quality(&self) -> Vec<MemberQuality> {
+        let mut all = Vec::new();
+        for board in &self.0 {
+            board.fresh().await;
+            all.extend(board.latest_quality().iter().copied());
+        }
+        all
     }
 }
 
@@ -249,7 +273,7 @@ mod tests {
                     n += 1;
                     let mut s = WorkerStats::default();
                     s.core.forwarded = n;
-                    worker.publish(s);
+                    worker.publish(s, Vec::new());
                 }
             });
             assert_eq!(board.fresh().await.core.forwarded, 1);

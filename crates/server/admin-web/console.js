@@ -6,15 +6,22 @@
 const API = '/admin/api';
 const TOKEN_KEY = 'free4chat-admin-token';
 const POLL_MS = 2000;
-/** Samples older than this fall off the chart. */
-const CHART_SPAN_MS = 60 * 60 * 1000;
+/** The server samples its last hour every ten seconds; no need to ask more often. */
+const HISTORY_MS = 10_000;
 
 /**
+ * A member's connection as the server measures it (null until their media session reports).
+ * @typedef {{ connected: boolean, loss_in: number | null, loss_out: number | null,
+ *   jitter: number | null, rtt: number | null, bitrate_in: number, bitrate_out: number,
+ *   path: string | null, quality: string | null }} Connection
  * @typedef {{ id: number, name: string, muted: boolean, muted_for_everyone: boolean,
- *   speaking: boolean }} Member
+ *   speaking: boolean, connection: Connection | null }} Member
  * @typedef {{ room: string, id: string, members: Member[], max_members: number | null,
  *   chat_messages: number }} Room
- * @typedef {{ t: number, rooms: number, members: number }} Sample
+ * A sample of the node's last hour, as `GET /admin/api/history` gives it (`t` in Unix seconds;
+ * packets per second over the interval before it).
+ * @typedef {{ t: number, rooms: number, members: number, packets_in: number,
+ *   packets_out: number }} Sample
  */
 
 /** @param {string} id */
@@ -49,8 +56,10 @@ function make(tag, text, cls) {
 /** Raised for a 401: the token is wrong or was changed on the server. */
 class Unauthorized extends Error {}
 
-/** @type {Sample[]} */
-const samples = [];
+/** The node's last hour, as last fetched. @type {Sample[]} */
+let samples = [];
+/** When the history was last fetched (ms). */
+let historyAt = 0;
 /** @type {ReturnType<typeof setTimeout> | undefined} */
 let timer;
 /** Rooms as last polled, by name. @type {Map<string, Room>} */
@@ -115,7 +124,12 @@ async function poll() {
     /** @type {Room[]} */
     const list = Array.isArray(data?.rooms) ? data.rooms : [];
     rooms = new Map(list.map((r) => [r.room, r]));
-    record(list);
+    if (Date.now() - historyAt >= HISTORY_MS) {
+      const history = await call('GET', '/history');
+      samples = Array.isArray(history?.samples) ? history.samples : [];
+      historyAt = Date.now();
+      drawCharts();
+    }
     render(list);
     el('status').textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
@@ -129,32 +143,48 @@ async function poll() {
   timer = setTimeout(poll, POLL_MS);
 }
 
-/** @param {Room[]} list */
-function record(list) {
-  const now = Date.now();
-  samples.push({ t: now, rooms: list.length, members: list.reduce((n, r) => n + r.members.length, 0) });
-  while (samples.length > 0 && samples[0].t < now - CHART_SPAN_MS) samples.shift();
-  drawChart();
+/**
+ * Draws lines in an SVG box of 600 × 120 by its id: time left to right over the samples, zero
+ * at the bottom, the top at the largest value of any of the lines. Returns that top.
+ * @param {string} svg
+ * @param {{ id: string, value: (s: Sample) => number }[]} lines
+ */
+function drawLines(svg, lines) {
+  const first = samples[0];
+  const last = samples[samples.length - 1];
+  const span = Math.max(last.t - first.t, 1);
+  const top = Math.max(1, ...samples.flatMap((s) => lines.map((l) => l.value(s))));
+  for (const line of lines) {
+    const points = samples
+      .map((s) => `${(((s.t - first.t) / span) * 600).toFixed(1)},${(118 - (line.value(s) / top) * 112).toFixed(1)}`)
+      .join(' ');
+    el(line.id).setAttribute('points', points);
+  }
+  el(svg).dataset.samples = String(samples.length);
+  return top;
 }
 
-/** Draws both lines in the chart's 600 × 120 box, time left to right, zero at the bottom. */
-function drawChart() {
+/** Draws the node's last hour: members and rooms, and media packets per second. */
+function drawCharts() {
   const last = samples[samples.length - 1];
   if (!last) return;
-  const first = samples[0];
-  const span = Math.max(last.t - first.t, POLL_MS);
-  const top = Math.max(1, ...samples.map((s) => Math.max(s.members, s.rooms)));
-  /** @param {(s: Sample) => number} value */
-  const points = (value) =>
-    samples
-      .map((s) => `${(((s.t - first.t) / span) * 600).toFixed(1)},${(118 - (value(s) / top) * 112).toFixed(1)}`)
-      .join(' ');
-  el('line-members').setAttribute('points', points((s) => s.members));
-  el('line-rooms').setAttribute('points', points((s) => s.rooms));
+  const topCounts = drawLines('chart', [
+    { id: 'line-members', value: (s) => s.members },
+    { id: 'line-rooms', value: (s) => s.rooms },
+  ]);
+  const topPackets = drawLines('chart-packets', [
+    { id: 'line-in', value: (s) => s.packets_in },
+    { id: 'line-out', value: (s) => s.packets_out },
+  ]);
   el('now-members').textContent = String(last.members);
   el('now-rooms').textContent = String(last.rooms);
-  el('chart-from').textContent = `from ${new Date(first.t).toLocaleTimeString()}`;
-  el('chart-max').textContent = `top of the chart: ${top}`;
+  el('now-in').textContent = String(Math.round(last.packets_in));
+  el('now-out').textContent = String(Math.round(last.packets_out));
+  const from = `from ${new Date(samples[0].t * 1000).toLocaleTimeString()}`;
+  el('chart-from').textContent = from;
+  el('chart-packets-from').textContent = from;
+  el('chart-max').textContent = `top of the chart: ${topCounts}`;
+  el('chart-packets-max').textContent = `top of the chart: ${Math.round(topPackets)} per second`;
 }
 
 /** @param {Room[]} list */
@@ -230,7 +260,7 @@ function roomView(room) {
   const table = make('table');
   const thead = make('thead');
   const hr = make('tr');
-  for (const h of ['Name', 'Muted', 'Muted for everyone', 'Speaking', '']) hr.append(make('th', h));
+  for (const h of ['Name', 'Muted', 'Muted for everyone', 'Speaking', 'Connection', '']) hr.append(make('th', h));
   thead.append(hr);
   const body = make('tbody');
   for (const m of room.members) {
@@ -244,6 +274,7 @@ function roomView(room) {
       make('td', m.muted ? 'muted' : '—', m.muted ? 'quiet' : undefined),
       tagCell(forced, 'muted for everyone', 'yes', 'forced'),
       tagCell(m.speaking, 'speaking', 'speaking', 'speaking'),
+      connectionCell(m.connection),
     );
     const cell = make('td', undefined, 'actions');
     cell.append(
@@ -270,6 +301,42 @@ function roomView(room) {
   table.append(thead, body);
   section.append(table);
   return section;
+}
+
+/** @param {number | null} f a fraction */
+const percent = (f) => (f === null ? '–' : `${(f * 100).toFixed(1)} %`);
+/** @param {number | null} ms */
+const millis = (ms) => (ms === null ? '–' : `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`);
+/** @param {number} bits per second */
+const kbits = (bits) => `${Math.round(bits / 1000)}`;
+
+/**
+ * The member's connection: the level the room is told, then loss each way, round trip,
+ * jitter, bitrate each way and the path.
+ * @param {Connection | null} c
+ */
+function connectionCell(c) {
+  const td = make('td', undefined, 'connection');
+  td.dataset.field = 'connection';
+  if (!c) {
+    td.append(make('span', 'no media session', 'quiet'));
+    return td;
+  }
+  const level = c.quality ?? (c.connected ? 'measuring' : 'connecting');
+  const tag = make('span', level, `tag q-${level}`);
+  tag.dataset.quality = level;
+  const figures = c.connected
+    ? [
+        `loss ${percent(c.loss_in)} in, ${percent(c.loss_out)} out`,
+        `rtt ${millis(c.rtt)}`,
+        `jitter ${millis(c.jitter)}`,
+        `${kbits(c.bitrate_in)}/${kbits(c.bitrate_out)} kbit/s`,
+        c.path ?? '–',
+      ].join(' · ')
+    : 'media not connected';
+  const facts = make('span', figures, 'figures');
+  td.append(tag, facts);
+  return td;
 }
 
 /**

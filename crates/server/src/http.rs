@@ -178,6 +178,14 @@ async fn metrics(State(state): State<AppState>) -> Response {
         connections: state.connections.open(),
         cluster_nodes: cluster.map(|c| c.nodes),
         media: state.media.stats().await,
+        // Published with the figures just asked for: no second round to the workers.
+        quality: state
+            .media
+            .latest_quality()
+            .into_iter()
+            .filter(|q| q.connected)
+            .map(|q| q.figures)
+            .collect(),
         turn: state.turn.as_ref().map(|t| t.stats()),
         webhooks: webhook_stats(&state),
         counts,

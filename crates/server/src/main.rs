@@ -23,12 +23,23 @@ fn main() -> ExitCode {
     };
     let filter = EnvFilter::try_new(&config.general.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let limit = LogLimit::new(config.protection.log_burst, config.protection.log_rate);
+    // Traces over OTLP, when configured: built before the runtime, which the exporter's
+    // blocking HTTP client must not run inside.
+    let (otel, telemetry) = match free4chat::telemetry::layer(&config.tracing) {
+        Ok(Some((layer, telemetry))) => (Some(layer), Some(telemetry)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            eprintln!("free4chat: {e}");
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_filter(filter.and(limit)),
         )
+        .with(otel)
         .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -41,7 +52,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let server = match Server::start(&config).await {
             Ok(s) => s,
             Err(e) => {
@@ -54,7 +65,13 @@ fn main() -> ExitCode {
         wait_for_signal().await;
         server.shutdown().await;
         ExitCode::SUCCESS
-    })
+    });
+    drop(runtime);
+    // What was still batched is sent before the process ends.
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
+    code
 }
 
 /// Ctrl-C or SIGTERM.

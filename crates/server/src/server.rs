@@ -10,6 +10,9 @@ use free4chat_media::worker::{SocketSpec, WorkerHandle, WorkerOptions};
 use free4chat_media::{TcpOptions, WorkerStats};
 use free4chat_sfu::CoreStats;
 use free4chat_turn::{Turn, TurnConfig, TurnHandle};
+
+use crate::history::History;
+use crate::quality::{QualityView, Relays};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -215,9 +218,27 @@ impl Server {
             header_timeout: config.protection.http_header_timeout,
             idle_timeout: config.protection.http_idle_timeout,
         };
+        let quality = Arc::new(QualityView::new(Relays {
+            turn: turn.clone(),
+            local_ips: media_addrs.iter().map(|a| a.ip()).collect(),
+        }));
+        crate::quality::spawn(
+            quality.clone(),
+            rooms.clone(),
+            media.clone(),
+            shutdown_rx.clone(),
+        );
+        let history = Arc::new(History::default());
+        crate::history::spawn(
+            history.clone(),
+            rooms.clone(),
+            media.clone(),
+            shutdown_rx.clone(),
+        );
         let admin_addr = match &config.admin.admin_listen {
             Some(addr) => {
-                Some(crate::admin::start(*addr, config, rooms.clone(), shutdown_rx.clone()).await?)
+                let shared = (rooms.clone(), quality, history);
+                Some(crate::admin::start(*addr, config, shared, shutdown_rx.clone()).await?)
             }
             None => None,
         };

@@ -71,7 +71,25 @@ async fn without_the_token_the_admin_api_answers_401_and_nothing_else() {
     let (status, spec) = call(&server, "GET", "/admin/api/openapi.json", None, None).await;
     assert_eq!(status, 200);
     assert_eq!(spec["openapi"], "3.0.3");
-    assert_eq!(spec["paths"].as_object().unwrap().len(), 7);
+    assert_eq!(spec["paths"].as_object().unwrap().len(), 8);
+    // The node's last hour: a first sample is taken as the server starts.
+    let sampled = wait_until(|| async {
+        let (_, h) = call(&server, "GET", "/admin/api/history", Some(TOKEN), None).await;
+        h["samples"].as_array().is_some_and(|s| !s.is_empty())
+    })
+    .await;
+    assert!(sampled);
+    let (status, history) = call(&server, "GET", "/admin/api/history", Some(TOKEN), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(history["interval_seconds"], 10);
+    let first = &history["samples"][0];
+    assert_eq!(
+        (first["rooms"].as_u64(), first["members"].as_u64()),
+        (Some(0), Some(0)),
+        "{history}"
+    );
+    let (status, _) = call(&server, "GET", "/admin/api/history", None, None).await;
+    assert_eq!(status, 401);
     // The public listener has none of it.
     let (head, _) = http_get(&server, "/admin/api/rooms").await;
     assert!(!head.starts_with("HTTP/1.1 200"), "{head}");

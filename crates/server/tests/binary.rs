@@ -37,7 +37,7 @@ fn help_documents_every_option() {
     for default in [
         "[default: 127.0.0.1:4000]",
         "[default: 30s]",
-        "[default: 24h]",
+        "[default: 10m]",
     ] {
         assert!(help.contains(default), "--help lacks {default}:\n{help}");
     }

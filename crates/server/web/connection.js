@@ -183,6 +183,14 @@ function memberFrom(m) {
   return { id: String(m.id), name: String(m.name), muted: !!m.muted, speaking: !!m.speaking, source: u32From(m.source), tag };
 }
 
+const QUALITIES = new Set(['good', 'fair', 'poor', 'unconnected']);
+
+/** @param {unknown} q @returns {{id: string, quality: import('./state.js').Quality} | null} */
+function qualityFrom(q) {
+  if (!isObject(q) || typeof q.quality !== 'string' || !QUALITIES.has(q.quality)) return null;
+  return { id: String(q.id), quality: /** @type {import('./state.js').Quality} */ (q.quality) };
+}
+
 /** @param {unknown} t @returns {Track | null} */
 function trackFrom(t) {
   if (!isObject(t)) return null;
@@ -297,6 +305,7 @@ function connect() {
     if (session === sess && sess.peer) sess.peer.setIceServers(iceServersFrom(msg.ice_servers));
   });
   sig.on('more_members', (msg) => tell({ type: 'more_members', members: listOf(msg.members, memberFrom) }));
+  sig.on('quality', (msg) => tell({ type: 'quality', members: listOf(msg.members, qualityFrom) }));
   sig.on('speakers', (msg) => tell({ type: 'speakers', ids: listOf(msg.ids, (id) => String(id)) }));
   sig.on('track_added', (msg) => {
     const track = trackFrom(msg.track);

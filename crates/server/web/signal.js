@@ -79,6 +79,7 @@ export const PROTOCOL_VERSION = 1;
  *   | {type: 'notice', text: string}
  *   | {type: 'ice_servers', ice_servers: WireIceServer[]}
  *   | {type: 'speakers', ids: number[]}
+ *   | {type: 'quality', members: {id: number, quality: string}[]}
  *   | {type: 'track_added', track: WireTrack}
  *   | {type: 'track_removed', track: WireTrack}
  *   | {type: 'answer', sdp: string}

@@ -30,8 +30,14 @@
  * @property {boolean} muted Their microphone is off, for everyone.
  * @property {boolean} speaking Speaking, as the server last said (`speakers`).
  * @property {number} source Their source id in the room: the CSRC naming them on audio slots.
+ * @property {Quality} [quality] Their connection as the server sees it (`quality`), once told.
  * @property {string | null} [tag] Who they are beyond one connection, if their client has a
  *   key: the same tag when they come back (after a reload, or a server restart).
+ */
+
+/**
+ * A member's connection as the server sees it: `unconnected` when their audio never connected.
+ * @typedef {'good' | 'fair' | 'poor' | 'unconnected'} Quality
  */
 
 /**
@@ -184,6 +190,7 @@
  *   | {type: 'mute', id: string, muted: boolean, forced?: boolean}
  *   | {type: 'notice', text: string}
  *   | {type: 'speakers', ids: string[]}
+ *   | {type: 'quality', members: {id: string, quality: Quality}[]}
  *   | {type: 'slot_voices', voices: Map<string, SlotVoice>}
  *   | {type: 'track_added', track: Track}
  *   | {type: 'track_removed', track: Track}
@@ -739,6 +746,15 @@ export function reduce(state, event) {
       const everSpoke = fresh.length > 0 ? new Set([...state.everSpoke, ...fresh]) : state.everSpoke;
       const next = { ...state, members, everSpoke };
       return { ...next, talkers: withTalkers(state.talkers, speakers, (id) => speakingNow(next, id), state.selfId) };
+    }
+
+    case 'quality': {
+      let members = state.members;
+      for (const { id, quality } of event.members) {
+        const m = members.get(id);
+        if (m && m.quality !== quality) members = withMember(members, id, { quality });
+      }
+      return members === state.members ? state : { ...state, members };
     }
 
     case 'slot_voices': {

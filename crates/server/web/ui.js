@@ -418,6 +418,14 @@ export function setMemberPaging({ total, hidden, searchable, noMatch }) {
   $('members-none').hidden = !noMatch;
 }
 
+/** The words for each connection quality. */
+const QUALITY_KEYS = {
+  good: 'member.qualityGood',
+  fair: 'member.qualityFair',
+  poor: 'member.qualityPoor',
+  unconnected: 'member.qualityUnconnected',
+};
+
 /** @param {string} id */
 function memberItem(id) {
   const li = el('li', 'member');
@@ -445,7 +453,14 @@ function memberItem(id) {
   level.setAttribute('aria-hidden', 'true');
   level.appendChild(el('span', 'level-fill'));
   const speaking = tel('span', 'visually-hidden speaking-sr', 'member.speakingSr');
-  status.append(mic, heard, level, speaking);
+  // The connection as the server sees it: three bars, and words when audio never connected.
+  const quality = el('span', 'quality');
+  quality.hidden = true;
+  const bars = el('span', 'quality-bars');
+  bars.setAttribute('aria-hidden', 'true');
+  bars.append(el('span', 'bar'), el('span', 'bar'), el('span', 'bar'));
+  quality.append(bars, el('span', 'quality-text'));
+  status.append(mic, heard, level, quality, speaking);
   who.append(nameLine, status);
 
   const mute = el('button', 'icon-btn member-mute');
@@ -504,6 +519,16 @@ function updateMemberItem(li, m, isSelf, mutedForMe, allMuted, speaking) {
   part(li, '.mic-off').hidden = !m.muted;
   part(li, '.heard-off').hidden = isSelf || !(mutedForMe || allMuted);
   part(li, '.speaking-sr').hidden = !speaking;
+  const quality = part(li, '.quality');
+  if (li.dataset.quality !== (m.quality ?? '')) {
+    quality.hidden = !m.quality;
+    if (m.quality) {
+      const key = QUALITY_KEYS[m.quality];
+      setAttr(quality, 'title', key);
+      setText(part(li, '.quality-text'), key);
+    }
+    li.dataset.quality = m.quality ?? '';
+  }
   const mute = part(li, '.member-mute');
   mute.hidden = isSelf;
   if (!isSelf) {

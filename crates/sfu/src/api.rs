@@ -85,6 +85,8 @@ pub enum MediaEvent {
     },
     /// The member's media is connected (ICE and DTLS done).
     Connected { member: MemberId },
+    /// The first media packet from the member arrived (once per session).
+    FirstMedia { member: MemberId },
     /// The member publishes a new track. `track` is its id within the member's session.
     TrackPublished {
         member: MemberId,
@@ -106,6 +108,7 @@ impl MediaEvent {
             | MediaEvent::Offer { member, .. }
             | MediaEvent::Error { member, .. }
             | MediaEvent::Connected { member }
+            | MediaEvent::FirstMedia { member }
             | MediaEvent::TrackPublished { member, .. }
             | MediaEvent::Speaking { member, .. }
             | MediaEvent::Failed { member, .. } => *member,

@@ -35,6 +35,7 @@ mod negotiation;
 mod participant;
 mod participants;
 mod prepared;
+pub mod quality;
 mod rooms;
 pub mod sdp;
 mod sfu;

@@ -12,6 +12,7 @@ use free4chat_ids::{MemberId, RoomId, TrackKind};
 
 use crate::downtrack::{DownTrack, DownTrackKey, Negotiated};
 use crate::negotiation::Negotiation;
+use crate::quality::QualityTracker;
 use crate::speaking::SpeakingDetector;
 use crate::uptrack::UpTrackKey;
 
@@ -42,6 +43,8 @@ pub struct Participant {
     pub negotiation: Negotiation,
     pub speaking: SpeakingDetector,
     pub connection: Connection,
+    /// The session's latest figures, as str0m reports them.
+    pub quality: QualityTracker,
 }
 
 /// Whether a participant's media is connected, and since when it is not.
@@ -49,6 +52,8 @@ pub struct Participant {
 pub struct Connection {
     pub created: Instant,
     pub connected: bool,
+    /// A media packet from them has arrived.
+    pub media: bool,
     /// Since when ICE has been disconnected, if it is.
     pub disconnected_since: Option<Instant>,
 }
@@ -77,8 +82,10 @@ impl Participant {
             connection: Connection {
                 created: now,
                 connected: false,
+                media: false,
                 disconnected_since: None,
             },
+            quality: QualityTracker::default(),
         }
     }
 

@@ -50,6 +50,10 @@ impl Participants {
         self.slab.get_mut(key.0).map(|p| &mut **p)
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = (ParticipantKey, &Participant)> {
+        self.slab.iter().map(|(k, p)| (ParticipantKey(k), &**p))
+    }
+
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (ParticipantKey, &mut Participant)> {
         self.slab
             .iter_mut()

@@ -38,6 +38,7 @@ use crate::fanout::FanOut;
 use crate::participant::Participant;
 use crate::participants::{ParticipantKey, Participants};
 use crate::prepared::Relay;
+use crate::quality::MemberQuality;
 use crate::rooms::Rooms;
 use crate::stats::CoreStats;
 use crate::timers::Timers;
@@ -144,6 +145,21 @@ impl Sfu {
             timers: self.timers.len(),
             ..self.stats
         }
+    }
+
+    /// Every participant's connection quality now, for the signalling layer to read.
+    pub fn quality(&self) -> Vec<MemberQuality> {
+        let now = self.now;
+        self.participants
+            .iter()
+            .map(|(_, p)| MemberQuality {
+                member: p.member,
+                room: p.room,
+                connected: p.connection.connected,
+                age: now.saturating_duration_since(p.connection.created),
+                figures: p.quality.read(now),
+            })
+            .collect()
     }
 
     /// The next datagram to send. Packets waiting to be forwarded are written to their

@@ -270,6 +270,25 @@ pub enum ByeReason {
     RoomClosed,
 }
 
+/// How a member's connection looks from the server: the worst of the loss each way, the
+/// round-trip time and the jitter of their audio; `unconnected` when their media has not
+/// connected a few seconds after they joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quality {
+    Good,
+    Fair,
+    Poor,
+    Unconnected,
+}
+
+/// One member's entry in a `quality` message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberQuality {
+    pub id: MemberId,
+    pub quality: Quality,
+}
+
 /// Messages the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -356,6 +375,12 @@ pub enum ServerMsg {
     /// sent when it changes, at most every 200 ms per room.
     Speakers {
         ids: Vec<MemberId>,
+    },
+    /// Members' connection quality as the server sees it: those whose level changed since
+    /// the room's last `quality`, at most every 3 s per room; a member who just joined is sent
+    /// everyone's. At most one entry per member of the room.
+    Quality {
+        members: Vec<MemberQuality>,
     },
     TrackAdded {
         track: Track,
@@ -703,6 +728,17 @@ mod tests {
         }
         .to_json();
         assert_eq!(j, r#"{"type":"speakers","ids":[3,4]}"#);
+        let j = ServerMsg::Quality {
+            members: vec![MemberQuality {
+                id: MemberId(3),
+                quality: Quality::Unconnected,
+            }],
+        }
+        .to_json();
+        assert_eq!(
+            j,
+            r#"{"type":"quality","members":[{"id":3,"quality":"unconnected"}]}"#
+        );
         let j = ServerMsg::error(ErrorCode::InvalidRoomName, "x").to_json();
         assert!(j.contains(r#""code":"invalid_room_name""#), "{j}");
     }

@@ -240,6 +240,8 @@ impl Turn {
         let auth_timeout = config.auth_timeout;
         let stats = Arc::new(Mutex::new(Stats::default()));
         let shell_stats = stats.clone();
+        let relay_ports = Arc::new(Mutex::new(HashSet::new()));
+        let shell_ports = relay_ports.clone();
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let (revoke_tx, revoke_rx) = tokio::sync::mpsc::channel(REVOKE_QUEUE);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -263,7 +265,7 @@ impl Turn {
                         relay_bind,
                         media,
                         auth_timeout,
-                        shell_stats,
+                        (shell_stats, shell_ports),
                         revoke_rx,
                     );
                     match shell {
@@ -281,6 +283,7 @@ impl Turn {
             Ok(Ok(())) => Ok(TurnHandle {
                 addrs,
                 stats,
+                relay_ports,
                 revoke: revoke_tx,
                 shutdown: Some(shutdown_tx),
                 thread: Some(thread),
@@ -317,6 +320,7 @@ fn unix_secs(t: SystemTime) -> u64 {
 pub struct TurnHandle {
     addrs: LocalAddrs,
     stats: Arc<Mutex<Stats>>,
+    relay_ports: Arc<Mutex<HashSet<u16>>>,
     revoke: tokio::sync::mpsc::Sender<Notice>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -326,6 +330,15 @@ impl TurnHandle {
     /// The bound listener addresses (useful when configured with port 0).
     pub fn local_addrs(&self) -> LocalAddrs {
         self.addrs
+    }
+
+    /// Whether `port` is the port of one of the relay sockets open now: a datagram from it to
+    /// our media sockets is a TURN-relayed member's.
+    pub fn is_relay_port(&self, port: u16) -> bool {
+        self.relay_ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&port)
     }
 
     /// Allocations and connections held now, and what was refused so far.

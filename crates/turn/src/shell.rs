@@ -59,6 +59,7 @@ struct Relay {
     /// may not have been yet.
     send: std::net::UdpSocket,
     task: JoinHandle<()>,
+    port: u16,
 }
 
 struct Conn {
@@ -86,6 +87,8 @@ pub(crate) struct Shell {
     /// Datagrams from foreign senders dropped by relay sockets.
     foreign: Arc<AtomicU64>,
     stats: Arc<Mutex<Stats>>,
+    /// The ports of the relay sockets open now, for others to tell relayed media apart.
+    relay_ports: Arc<Mutex<HashSet<u16>>>,
 }
 
 fn tokio_listener(l: std::net::TcpListener) -> io::Result<(TcpListener, SocketAddr)> {
@@ -102,7 +105,7 @@ impl Shell {
         relay_bind: IpAddr,
         media: HashSet<SocketAddr>,
         auth_timeout: Duration,
-        stats: Arc<Mutex<Stats>>,
+        (stats, relay_ports): (Arc<Mutex<Stats>>, Arc<Mutex<HashSet<u16>>>),
         revoke_rx: mpsc::Receiver<Notice>,
     ) -> io::Result<Self> {
         let udp = match bound.udp {
@@ -139,6 +142,7 @@ impl Shell {
             revoke_rx,
             foreign: Arc::new(AtomicU64::new(0)),
             stats,
+            relay_ports,
         })
     }
 
@@ -185,6 +189,7 @@ impl Shell {
         for (_, relay) in self.relays.drain() {
             relay.task.abort();
         }
+        lock(&self.relay_ports).clear();
         self.streams.clear();
         *lock(&self.stats) = Stats {
             allocations: 0,
@@ -272,6 +277,7 @@ impl Shell {
                 Output::CloseRelay { relay } => {
                     if let Some(r) = self.relays.remove(&relay) {
                         r.task.abort();
+                        lock(&self.relay_ports).remove(&r.port);
                     }
                 }
                 Output::CloseStream { tuple } => {
@@ -295,12 +301,13 @@ impl Shell {
             self.inbound_tx.clone(),
             self.foreign.clone(),
         ));
-        self.relays.insert(relay, Relay { send, task });
+        self.relays.insert(relay, Relay { send, task, port });
+        lock(&self.relay_ports).insert(port);
         Some(port)
     }
 }
 
-fn lock(stats: &Mutex<Stats>) -> std::sync::MutexGuard<'_, Stats> {
+fn lock<T>(stats: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     stats.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -27,22 +27,34 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::history::{History, SAMPLE_EVERY};
+use crate::quality::QualityView;
 use crate::rooms::{RoomDirectory, RoomHandle};
 
 /// The OpenAPI description of this API.
 const OPENAPI: &str = include_str!("openapi.json");
 
+/// What the admin API reads besides its token: the rooms, the members' connection quality,
+/// the node's last hour.
+pub type Shared = (Arc<dyn RoomDirectory>, Arc<QualityView>, Arc<History>);
+
 /// What the admin routes share.
 #[derive(Clone)]
 pub struct AdminState {
     pub rooms: Arc<dyn RoomDirectory>,
+    /// The members' connection quality, as last read from the media workers.
+    pub quality: Arc<QualityView>,
+    /// The node's last hour, for the console's charts.
+    pub history: Arc<History>,
     token: Arc<[u8]>,
 }
 
 impl AdminState {
-    pub fn new(rooms: Arc<dyn RoomDirectory>, token: &str) -> AdminState {
+    pub fn new((rooms, quality, history): Shared, token: &str) -> AdminState {
         AdminState {
             rooms,
+            quality,
+            history,
             token: token.trim().as_bytes().into(),
         }
     }
@@ -51,6 +63,7 @@ impl AdminState {
 pub fn router(state: AdminState) -> Router {
     let api = Router::new()
         .route("/admin/api/rooms", get(rooms))
+        .route("/admin/api/history", get(history))
         .route("/admin/api/rooms/{room}", get(room))
         .route("/admin/api/rooms/{room}/close", post(close))
         .route("/admin/api/rooms/{room}/notice", post(notice))
@@ -120,7 +133,7 @@ async fn find(state: &AdminState, room: &str) -> Option<RoomHandle> {
 }
 
 /// A room as the API shows it, or `None` if it has ended.
-async fn describe(handle: &RoomHandle) -> Option<serde_json::Value> {
+async fn describe(state: &AdminState, handle: &RoomHandle) -> Option<serde_json::Value> {
     let s = handle.snapshot().await?;
     let members: Vec<_> = s
         .members
@@ -134,6 +147,7 @@ async fn describe(handle: &RoomHandle) -> Option<serde_json::Value> {
                 "speaking": m.speaking,
                 "moderator": s.moderators.contains(&m.id),
                 "hand_raised": s.hands.contains(&m.id),
+                "connection": state.quality.of(m.id),
             })
         })
         .collect();
@@ -150,12 +164,21 @@ async fn describe(handle: &RoomHandle) -> Option<serde_json::Value> {
     }))
 }
 
+/// The node's last hour: a sample every ten seconds, oldest first.
+async fn history(State(state): State<AdminState>) -> Response {
+    Json(json!({
+        "interval_seconds": SAMPLE_EVERY.as_secs(),
+        "samples": state.history.samples(),
+    }))
+    .into_response()
+}
+
 /// This node's rooms, with their members.
 async fn rooms(State(state): State<AdminState>) -> Response {
     let mut out = Vec::new();
     for summary in state.rooms.local_rooms().await {
         if let Some(handle) = find(&state, &summary.room).await
-            && let Some(room) = describe(&handle).await
+            && let Some(room) = describe(&state, &handle).await
         {
             out.push(room);
         }
@@ -167,7 +190,7 @@ async fn room(State(state): State<AdminState>, Path(room): Path<String>) -> Resp
     let Some(handle) = find(&state, &room).await else {
         return no_room();
     };
-    match describe(&handle).await {
+    match describe(&state, &handle).await {
         Some(r) => Json(r).into_response(),
         None => no_room(),
     }
@@ -291,7 +314,7 @@ async fn limits(
 pub async fn start(
     addr: SocketAddr,
     config: &Config,
-    rooms: Arc<dyn RoomDirectory>,
+    shared: Shared,
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<SocketAddr> {
     let token = match (&config.admin.admin_token, &config.admin.admin_token_file) {
@@ -317,7 +340,7 @@ pub async fn start(
     }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let app = router(AdminState::new(rooms, &token));
+    let app = router(AdminState::new(shared, &token));
     tokio::spawn(async move {
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;

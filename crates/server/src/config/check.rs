@@ -7,6 +7,7 @@ use super::{Config, ConfigError};
 impl Config {
     /// Refuses values that are each well-formed but make no sense, alone or together.
     pub fn check(&self) -> Result<(), ConfigError> {
+        self.tracing.check().map_err(ConfigError::Invalid)?;
         if !(1..=256).contains(&self.media.media_workers) {
             return Err(ConfigError::Invalid("media_workers must be 1 to 256"));
         }

@@ -21,6 +21,7 @@ use super::sections::{
     TlsSettings, TurnSettings, WebhookSettings,
 };
 use super::tokens::TokenSettings;
+use super::tracing::TracingSettings;
 
 /// Refuses the first unknown key or wrong value of the file's `text`, or its bad syntax.
 pub(super) fn check(text: &str) -> Result<(), toml::de::Error> {
@@ -42,10 +43,11 @@ enum Section {
     Webhooks,
     Admin,
     Tokens,
+    Tracing,
 }
 
 impl Section {
-    const ALL: [Section; 11] = [
+    const ALL: [Section; 12] = [
         Section::General,
         Section::Media,
         Section::Limits,
@@ -57,6 +59,7 @@ impl Section {
         Section::Webhooks,
         Section::Admin,
         Section::Tokens,
+        Section::Tracing,
     ];
 
     /// The file's keys this section holds, in the order of its fields.
@@ -79,6 +82,7 @@ impl Section {
             Section::Webhooks => ids::<WebhookSettings>(),
             Section::Admin => ids::<AdminSettings>(),
             Section::Tokens => ids::<TokenSettings>(),
+            Section::Tracing => ids::<TracingSettings>(),
         }
     }
 
@@ -100,6 +104,7 @@ impl Section {
             Section::Webhooks => WebhookSettings::deserialize(entry).map(drop),
             Section::Admin => AdminSettings::deserialize(entry).map(drop),
             Section::Tokens => TokenSettings::deserialize(entry).map(drop),
+            Section::Tracing => TracingSettings::deserialize(entry).map(drop),
         }
     }
 

@@ -26,6 +26,7 @@ pub mod sections;
 #[cfg(test)]
 mod tests;
 pub mod tokens;
+pub mod tracing;
 
 pub use admin::AdminSettings;
 pub use protection::ProtectionSettings;
@@ -34,6 +35,7 @@ pub use sections::{
     TlsSettings, TurnSettings, WebhookSettings,
 };
 pub use tokens::TokenSettings;
+pub use tracing::TracingSettings;
 
 /// free4chat: voice chat rooms in the browser, from one binary.
 ///
@@ -96,6 +98,10 @@ pub struct Config {
     #[command(flatten)]
     #[serde(flatten)]
     pub tokens: TokenSettings,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub tracing: TracingSettings,
 }
 
 impl Default for Config {

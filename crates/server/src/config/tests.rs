@@ -345,6 +345,7 @@ fn sample(arg: &clap::Arg) -> Option<String> {
         Some("HOST") => "chat.example",
         Some("URL") => "stun:stun.example:3478",
         Some("ORIGIN") => "https://chat.example",
+        Some("ARG") => "0.25",
         _ => panic!("{:?}: give this kind of value a sample here", arg.get_id()),
     };
     Some(sample.to_owned())

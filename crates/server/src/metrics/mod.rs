@@ -13,6 +13,7 @@
 //!
 //! In cluster mode every series carries the label `node` (this node's id).
 
+mod quality;
 mod snapshot;
 
 use std::sync::{Arc, Mutex};

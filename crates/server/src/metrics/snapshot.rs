@@ -24,6 +24,8 @@ pub struct Snapshot {
     pub cluster_nodes: Option<usize>,
     /// The media workers' figures, summed.
     pub media: WorkerStats,
+    /// The connection quality of each member whose media is connected.
+    pub quality: Vec<free4chat_sfu::quality::Figures>,
     /// The integrated TURN server's, when it runs.
     pub turn: Option<free4chat_turn::Stats>,
     /// Each webhook receiver's figures (none without webhooks).
@@ -199,6 +201,7 @@ impl Collector for SnapshotCollector {
             gauge(e, "cluster_nodes", "Nodes alive in the cluster", n)?;
         }
         media(e, &s.media)?;
+        super::quality::encode(e, &s.quality)?;
         if let Some(t) = &s.turn {
             turn(e, t)?;
         }

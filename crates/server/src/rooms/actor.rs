@@ -33,6 +33,8 @@ use super::handle::{JoinReply, Joining, RoomCmd, RoomSnapshot};
 use super::local::Local;
 use super::names::unique_name;
 use super::renewal::Renewals;
+use super::quality::QualityOut;
+use super::trace;
 use super::{Lifecycle, MemberTx, Refusal};
 
 /// How many media events may wait for one room.
@@ -81,6 +83,10 @@ struct MemberState {
     since: u64,
     /// Their address's key, for removals (none: exempt).
     ip: Option<std::net::IpAddr>,
+    /// Their session's span, inside the room's (`rooms::trace`); it ends when they leave.
+    span: tracing::Span,
+    /// Why they leave, once known (the span's last event).
+    why: &'static str,
 }
 
 impl MemberState {
@@ -125,6 +131,8 @@ struct Room {
     joins: u64,
     /// When each member's TURN credentials are renewed.
     renewals: Renewals,
+    /// The members' quality levels as last told.
+    quality: QualityOut,
 }
 
 /// The room's `speakers` messages: sent when who speaks changes, at most every
@@ -173,6 +181,7 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
         bans: Bans::default(),
         joins: 0,
         renewals: Renewals::new(renew_every),
+        quality: QualityOut::default(),
     };
     room.tell(Lifecycle::Started);
     let closing = loop {
@@ -195,6 +204,7 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
         }
         for id in std::mem::take(&mut room.stalled) {
             warn!(room = room.name, member = %id, "member stalled: dropped");
+            room.why(id, "stalled");
             room.remove(id).await;
         }
         if room.members.is_empty() {
@@ -233,6 +243,14 @@ impl Room {
                 self.send_to(id, e);
             }
             self.send_to(id, ServerMsg::Bye { reason });
+            self.why(
+                id,
+                if reason == ByeReason::ServerShutdown {
+                    "server shutdown"
+                } else {
+                    "room closed"
+                },
+            );
             self.remove(id).await;
         }
     }
@@ -328,6 +346,14 @@ impl Room {
             RoomCmd::Join(joining) => self.join(joining),
             RoomCmd::Msg { member, msg } => self.member_msg(member, msg).await,
             RoomCmd::Leave { member, said_leave } => {
+                self.why(
+                    member,
+                    if said_leave {
+                        "left"
+                    } else {
+                        "connection closed"
+                    },
+                );
                 if said_leave {
                     let bye = ServerMsg::Bye {
                         reason: ByeReason::Left,
@@ -349,6 +375,10 @@ impl Room {
             } => {
                 let present = self.members.contains_key(&member);
                 if present {
+                    if let Some(m) = self.members.get(&member) {
+                        trace::step(&m.span, "kick");
+                    }
+                    self.why(member, "removed");
                     self.send_to(member, ServerMsg::Bye { reason });
                     self.remove(member).await;
                 }
@@ -364,6 +394,14 @@ impl Room {
             }
             RoomCmd::Notice { text } => self.broadcast(None, &ServerMsg::Notice { text }),
             RoomCmd::SetMaxMembers { max } => self.max_members = max,
+            RoomCmd::Quality { levels } => {
+                let members = self.members.iter().map(|(id, m)| (*id, m.connected));
+                let now = std::time::Instant::now();
+                let changed = self.quality.changes(&levels, members, now);
+                if !changed.is_empty() {
+                    self.broadcast(None, &ServerMsg::Quality { members: changed });
+                }
+            }
             // The run loop ends the room on these.
             RoomCmd::Close { .. } => {}
         }
@@ -438,7 +476,15 @@ impl Room {
                 return;
             }
         }
+        let span = trace::member_span(member, &name);
+        trace::step(&span, "joined");
+        // The same client (by its key's tag) still here, or back: a reconnection.
+        if tag.is_some() && self.members.values().any(|m| m.tag == tag) {
+            trace::step(&span, "reconnect");
+        }
         let state = MemberState {
+            span,
+            why: "connection closed",
             name,
             tag,
             muted,
@@ -471,6 +517,10 @@ impl Room {
         self.broadcast(Some(member), &ServerMsg::MemberJoined { member: public });
         if moderates {
             self.send_moderators(Some(member));
+        }
+        let known = self.quality.all();
+        if !known.is_empty() {
+            self.send_to(member, ServerMsg::Quality { members: known });
         }
         let _ = reply.send(JoinReply::Joined);
         info!(room = self.name, %member, "member joined");
@@ -527,6 +577,7 @@ impl Room {
         };
         match msg {
             ClientMsg::Offer { sdp, sources } => {
+                trace::step(&state.span, "negotiation: client offer");
                 if let Some(sources) = sources {
                     state.sources = sources;
                 }
@@ -534,6 +585,7 @@ impl Room {
                 self.drive_link().await;
             }
             ClientMsg::Answer { sdp } => {
+                trace::step(&state.span, "negotiation: client answer");
                 if self.link.answer(member, sdp) {
                     self.drive_link().await;
                 } else {
@@ -556,6 +608,7 @@ impl Room {
                     return self.send_to(member, e);
                 }
                 state.muted = muted;
+                trace::changed(&state.span, "mute", &muted);
                 let forced = state.forced_muted;
                 self.tell_mute(member, muted, forced);
             }
@@ -568,6 +621,7 @@ impl Room {
                 let name = unique_name(&name, others.map(|(_, m)| m.name.as_str()));
                 if let Some(state) = self.members.get_mut(&member) {
                     state.name = name.clone();
+                    trace::changed(&state.span, "rename", &name);
                 }
                 self.broadcast(None, &ServerMsg::MemberRenamed { id: member, name });
             }
@@ -614,6 +668,13 @@ impl Room {
         }
     }
 
+    /// Notes why a member is about to leave, for their span.
+    fn why(&mut self, member: MemberId, why: &'static str) {
+        if let Some(m) = self.members.get_mut(&member) {
+            m.why = why;
+        }
+    }
+
     /// Drops a member: their media, their queue (which ends their connection), and tells
     /// the others.
     async fn remove(&mut self, member: MemberId) {
@@ -633,6 +694,7 @@ impl Room {
         }
         self.broadcast(None, &ServerMsg::MemberLeft { id: member });
         self.after_leaving(member, state.moderator);
+        trace::left(&state.span, state.why);
         self.tell(Lifecycle::MemberLeft {
             member,
             name: &state.name,

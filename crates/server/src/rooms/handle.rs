@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use std::net::IpAddr;
 
-use free4chat_signal::{ByeReason, ClientMsg, IceServer, Member, MemberId, RoomId, RoomInfo};
+use free4chat_signal::{
+    ByeReason, ClientMsg, IceServer, Member, MemberId, Quality, RoomId, RoomInfo,
+};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -54,6 +56,10 @@ pub(super) enum RoomCmd {
     /// The operator's limit on the room's members (none: the server's).
     SetMaxMembers {
         max: Option<usize>,
+    },
+    /// This round's quality levels of the room's members (`crate::quality`).
+    Quality {
+        levels: Vec<(MemberId, Quality)>,
     },
 }
 
@@ -195,6 +201,12 @@ impl RoomHandle {
     /// Sets the room's own limit on members (none: the server's); those in it stay.
     pub async fn set_max_members(&self, max: Option<usize>) -> bool {
         self.tx.send(RoomCmd::SetMaxMembers { max }).await.is_ok()
+    }
+
+    /// Hands the room this round's quality levels of its members, without waiting: a room
+    /// whose queue is full skips the round (the next one carries the levels again).
+    pub fn quality(&self, levels: Vec<(MemberId, Quality)>) {
+        let _ = self.tx.try_send(RoomCmd::Quality { levels });
     }
 
     /// Closes the room: every member is told `reason` and removed.

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use free4chat_ids::IdSpace;
 use free4chat_media::worker::WorkerHandle;
 use free4chat_media::{Boards, WorkerStats};
+use free4chat_sfu::quality::MemberQuality;
 use free4chat_signal::{ByeReason, ChatMessage, ErrorCode, IceServer, MemberId, RoomInfo};
 use tokio::sync::{Mutex, mpsc};
 use tracing::info;
@@ -83,6 +84,25 @@ impl MediaWorkers {
     /// The workers' fresh figures, summed.
     pub async fn stats(&self) -> WorkerStats {
         self.boards().fresh_total().await
+    }
+
+    /// Each member's connection quality, as the workers last published it.
+    pub fn latest_quality(&self) -> Vec<MemberQuality> {
+        self.workers
+            .iter()
+            .flat_map(|w| {
+                w.board()
+                    .latest_quality()
+                    .iter()
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Each member's connection quality, freshly published by every worker.
+    pub async fn fresh_quality(&self) -> Vec<MemberQuality> {
+        self.boards().fresh_quality().await
     }
 }
 
@@ -333,7 +353,9 @@ impl LocalDirectory {
             history: history.clone(),
             info,
         };
-        tokio::spawn(actor::run(setup, rx));
+        // The room's span lives in its task: it ends when the room does.
+        let span = super::trace::room_span(name, id, local.node.as_deref());
+        tokio::spawn(tracing::Instrument::instrument(actor::run(setup, rx), span));
         Ok(Found::Room(handle, true))
     }
 }

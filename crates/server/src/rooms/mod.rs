@@ -22,7 +22,9 @@ mod local;
 mod names;
 mod password;
 mod renewal;
+mod quality;
 pub mod tag;
+mod trace;
 
 use std::sync::Arc;
 

@@ -52,12 +52,33 @@ impl Sfu {
                     self.publish(key, added.mid, kind);
                 }
             }
-            Event::RtpPacket(packet) => self.forward(key, packet),
+            Event::RtpPacket(packet) => {
+                if !p.connection.media {
+                    p.connection.media = true;
+                    let member = p.member;
+                    self.emit(MediaEvent::FirstMedia { member });
+                }
+                self.forward(key, packet)
+            }
             Event::KeyframeRequest(req) => {
                 let source = p.down_on(req.mid).and_then(|d| d.track_source());
                 let room = p.room;
                 if let Some((publisher, mid)) = source {
                     self.ask_keyframe(room, publisher, mid);
+                }
+            }
+            Event::PeerStats(s) => p.quality.on_peer(&s),
+            Event::MediaEgressStats(s) => p.quality.on_egress(&s),
+            Event::MediaIngressStats(s) => {
+                let member = p.member;
+                // Jitter is wanted of audio, in its RTP clock (Opus: 48 kHz).
+                let audio = self
+                    .up_tracks
+                    .find(member, s.mid)
+                    .and_then(|up| self.up_tracks.get(up))
+                    .is_some_and(|t| t.kind == TrackKind::Audio);
+                if let Some(p) = self.participants.get_mut(key) {
+                    p.quality.on_ingress(&s, audio.then_some(48_000));
                 }
             }
             _ => {}

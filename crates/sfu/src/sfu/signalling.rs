@@ -66,6 +66,7 @@ impl Sfu {
             .enable_opus(true, true)
             .set_send_buffer_audio(SEND_BUFFER_AUDIO)
             .clear_extension_map()
+            .set_stats_interval(Some(crate::quality::STATS_INTERVAL))
             .set_dtls_cert(self.config.dtls_cert.clone());
         for (id, ext) in HEADER_EXTENSIONS {
             rtc_config = rtc_config.set_extension(id, ext);

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::Room;
+use crate::rooms::trace;
 
 impl Room {
     pub(super) async fn media_event(&mut self, event: MediaEvent) {
@@ -19,8 +20,18 @@ impl Room {
         self.link.on_event(&event);
         self.drive_link().await;
         match event {
-            MediaEvent::Answer { sdp, .. } => self.send_to(member, ServerMsg::Answer { sdp }),
-            MediaEvent::Offer { sdp, .. } => self.send_to(member, ServerMsg::Offer { sdp }),
+            MediaEvent::Answer { sdp, .. } => {
+                if let Some(m) = self.members.get(&member) {
+                    trace::step(&m.span, "negotiation: server answer");
+                }
+                self.send_to(member, ServerMsg::Answer { sdp })
+            }
+            MediaEvent::Offer { sdp, .. } => {
+                if let Some(m) = self.members.get(&member) {
+                    trace::step(&m.span, "negotiation: server offer");
+                }
+                self.send_to(member, ServerMsg::Offer { sdp })
+            }
             MediaEvent::Error { code, message, .. } => {
                 let code = match code {
                     MediaErrorCode::InvalidSdp | MediaErrorCode::NoSession => ErrorCode::InvalidSdp,
@@ -37,6 +48,12 @@ impl Room {
                 debug!(%member, "media connected");
                 if let Some(m) = self.members.get_mut(&member) {
                     m.connected = true;
+                    trace::step(&m.span, "ice and dtls connected");
+                }
+            }
+            MediaEvent::FirstMedia { .. } => {
+                if let Some(m) = self.members.get(&member) {
+                    trace::step(&m.span, "first media");
                 }
             }
             MediaEvent::TrackPublished { track, kind, .. } => {
@@ -63,6 +80,7 @@ impl Room {
                     reason: ByeReason::MediaFailed,
                 };
                 self.send_to(member, bye);
+                self.why(member, "media failed");
                 self.remove(member).await;
             }
         }
@@ -90,6 +108,7 @@ impl Room {
                 .media_deadline_dropped
                 .fetch_add(1, Ordering::Relaxed);
             debug!(room = self.name, %member, "{message}");
+            self.why(member, "media did not connect in time");
             self.remove(member).await;
         }
     }

@@ -16,6 +16,7 @@ use tracing::info;
 
 use super::Room;
 use crate::rooms::Refusal;
+use crate::rooms::trace;
 
 /// The most removals a room remembers; the oldest is forgotten first. Far more than a room's
 /// moderators remove in the time each is kept.
@@ -130,6 +131,7 @@ impl Room {
         };
         state.forced_muted = forced;
         state.muted |= forced;
+        trace::changed(&state.span, "mute for everyone", &forced);
         let muted = state.muted;
         self.link.silence(member, forced);
         self.drive_link().await;
@@ -248,12 +250,14 @@ impl Room {
         let until = Instant::now() + self.local.limits.removal_ban;
         self.bans.add(until, m.tag.clone(), m.ip);
         info!(room = self.name, member = %id, by = %by, "member removed by a moderator");
+        trace::step(&m.span, "removed by a moderator");
         self.send_to(
             id,
             ServerMsg::Bye {
                 reason: ByeReason::Removed,
             },
         );
+        self.why(id, "removed by a moderator");
         self.remove(id).await;
     }
 }
