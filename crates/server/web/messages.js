@@ -2,7 +2,10 @@
 // Every visible string of the web client, in each language it speaks: plain objects, one per
 // language, with the same keys. {name} marks a value filled in when the string is shown; a value
 // that is an object holds plural forms, chosen by the value {n} (Intl.PluralRules).
-// English is the reference and the fallback. i18n.js shows these on the page.
+// English is the reference and the fallback. i18n.js shows these on the page. The voice
+// controls' strings live in messages-voice.js and are merged in below.
+
+import { VOICE_MESSAGES } from './messages-voice.js';
 
 export const MESSAGES = {
   // English
@@ -852,3 +855,7 @@ export const MESSAGES = {
     "srv.other": "Der Server hat eine Anfrage abgelehnt ({code}).",
   },
 };
+
+for (const [lang, table] of Object.entries(VOICE_MESSAGES)) {
+  Object.assign(/** @type {Record<string, Record<string, unknown>>} */ (MESSAGES)[lang], table);
+}

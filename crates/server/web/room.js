@@ -15,6 +15,7 @@ import { randomNickname } from './names.js';
 import * as prefs from './prefs.js';
 import { muteButton, store } from './state.js';
 import * as ui from './ui.js';
+import * as volume from './volume.js';
 
 /** @typedef {import('./state.js').State} State */
 /** @typedef {import('./state.js').StoreEvent} StoreEvent */
@@ -168,6 +169,7 @@ function mount() {
   members.mount();
   chat.mount();
   media.mount();
+  volume.mount();
   mic.mount();
 
   ui.$('mute-btn').addEventListener('click', mic.toggleMuted);

@@ -1,0 +1,139 @@
+// End to end: the room's voice controls in real browsers against a real server. Alice and Bob
+// each "speak" a tone through a fake microphone (raw audio, so that no noise suppression takes
+// the steady tone away): each person's volume, the mute shortcut and push-to-talk, the notice
+// for talking while muted, and the audio processing switches. Screenshots of each new state go
+// to docs/screenshots/ (desktop and a 360 px phone).
+//
+// Run from the repository root: node --test e2e/controls.test.mjs
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import {
+  DESKTOP,
+  OUT_DIR,
+  PHONE,
+  SCREENSHOT_DIR,
+  ensureOutDir,
+  freePort,
+  launchBrowser,
+  makeTone,
+  openPage,
+  startServer,
+  waitJoined,
+  waitStreams,
+  withDiagnostics as diagnose,
+} from './helpers.mjs';
+
+const JOIN_TIMEOUT_MS = 30_000;
+
+let tmpDir;
+let server;
+let aliceBrowser;
+let bobBrowser;
+const pages = [];
+
+const randomRoom = (prefix) => `${prefix}-${randomBytes(5).toString('hex')}`;
+const roomUrl = (room, name, extra = '&audio=raw') => `${server.base}/room/${room}?name=${encodeURIComponent(name)}${extra}`;
+
+async function withDiagnostics(name, body) {
+  await diagnose(name, () => ({ pages, server }), body);
+}
+
+/** Opens `name`'s page in `room` in `browser`, at `viewport`, and remembers it for diagnostics. */
+async function open(browser, room, name, viewport = DESKTOP, extra = undefined) {
+  const h = await openPage(browser, roomUrl(room, name, extra), name, { contextOptions: { viewport } });
+  pages.push(h);
+  return h;
+}
+
+/** Alice and Bob in a fresh room, each hearing the other. */
+async function pair(prefix, { aliceViewport = DESKTOP, bobViewport = DESKTOP } = {}) {
+  const room = randomRoom(prefix);
+  const alice = await open(aliceBrowser, room, 'Alice', aliceViewport);
+  const bob = await open(bobBrowser, room, 'Bob', bobViewport);
+  await Promise.all([alice, bob].map((h) => waitJoined(h.page, 2, JOIN_TIMEOUT_MS)));
+  await Promise.all([alice, bob].map((h) => waitStreams(h.page, 1, JOIN_TIMEOUT_MS)));
+  const bobId = await bob.page.evaluate(() => window.f4c.selfId);
+  return { room, alice, bob, bobId };
+}
+
+before(async () => {
+  ensureOutDir();
+  tmpDir = mkdtempSync(path.join(os.tmpdir(), 'free4chat-controls-'));
+  const [aliceTone, bobTone] = await Promise.all([
+    makeTone(path.join(tmpDir, 'alice.wav'), 330, 30),
+    makeTone(path.join(tmpDir, 'bob.wav'), 550, 30),
+  ]);
+  server = await startServer({ port: await freePort(), logFile: path.join(OUT_DIR, 'controls-server.log') });
+  aliceBrowser = await launchBrowser(aliceTone);
+  bobBrowser = await launchBrowser(bobTone);
+}, { timeout: 75_000 });
+
+after(async () => {
+  await Promise.allSettled(pages.map((h) => h.context.close()));
+  await Promise.allSettled([aliceBrowser, bobBrowser].filter(Boolean).map((b) => b.close()));
+  if (server) await server.stop();
+  if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+}, { timeout: 20_000 });
+
+/**
+ * The volume of every audio element of the page, with the member it carries now.
+ * @returns {{member: string | null, volume: number}[]}
+ */
+function elementVolumes() {
+  return [...document.querySelectorAll('#remote-audio audio')].map((a) => ({
+    member: a.dataset.memberId ?? null,
+    volume: a.volume,
+  }));
+}
+
+test('a volume slider per person sets how loud they are heard, on whichever slot carries them, and is remembered', { timeout: 120_000 }, async () => {
+  await withDiagnostics('volume', async () => {
+    const { alice, bobId } = await pair('volume');
+    const slider = alice.page.locator(`#members .member[data-member-id="${bobId}"] input.member-volume`);
+    assert.equal(await slider.getAttribute('aria-label'), 'Volume of Bob');
+    assert.equal(await slider.inputValue(), '100');
+    // Our own item has no slider to show.
+    assert.equal(await alice.page.locator('#members .member.self input.member-volume').isVisible(), false);
+
+    // Bob at full volume: the slot carrying him plays at full volume.
+    const before = await alice.page.evaluate(elementVolumes);
+    assert.ok(before.some((e) => e.member === bobId && e.volume === 1), `Bob heard at full volume: ${JSON.stringify(before)}`);
+
+    await slider.fill('25');
+    // The slot that carries Bob now plays at a quarter; the others, carrying nobody, stay full.
+    await alice.page.waitForFunction(
+      (id) => {
+        const els = [...document.querySelectorAll('#remote-audio audio')];
+        return els.some((a) => a.dataset.memberId === id) && els.every((a) => a.volume === (a.dataset.memberId === id ? 0.25 : 1));
+      },
+      bobId,
+      { timeout: 5000, polling: 100 },
+    );
+    assert.equal(await slider.getAttribute('aria-valuetext'), '25%');
+    for (const [viewport, file] of [
+      [DESKTOP, 'volume-desktop.png'],
+      [PHONE, 'volume-phone.png'],
+    ]) {
+      await alice.page.setViewportSize(viewport);
+      await alice.page.locator('#members').screenshot({ path: path.join(SCREENSHOT_DIR, file) });
+    }
+    await alice.page.setViewportSize(DESKTOP);
+
+    // Alice reloads the page: Bob, known again by his tag, is still at a quarter.
+    await alice.page.reload();
+    await waitJoined(alice.page, 2, JOIN_TIMEOUT_MS);
+    await waitStreams(alice.page, 1, JOIN_TIMEOUT_MS);
+    assert.equal(await slider.inputValue(), '25');
+    await alice.page.waitForFunction(
+      (id) => [...document.querySelectorAll('#remote-audio audio')].some((a) => a.dataset.memberId === id && a.volume === 0.25),
+      bobId,
+      { timeout: 5000, polling: 100 },
+    );
+  });
+});
