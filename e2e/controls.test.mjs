@@ -137,3 +137,88 @@ test('a volume slider per person sets how loud they are heard, on whichever slot
     );
   });
 });
+
+/** Waits until Bob's page shows Alice's microphone as `muted`. */
+function waitAliceMutedFor(bob, aliceId, muted) {
+  return bob.page.waitForFunction(
+    ([id, want]) => window.f4c.members.get(id)?.muted === want,
+    [aliceId, muted],
+    { timeout: 10_000, polling: 100 },
+  );
+}
+
+test('m mutes and unmutes, Space or a held button talks while muted, and neither acts while typing', { timeout: 120_000 }, async () => {
+  await withDiagnostics('keys', async () => {
+    const { alice, bob } = await pair('keys');
+    const aliceId = await alice.page.evaluate(() => window.f4c.selfId);
+    const button = alice.page.locator('#mute-btn');
+    assert.equal(await button.getAttribute('title'), 'Mute (M)');
+    assert.equal(await button.getAttribute('aria-keyshortcuts'), 'M');
+
+    // `m` on the page mutes, for everyone to see; again unmutes.
+    await alice.page.locator('#main').focus();
+    await alice.page.keyboard.press('m');
+    await waitAliceMutedFor(bob, aliceId, true);
+    assert.equal(await button.getAttribute('title'), 'Unmute (M), or hold Space to talk');
+
+    // Held Space: heard while held, muted again when let go.
+    await alice.page.keyboard.down('Space');
+    await waitAliceMutedFor(bob, aliceId, false);
+    assert.equal(await alice.page.locator('#mute-label').textContent(), 'Talking');
+    for (const [viewport, file] of [
+      [DESKTOP, 'push-to-talk-desktop.png'],
+      [PHONE, 'push-to-talk-phone.png'],
+    ]) {
+      await alice.page.setViewportSize(viewport);
+      await alice.page.locator('#control-bar').screenshot({ path: path.join(SCREENSHOT_DIR, file) });
+    }
+    await alice.page.setViewportSize(DESKTOP);
+    await alice.page.keyboard.up('Space');
+    await waitAliceMutedFor(bob, aliceId, true);
+
+    // In the chat field, `m` and Space are text.
+    const input = alice.page.locator('#chat-input');
+    await input.focus();
+    await alice.page.keyboard.type('mm  m');
+    assert.equal(await input.inputValue(), 'mm  m');
+    assert.equal(await alice.page.evaluate(() => window.f4c.getState().mic.muted), true);
+
+    // Holding the microphone button talks; letting go mutes again, without toggling.
+    const box = await button.boundingBox();
+    await alice.page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await alice.page.mouse.down();
+    await waitAliceMutedFor(bob, aliceId, false);
+    await alice.page.mouse.up();
+    await waitAliceMutedFor(bob, aliceId, true);
+    // A short click still toggles.
+    await button.click();
+    await waitAliceMutedFor(bob, aliceId, false);
+  });
+});
+
+test('talking while muted shows a notice that unmutes, from the microphone level', { timeout: 120_000 }, async () => {
+  await withDiagnostics('hot-mic', async () => {
+    const { alice, bob } = await pair('hotmic');
+    const aliceId = await alice.page.evaluate(() => window.f4c.selfId);
+    const notice = alice.page.locator('#hot-mic-notice');
+    // Alice's tone plays on: unmuted, no notice.
+    assert.equal(await notice.isVisible(), false);
+    await alice.page.locator('#mute-btn').click();
+    await waitAliceMutedFor(bob, aliceId, true);
+    // Muted, her microphone still hears the tone: the notice says so.
+    await notice.waitFor({ state: 'visible', timeout: 10_000 });
+    assert.match(await notice.textContent(), /You are muted\. Talking\?/);
+    for (const [viewport, file] of [
+      [DESKTOP, 'talking-while-muted-desktop.png'],
+      [PHONE, 'talking-while-muted-phone.png'],
+    ]) {
+      await alice.page.setViewportSize(viewport);
+      await alice.page.screenshot({ path: path.join(SCREENSHOT_DIR, file) });
+    }
+    await alice.page.setViewportSize(DESKTOP);
+    // Its button unmutes, and the notice goes.
+    await notice.getByRole('button', { name: 'Unmute' }).click();
+    await waitAliceMutedFor(bob, aliceId, false);
+    await notice.waitFor({ state: 'hidden', timeout: 5000 });
+  });
+});

@@ -7,6 +7,7 @@ import * as chat from './chat.js';
 import * as connection from './connection.js';
 import { canChooseSpeaker, listAudioDevices } from './devices.js';
 import { capNickname, isRoomName, nickProblem, roomHref, showProblem } from './forms.js';
+import * as hotmic from './hotmic.js';
 import * as i18n from './i18n.js';
 import * as media from './media.js';
 import * as members from './members.js';
@@ -14,6 +15,7 @@ import * as mic from './mic.js';
 import { randomNickname } from './names.js';
 import * as prefs from './prefs.js';
 import { muteButton, store } from './state.js';
+import * as talk from './talk.js';
 import * as ui from './ui.js';
 import * as volume from './volume.js';
 
@@ -217,4 +219,7 @@ function mount() {
 
   store.subscribe(render);
   render(store.getState(), null, null);
+  // After the controls' own rendering: it draws over the microphone button's label.
+  talk.mount();
+  hotmic.mount();
 }
