@@ -222,3 +222,69 @@ test('talking while muted shows a notice that unmutes, from the microphone level
     await notice.waitFor({ state: 'hidden', timeout: 5000 });
   });
 });
+
+test('noise suppression and echo cancellation switches apply to the live microphone and are remembered', { timeout: 120_000 }, async () => {
+  await withDiagnostics('processing', async () => {
+    const room = randomRoom('processing');
+    // Processed audio: no `audio=raw` in the address.
+    const alice = await open(aliceBrowser, room, 'Alice', DESKTOP, '');
+    await waitJoined(alice.page, 1, JOIN_TIMEOUT_MS);
+    await alice.page.waitForFunction(() => !!window.f4c.getState().mic.track, null, { timeout: 10_000 });
+    const settings = () => alice.page.evaluate(() => {
+      const s = window.f4c.getState().mic.track.getSettings();
+      return { noiseSuppression: s.noiseSuppression, echoCancellation: s.echoCancellation };
+    });
+    assert.deepEqual(await settings(), { noiseSuppression: true, echoCancellation: true });
+
+    await alice.page.locator('#devices-btn').click();
+    const noise = alice.page.getByRole('checkbox', { name: 'Noise suppression' });
+    const echo = alice.page.getByRole('checkbox', { name: 'Echo cancellation' });
+    assert.equal(await noise.isChecked(), true);
+    assert.equal(await echo.isChecked(), true);
+    await noise.uncheck();
+    await alice.page.waitForFunction(
+      () => window.f4c.getState().mic.track?.getSettings().noiseSuppression === false,
+      null,
+      { timeout: 10_000 },
+    );
+    assert.deepEqual(await settings(), { noiseSuppression: false, echoCancellation: true });
+    // What the server receives is the new track: the sender carries it.
+    assert.equal(
+      await alice.page.evaluate(() => {
+        const track = window.f4c.getState().mic.track;
+        return window.f4c.getState().pc.getSenders().some((s) => s.track === track);
+      }),
+      true,
+    );
+    for (const [viewport, file] of [
+      [DESKTOP, 'processing-desktop.png'],
+      [PHONE, 'processing-phone.png'],
+    ]) {
+      await alice.page.setViewportSize(viewport);
+      await alice.page.locator('#control-bar').screenshot({ path: path.join(SCREENSHOT_DIR, file) });
+    }
+    await alice.page.setViewportSize(DESKTOP);
+
+    // Remembered: after a reload the microphone opens without noise suppression.
+    await alice.page.reload();
+    await waitJoined(alice.page, 1, JOIN_TIMEOUT_MS);
+    await alice.page.waitForFunction(() => !!window.f4c.getState().mic.track, null, { timeout: 10_000 });
+    assert.deepEqual(await settings(), { noiseSuppression: false, echoCancellation: true });
+    await alice.page.locator('#devices-btn').click();
+    assert.equal(await noise.isChecked(), false);
+    await noise.check();
+    await alice.page.waitForFunction(
+      () => window.f4c.getState().mic.track?.getSettings().noiseSuppression === true,
+      null,
+      { timeout: 10_000 },
+    );
+
+    // With ?audio=raw the switches show everything off and cannot be changed.
+    await alice.page.goto(roomUrl(room, 'Alice'));
+    await waitJoined(alice.page, 1, JOIN_TIMEOUT_MS);
+    await alice.page.locator('#devices-btn').click();
+    assert.equal(await noise.isChecked(), false);
+    assert.equal(await noise.isDisabled(), true);
+    assert.equal(await alice.page.locator('#raw-hint').isVisible(), true);
+  });
+});

@@ -3,6 +3,7 @@
 // send is disabled, so it carries silence) is measured here, and when the person speaks for a
 // moment the room says so, with a button to unmute. Nothing of the copy leaves the page.
 
+import * as mic from './mic.js';
 import { renderingFromStore, store } from './state.js';
 import * as ui from './ui.js';
 
@@ -119,5 +120,11 @@ function render(state, prev) {
   if (want && track) start(track);
 }
 
+const startRendering = renderingFromStore(render);
+
 /** Starts watching for speech while muted (once). */
-export const mount = renderingFromStore(render);
+export function mount() {
+  // The microphone may be closed and opened again (other processing): our copy must go too.
+  mic.onBeforeReopen(stop);
+  startRendering();
+}

@@ -14,6 +14,7 @@ import * as members from './members.js';
 import * as mic from './mic.js';
 import { randomNickname } from './names.js';
 import * as prefs from './prefs.js';
+import * as processing from './processing.js';
 import { muteButton, store } from './state.js';
 import * as talk from './talk.js';
 import * as ui from './ui.js';
@@ -189,7 +190,10 @@ function mount() {
   const showDevices = (open) => {
     devicesBtn.setAttribute('aria-expanded', String(open));
     ui.$('devices').hidden = !open;
-    if (open) refreshDevices();
+    if (open) {
+      refreshDevices();
+      processing.refresh();
+    }
   };
   devicesBtn.addEventListener('click', () => showDevices(devicesBtn.getAttribute('aria-expanded') !== 'true'));
   ui.$('devices').addEventListener('keydown', (ev) => {
@@ -221,5 +225,6 @@ function mount() {
   render(store.getState(), null, null);
   // After the controls' own rendering: it draws over the microphone button's label.
   talk.mount();
+  processing.mount();
   hotmic.mount();
 }
