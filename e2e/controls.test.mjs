@@ -288,3 +288,66 @@ test('noise suppression and echo cancellation switches apply to the live microph
     assert.equal(await alice.page.locator('#raw-hint').isVisible(), true);
   });
 });
+
+test('before joining: a microphone level meter, devices to pick, a test sound, and joining muted', { timeout: 120_000 }, async () => {
+  await withDiagnostics('precheck', async () => {
+    const room = randomRoom('precheck');
+    const bob = await open(bobBrowser, room, 'Bob');
+    await waitJoined(bob.page, 1, JOIN_TIMEOUT_MS);
+    // Alice comes by the room's link, without a nickname: the page asks for one, with the check.
+    const alice = await openPage(aliceBrowser, `${server.base}/room/${room}?audio=raw`, 'Alice', { contextOptions: { viewport: DESKTOP } });
+    pages.push(alice);
+    const { page } = alice;
+    await page.locator('#ask-name-input').fill('Alice');
+    const openButton = page.getByRole('button', { name: 'Test microphone' });
+    if (await openButton.isVisible()) await openButton.click();
+    // Her microphone's tone moves the meter.
+    await page.waitForFunction(() => Number(document.querySelector('#check-meter')?.getAttribute('aria-valuenow')) > 30, null, {
+      timeout: 10_000,
+      polling: 100,
+    });
+    const mics = await page.locator('#check-mic-select option').count();
+    assert.ok(mics >= 1, 'the microphones to pick from');
+
+    // The test sound plays: a chime heard on the element that plays it.
+    await page.getByRole('button', { name: 'Play a test sound' }).click();
+    const heard = await page.evaluate(async () => {
+      const audio = document.querySelector('#check-sound');
+      const ctx = new AudioContext();
+      await ctx.resume();
+      const analyser = ctx.createAnalyser();
+      analyser.fftSize = 2048;
+      ctx.createMediaStreamSource(audio.srcObject).connect(analyser);
+      const buf = new Float32Array(analyser.fftSize);
+      let best = 0;
+      for (let i = 0; i < 20; i++) {
+        await new Promise((r) => setTimeout(r, 30));
+        analyser.getFloatTimeDomainData(buf);
+        best = Math.max(best, Math.sqrt(buf.reduce((s, x) => s + x * x, 0) / buf.length));
+      }
+      await ctx.close();
+      return { rms: best, playing: !audio.paused };
+    });
+    assert.ok(heard.playing && heard.rms > 0.05, `the test sound plays: ${JSON.stringify(heard)}`);
+
+    await page.getByRole('checkbox', { name: 'Join with my microphone off' }).check();
+    for (const [viewport, file] of [
+      [DESKTOP, 'precheck-desktop.png'],
+      [PHONE, 'precheck-phone.png'],
+    ]) {
+      await page.setViewportSize(viewport);
+      await page.screenshot({ path: path.join(SCREENSHOT_DIR, file), fullPage: true });
+    }
+    await page.setViewportSize(DESKTOP);
+
+    await page.getByRole('button', { name: 'Join', exact: true }).click();
+    await waitJoined(page, 2, JOIN_TIMEOUT_MS);
+    // In muted from the start: Bob sees her muted, and her microphone is open but silent.
+    const aliceId = await page.evaluate(() => window.f4c.selfId);
+    await waitAliceMutedFor(bob, aliceId, true);
+    await page.waitForFunction(() => {
+      const mic = window.f4c.getState().mic;
+      return mic.muted && mic.track && !mic.track.enabled;
+    }, null, { timeout: 10_000 });
+  });
+});

@@ -13,6 +13,7 @@ import * as media from './media.js';
 import * as members from './members.js';
 import * as mic from './mic.js';
 import { randomNickname } from './names.js';
+import * as precheck from './precheck.js';
 import * as prefs from './prefs.js';
 import * as processing from './processing.js';
 import { muteButton, store } from './state.js';
@@ -72,9 +73,12 @@ function askName(room, given, refusal = null) {
       input.focus();
       return;
     }
+    const { muted } = precheck.finish();
+    if (muted) store.dispatch({ type: 'muted_set', muted: true });
     enterRoom(room, input.value.trim());
   };
   input.focus();
+  precheck.show({ raw: new URLSearchParams(window.location.search).get('audio') === 'raw' });
 }
 
 /**
