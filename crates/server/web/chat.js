@@ -98,6 +98,8 @@ export function mount() {
     ev.preventDefault();
     sendChat();
   });
+  // "Today" becomes "Yesterday" at midnight.
+  setInterval(ui.refreshChatTimes, 60_000);
   store.subscribe(render);
   render(store.getState(), null);
 }

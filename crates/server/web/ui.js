@@ -4,6 +4,7 @@
 
 import { avatarSvg, nameHue } from './avatar.js';
 import { icon } from './icons.js';
+import { dayKey, formatDay, formatTime } from './chattime.js';
 import { getLanguage, setAttr, setText, t } from './i18n.js';
 
 /** @typedef {import('./i18n.js').Args} Args */
@@ -546,21 +547,6 @@ export function setDeafenButton(on) {
 // ---------------------------------------------------------------------------------------------
 // Chat
 
-/** @param {Date} d */
-function formatTime(d) {
-  const lang = getLanguage();
-  const sameDay = new Date().toDateString() === d.toDateString();
-  /** @type {Intl.DateTimeFormatOptions} */
-  const opts = sameDay
-    ? { hour: '2-digit', minute: '2-digit' }
-    : { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' };
-  try {
-    return d.toLocaleString(lang, opts);
-  } catch {
-    return d.toLocaleString(undefined, opts);
-  }
-}
-
 /** @param {HTMLElement} log */
 function atBottom(log) {
   return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
@@ -647,6 +633,14 @@ export function appendChat(message, isMine) {
   // avatar, name and time on screen (screen readers still hear who and when).
   li.dataset.who = from;
   li.dataset.ts = String(Number(message.ts));
+  const d = new Date(Number(message.ts));
+  // A new day begins with a line that names it.
+  if (!Number.isNaN(d.getTime()) && log.dataset.lastDay !== dayKey(d)) {
+    log.dataset.lastDay = dayKey(d);
+    const day = el('li', 'chat-day', formatDay(d));
+    day.dataset.ts = String(d.getTime());
+    log.appendChild(day);
+  }
   const prev = log.lastElementChild;
   if (
     prev instanceof HTMLElement &&
@@ -665,7 +659,6 @@ export function appendChat(message, isMine) {
   const shownName = el('span', 'chat-name', name);
   shownName.title = name;
   meta.appendChild(shownName);
-  const d = new Date(Number(message.ts));
   if (!Number.isNaN(d.getTime())) {
     const time = el('time', 'chat-time', formatTime(d));
     time.dateTime = d.toISOString();
@@ -705,12 +698,15 @@ export function chatScrolled() {
   if (atBottom($('chat-log'))) $('chat-jump').hidden = true;
 }
 
-/** Re-words every chat time after a language switch. */
+/** Re-words every chat time and day after a language switch (or as days pass). */
 export function refreshChatTimes() {
   for (const time of document.querySelectorAll('#chat-log time[datetime]')) {
     if (!(time instanceof HTMLTimeElement)) continue;
     const d = new Date(time.dateTime);
     if (!Number.isNaN(d.getTime())) time.textContent = formatTime(d);
+  }
+  for (const day of document.querySelectorAll('#chat-log .chat-day')) {
+    if (day instanceof HTMLElement) day.textContent = formatDay(new Date(Number(day.dataset.ts)));
   }
 }
 
