@@ -8,7 +8,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod chat;
 mod validate;
+
+pub use chat::{
+    ChatMessage, MAX_REACTORS, REACTIONS, Reaction, Reactor, check_chat_msg, validate_reaction,
+};
 
 pub use validate::{
     ValidationError, validate_chat_text, validate_client_key, validate_client_ref,
@@ -86,12 +91,23 @@ pub enum ClientMsg {
     LocalMutes { ids: Vec<MemberId> },
     /// Change the member's nickname.
     Rename { name: String },
-    /// A chat message. `client_ref` comes back in the acknowledgement.
+    /// A chat message. `client_ref` comes back in the acknowledgement. `reply_to`: the `seq`
+    /// of the message it answers, which must be in the room's chat.
     Chat {
         text: String,
         #[serde(default)]
         client_ref: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
     },
+    /// A new text for one of the member's own messages (`seq`), checked as chat text is.
+    ChatEdit { seq: u64, text: String },
+    /// Deletes one of the member's own messages (`seq`): its text and reactions go, its
+    /// place in the chat stays, marked deleted.
+    ChatDelete { seq: u64 },
+    /// Adds (`on`) or takes back the member's reaction `emoji`, one of [`REACTIONS`], to
+    /// message `seq`.
+    ChatReact { seq: u64, emoji: String, on: bool },
     /// Leave the room; the server closes the connection after `bye`.
     Leave,
     /// Keep-alive; answered with `pong`.
@@ -112,22 +128,6 @@ pub struct Member {
     /// Who the member is beyond this connection, if their client sent a key: the same for the
     /// same key in the same room, whatever the connection (32 hex digits). A room's other
     /// members cannot learn the key from it, and it differs from room to room.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
-}
-
-/// One chat message as stored in the room and sent to clients.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    /// Increases by one per message within a room.
-    pub seq: u64,
-    pub from: MemberId,
-    /// The sender's nickname at the time of sending.
-    pub name: String,
-    pub text: String,
-    /// Milliseconds since the Unix epoch, server clock.
-    pub ts: u64,
-    /// The sender's tag (see [`Member::tag`]), if they had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
 }
@@ -298,6 +298,11 @@ pub enum ServerMsg {
         client_ref: Option<String>,
         message: ChatMessage,
     },
+    /// A message of the room's chat changed (edited, deleted, reacted to): the whole message
+    /// as it is now, to everyone, the member who changed it too.
+    ChatUpdated {
+        message: ChatMessage,
+    },
     Pong,
     /// Something the client sent was refused. The connection stays open unless a `bye` follows.
     Error {
@@ -379,6 +384,15 @@ pub enum ErrorCode {
     TooManyJoins,
     /// `mute` with `muted: false` from a member the operator muted for everyone.
     MutedForEveryone,
+    /// A chat message named by `seq` (to reply to, edit, delete or react to) is not in the
+    /// room's chat, or was deleted.
+    ChatNotFound,
+    /// An edit or delete of a chat message that another member wrote.
+    NotAuthor,
+    /// A reaction that is not one of [`REACTIONS`].
+    InvalidReaction,
+    /// A reaction that [`MAX_REACTORS`] members already gave the message.
+    TooManyReactions,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -433,6 +447,9 @@ mod tests {
             r#"{"type":"local_mutes","ids":[]}"#,
             r#"{"type":"rename","name":"n"}"#,
             r#"{"type":"chat","text":"t"}"#,
+            r#"{"type":"chat_edit","seq":1,"text":"t"}"#,
+            r#"{"type":"chat_delete","seq":1}"#,
+            r#"{"type":"chat_react","seq":1,"emoji":"👍","on":true}"#,
             r#"{"type":"leave"}"#,
             r#"{"type":"ping"}"#,
         ] {

@@ -18,9 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use free4chat_signal::{
-    ByeReason, ChatMessage, ClientMsg, ErrorCode, MemberId, ServerMsg, validate_chat_text,
-    validate_client_ref, validate_local_mutes, validate_nickname, validate_room_name,
-    validate_sources,
+    ByeReason, ChatMessage, ClientMsg, ErrorCode, MemberId, ServerMsg, check_chat_msg,
+    validate_local_mutes, validate_nickname, validate_room_name, validate_sources,
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -54,6 +53,8 @@ const LEAVE_GRACE: Duration = Duration::from_secs(2);
 /// What a room tells the cluster, queued for the task that writes it to Redis.
 enum RoomEvent {
     Chat(String, ChatMessage),
+    /// A message changed: the room's whole chat as it is now, to store in place of the old.
+    ChatChanged(String, Vec<ChatMessage>),
     Closed(String),
 }
 
@@ -70,6 +71,16 @@ impl RoomObserver for Observer {
             .is_err()
         {
             warn!(room, "chat not stored in Redis: its queue is full");
+        }
+    }
+
+    fn chat_changed(&self, room: &str, history: &[ChatMessage]) {
+        if self
+            .tx
+            .try_send(RoomEvent::ChatChanged(room.to_owned(), history.to_vec()))
+            .is_err()
+        {
+            warn!(room, "chat change not stored in Redis: its queue is full");
         }
     }
 
@@ -403,6 +414,11 @@ impl Node {
                 RoomEvent::Chat(room, message) => {
                     if let Err(e) = self.store.push_chat(&room, &message, CHAT_TTL).await {
                         warn!(room, "chat not stored in Redis: {e}");
+                    }
+                }
+                RoomEvent::ChatChanged(room, history) => {
+                    if let Err(e) = self.store.replace_chat(&room, &history, CHAT_TTL).await {
+                        warn!(room, "chat change not stored in Redis: {e}");
                     }
                 }
                 RoomEvent::Closed(room) => {
@@ -996,12 +1012,10 @@ fn in_room_message(msg: ClientMsg) -> Option<ClientMsg> {
                 .ok()
                 .map(|name| ClientMsg::Rename { name });
         }
-        ClientMsg::Chat { text, client_ref } => {
-            validate_chat_text(text).is_ok()
-                && client_ref
-                    .as_deref()
-                    .is_none_or(|r| validate_client_ref(r).is_ok())
-        }
+        ClientMsg::Chat { .. }
+        | ClientMsg::ChatEdit { .. }
+        | ClientMsg::ChatDelete { .. }
+        | ClientMsg::ChatReact { .. } => check_chat_msg(&msg).is_ok(),
         ClientMsg::Offer { sources, .. } => {
             sources.as_ref().is_none_or(|s| validate_sources(s).is_ok())
         }
@@ -1069,6 +1083,17 @@ mod tests {
             ClientMsg::Chat {
                 text: "hi".into(),
                 client_ref: Some("r1".into()),
+                reply_to: Some(1),
+            },
+            ClientMsg::ChatEdit {
+                seq: 1,
+                text: "better".into(),
+            },
+            ClientMsg::ChatDelete { seq: 1 },
+            ClientMsg::ChatReact {
+                seq: 1,
+                emoji: "👍".into(),
+                on: true,
             },
             ClientMsg::Rename {
                 name: " Ann ".into(),
@@ -1087,10 +1112,21 @@ mod tests {
             ClientMsg::Chat {
                 text: "x".repeat(MAX_CHAT_CHARS + 1),
                 client_ref: None,
+                reply_to: None,
             },
             ClientMsg::Chat {
                 text: "hi".into(),
                 client_ref: Some("\u{7}".into()),
+                reply_to: None,
+            },
+            ClientMsg::ChatEdit {
+                seq: 1,
+                text: " ".into(),
+            },
+            ClientMsg::ChatReact {
+                seq: 1,
+                emoji: "<3".into(),
+                on: true,
             },
             ClientMsg::Rename {
                 name: String::new(),

@@ -24,6 +24,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::chat::ChatLog;
+
+mod chat_msgs;
 use super::handle::{JoinReply, Joining, RoomCmd, RoomSnapshot};
 use super::local::Local;
 use super::names::unique_name;
@@ -526,24 +528,12 @@ impl Room {
                 }
                 self.broadcast(None, &ServerMsg::MemberRenamed { id: member, name });
             }
-            ClientMsg::Chat { text, client_ref } => {
-                let message = self
-                    .chat
-                    .add(member, state.name.clone(), state.tag.clone(), text);
-                for observer in &self.local.observers {
-                    observer.chat(&self.name, &message);
-                }
-                let chat = ServerMsg::Chat {
-                    message: message.clone(),
-                };
-                self.broadcast(Some(member), &chat);
-                self.send_to(
-                    member,
-                    ServerMsg::ChatAck {
-                        client_ref,
-                        message,
-                    },
-                );
+            msg @ (ClientMsg::Chat { .. }
+            | ClientMsg::ChatEdit { .. }
+            | ClientMsg::ChatDelete { .. }
+            | ClientMsg::ChatReact { .. }) => {
+                let (name, tag) = (state.name.clone(), state.tag.clone());
+                self.chat_msg(member, name, tag, msg);
             }
             // Connection-level messages never reach the room.
             ClientMsg::Join { .. } | ClientMsg::Leave | ClientMsg::Ping => {}

@@ -43,6 +43,12 @@ pub trait RoomObserver: Send + Sync {
     /// A chat message was added to room `room`.
     fn chat(&self, room: &str, message: &ChatMessage);
 
+    /// A message of room `room`'s chat changed (edited, deleted, reacted to): `history` is the
+    /// chat as the room keeps it now, oldest first.
+    fn chat_changed(&self, room: &str, history: &[ChatMessage]) {
+        let _ = (room, history);
+    }
+
     /// Room `room` has ended, and no longer holds its name here.
     fn closed(&self, room: &str);
 
