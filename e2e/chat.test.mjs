@@ -121,3 +121,89 @@ test('chat times are in the reader\'s locale without a leading zero, under a lin
     }
   });
 });
+
+/** The chat item of the message whose text is `text` on `h`'s page. */
+const item = (h, text) => h.page.locator('#chat-log li.chat-msg', { has: h.page.locator('.chat-text', { hasText: text }) });
+
+test('chat: reply to a message, react to it, and edit or delete your own', { timeout: 90_000 }, async () => {
+  await withDiagnostics('chat-extras', async () => {
+    const room = randomRoom('extras');
+    const ann = await open(room, 'Ann');
+    const ben = await open(room, 'Ben');
+    await Promise.all([ann, ben].map((h) => waitJoined(h.page, 2, JOIN_TIMEOUT_MS)));
+    await say(ann, 'Where do we meet?');
+    await item(ben, 'Where do we meet?').waitFor();
+
+    // Ben replies: his message quotes Ann's, on both pages.
+    await item(ben, 'Where do we meet?').hover();
+    await item(ben, 'Where do we meet?').getByRole('button', { name: 'Reply to Ann' }).click();
+    assert.equal(await ben.page.locator('#chat-draft-text').textContent(), 'Replying to Ann');
+    await say(ben, 'At the station');
+    for (const h of [ann, ben]) {
+      const reply = item(h, 'At the station');
+      await reply.waitFor();
+      assert.equal(await reply.locator('.chat-quote-name').textContent(), 'Ann');
+      assert.equal(await reply.locator('.chat-quote-text').textContent(), 'Where do we meet?');
+    }
+    assert.equal(await ben.page.locator('#chat-draft').isVisible(), false, 'the draft ends once sent');
+
+    // Ann reacts to Ben's reply; Ben sees 👍 1, and adds his own: 2, pressed for both.
+    await item(ann, 'At the station').hover();
+    await item(ann, 'At the station').getByRole('button', { name: 'React' }).click();
+    await item(ann, 'At the station').getByRole('button', { name: 'React with 👍' }).click();
+    const benThumb = item(ben, 'At the station').getByRole('button', { name: '👍: 1 reaction' });
+    await benThumb.waitFor();
+    assert.equal(await benThumb.getAttribute('aria-pressed'), 'false');
+    await benThumb.click();
+    const annThumb = item(ann, 'At the station').getByRole('button', { name: '👍: 2 reactions' });
+    await annThumb.waitFor();
+    assert.equal(await annThumb.getAttribute('aria-pressed'), 'true');
+
+    // Ann edits her question: "(edited)" on both pages; Ben has no Edit or Delete on it.
+    await item(ann, 'Where do we meet?').hover();
+    await item(ann, 'Where do we meet?').getByRole('button', { name: 'Edit' }).click();
+    assert.equal(await ann.page.locator('#chat-input').inputValue(), 'Where do we meet?');
+    await say(ann, 'Where do we meet tomorrow?');
+    for (const h of [ann, ben]) {
+      const edited = item(h, 'Where do we meet tomorrow?');
+      await edited.waitFor();
+      assert.match(await edited.locator('.chat-edited').textContent(), /edited/);
+    }
+    // Ben's reply quotes the question as it is now.
+    await item(ben, 'At the station').locator('.chat-quote-text', { hasText: 'Where do we meet tomorrow?' }).waitFor();
+    await item(ben, 'Where do we meet tomorrow?').hover();
+    assert.equal(await item(ben, 'Where do we meet tomorrow?').getByRole('button', { name: 'Edit' }).count(), 0);
+    assert.equal(await item(ben, 'Where do we meet tomorrow?').getByRole('button', { name: 'Delete' }).count(), 0);
+    for (const [viewport, file] of [
+      [DESKTOP, 'chat-reply-react-desktop.png'],
+      [PHONE, 'chat-reply-react-phone.png'],
+    ]) {
+      await ann.page.setViewportSize(viewport);
+      if (viewport === PHONE && (await ann.page.locator('#chat-toggle').getAttribute('aria-expanded')) === 'false') await ann.page.locator('#chat-toggle').click();
+      await item(ann, 'At the station').hover();
+      await ann.page.locator('#chat-panel').screenshot({ path: path.join(SCREENSHOT_DIR, file) });
+    }
+    await ann.page.setViewportSize(DESKTOP);
+
+    // Ben deletes his reply: both pages say it was deleted, and its reactions are gone.
+    await item(ben, 'At the station').hover();
+    await item(ben, 'At the station').getByRole('button', { name: 'Delete' }).click();
+    for (const h of [ann, ben]) {
+      await h.page.locator('#chat-log li.chat-msg.deleted', { hasText: 'This message was deleted.' }).waitFor();
+      assert.equal(await h.page.locator('#chat-log .chat-reaction').count(), 0);
+    }
+    // A latecomer sees the chat as it is now.
+    const cy = await open(room, 'Cy');
+    await waitJoined(cy.page, 3, JOIN_TIMEOUT_MS);
+    await item(cy, 'Where do we meet tomorrow?').waitFor();
+    assert.equal(await cy.page.locator('#chat-log li.chat-msg.deleted').count(), 1);
+    for (const [viewport, file] of [
+      [DESKTOP, 'chat-deleted-desktop.png'],
+      [PHONE, 'chat-deleted-phone.png'],
+    ]) {
+      await cy.page.setViewportSize(viewport);
+      if (viewport === PHONE && (await cy.page.locator('#chat-toggle').getAttribute('aria-expanded')) === 'false') await cy.page.locator('#chat-toggle').click();
+      await cy.page.locator('#chat-panel').screenshot({ path: path.join(SCREENSHOT_DIR, file) });
+    }
+  });
+});

@@ -3,8 +3,10 @@
 // language, with the same keys. {name} marks a value filled in when the string is shown; a value
 // that is an object holds plural forms, chosen by the value {n} (Intl.PluralRules).
 // English is the reference and the fallback. i18n.js shows these on the page. The voice
-// controls' strings live in messages-voice.js and are merged in below.
+// controls' strings live in messages-voice.js, the chat's replies, reactions and edits' in
+// messages-chat.js; both are merged in below.
 
+import { CHAT_MESSAGES } from './messages-chat.js';
 import { VOICE_MESSAGES } from './messages-voice.js';
 
 export const MESSAGES = {
@@ -856,6 +858,8 @@ export const MESSAGES = {
   },
 };
 
-for (const [lang, table] of Object.entries(VOICE_MESSAGES)) {
-  Object.assign(/** @type {Record<string, Record<string, unknown>>} */ (MESSAGES)[lang], table);
+for (const extra of [VOICE_MESSAGES, CHAT_MESSAGES]) {
+  for (const [lang, table] of Object.entries(extra)) {
+    Object.assign(/** @type {Record<string, Record<string, unknown>>} */ (MESSAGES)[lang], table);
+  }
 }

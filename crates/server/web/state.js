@@ -200,6 +200,7 @@
  *   | {type: 'local_mute_toggled', id: string}
  *   | {type: 'all_muted_toggled'}
  *   | {type: 'chat_message', message: ChatMessage, history?: boolean}
+ *   | {type: 'chat_updated', message: ChatMessage}
  *   | {type: 'chat_collapsed', collapsed: boolean}
  *   | {type: 'page_changed', narrow: boolean, hidden: boolean}
  *   | {type: 'speaker_chosen', id: string | null}
@@ -835,6 +836,17 @@ export function reduce(state, event) {
 
     case 'chat_message':
       return { ...state, chat: withMessage(state, state.chat, event.message, !!event.history) };
+
+    case 'chat_updated': {
+      // The message as it is now, in its place (the same seq and time: the same message).
+      const m = event.message;
+      const i = state.chat.log.findIndex((e) => e.type === 'message' && e.message.seq === m.seq && e.message.ts === m.ts);
+      if (i < 0) return state;
+      const log = [...state.chat.log];
+      const entry = log[i];
+      if (entry.type === 'message') log[i] = { ...entry, message: m };
+      return { ...state, chat: { ...state.chat, log } };
+    }
 
     case 'chat_collapsed':
       return readIfVisible({ ...state, chat: { ...state.chat, collapsed: event.collapsed } });

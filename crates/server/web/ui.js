@@ -616,6 +616,30 @@ export function linkify(text) {
 const GROUP_MS = 120_000;
 
 /**
+ * What chatextras.js adds to a message's item (reply, reactions, actions), once it is built.
+ * @type {(li: HTMLElement, message: ChatMessage, isMine: boolean) => void}
+ */
+let decorateChat = () => {};
+
+/** @param {typeof decorateChat} fn */
+export function setChatDecorator(fn) {
+  decorateChat = fn;
+}
+
+/**
+ * Draws message `message` again in its place (it was edited, deleted or reacted to).
+ * @param {ChatMessage} message
+ * @param {boolean} isMine
+ */
+export function replaceChat(message, isMine) {
+  const old = find($('chat-log'), `li.chat-msg[data-seq="${Number(message.seq)}"][data-ts="${Number(message.ts)}"]`);
+  if (!old) return;
+  const li = chatItem(message, isMine);
+  li.classList.toggle('grouped', old.classList.contains('grouped'));
+  old.replaceWith(li);
+}
+
+/**
  * Adds one chat message.
  * @param {ChatMessage} message
  * @param {boolean} isMine
@@ -623,16 +647,7 @@ const GROUP_MS = 120_000;
 export function appendChat(message, isMine) {
   const log = $('chat-log');
   const stick = atBottom(log) || isMine;
-  const li = el('li', isMine ? 'chat-msg mine' : 'chat-msg');
-  li.dataset.seq = String(message.seq);
-  li.dataset.from = String(message.from);
-  const name = String(message.name);
-  const from = typeof message.tag === 'string' && /^[0-9a-f]{32}$/.test(message.tag) ? message.tag : String(message.from);
-  li.style.setProperty('--hue', String(nameHue(name, from)));
-  // A message that follows one of the same sender's within two minutes joins it: no second
-  // avatar, name and time on screen (screen readers still hear who and when).
-  li.dataset.who = from;
-  li.dataset.ts = String(Number(message.ts));
+  const li = chatItem(message, isMine);
   const d = new Date(Number(message.ts));
   // A new day begins with a line that names it.
   if (!Number.isNaN(d.getTime()) && log.dataset.lastDay !== dayKey(d)) {
@@ -641,16 +656,38 @@ export function appendChat(message, isMine) {
     day.dataset.ts = String(d.getTime());
     log.appendChild(day);
   }
+  // A message that follows one of the same sender's within two minutes joins it: no second
+  // avatar, name and time on screen (screen readers still hear who and when).
   const prev = log.lastElementChild;
   if (
     prev instanceof HTMLElement &&
     prev.classList.contains('chat-msg') &&
-    prev.dataset.who === from &&
-    prev.querySelector('.chat-name')?.textContent === name &&
+    prev.dataset.who === li.dataset.who &&
+    prev.querySelector('.chat-name')?.textContent === String(message.name) &&
     Number(message.ts) - Number(prev.dataset.ts) < GROUP_MS
   ) {
     li.classList.add('grouped');
   }
+  log.appendChild(li);
+  if (stick) log.scrollTop = log.scrollHeight;
+  else $('chat-jump').hidden = false;
+}
+
+/**
+ * One chat message's item.
+ * @param {ChatMessage} message
+ * @param {boolean} isMine
+ */
+function chatItem(message, isMine) {
+  const li = el('li', isMine ? 'chat-msg mine' : 'chat-msg');
+  li.dataset.seq = String(message.seq);
+  li.dataset.from = String(message.from);
+  const name = String(message.name);
+  const from = typeof message.tag === 'string' && /^[0-9a-f]{32}$/.test(message.tag) ? message.tag : String(message.from);
+  li.style.setProperty('--hue', String(nameHue(name, from)));
+  li.dataset.who = from;
+  li.dataset.ts = String(Number(message.ts));
+  const d = new Date(Number(message.ts));
   const avatar = el('span', 'avatar avatar-small');
   avatar.setAttribute('aria-hidden', 'true');
   avatar.appendChild(avatarSvg(name, from));
@@ -668,9 +705,8 @@ export function appendChat(message, isMine) {
   text.appendChild(linkify(String(message.text)));
   body.append(meta, text);
   li.append(avatar, body);
-  log.appendChild(li);
-  if (stick) log.scrollTop = log.scrollHeight;
-  else $('chat-jump').hidden = false;
+  decorateChat(li, message, isMine);
+  return li;
 }
 
 /**
