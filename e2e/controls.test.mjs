@@ -351,3 +351,45 @@ test('before joining: a microphone level meter, devices to pick, a test sound, a
     }, null, { timeout: 10_000 });
   });
 });
+
+test('invite: the room link as a QR code drawn by the server, the share sheet where there is one, and Copy link', { timeout: 90_000 }, async () => {
+  await withDiagnostics('invite', async () => {
+    const room = randomRoom('invite');
+    // A phone's browser: navigator.share, recorded.
+    const h = await openPage(aliceBrowser, roomUrl(room, 'Alice'), 'Alice', {
+      contextOptions: { viewport: PHONE },
+      init: () => {
+        window.__shared = [];
+        navigator.share = async (data) => {
+          window.__shared.push(data);
+        };
+      },
+    });
+    pages.push(h);
+    const { page } = h;
+    await waitJoined(page, 1, JOIN_TIMEOUT_MS);
+    await page.getByRole('button', { name: 'Invite' }).click();
+    const qr = page.getByRole('img', { name: "QR code of this room's link" });
+    await qr.waitFor();
+    await page.waitForFunction(() => document.querySelector('#invite-qr').naturalWidth > 0, null, { timeout: 5000 });
+    assert.equal(await qr.getAttribute('src'), `/room/${room}/qr.svg`);
+    assert.equal(await page.locator('#invite-link').textContent(), `${server.base}/room/${room}`);
+    // The server draws only a room's own link: an SVG for a room name, nothing for anything else.
+    const answers = await page.evaluate(async (r) => {
+      const ok = await fetch(`/room/${r}/qr.svg`);
+      const bad = await fetch(`/room/${encodeURIComponent('a b')}/qr.svg`);
+      return { ok: ok.status, type: ok.headers.get('content-type'), svg: (await ok.text()).includes('<svg'), bad: bad.status };
+    }, room);
+    assert.deepEqual(answers, { ok: 200, type: 'image/svg+xml', svg: true, bad: 400 });
+    for (const [viewport, file] of [
+      [PHONE, 'invite-phone.png'],
+      [DESKTOP, 'invite-desktop.png'],
+    ]) {
+      await page.setViewportSize(viewport);
+      await page.locator('.people-panel').screenshot({ path: path.join(SCREENSHOT_DIR, file) });
+    }
+    await page.getByRole('button', { name: 'Share…' }).click();
+    const shared = await page.evaluate(() => window.__shared);
+    assert.deepEqual(shared, [{ title: `Join me in ${room} on free4chat`, url: `${server.base}/room/${room}` }]);
+  });
+});

@@ -12,6 +12,7 @@ pub mod log_limit;
 pub mod memory;
 pub mod metrics;
 mod origin;
+mod qr;
 mod rate;
 pub mod rooms;
 mod server;

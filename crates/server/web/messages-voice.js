@@ -1,11 +1,17 @@
 // @ts-check
 // The strings of the room's voice controls (volume per person, push-to-talk, the "talking
-// while muted" notice, the check before joining, audio processing), in every language of
+// while muted" notice, the check before joining, audio processing) and of inviting people
+// (share sheet, QR code), in every language of
 // messages.js, which merges them into its tables. Kept apart so that each table stays
 // readable; the same rules hold: English is the reference, every language has every key.
 
 export const VOICE_MESSAGES = {
   en: {
+    "invite.open": "Invite",
+    "invite.qrAlt": "QR code of this room's link",
+    "invite.scan": "Scan it with a phone's camera to join.",
+    "invite.share": "Share…",
+    "invite.shareTitle": "Join me in {room} on free4chat",
     "vol.label": "Volume of {name}",
     "ctl.muteTip": "Mute (M)",
     "ctl.unmuteTip": "Unmute (M), or hold Space to talk",
@@ -22,6 +28,11 @@ export const VOICE_MESSAGES = {
     "dev.rawHint": "Raw audio: the address asks for it (?audio=raw).",
   },
   "zh-CN": {
+    "invite.open": "邀请",
+    "invite.qrAlt": "此房间链接的二维码",
+    "invite.scan": "用手机相机扫描即可加入。",
+    "invite.share": "分享…",
+    "invite.shareTitle": "来 free4chat 的 {room} 和我聊天",
     "vol.label": "{name} 的音量",
     "ctl.muteTip": "静音（M）",
     "ctl.unmuteTip": "取消静音（M），或按住空格键说话",
@@ -38,6 +49,11 @@ export const VOICE_MESSAGES = {
     "dev.rawHint": "原始音频：网址要求关闭音频处理（?audio=raw）。",
   },
   "zh-TW": {
+    "invite.open": "邀請",
+    "invite.qrAlt": "此房間連結的 QR 碼",
+    "invite.scan": "用手機相機掃描即可加入。",
+    "invite.share": "分享…",
+    "invite.shareTitle": "來 free4chat 的 {room} 和我聊天",
     "vol.label": "{name} 的音量",
     "ctl.muteTip": "靜音（M）",
     "ctl.unmuteTip": "取消靜音（M），或按住空白鍵說話",
@@ -54,6 +70,11 @@ export const VOICE_MESSAGES = {
     "dev.rawHint": "原始音訊：網址要求關閉音訊處理（?audio=raw）。",
   },
   ja: {
+    "invite.open": "招待",
+    "invite.qrAlt": "このルームのリンクの QR コード",
+    "invite.scan": "スマートフォンのカメラで読み取って参加できます。",
+    "invite.share": "共有…",
+    "invite.shareTitle": "free4chat の {room} で話しましょう",
     "vol.label": "{name} の音量",
     "ctl.muteTip": "ミュート（M）",
     "ctl.unmuteTip": "ミュート解除（M）、またはスペースキーを押している間だけ話す",
@@ -70,6 +91,11 @@ export const VOICE_MESSAGES = {
     "dev.rawHint": "生の音声：アドレスで音声処理がオフになっています（?audio=raw）。",
   },
   es: {
+    "invite.open": "Invitar",
+    "invite.qrAlt": "Código QR del enlace de esta sala",
+    "invite.scan": "Escanéalo con la cámara de un teléfono para entrar.",
+    "invite.share": "Compartir…",
+    "invite.shareTitle": "Únete a {room} en free4chat",
     "vol.label": "Volumen de {name}",
     "ctl.muteTip": "Silenciar (M)",
     "ctl.unmuteTip": "Activar micrófono (M), o mantén Espacio para hablar",
@@ -86,6 +112,11 @@ export const VOICE_MESSAGES = {
     "dev.rawHint": "Audio sin procesar: lo pide la dirección (?audio=raw).",
   },
   de: {
+    "invite.open": "Einladen",
+    "invite.qrAlt": "QR-Code des Links zu diesem Raum",
+    "invite.scan": "Mit der Kamera eines Handys scannen, um beizutreten.",
+    "invite.share": "Teilen…",
+    "invite.shareTitle": "Komm zu {room} auf free4chat",
     "vol.label": "Lautstärke von {name}",
     "ctl.muteTip": "Stummschalten (M)",
     "ctl.unmuteTip": "Mikrofon an (M), oder Leertaste halten zum Sprechen",

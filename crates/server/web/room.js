@@ -9,6 +9,7 @@ import { canChooseSpeaker, listAudioDevices } from './devices.js';
 import { capNickname, isRoomName, nickProblem, roomHref, showProblem } from './forms.js';
 import * as hotmic from './hotmic.js';
 import * as i18n from './i18n.js';
+import * as invite from './invite.js';
 import * as media from './media.js';
 import * as members from './members.js';
 import * as mic from './mic.js';
@@ -184,6 +185,7 @@ function mount() {
   ui.$('leave-btn').addEventListener('click', leave);
   ui.$('copy-link-btn').addEventListener('click', copyLink);
   ui.$('lonely-copy').addEventListener('click', copyLink);
+  invite.mount(copyLink);
   ui.$('headphones-dismiss').addEventListener('click', () => {
     prefs.dismissed.add('headphones');
     ui.$('headphones-tip').hidden = true;
