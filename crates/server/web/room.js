@@ -13,7 +13,7 @@ import * as invite from './invite.js';
 import * as media from './media.js';
 import * as members from './members.js';
 import * as mic from './mic.js';
-import { randomNickname } from './names.js';
+import { localNickname } from './nicknames.js';
 import * as precheck from './precheck.js';
 import * as prefs from './prefs.js';
 import * as processing from './processing.js';
@@ -62,7 +62,7 @@ function askName(room, given, refusal = null) {
   // Assigned, not added: this form can be shown again after the server refuses a nickname.
   input.oninput = () => showProblem('ask-name-error', null);
   ui.$('ask-name-dice').onclick = () => {
-    input.value = randomNickname();
+    input.value = localNickname(i18n.getLanguage());
     showProblem('ask-name-error', null);
     input.focus();
   };
