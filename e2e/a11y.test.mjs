@@ -85,8 +85,9 @@ test('axe finds no serious or critical violation on the home page, the nickname 
     const ask = await openPage(browser, `${server.base}/room/${room}`, 'ask');
     pages.push(ask);
     await ask.page.waitForSelector('#ask-name:not([hidden])');
-    const test = ask.page.getByRole('button', { name: 'Test microphone' });
-    if (await test.isVisible()) await test.click();
+    // Where the browser already allows the microphone, the check opens by itself (and the
+    // button goes): a click that finds no button is no failure.
+    await ask.page.getByRole('button', { name: 'Test microphone' }).click({ timeout: 2000 }).catch(() => {});
     await ask.page.waitForSelector('#check-panel:not([hidden])');
     failures.push(...(await checkEverywhere(ask.page, 'ask-name')));
 

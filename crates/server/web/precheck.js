@@ -31,6 +31,8 @@ const SOUND_GAIN = 0.25;
 let check = null;
 let options = { raw: false };
 let wired = false;
+/** How many times the check's microphone was asked for. */
+let openings = 0;
 
 /** The AudioContext of the check (one for the page, made on first use). @type {AudioContext | null} */
 let audioCtx = null;
@@ -47,6 +49,9 @@ function context() {
 async function openCheck(deviceId) {
   closeCheck();
   showError(null);
+  // A newer opening (a click while the first was still asking) wins: the older one's
+  // microphone is closed at once.
+  const mine = ++openings;
   let stream;
   try {
     stream = await openMicrophone({
@@ -56,14 +61,16 @@ async function openCheck(deviceId) {
       exact: !!deviceId,
     });
   } catch (err) {
+    if (mine !== openings) return;
     const problem = micErrorInfo(err);
     showError(i18n.t(problem.key, problem.args));
     return;
   }
-  if (ui.$('ask-name').hidden) {
+  if (ui.$('ask-name').hidden || mine !== openings) {
     stopStream(stream);
     return;
   }
+  closeCheck();
   const ctx = context();
   const analyser = ctx.createAnalyser();
   analyser.fftSize = 1024;
@@ -190,6 +197,8 @@ export function finish() {
     const speakerId = ui.$as('check-speaker-select', HTMLSelectElement).value;
     if (speakerId) prefs.devices.setSpeaker(speakerId);
   }
+  // One still asking for the microphone is dropped when it comes.
+  openings += 1;
   closeCheck();
   const audio = ui.$as('check-sound', HTMLAudioElement);
   audio.pause();
