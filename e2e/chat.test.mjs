@@ -4,7 +4,7 @@
 //
 // Run from the repository root: node --test e2e/chat.test.mjs
 
-import { after, before, test } from 'node:test';
+import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -58,6 +58,12 @@ before(async () => {
   server = await startServer({ port: await freePort(), logFile: path.join(OUT_DIR, 'chat-server.log') });
   browser = await launchBrowser(null);
 }, { timeout: 60_000 });
+
+// Each test's pages close when it ends: a browser kept busy with the earlier tests' rooms
+// answers the later ones slowly.
+afterEach(async () => {
+  await Promise.allSettled(pages.splice(0).map((h) => h.context.close()));
+});
 
 after(async () => {
   await Promise.allSettled(pages.map((h) => h.context.close()));

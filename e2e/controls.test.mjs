@@ -6,7 +6,7 @@
 //
 // Run from the repository root: node --test e2e/controls.test.mjs
 
-import { after, before, test } from 'node:test';
+import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -73,6 +73,12 @@ before(async () => {
   aliceBrowser = await launchBrowser(aliceTone);
   bobBrowser = await launchBrowser(bobTone);
 }, { timeout: 75_000 });
+
+// Each test's pages close when it ends: a browser kept busy with the earlier tests' rooms
+// answers the later ones slowly.
+afterEach(async () => {
+  await Promise.allSettled(pages.splice(0).map((h) => h.context.close()));
+});
 
 after(async () => {
   await Promise.allSettled(pages.map((h) => h.context.close()));

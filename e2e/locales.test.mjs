@@ -2,7 +2,7 @@
 //
 // Run from the repository root: node --test e2e/locales.test.mjs
 
-import { after, before, test } from 'node:test';
+import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 
@@ -21,6 +21,12 @@ before(async () => {
   server = await startServer({ port: await freePort(), logFile: path.join(OUT_DIR, 'locales-server.log') });
   browser = await launchBrowser(null);
 }, { timeout: 60_000 });
+
+// Each test's pages close when it ends: a browser kept busy with the earlier tests' rooms
+// answers the later ones slowly.
+afterEach(async () => {
+  await Promise.allSettled(pages.splice(0).map((h) => h.context.close()));
+});
 
 after(async () => {
   await Promise.allSettled(pages.map((h) => h.context.close()));
