@@ -318,6 +318,7 @@ test('before joining: a microphone level meter, devices to pick, a test sound, a
 
     // The test sound plays: a chime heard on the element that plays it.
     await page.getByRole('button', { name: 'Play a test sound' }).click();
+    await page.waitForFunction(() => document.querySelector('#check-sound').srcObject instanceof MediaStream, null, { timeout: 5000 });
     const heard = await page.evaluate(async () => {
       const audio = document.querySelector('#check-sound');
       const ctx = new AudioContext();
