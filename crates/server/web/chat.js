@@ -5,6 +5,7 @@
 import * as chatextras from './chatextras.js';
 import * as connection from './connection.js';
 import { store } from './state.js';
+import * as chatlog from './chatlog.js';
 import * as ui from './ui.js';
 
 /** @typedef {import('./state.js').State} State */
@@ -58,29 +59,29 @@ function render(state, prev) {
         const entry = chat.log[i];
         if (entry === prev.chat.log[i] || entry.type !== 'message') continue;
         changed.add(entry.message.seq);
-        ui.replaceChat(entry.message, entry.mine);
+        chatlog.replaceChat(entry.message, entry.mine);
       }
       // So do the replies that quote them.
       for (const entry of changed.size > 0 ? chat.log.slice(0, shown) : []) {
         if (entry.type === 'message' && typeof entry.message.reply_to === 'number' && changed.has(entry.message.reply_to)) {
-          ui.replaceChat(entry.message, entry.mine);
+          chatlog.replaceChat(entry.message, entry.mine);
         }
       }
     }
     // The log only grows: add what is new.
     for (const entry of chat.log.slice(shown)) {
-      if (entry.type === 'message') ui.appendChat(entry.message, entry.mine);
-      else ui.appendSystemLine(entry.text.key, entry.text.args);
+      if (entry.type === 'message') chatlog.appendChat(entry.message, entry.mine);
+      else chatlog.appendSystemLine(entry.text.key, entry.text.args);
     }
     shown = chat.log.length;
   }
   if (!prev || chat.unread !== prev.chat.unread) {
-    ui.setUnread(chat.unread);
+    chatlog.setUnread(chat.unread);
     ui.updateTitle({ unread: chat.unread });
   }
-  if (!prev || chat.collapsed !== prev.chat.collapsed) ui.setChatCollapsed(chat.collapsed);
+  if (!prev || chat.collapsed !== prev.chat.collapsed) chatlog.setChatCollapsed(chat.collapsed);
   if (!prev || state.connection.status !== prev.connection.status) {
-    ui.setChatEnabled(state.connection.status === 'joined');
+    chatlog.setChatEnabled(state.connection.status === 'joined');
   }
 }
 
@@ -100,9 +101,9 @@ export function mount() {
 
   const input = ui.$as('chat-input', HTMLTextAreaElement);
   // Someone reading back is not pulled down by new messages; a button takes them there.
-  ui.$('chat-log').addEventListener('scroll', ui.chatScrolled, { passive: true });
+  ui.$('chat-log').addEventListener('scroll', chatlog.chatScrolled, { passive: true });
   ui.$('chat-jump').addEventListener('click', () => {
-    ui.scrollChatToLatest();
+    chatlog.scrollChatToLatest();
     input.focus();
   });
   ui.$('chat-toggle').addEventListener('click', () => {
@@ -126,7 +127,7 @@ export function mount() {
     sendChat();
   });
   // "Today" becomes "Yesterday" at midnight.
-  setInterval(ui.refreshChatTimes, 60_000);
+  setInterval(chatlog.refreshChatTimes, 60_000);
   store.subscribe(render);
   render(store.getState(), null);
 }

@@ -8,6 +8,7 @@
 import * as connection from './connection.js';
 import * as i18n from './i18n.js';
 import { store } from './state.js';
+import * as chatlog from './chatlog.js';
 import * as ui from './ui.js';
 
 /** @typedef {import('./signal.js').ChatMessage} ChatMessage */
@@ -215,7 +216,7 @@ let mounted = false;
 export function mount() {
   if (mounted) return;
   mounted = true;
-  ui.setChatDecorator(decorate);
+  chatlog.setChatDecorator(decorate);
   ui.$('chat-draft-cancel').addEventListener('click', () => {
     clearDraft();
     ui.$('chat-input').focus();
