@@ -21,7 +21,7 @@ use crate::origin::OriginPolicy;
 use crate::rooms::{Counts, MediaWorkers, RoomDirectory};
 use crate::session::Connections;
 use crate::webhooks::ReceiverStats;
-use crate::{session, web};
+use crate::{qr, session, web};
 
 /// Frames larger than this are refused by the WebSocket layer itself; between
 /// [`free4chat_signal::MAX_MESSAGE_BYTES`] and this, the session answers `message_too_large`.
@@ -53,9 +53,14 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    let tls = state.config.tls.tls_cert.is_some() || state.config.tls.tls_self_signed;
     Router::new()
         .route("/", get(|| async { web::index() }))
         .route("/room/{name}", get(|| async { web::index() }))
+        .route(
+            "/room/{name}/qr.svg",
+            get(move |path, headers| qr::room_qr(tls, path, headers)),
+        )
         .route("/api/health", get(health))
         .route("/api/stats", get(stats))
         .route("/api/rooms", get(rooms))

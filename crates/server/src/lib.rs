@@ -14,6 +14,7 @@ pub mod log_limit;
 pub mod memory;
 pub mod metrics;
 mod origin;
+mod qr;
 pub mod quality;
 mod rate;
 pub mod rooms;

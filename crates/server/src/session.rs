@@ -7,9 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use free4chat_signal::{
-    ByeReason, ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg, validate_chat_text,
-    validate_client_key, validate_client_ref, validate_language, validate_local_mutes,
-    validate_nickname, validate_password, validate_room_name, validate_sources, validate_topic,
+    ByeReason, ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg, check_chat_msg,
+    validate_client_key, validate_language, validate_local_mutes, validate_nickname,
+    validate_password, validate_room_name, validate_sources, validate_topic,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
@@ -388,18 +388,18 @@ impl Session {
                 Ok(name) => self.pass_to_room(ClientMsg::Rename { name }).await,
                 Err(e) => return self.refuse(e.code, e.message),
             },
-            ClientMsg::Chat { text, client_ref } => {
+            msg @ (ClientMsg::Chat { .. }
+            | ClientMsg::ChatEdit { .. }
+            | ClientMsg::ChatDelete { .. }
+            | ClientMsg::ChatReact { .. }) => {
+                // Every change to the chat draws on the chat's own budget.
                 if !self.chat.take(now) {
                     return self.refuse(ErrorCode::RateLimited, "too many chat messages");
                 }
-                if let Err(e) = validate_chat_text(&text) {
+                if let Err(e) = check_chat_msg(&msg) {
                     return self.refuse(e.code, e.message);
                 }
-                if let Some(Err(e)) = client_ref.as_deref().map(validate_client_ref) {
-                    return self.refuse(e.code, e.message);
-                }
-                self.pass_to_room(ClientMsg::Chat { text, client_ref })
-                    .await
+                self.pass_to_room(msg).await
             }
             ClientMsg::Offer { sdp, sources } => {
                 if let Some(Err(e)) = sources.as_ref().map(validate_sources) {

@@ -172,6 +172,7 @@ async fn members_reaching_two_nodes_share_one_room_and_hear_each_other() {
     ben.send(ClientMsg::Chat {
         text: "over the bus".into(),
         client_ref: None,
+        reply_to: None,
     })
     .await;
     assert!(
@@ -198,16 +199,59 @@ async fn a_room_whose_node_stops_starts_again_on_another_node_with_its_chat() {
     let b = node(&redis).await;
     let ann = join(&a, "moving", "Ann").await;
     let ben = join(&b, "moving", "Ben").await;
-    ann.send(ClientMsg::Chat {
-        text: "remember me".into(),
+    let say = |text: &str, reply_to| ClientMsg::Chat {
+        text: text.into(),
         client_ref: None,
+        reply_to,
+    };
+    ann.send(say("remember me", None)).await;
+    let seq_of = |s: &free4chat_client::ClientState, text: &str| {
+        s.messages.iter().find_map(|m| match m {
+            ServerMsg::Chat { message } | ServerMsg::ChatAck { message, .. }
+                if message.text == text =>
+            {
+                Some(message.seq)
+            }
+            _ => None,
+        })
+    };
+    assert!(
+        ben.wait_for(WAIT, |s| seq_of(s, "remember me").is_some())
+            .await
+    );
+    let first = ben.with_state(|s| seq_of(s, "remember me")).unwrap();
+    let ben_id = ben.id;
+    // Ben, relayed from the other node, answers and reacts; Ann edits her message, and sends
+    // and deletes another: the room's chat in Redis follows every change.
+    ben.send(say("a reply", Some(first))).await;
+    ben.send(ClientMsg::ChatReact {
+        seq: first,
+        emoji: "👍".into(),
+        on: true,
     })
     .await;
+    ann.send(ClientMsg::ChatEdit {
+        seq: first,
+        text: "remember me, edited".into(),
+    })
+    .await;
+    assert!(ann.wait_for(WAIT, |s| seq_of(s, "a reply").is_some()).await);
+    ann.send(say("oops", None)).await;
+    assert!(ann.wait_for(WAIT, |s| seq_of(s, "oops").is_some()).await);
+    let oops = ann.with_state(|s| seq_of(s, "oops")).unwrap();
+    ann.send(ClientMsg::ChatDelete { seq: oops }).await;
+    let stored = store(&redis);
+    let all_kept = || async {
+        let chat = stored.chat("moving").await.unwrap_or_default();
+        chat.len() == 3
+            && chat[2].deleted
+            && chat[0].edited.is_some()
+            && !chat[0].reactions.is_empty()
+    };
     assert!(
-        ben.wait_for(WAIT, |s| s.messages.iter().any(
-            |m| matches!(m, ServerMsg::Chat { message } if message.text == "remember me")
-        ))
-        .await
+        wait_until(all_kept).await,
+        "{:?}",
+        stored.chat("moving").await
     );
     // The room's node stops: both members, on either node, are told to reconnect.
     let room_node = health(&a).await["node"].clone();
@@ -233,8 +277,12 @@ async fn a_room_whose_node_stops_starts_again_on_another_node_with_its_chat() {
     };
     assert_eq!(
         chat.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
-        vec!["remember me"]
+        vec!["remember me, edited", "a reply", ""]
     );
+    assert_eq!(chat[1].reply_to, Some(first));
+    assert_eq!(chat[0].reactions[0].emoji, "👍");
+    assert_eq!(chat[0].reactions[0].by[0].id, ben_id);
+    assert!(chat[2].deleted);
     let ben = join(&b, "moving", "Ben").await;
     assert!(hears(&ann, &ben, 20).await && hears(&ben, &ann, 20).await);
     let rooms = get_json(&b, "/api/rooms").await;

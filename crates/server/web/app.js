@@ -8,6 +8,7 @@ import { hydrateIcons } from './icons.js';
 import * as prefs from './prefs.js';
 import { roomPage } from './room.js';
 import { mediaOf, memberCount, memberOrder, speakingNow, store } from './state.js';
+import * as chatlog from './chatlog.js';
 import * as ui from './ui.js';
 
 // In-app browsers that commonly lack microphone access.
@@ -146,7 +147,7 @@ function initLanguage() {
     document.documentElement.lang = code;
     i18n.translate(document);
     ui.updateTitle();
-    ui.refreshChatTimes();
+    chatlog.refreshChatTimes();
     ui.refreshRecentTimes();
   });
   ui.fillLanguages(i18n.LANGUAGES, i18n.getLanguage(), (code) => {

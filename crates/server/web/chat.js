@@ -2,8 +2,10 @@
 // The chat: the log drawn from the store (messages and lines about the room), the count of
 // unread messages while it cannot be seen, folding it away on narrow screens, and sending.
 
+import * as chatextras from './chatextras.js';
 import * as connection from './connection.js';
 import { store } from './state.js';
+import * as chatlog from './chatlog.js';
 import * as ui from './ui.js';
 
 /** @typedef {import('./state.js').State} State */
@@ -26,7 +28,16 @@ function sendChat() {
   }
   sentCount += 1;
   const clientRef = `c${Date.now().toString(36)}-${sentCount}`;
-  if (connection.send({ type: 'chat', text, client_ref: clientRef })) {
+  const draft = chatextras.currentDraft();
+  /** @type {import('./signal.js').ClientMsg} */
+  const msg =
+    draft?.kind === 'edit'
+      ? { type: 'chat_edit', seq: draft.seq, text }
+      : draft?.kind === 'reply'
+        ? { type: 'chat', text, client_ref: clientRef, reply_to: draft.seq }
+        : { type: 'chat', text, client_ref: clientRef };
+  if (connection.send(msg)) {
+    chatextras.clearDraft();
     input.value = '';
     input.style.height = '';
   } else {
@@ -41,20 +52,36 @@ function sendChat() {
 function render(state, prev) {
   const chat = state.chat;
   if (!prev || chat.log !== prev.chat.log) {
+    // Messages that changed (edited, deleted, reacted to) are drawn again in their place.
+    if (prev) {
+      const changed = new Set();
+      for (let i = 0; i < Math.min(shown, chat.log.length); i++) {
+        const entry = chat.log[i];
+        if (entry === prev.chat.log[i] || entry.type !== 'message') continue;
+        changed.add(entry.message.seq);
+        chatlog.replaceChat(entry.message, entry.mine);
+      }
+      // So do the replies that quote them.
+      for (const entry of changed.size > 0 ? chat.log.slice(0, shown) : []) {
+        if (entry.type === 'message' && typeof entry.message.reply_to === 'number' && changed.has(entry.message.reply_to)) {
+          chatlog.replaceChat(entry.message, entry.mine);
+        }
+      }
+    }
     // The log only grows: add what is new.
     for (const entry of chat.log.slice(shown)) {
-      if (entry.type === 'message') ui.appendChat(entry.message, entry.mine);
-      else ui.appendSystemLine(entry.text.key, entry.text.args);
+      if (entry.type === 'message') chatlog.appendChat(entry.message, entry.mine);
+      else chatlog.appendSystemLine(entry.text.key, entry.text.args);
     }
     shown = chat.log.length;
   }
   if (!prev || chat.unread !== prev.chat.unread) {
-    ui.setUnread(chat.unread);
+    chatlog.setUnread(chat.unread);
     ui.updateTitle({ unread: chat.unread });
   }
-  if (!prev || chat.collapsed !== prev.chat.collapsed) ui.setChatCollapsed(chat.collapsed);
+  if (!prev || chat.collapsed !== prev.chat.collapsed) chatlog.setChatCollapsed(chat.collapsed);
   if (!prev || state.connection.status !== prev.connection.status) {
-    ui.setChatEnabled(state.connection.status === 'joined');
+    chatlog.setChatEnabled(state.connection.status === 'joined');
   }
 }
 
@@ -64,6 +91,7 @@ let mounted = false;
 export function mount() {
   if (mounted) return;
   mounted = true;
+  chatextras.mount();
   const narrow = window.matchMedia(NARROW);
   const pageChanged = () => store.dispatch({ type: 'page_changed', narrow: narrow.matches, hidden: document.hidden });
   pageChanged();
@@ -73,9 +101,9 @@ export function mount() {
 
   const input = ui.$as('chat-input', HTMLTextAreaElement);
   // Someone reading back is not pulled down by new messages; a button takes them there.
-  ui.$('chat-log').addEventListener('scroll', ui.chatScrolled, { passive: true });
+  ui.$('chat-log').addEventListener('scroll', chatlog.chatScrolled, { passive: true });
   ui.$('chat-jump').addEventListener('click', () => {
-    ui.scrollChatToLatest();
+    chatlog.scrollChatToLatest();
     input.focus();
   });
   ui.$('chat-toggle').addEventListener('click', () => {
@@ -98,6 +126,8 @@ export function mount() {
     ev.preventDefault();
     sendChat();
   });
+  // "Today" becomes "Yesterday" at midnight.
+  setInterval(chatlog.refreshChatTimes, 60_000);
   store.subscribe(render);
   render(store.getState(), null);
 }

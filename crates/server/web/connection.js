@@ -97,6 +97,8 @@ const EXPLAINED = new Set([
   'rate_limited',
   'chat_too_long',
   'chat_empty',
+  'chat_not_found',
+  'not_author',
   'invalid_sdp',
   'media_failed',
   'token_required',
@@ -320,6 +322,10 @@ function connect() {
   sig.on('chat', (msg) => {
     const message = chatFrom(msg.message);
     tell(message && { type: 'chat_message', message });
+  });
+  sig.on('chat_updated', (msg) => {
+    const message = chatFrom(msg.message);
+    tell(message && { type: 'chat_updated', message });
   });
   sig.on('chat_ack', (msg) => {
     const message = chatFrom(msg.message);

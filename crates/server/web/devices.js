@@ -5,12 +5,24 @@
 /** @typedef {import('./state.js').MicProblem} MicProblem */
 
 /**
- * Audio processing the browser applies to the microphone, unless raw audio is requested.
- * @param {boolean} raw
+ * Which of the browser's audio processing the person wants on their microphone.
+ * @typedef {object} Processing
+ * @property {boolean} noiseSuppression
+ * @property {boolean} echoCancellation
  */
-export function audioConstraints(raw) {
-  const on = !raw;
-  return { echoCancellation: on, noiseSuppression: on, autoGainControl: on };
+
+/**
+ * Audio processing the browser applies to the microphone: none for raw audio, else what the
+ * person chose (both on unless said otherwise), with automatic gain control.
+ * @param {boolean} raw
+ * @param {Processing} [processing]
+ */
+export function audioConstraints(raw, processing = { noiseSuppression: true, echoCancellation: true }) {
+  return {
+    echoCancellation: !raw && processing.echoCancellation,
+    noiseSuppression: !raw && processing.noiseSuppression,
+    autoGainControl: !raw,
+  };
 }
 
 /**
@@ -54,16 +66,16 @@ export function micErrorInfo(err) {
 /**
  * Opens the microphone. `deviceId`: a device to use; `exact` makes it a requirement rather than
  * a preference. Rejects with the browser's error (see micErrorInfo).
- * @param {{raw?: boolean, deviceId?: string | null, exact?: boolean}} [options]
+ * @param {{raw?: boolean, processing?: Processing, deviceId?: string | null, exact?: boolean}} [options]
  */
-export async function openMicrophone({ raw = false, deviceId = null, exact = false } = {}) {
+export async function openMicrophone({ raw = false, processing, deviceId = null, exact = false } = {}) {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     const err = new Error('getUserMedia is not available');
     err.name = 'NotSupportedError';
     throw err;
   }
   /** @type {MediaTrackConstraints} */
-  const audio = audioConstraints(raw);
+  const audio = audioConstraints(raw, processing);
   if (deviceId) audio.deviceId = exact ? { exact: deviceId } : { ideal: deviceId };
   return navigator.mediaDevices.getUserMedia({ audio, video: false });
 }

@@ -3,7 +3,9 @@
 // room.
 
 import { capNickname, nickProblem, roomHref, roomProblem, showProblem } from './forms.js';
-import { randomNickname, randomRoomName } from './names.js';
+import { randomRoomName } from './names.js';
+import { localNickname } from './nicknames.js';
+import * as i18n from './i18n.js';
 import * as prefs from './prefs.js';
 import { mountList, rememberJoin } from './rooms.js';
 import * as ui from './ui.js';
@@ -27,7 +29,7 @@ export function homePage() {
     showProblem('home-room-error', null);
   });
   ui.$('home-name-dice').addEventListener('click', () => {
-    nameInput.value = randomNickname();
+    nameInput.value = localNickname(i18n.getLanguage());
     showProblem('home-name-error', null);
   });
 

@@ -2,7 +2,12 @@
 // Every visible string of the web client, in each language it speaks: plain objects, one per
 // language, with the same keys. {name} marks a value filled in when the string is shown; a value
 // that is an object holds plural forms, chosen by the value {n} (Intl.PluralRules).
-// English is the reference and the fallback. i18n.js shows these on the page.
+// English is the reference and the fallback. i18n.js shows these on the page. The voice
+// controls' strings live in messages-voice.js, the chat's replies, reactions and edits' in
+// messages-chat.js; both are merged in below.
+
+import { CHAT_MESSAGES } from './messages-chat.js';
+import { VOICE_MESSAGES } from './messages-voice.js';
 
 import { ROOM_MESSAGES } from './messages-rooms.js';
 
@@ -219,12 +224,12 @@ export const MESSAGES = {
     "rename.cancel": "取消",
     "ctl.group": "音频控制",
     "ctl.mute": "静音",
-    "ctl.unmute": "取消静音",
-    "ctl.noMic": "没有麦克风",
-    "ctl.muteAll": "为我静音所有人",
+    "ctl.unmute": "取消\u200B静音",
+    "ctl.noMic": "没有\u200B麦克风",
+    "ctl.muteAll": "为我\u200B静音\u200B所有人",
     "ctl.devices": "设备",
-    "ctl.copyLink": "复制链接",
-    "ctl.enableSound": "开启声音",
+    "ctl.copyLink": "复制\u200B链接",
+    "ctl.enableSound": "开启\u200B声音",
     "ctl.leave": "离开",
     "dev.mic": "麦克风",
     "dev.speaker": "扬声器",
@@ -368,12 +373,12 @@ export const MESSAGES = {
     "rename.cancel": "取消",
     "ctl.group": "音訊控制",
     "ctl.mute": "靜音",
-    "ctl.unmute": "取消靜音",
-    "ctl.noMic": "沒有麥克風",
-    "ctl.muteAll": "為我靜音所有人",
+    "ctl.unmute": "取消\u200B靜音",
+    "ctl.noMic": "沒有\u200B麥克風",
+    "ctl.muteAll": "為我\u200B靜音\u200B所有人",
     "ctl.devices": "裝置",
-    "ctl.copyLink": "複製連結",
-    "ctl.enableSound": "開啟聲音",
+    "ctl.copyLink": "複製\u200B連結",
+    "ctl.enableSound": "開啟\u200B聲音",
     "ctl.leave": "離開",
     "dev.mic": "麥克風",
     "dev.speaker": "喇叭",
@@ -517,12 +522,12 @@ export const MESSAGES = {
     "rename.cancel": "キャンセル",
     "ctl.group": "音声の操作",
     "ctl.mute": "ミュート",
-    "ctl.unmute": "ミュート解除",
+    "ctl.unmute": "ミュート\u200B解除",
     "ctl.noMic": "マイクなし",
-    "ctl.muteAll": "全員を自分だけミュート",
+    "ctl.muteAll": "全員を\u200B自分だけ\u200Bミュート",
     "ctl.devices": "デバイス",
-    "ctl.copyLink": "リンクをコピー",
-    "ctl.enableSound": "音声を有効にする",
+    "ctl.copyLink": "リンクを\u200Bコピー",
+    "ctl.enableSound": "音声を\u200B有効にする",
     "ctl.leave": "退出",
     "dev.mic": "マイク",
     "dev.speaker": "スピーカー",
@@ -902,3 +907,9 @@ export const MESSAGES = {
     "srv.other": "Der Server hat eine Anfrage abgelehnt ({code}).",
   },
 };
+
+for (const extra of [VOICE_MESSAGES, CHAT_MESSAGES]) {
+  for (const [lang, table] of Object.entries(extra)) {
+    Object.assign(/** @type {Record<string, Record<string, unknown>>} */ (MESSAGES)[lang], table);
+  }
+}

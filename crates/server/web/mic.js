@@ -26,6 +26,53 @@ export function configure(options) {
   raw = options.raw;
 }
 
+/** Called before the microphone is closed to be opened again, to let go of copies of its track. */
+let beforeReopen = () => {};
+
+/** @param {() => void} fn */
+export function onBeforeReopen(fn) {
+  beforeReopen = fn;
+}
+
+/** Whether the address asked for raw audio: no processing, whatever was chosen. */
+export function isRaw() {
+  return raw;
+}
+
+/** The audio processing the person chose (Devices). */
+function wantedProcessing() {
+  return { noiseSuppression: prefs.processing.noiseSuppression(), echoCancellation: prefs.processing.echoCancellation() };
+}
+
+/**
+ * Applies the chosen audio processing to the microphone we have: in place if the browser can,
+ * else by opening it again with it. Resolves false if that failed.
+ */
+export async function applyProcessing() {
+  const track = store.getState().mic.track;
+  if (!track || raw) return true;
+  const want = wantedProcessing();
+  try {
+    await track.applyConstraints({ ...track.getConstraints(), ...want });
+  } catch {
+    // Some browsers cannot change processing on a live track: opened again below.
+  }
+  const got = track.getSettings();
+  if (got.noiseSuppression === want.noiseSuppression && got.echoCancellation === want.echoCancellation) return true;
+  const deviceId = got.deviceId ?? prefs.devices.mic();
+  // Closed first: Chromium gives a new track of a device that is still open (by this track, or
+  // copies of it) the processing of the open one.
+  beforeReopen();
+  stopStream(store.getState().mic.stream);
+  const problem = await acquire({ deviceId, exact: !!deviceId });
+  if (problem) {
+    ui.toast('dev.switchFailed', { reason: i18n.t(problem.key, problem.args) }, 'error');
+    return false;
+  }
+  await publish();
+  return true;
+}
+
 /**
  * Opens the microphone (once at a time) and makes it ours. Resolves with null once we have it,
  * or with what went wrong.
@@ -37,7 +84,7 @@ export function acquire({ deviceId = prefs.devices.mic(), exact = false } = {}) 
   request = (async () => {
     let stream;
     try {
-      stream = await openMicrophone({ raw, deviceId, exact });
+      stream = await openMicrophone({ raw, processing: wantedProcessing(), deviceId, exact });
     } catch (err) {
       const e = /** @type {{name?: string, message?: string} | null} */ (err);
       console.warn('microphone:', e && e.name, e && e.message);

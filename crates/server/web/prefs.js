@@ -80,6 +80,49 @@ export const mutedTags = {
   },
 };
 
+/** How many members' volumes are kept (the most recently set first). */
+export const VOLUMES_KEPT = 256;
+
+/**
+ * Each member's volume for us (0…1), by their tag: tags differ from room to room, so one list
+ * serves every room. Members at full volume are not kept.
+ */
+export const volumes = {
+  /** @returns {[string, number][]} */
+  all() {
+    /** @type {unknown} */
+    let items;
+    try {
+      items = JSON.parse(get('volumes') ?? '[]');
+    } catch {
+      return [];
+    }
+    if (!Array.isArray(items)) return [];
+    return items
+      .filter((e) => Array.isArray(e) && typeof e[0] === 'string' && TAG_RE.test(e[0]) && Number.isFinite(e[1]))
+      .map((e) => /** @type {[string, number]} */ ([e[0], Math.max(0, Math.min(1, e[1]))]))
+      .slice(0, VOLUMES_KEPT);
+  },
+  /** @param {string} tag */
+  get(tag) {
+    return volumes.all().find((e) => e[0] === tag)?.[1] ?? 1;
+  },
+  /** @param {string} tag @param {number} volume */
+  set(tag, volume) {
+    const rest = volumes.all().filter((e) => e[0] !== tag);
+    const items = volume < 1 ? [[tag, volume], ...rest] : rest;
+    set('volumes', JSON.stringify(items.slice(0, VOLUMES_KEPT)));
+  },
+};
+
+/** Audio processing the person chose for their microphone (true unless switched off). */
+export const processing = {
+  noiseSuppression: () => get('noiseSuppression') !== '0',
+  echoCancellation: () => get('echoCancellation') !== '0',
+  /** @param {'noiseSuppression' | 'echoCancellation'} what @param {boolean} on */
+  set: (what, on) => set(what, on ? null : '0'),
+};
+
 export const nickname = {
   get: () => get('nickname') ?? '',
   set: (/** @type {string} */ v) => set('nickname', v),

@@ -7,16 +7,22 @@ import * as chat from './chat.js';
 import * as connection from './connection.js';
 import { canChooseSpeaker, listAudioDevices } from './devices.js';
 import { capNickname, isRoomName, nickProblem, roomHref, showProblem } from './forms.js';
+import * as hotmic from './hotmic.js';
 import * as i18n from './i18n.js';
+import * as invite from './invite.js';
 import * as media from './media.js';
 import * as members from './members.js';
 import * as mic from './mic.js';
 import * as moderation from './moderation.js';
-import { randomNickname } from './names.js';
+import { localNickname } from './nicknames.js';
+import * as precheck from './precheck.js';
 import * as prefs from './prefs.js';
+import * as processing from './processing.js';
 import { joinExtras, rememberJoin } from './rooms.js';
 import { muteButton, store } from './state.js';
+import * as talk from './talk.js';
 import * as ui from './ui.js';
+import * as volume from './volume.js';
 
 /** @typedef {import('./state.js').State} State */
 /** @typedef {import('./state.js').StoreEvent} StoreEvent */
@@ -82,7 +88,7 @@ function askName(room, given, refusal = null, password = false) {
   // Assigned, not added: this form can be shown again after the server refuses a nickname.
   input.oninput = () => showProblem('ask-name-error', null);
   ui.$('ask-name-dice').onclick = () => {
-    input.value = randomNickname();
+    input.value = localNickname(i18n.getLanguage());
     showProblem('ask-name-error', null);
     input.focus();
   };
@@ -97,10 +103,13 @@ function askName(room, given, refusal = null, password = false) {
     if (password) {
       rememberJoin(room, { ...joinExtras(room), password: ui.$as('ask-password', HTMLInputElement).value });
     }
+    const { muted } = precheck.finish();
+    if (muted) store.dispatch({ type: 'muted_set', muted: true });
     enterRoom(room, input.value.trim());
   };
   if (password) ui.$('ask-password').focus();
   else input.focus();
+  precheck.show({ raw: new URLSearchParams(window.location.search).get('audio') === 'raw' });
 }
 
 /**
@@ -207,6 +216,7 @@ function mount() {
   members.mount();
   chat.mount();
   media.mount();
+  volume.mount();
   mic.mount();
   moderation.mount();
 
@@ -215,6 +225,7 @@ function mount() {
   ui.$('leave-btn').addEventListener('click', leave);
   ui.$('copy-link-btn').addEventListener('click', copyLink);
   ui.$('lonely-copy').addEventListener('click', copyLink);
+  invite.mount(copyLink);
   ui.$('headphones-dismiss').addEventListener('click', () => {
     prefs.dismissed.add('headphones');
     ui.$('headphones-tip').hidden = true;
@@ -225,7 +236,10 @@ function mount() {
   const showDevices = (open) => {
     devicesBtn.setAttribute('aria-expanded', String(open));
     ui.$('devices').hidden = !open;
-    if (open) refreshDevices();
+    if (open) {
+      refreshDevices();
+      processing.refresh();
+    }
   };
   devicesBtn.addEventListener('click', () => showDevices(devicesBtn.getAttribute('aria-expanded') !== 'true'));
   ui.$('devices').addEventListener('keydown', (ev) => {
@@ -255,4 +269,8 @@ function mount() {
 
   store.subscribe(render);
   render(store.getState(), null, null);
+  // After the controls' own rendering: it draws over the microphone button's label.
+  talk.mount();
+  processing.mount();
+  hotmic.mount();
 }

@@ -40,6 +40,10 @@ export const PROTOCOL_VERSION = 1;
  * @property {string} text
  * @property {number} ts Milliseconds since the Unix epoch.
  * @property {string} [tag] The sender's tag, if they had one.
+ * @property {number} [reply_to] The seq of the message it answers.
+ * @property {{emoji: string, by: {id: number, tag?: string}[]}[]} [reactions] Who reacted how.
+ * @property {number} [edited] When its text last changed.
+ * @property {boolean} [deleted] Deleted by its author: no text.
  */
 
 /**
@@ -86,6 +90,7 @@ export const PROTOCOL_VERSION = 1;
  *   | {type: 'offer', sdp: string}
  *   | {type: 'chat', message: ChatMessage}
  *   | {type: 'chat_ack', client_ref: string | null, message: ChatMessage}
+ *   | {type: 'chat_updated', message: ChatMessage}
  *   | {type: 'pong'}
  *   | {type: 'error', code: string, message: string}
  *   | {type: 'bye', reason: string}
@@ -109,7 +114,10 @@ export const PROTOCOL_VERSION = 1;
  *   | {type: 'mute', muted: boolean}
  *   | {type: 'local_mutes', ids: number[]}
  *   | {type: 'rename', name: string}
- *   | {type: 'chat', text: string, client_ref?: string}
+ *   | {type: 'chat', text: string, client_ref?: string, reply_to?: number}
+ *   | {type: 'chat_edit', seq: number, text: string}
+ *   | {type: 'chat_delete', seq: number}
+ *   | {type: 'chat_react', seq: number, emoji: string, on: boolean}
  *   | {type: 'leave'}
  *   | {type: 'ping'}
  * )} ClientMsg

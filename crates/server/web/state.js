@@ -208,6 +208,7 @@
  *   | {type: 'all_muted_toggled'}
  *   | {type: 'chat_message', message: ChatMessage, history?: boolean}
  *   | {type: 'chat_cleared'}
+ *   | {type: 'chat_updated', message: ChatMessage}
  *   | {type: 'chat_collapsed', collapsed: boolean}
  *   | {type: 'page_changed', narrow: boolean, hidden: boolean}
  *   | {type: 'speaker_chosen', id: string | null}
@@ -859,6 +860,16 @@ export function reduce(state, event) {
         ...state,
         chat: { ...state.chat, log: state.chat.log.filter((e) => e.type !== 'message'), seen: new Set(), unread: 0 },
       };
+    case 'chat_updated': {
+      // The message as it is now, in its place (the same seq and time: the same message).
+      const m = event.message;
+      const i = state.chat.log.findIndex((e) => e.type === 'message' && e.message.seq === m.seq && e.message.ts === m.ts);
+      if (i < 0) return state;
+      const log = [...state.chat.log];
+      const entry = log[i];
+      if (entry.type === 'message') log[i] = { ...entry, message: m };
+      return { ...state, chat: { ...state.chat, log } };
+    }
 
     case 'chat_collapsed':
       return readIfVisible({ ...state, chat: { ...state.chat, collapsed: event.collapsed } });

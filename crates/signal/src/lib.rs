@@ -8,7 +8,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod chat;
 mod validate;
+
+pub use chat::{
+    ChatMessage, MAX_REACTORS, REACTIONS, Reaction, Reactor, check_chat_msg, validate_reaction,
+};
 
 pub use validate::{
     ValidationError, validate_chat_text, validate_client_key, validate_client_ref,
@@ -113,11 +118,14 @@ pub enum ClientMsg {
     LocalMutes { ids: Vec<MemberId> },
     /// Change the member's nickname.
     Rename { name: String },
-    /// A chat message. `client_ref` comes back in the acknowledgement.
+    /// A chat message. `client_ref` comes back in the acknowledgement. `reply_to`: the `seq`
+    /// of the message it answers, which must be in the room's chat.
     Chat {
         text: String,
         #[serde(default)]
         client_ref: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
     },
     /// A moderator changes the room: its topic, its language (`""` clears either), whether it
     /// takes new members. Fields left out stay as they are.
@@ -141,6 +149,14 @@ pub enum ClientMsg {
     Hand { raised: bool },
     /// A moderator lowers a member's hand.
     LowerHand { id: MemberId },
+    /// A new text for one of the member's own messages (`seq`), checked as chat text is.
+    ChatEdit { seq: u64, text: String },
+    /// Deletes one of the member's own messages (`seq`): its text and reactions go, its
+    /// place in the chat stays, marked deleted.
+    ChatDelete { seq: u64 },
+    /// Adds (`on`) or takes back the member's reaction `emoji`, one of [`REACTIONS`], to
+    /// message `seq`.
+    ChatReact { seq: u64, emoji: String, on: bool },
     /// Leave the room; the server closes the connection after `bye`.
     Leave,
     /// Keep-alive; answered with `pong`.
@@ -180,22 +196,6 @@ pub struct RoomInfo {
     /// A moderator locked it: nobody new gets in.
     #[serde(default)]
     pub locked: bool,
-}
-
-/// One chat message as stored in the room and sent to clients.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    /// Increases by one per message within a room.
-    pub seq: u64,
-    pub from: MemberId,
-    /// The sender's nickname at the time of sending.
-    pub name: String,
-    pub text: String,
-    /// Milliseconds since the Unix epoch, server clock.
-    pub ts: u64,
-    /// The sender's tag (see [`Member::tag`]), if they had one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
 }
 
 /// An offer's declaration of what its sending m-lines carry: mid → source.
@@ -419,6 +419,11 @@ pub enum ServerMsg {
     },
     /// A moderator cleared the chat: forget every message shown.
     ChatCleared,
+    /// A message of the room's chat changed (edited, deleted, reacted to): the whole message
+    /// as it is now, to everyone, the member who changed it too.
+    ChatUpdated {
+        message: ChatMessage,
+    },
     Pong,
     /// Something the client sent was refused. The connection stays open unless a `bye` follows.
     Error {
@@ -528,6 +533,15 @@ pub enum ErrorCode {
     TokenExpired,
     /// `rename` from a member whose nickname its join token gave.
     RenameNotAllowed,
+    /// A chat message named by `seq` (to reply to, edit, delete or react to) is not in the
+    /// room's chat, or was deleted.
+    ChatNotFound,
+    /// An edit or delete of a chat message that another member wrote.
+    NotAuthor,
+    /// A reaction that is not one of [`REACTIONS`].
+    InvalidReaction,
+    /// A reaction that [`MAX_REACTORS`] members already gave the message.
+    TooManyReactions,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -582,6 +596,9 @@ mod tests {
             r#"{"type":"local_mutes","ids":[]}"#,
             r#"{"type":"rename","name":"n"}"#,
             r#"{"type":"chat","text":"t"}"#,
+            r#"{"type":"chat_edit","seq":1,"text":"t"}"#,
+            r#"{"type":"chat_delete","seq":1}"#,
+            r#"{"type":"chat_react","seq":1,"emoji":"👍","on":true}"#,
             r#"{"type":"leave"}"#,
             r#"{"type":"ping"}"#,
             r#"{"type":"set_room","locked":true}"#,

@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use free4chat_signal::{
-    ByeReason, ChatMessage, ClientMsg, ErrorCode, MemberId, ServerMsg, validate_chat_text,
-    validate_client_ref, validate_language, validate_local_mutes, validate_nickname,
-    validate_password, validate_room_name, validate_sources, validate_topic,
+    ByeReason, ChatMessage, ClientMsg, ErrorCode, MemberId, ServerMsg, check_chat_msg,
+    validate_language, validate_local_mutes, validate_nickname, validate_password,
+    validate_room_name, validate_sources, validate_topic,
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -55,6 +55,8 @@ const LEAVE_GRACE: Duration = Duration::from_secs(2);
 enum RoomEvent {
     Chat(String, ChatMessage),
     ChatCleared(String),
+    /// A message changed: the room's whole chat as it is now, to store in place of the old.
+    ChatChanged(String, Vec<ChatMessage>),
     Closed(String),
 }
 
@@ -81,6 +83,16 @@ impl RoomObserver for Observer {
             .is_err()
         {
             warn!(room, "chat not cleared in Redis: its queue is full");
+        }
+    }
+
+    fn chat_changed(&self, room: &str, history: &[ChatMessage]) {
+        if self
+            .tx
+            .try_send(RoomEvent::ChatChanged(room.to_owned(), history.to_vec()))
+            .is_err()
+        {
+            warn!(room, "chat change not stored in Redis: its queue is full");
         }
     }
 
@@ -467,6 +479,11 @@ impl Node {
                 RoomEvent::ChatCleared(room) => {
                     if let Err(e) = self.store.clear_chat(&room).await {
                         warn!(room, "chat not cleared in Redis: {e}");
+                    }
+                }
+                RoomEvent::ChatChanged(room, history) => {
+                    if let Err(e) = self.store.replace_chat(&room, &history, CHAT_TTL).await {
+                        warn!(room, "chat change not stored in Redis: {e}");
                     }
                 }
                 RoomEvent::Closed(room) => {
@@ -1053,12 +1070,10 @@ fn in_room_message(msg: ClientMsg) -> Option<ClientMsg> {
                 .ok()
                 .map(|name| ClientMsg::Rename { name });
         }
-        ClientMsg::Chat { text, client_ref } => {
-            validate_chat_text(text).is_ok()
-                && client_ref
-                    .as_deref()
-                    .is_none_or(|r| validate_client_ref(r).is_ok())
-        }
+        ClientMsg::Chat { .. }
+        | ClientMsg::ChatEdit { .. }
+        | ClientMsg::ChatDelete { .. }
+        | ClientMsg::ChatReact { .. } => check_chat_msg(&msg).is_ok(),
         ClientMsg::Offer { sources, .. } => {
             sources.as_ref().is_none_or(|s| validate_sources(s).is_ok())
         }
@@ -1136,6 +1151,17 @@ mod tests {
             ClientMsg::Chat {
                 text: "hi".into(),
                 client_ref: Some("r1".into()),
+                reply_to: Some(1),
+            },
+            ClientMsg::ChatEdit {
+                seq: 1,
+                text: "better".into(),
+            },
+            ClientMsg::ChatDelete { seq: 1 },
+            ClientMsg::ChatReact {
+                seq: 1,
+                emoji: "👍".into(),
+                on: true,
             },
             ClientMsg::Rename {
                 name: " Ann ".into(),
@@ -1154,10 +1180,21 @@ mod tests {
             ClientMsg::Chat {
                 text: "x".repeat(MAX_CHAT_CHARS + 1),
                 client_ref: None,
+                reply_to: None,
             },
             ClientMsg::Chat {
                 text: "hi".into(),
                 client_ref: Some("\u{7}".into()),
+                reply_to: None,
+            },
+            ClientMsg::ChatEdit {
+                seq: 1,
+                text: " ".into(),
+            },
+            ClientMsg::ChatReact {
+                seq: 1,
+                emoji: "<3".into(),
+                on: true,
             },
             ClientMsg::Rename {
                 name: String::new(),

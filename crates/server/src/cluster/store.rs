@@ -18,7 +18,9 @@
 
 use std::time::Duration;
 
-use free4chat_signal::{CHAT_HISTORY_LEN, ChatMessage, MAX_CHAT_CHARS};
+use free4chat_signal::{
+    CHAT_HISTORY_LEN, ChatMessage, MAX_CHAT_CHARS, MAX_REACTORS, REACTIONS, validate_reaction,
+};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, ProtocolVersion, PushInfo, PushKind, Script, Value};
 use tokio::sync::mpsc;
@@ -29,9 +31,9 @@ use super::registry::NodeInfo;
 
 /// The longest any one call to Redis may take, connecting included.
 pub const CALL_DEADLINE: Duration = Duration::from_secs(1);
-/// The longest a chat message may be as stored (its text at most 2,000 characters of up to
-/// four bytes, escaped).
-const MAX_STORED_CHAT: usize = 32 * 1024;
+/// The longest a chat message may be as stored: its text at most 2,000 characters of up to
+/// four bytes, escaped, and its reactions, six of at most 50 members each.
+const MAX_STORED_CHAT: usize = 64 * 1024;
 
 const NODE_SEQ: &str = "f4c:node-seq";
 const NODES: &str = "f4c:nodes";
@@ -497,6 +499,35 @@ impl Store {
         .await
     }
 
+    /// Replaces `room`'s stored chat with `history` (a message changed), for `ttl`; at once,
+    /// so that a node reading it meanwhile finds the old chat or the new, never a part.
+    pub async fn replace_chat(
+        &self,
+        room: &str,
+        history: &[ChatMessage],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = chat_key(room);
+        let keep = history.len().saturating_sub(CHAT_HISTORY_LEN);
+        let mut lines = Vec::with_capacity(history.len());
+        for m in &history[keep..] {
+            lines
+                .push(serde_json::to_string(m).map_err(|e| StoreError::Unexpected(e.to_string()))?);
+        }
+        self.call(async |c| {
+            let mut pipe = redis::pipe();
+            pipe.atomic().del(&key).ignore();
+            if !lines.is_empty() {
+                pipe.rpush(&key, &lines)
+                    .ignore()
+                    .pexpire(&key, ttl.as_millis() as i64)
+                    .ignore();
+            }
+            pipe.query_async::<()>(c).await
+        })
+        .await
+    }
+
     /// `room`'s stored chat, oldest first: at most the last [`CHAT_HISTORY_LEN`] messages,
     /// each checked; those that do not read are left out.
     pub async fn chat(&self, room: &str) -> Result<Vec<ChatMessage>, StoreError> {
@@ -513,10 +544,20 @@ pub fn read_chat(stored: &[u8]) -> Option<ChatMessage> {
         return None;
     }
     let m: ChatMessage = serde_json::from_slice(stored).ok()?;
+    let is_tag = crate::rooms::tag::is_tag;
+    let reactions_fit = m.reactions.len() <= REACTIONS.len()
+        && m.reactions.iter().all(|r| {
+            validate_reaction(&r.emoji).is_ok()
+                && !r.by.is_empty()
+                && r.by.len() <= MAX_REACTORS
+                && r.by.iter().all(|who| who.tag.as_deref().is_none_or(is_tag))
+        });
     let fits = m.text.chars().count() <= MAX_CHAT_CHARS
         && free4chat_signal::validate_nickname(&m.name).is_ok()
-        && m.tag.as_deref().is_none_or(crate::rooms::tag::is_tag)
-        && m.seq > 0;
+        && m.tag.as_deref().is_none_or(is_tag)
+        && m.seq > 0
+        && m.reply_to.is_none_or(|r| r > 0 && r < m.seq)
+        && reactions_fit;
     fits.then_some(m)
 }
 
@@ -583,7 +624,7 @@ mod tests {
             name: "Ann".into(),
             text: "hello".into(),
             ts: 1,
-            tag: None,
+            ..ChatMessage::default()
         };
         let json = serde_json::to_vec(&m).unwrap();
         assert_eq!(read_chat(&json), Some(m.clone()));
@@ -603,5 +644,52 @@ mod tests {
         assert_eq!(read_chat(&serde_json::to_vec(&unnamed).unwrap()), None);
         assert_eq!(read_chat(b"{}"), None);
         assert_eq!(read_chat(&vec![b' '; MAX_STORED_CHAT + 1]), None);
+    }
+
+    #[test]
+    fn stored_replies_and_reactions_are_read_only_within_their_bounds() {
+        use free4chat_signal::{Reaction, Reactor};
+        let reactor = |i: u64| Reactor {
+            id: MemberId(i),
+            tag: None,
+        };
+        let full = ChatMessage {
+            seq: 9,
+            from: MemberId(1),
+            name: "Ann".into(),
+            text: "字".repeat(MAX_CHAT_CHARS),
+            reply_to: Some(3),
+            reactions: REACTIONS
+                .iter()
+                .map(|e| Reaction {
+                    emoji: (*e).into(),
+                    by: (0..MAX_REACTORS as u64)
+                        .map(|i| reactor(u64::MAX / 2 + i))
+                        .collect(),
+                })
+                .collect(),
+            edited: Some(5),
+            ..ChatMessage::default()
+        };
+        // The largest message the room can make is read back.
+        let json = serde_json::to_vec(&full).unwrap();
+        assert!(json.len() <= MAX_STORED_CHAT, "{}", json.len());
+        assert_eq!(read_chat(&json), Some(full.clone()));
+        let mut later = full.clone();
+        later.reply_to = Some(9);
+        assert_eq!(
+            read_chat(&serde_json::to_vec(&later).unwrap()),
+            None,
+            "a reply to itself or later"
+        );
+        let mut odd = full.clone();
+        odd.reactions[0].emoji = "👎".into();
+        assert_eq!(read_chat(&serde_json::to_vec(&odd).unwrap()), None);
+        let mut crowded = full.clone();
+        crowded.reactions[0].by.push(reactor(1));
+        assert_eq!(read_chat(&serde_json::to_vec(&crowded).unwrap()), None);
+        let mut empty = full.clone();
+        empty.reactions[1].by.clear();
+        assert_eq!(read_chat(&serde_json::to_vec(&empty).unwrap()), None);
     }
 }

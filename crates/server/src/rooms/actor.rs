@@ -29,11 +29,13 @@ mod moderation;
 use moderation::Bans;
 
 use super::chat::ChatLog;
+
+mod chat_msgs;
 use super::handle::{JoinReply, Joining, RoomCmd, RoomSnapshot};
 use super::local::Local;
 use super::names::unique_name;
-use super::renewal::Renewals;
 use super::quality::QualityOut;
+use super::renewal::Renewals;
 use super::trace;
 use super::{Lifecycle, MemberTx, Refusal};
 
@@ -625,24 +627,12 @@ impl Room {
                 }
                 self.broadcast(None, &ServerMsg::MemberRenamed { id: member, name });
             }
-            ClientMsg::Chat { text, client_ref } => {
-                let message = self
-                    .chat
-                    .add(member, state.name.clone(), state.tag.clone(), text);
-                for observer in &self.local.observers {
-                    observer.chat(&self.name, &message);
-                }
-                let chat = ServerMsg::Chat {
-                    message: message.clone(),
-                };
-                self.broadcast(Some(member), &chat);
-                self.send_to(
-                    member,
-                    ServerMsg::ChatAck {
-                        client_ref,
-                        message,
-                    },
-                );
+            msg @ (ClientMsg::Chat { .. }
+            | ClientMsg::ChatEdit { .. }
+            | ClientMsg::ChatDelete { .. }
+            | ClientMsg::ChatReact { .. }) => {
+                let (name, tag) = (state.name.clone(), state.tag.clone());
+                self.chat_msg(member, name, tag, msg);
             }
             msg @ (ClientMsg::SetRoom { .. }
             | ClientMsg::MuteMember { .. }

@@ -21,8 +21,8 @@ mod handle;
 mod local;
 mod names;
 mod password;
-mod renewal;
 mod quality;
+mod renewal;
 pub mod tag;
 mod trace;
 
@@ -53,6 +53,12 @@ pub trait RoomObserver: Send + Sync {
     /// A moderator cleared room `room`'s chat.
     fn chat_cleared(&self, room: &str) {
         let _ = room;
+    }
+
+    /// A message of room `room`'s chat changed (edited, deleted, reacted to): `history` is the
+    /// chat as the room keeps it now, oldest first.
+    fn chat_changed(&self, room: &str, history: &[ChatMessage]) {
+        let _ = (room, history);
     }
 
     /// Room `room` has ended, and no longer holds its name here.
