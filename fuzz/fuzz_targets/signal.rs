@@ -3,8 +3,9 @@
 #![no_main]
 
 use free4chat_signal::{
-    ClientMsg, MAX_MESSAGE_BYTES, validate_chat_text, validate_client_key, validate_client_ref,
-    validate_local_mutes, validate_nickname, validate_room_name, validate_sources,
+    ClientMsg, MAX_MESSAGE_BYTES, check_chat_msg, validate_chat_text, validate_client_key,
+    validate_client_ref, validate_language, validate_local_mutes, validate_nickname,
+    validate_password, validate_reaction, validate_room_name, validate_sources, validate_topic,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -15,18 +16,36 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(msg) = ClientMsg::parse(text) {
         match &msg {
             ClientMsg::Join {
-                room, name, key, ..
+                room,
+                name,
+                key,
+                password,
+                topic,
+                language,
+                ..
             } => {
                 let _ = validate_room_name(room);
                 let _ = validate_nickname(name);
                 let _ = key.as_deref().map(validate_client_key);
+                let _ = password.as_deref().map(validate_password);
+                let _ = topic.as_deref().map(validate_topic);
+                let _ = language.as_deref().map(validate_language);
+            }
+            ClientMsg::SetRoom {
+                topic, language, ..
+            } => {
+                let _ = topic.as_deref().map(validate_topic);
+                let _ = language.as_deref().map(validate_language);
+            }
+            ClientMsg::Chat { .. } | ClientMsg::ChatEdit { .. } | ClientMsg::ChatDelete { .. } => {
+                let _ = check_chat_msg(&msg);
+            }
+            ClientMsg::ChatReact { emoji, .. } => {
+                let _ = check_chat_msg(&msg);
+                let _ = validate_reaction(emoji);
             }
             ClientMsg::Rename { name } => {
                 let _ = validate_nickname(name);
-            }
-            ClientMsg::Chat { text, client_ref } => {
-                let _ = validate_chat_text(text);
-                let _ = client_ref.as_deref().map(validate_client_ref);
             }
             ClientMsg::Offer { sources, .. } => {
                 let _ = sources.as_ref().map(validate_sources);
@@ -46,6 +65,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = validate_chat_text(text);
     let _ = validate_client_key(text);
     let _ = validate_client_ref(text);
+    let _ = validate_password(text);
+    let _ = validate_topic(text);
+    let _ = validate_language(text);
+    let _ = validate_reaction(text);
     if let Ok(name) = validate_nickname(text) {
         assert_eq!(validate_nickname(&name).as_deref(), Ok(name.as_str()));
     }
