@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 
 import {
   OUT_DIR,
+  SCREENSHOT_DIR,
   WEB_DIR,
   chatShows,
   ensureOutDir,
@@ -110,6 +111,7 @@ test('the start page lists the open rooms with their topics, filtered by languag
       { timeout: 15_000 },
     );
     assert.equal((await listed(home.page))[0], 'jazz-club 2 people', 'the largest first');
+    await home.page.locator('#public-list').screenshot({ path: path.join(SCREENSHOT_DIR, 'rooms-open-list.png') });
   });
 });
 
@@ -157,6 +159,7 @@ test('a moderator mutes for everyone, lowers hands, sets the topic, clears the c
     const hands = (h) => h.page.evaluate(() => [...document.querySelectorAll('#hand-list li')].map((li) => li.textContent));
     await ann.page.waitForFunction(() => document.querySelectorAll('#hand-list li').length === 2);
     assert.deepEqual(await hands(ann), ['Cat', 'Ben']);
+    await ann.page.locator('#room-panel').screenshot({ path: path.join(SCREENSHOT_DIR, 'rooms-moderator-hands.png') });
     await ann.page.selectOption('#mod-member', benId);
     await ann.page.click('#mod-lower');
     await cat.page.waitForFunction(() => document.querySelectorAll('#hand-list li').length === 1);
