@@ -99,38 +99,11 @@ async fn public_rooms_are_listed_largest_first_with_topic_and_language_and_filte
     let mut eve = ws(&server).await;
     let long = "x".repeat(81);
     let refused = join_with(&mut eve, "r", "Eve", json!({ "topic": long })).await;
-    assert!(
-        matches!(
-            &refused,
-            Some(ServerMsg::Error {
-                code: ErrorCode::InvalidTopic,
-                ..
-            })
-        ),
-        "{refused:?}"
-    );
+    assert_error(&refused, ErrorCode::InvalidTopic);
     let refused = join_with(&mut eve, "r", "Eve", json!({"language":"english"})).await;
-    assert!(
-        matches!(
-            &refused,
-            Some(ServerMsg::Error {
-                code: ErrorCode::InvalidLanguage,
-                ..
-            })
-        ),
-        "{refused:?}"
-    );
+    assert_error(&refused, ErrorCode::InvalidLanguage);
     let refused = join_with(&mut eve, "r", "Eve", json!({"password":""})).await;
-    assert!(
-        matches!(
-            &refused,
-            Some(ServerMsg::Error {
-                code: ErrorCode::InvalidPassword,
-                ..
-            })
-        ),
-        "{refused:?}"
-    );
+    assert_error(&refused, ErrorCode::InvalidPassword);
     server.shutdown().await;
 }
 
@@ -155,16 +128,7 @@ async fn a_private_room_refuses_a_missing_or_wrong_password_alike_and_takes_the_
     for extra in [json!({}), json!({"password":"open sesame!"})] {
         let mut eve = ws(&server).await;
         let answer = join_with(&mut eve, "secret", "Eve", extra).await;
-        assert!(
-            matches!(
-                &answer,
-                Some(ServerMsg::Error {
-                    code: ErrorCode::WrongPassword,
-                    ..
-                })
-            ),
-            "{answer:?}"
-        );
+        assert_error(&answer, ErrorCode::WrongPassword);
         send_text(&mut eve, r#"{"type":"ping"}"#).await;
         assert_eq!(
             next(&mut eve).await,
@@ -207,29 +171,11 @@ async fn wrong_passwords_from_one_address_run_out_while_other_addresses_still_ge
     let mut eve = ws_from(&server, guesser, None).await.unwrap();
     for _ in 0..2 {
         let answer = join_with(&mut eve, "vault", "Eve", json!({"password":"wrong"})).await;
-        assert!(
-            matches!(
-                &answer,
-                Some(ServerMsg::Error {
-                    code: ErrorCode::WrongPassword,
-                    ..
-                })
-            ),
-            "{answer:?}"
-        );
+        assert_error(&answer, ErrorCode::WrongPassword);
     }
     // Past its allowance, even the right password is not tried from that address.
     let answer = join_with(&mut eve, "vault", "Eve", json!({"password":"right"})).await;
-    assert!(
-        matches!(
-            &answer,
-            Some(ServerMsg::Error {
-                code: ErrorCode::TooManyAttempts,
-                ..
-            })
-        ),
-        "{answer:?}"
-    );
+    assert_error(&answer, ErrorCode::TooManyAttempts);
     assert_eq!(stats(&server).await["admission"]["refused_passwords"], 1);
     let mut ben = ws_from(&server, ip("127.0.0.8"), None).await.unwrap();
     let answer = join_with(&mut ben, "vault", "Ben", json!({"password":"right"})).await;

@@ -159,6 +159,15 @@ pub async fn expect_error(ws: &mut Ws, code: ErrorCode) {
     }
 }
 
+/// Asserts that `answer` (as `next` read it) is the error `code`.
+#[track_caller]
+pub fn assert_error(answer: &Option<ServerMsg>, code: ErrorCode) {
+    assert!(
+        matches!(answer, Some(ServerMsg::Error { code: c, .. }) if *c == code),
+        "expected error {code:?}, got {answer:?}"
+    );
+}
+
 /// Joins by hand; returns the `joined` message.
 pub async fn ws_join(ws: &mut Ws, room: &str, name: &str) -> ServerMsg {
     let join = serde_json::json!({"type":"join","v":1,"room":room,"name":name});
