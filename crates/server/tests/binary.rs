@@ -5,9 +5,8 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use common::{ServerMsg, next_matching, ws_join};
+use common::{ServerMsg, exit_status, next_matching, ws_join};
 use free4chat_signal::ByeReason;
 
 const BIN: &str = env!("CARGO_BIN_EXE_free4chat");
@@ -150,18 +149,7 @@ async fn serves_health_and_the_client_then_exits_zero_on_sigterm() {
             reason: ByeReason::ServerShutdown
         })
     );
-    let status = tokio::task::spawn_blocking(move || {
-        for _ in 0..100 {
-            if let Some(s) = child.try_wait().unwrap() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        None
-    })
-    .await
-    .unwrap();
+    let status = exit_status(child).await;
     assert_eq!(status.and_then(|s| s.code()), Some(0));
 }
 

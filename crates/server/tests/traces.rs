@@ -2,6 +2,8 @@
 //! span for the room and, inside it, one per member's session with its steps; its log lines
 //! carry the trace's id.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
+
+use common::exit_status;
 
 const BIN: &str = env!("CARGO_BIN_EXE_free4chat");
 
@@ -122,18 +126,7 @@ async fn a_room_and_its_members_sessions_are_exported_as_nested_spans_with_their
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let exited = tokio::task::spawn_blocking(move || {
-        for _ in 0..100 {
-            if let Some(s) = child.try_wait().unwrap() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        None
-    })
-    .await
-    .unwrap();
+    let exited = exit_status(child).await;
     assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
 
     let spans = spans.lock().unwrap().clone();

@@ -168,6 +168,23 @@ pub fn assert_error(answer: &Option<ServerMsg>, code: ErrorCode) {
     );
 }
 
+/// Waits up to 10 s for a server process to exit, off the runtime's threads; kills it and
+/// returns None if it does not.
+pub async fn exit_status(mut child: std::process::Child) -> Option<std::process::ExitStatus> {
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..100 {
+            if let Some(s) = child.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        None
+    })
+    .await
+    .unwrap()
+}
+
 /// Joins by hand; returns the `joined` message.
 pub async fn ws_join(ws: &mut Ws, room: &str, name: &str) -> ServerMsg {
     let join = serde_json::json!({"type":"join","v":1,"room":room,"name":name});
