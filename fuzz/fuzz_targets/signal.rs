@@ -6,6 +6,7 @@ use free4chat_signal::{
     ClientMsg, MAX_MESSAGE_BYTES, check_chat_msg, validate_chat_text, validate_client_key,
     validate_client_ref, validate_language, validate_local_mutes, validate_nickname,
     validate_password, validate_reaction, validate_room_name, validate_sources, validate_topic,
+    validate_video_view,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -52,6 +53,9 @@ fuzz_target!(|data: &[u8]| {
             }
             ClientMsg::LocalMutes { ids } => {
                 let _ = validate_local_mutes(ids);
+            }
+            ClientMsg::VideoView { tracks } => {
+                let _ = validate_video_view(tracks);
             }
             _ => {}
         }

@@ -9,6 +9,7 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use free4chat_signal::{
     ByeReason, ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg, check_chat_msg,
     validate_client_key, validate_language, validate_local_mutes, validate_nickname,
+    validate_video_view,
     validate_password, validate_room_name, validate_sources, validate_topic,
 };
 use futures_util::{SinkExt, StreamExt};
@@ -413,6 +414,12 @@ impl Session {
                 }
                 self.pass_to_room(ClientMsg::LocalMutes { ids }).await
             }
+            ClientMsg::VideoView { tracks } => {
+                if let Err(e) = validate_video_view(&tracks) {
+                    return self.refuse(e.code, e.message);
+                }
+                self.pass_to_room(ClientMsg::VideoView { tracks }).await
+            }
             ClientMsg::SetRoom {
                 topic,
                 language,
@@ -435,6 +442,7 @@ impl Session {
             msg @ (ClientMsg::Answer { .. }
             | ClientMsg::Candidate { .. }
             | ClientMsg::Mute { .. }
+            | ClientMsg::Video { .. }
             | ClientMsg::MuteMember { .. }
             | ClientMsg::RemoveMember { .. }
             | ClientMsg::MakeModerator { .. }

@@ -35,6 +35,8 @@ async fn members_see_each_other_join_rename_mute_and_leave() {
             speaking: false,
             source: 1,
             tag: None,
+            camera: false,
+            screen: false,
         }]
     );
     assert_eq!(
@@ -47,6 +49,8 @@ async fn members_see_each_other_join_rename_mute_and_leave() {
                 speaking: false,
                 source: 2,
                 tag: None,
+                camera: false,
+                screen: false,
             }
         })
     );
@@ -80,6 +84,8 @@ async fn members_see_each_other_join_rename_mute_and_leave() {
         speaking: false,
         source: 2,
         tag: None,
+        camera: false,
+        screen: false,
     }));
 
     send_text(&mut b, r#"{"type":"leave"}"#).await;
@@ -349,6 +355,57 @@ async fn bad_messages_get_stable_error_codes_and_disturb_nobody() {
     );
     send_text(&mut other, r#"{"type":"ping"}"#).await;
     assert_eq!(next(&mut other).await, Some(ServerMsg::Pong));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_camera_turned_on_is_shown_to_everyone_and_to_those_who_join_later() {
+    let server = server().await;
+    let mut a = ws(&server).await;
+    let ServerMsg::Joined { id: a_id, .. } = ws_join(&mut a, "cams", "Alice").await else {
+        unreachable!()
+    };
+    let mut b = ws(&server).await;
+    ws_join(&mut b, "cams", "Bob").await;
+    next(&mut a).await; // Bob joined
+    send_text(&mut a, r#"{"type":"video","camera":true,"screen":false}"#).await;
+    let on = ServerMsg::Video {
+        id: a_id,
+        camera: true,
+        screen: false,
+    };
+    assert_eq!(next(&mut a).await.as_ref(), Some(&on));
+    assert_eq!(next(&mut b).await.as_ref(), Some(&on));
+    let mut c = ws(&server).await;
+    let ServerMsg::Joined { members, .. } = ws_join(&mut c, "cams", "Carol").await else {
+        unreachable!()
+    };
+    let alice = members.iter().find(|m| m.id == a_id);
+    assert!(alice.is_some_and(|m| m.camera && !m.screen), "{members:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_video_view_out_of_bounds_is_refused_with_its_code() {
+    let server = server().await;
+    let mut w = ws(&server).await;
+    ws_join(&mut w, "tiles", "Viewer").await;
+    let tile = |id: &str, width: u64| serde_json::json!({"peer": 1, "id": id, "width": width, "height": 180});
+    let many: Vec<_> = (0..65).map(|i| tile(&i.to_string(), 320)).collect();
+    for tracks in [
+        serde_json::Value::Array(many),
+        serde_json::json!([tile("a b", 320)]),
+        serde_json::json!([tile("1", 16_385)]),
+    ] {
+        let j = serde_json::json!({"type": "video_view", "tracks": tracks});
+        send_text(&mut w, &j.to_string()).await;
+        expect_error(&mut w, ErrorCode::InvalidVideoView).await;
+    }
+    // A view of tracks nobody publishes is taken and does nothing.
+    let j = serde_json::json!({"type": "video_view", "tracks": [tile("7", 640)]});
+    send_text(&mut w, &j.to_string()).await;
+    send_text(&mut w, r#"{"type":"ping"}"#).await;
+    assert_eq!(next(&mut w).await, Some(ServerMsg::Pong));
     server.shutdown().await;
 }
 

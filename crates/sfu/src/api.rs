@@ -41,6 +41,14 @@ pub enum MediaCmd {
         member: MemberId,
         muted: Vec<MemberId>,
     },
+    /// How much of `publisher`'s video track `track` the viewer `member` wants: the layer cap
+    /// from the size of its tile. Before any, a viewer gets a track's best layer.
+    ViewVideo {
+        member: MemberId,
+        publisher: MemberId,
+        track: String,
+        quality: VideoQuality,
+    },
     /// An operator or moderator muted `member` for everyone (`silenced`), or lifted it: what
     /// they publish is forwarded to nobody, here or on other workers, until lifted.
     Silence { member: MemberId, silenced: bool },
@@ -55,6 +63,15 @@ pub enum MediaCmd {
     },
     /// The room's members here have all been removed: forget what this worker kept about it.
     CloseRoom { room: RoomId },
+}
+
+/// How much of one video track a viewer wants: the layer cap from the size of its tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoQuality {
+    Off,
+    Low,
+    Medium,
+    High,
 }
 
 /// Refusals the media core reports to one member.

@@ -45,7 +45,7 @@ mod stats;
 mod timers;
 mod uptrack;
 
-pub use api::{MediaCmd, MediaErrorCode, MediaEvent, WorkerIndex};
+pub use api::{MediaCmd, MediaErrorCode, MediaEvent, VideoQuality, WorkerIndex};
 pub use config::{SfuConfig, dtls_certificate};
 pub use free4chat_ids::{MemberId, RoomId, TrackKind};
 pub use participant::MAX_PUBLISHED_TRACKS;

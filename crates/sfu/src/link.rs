@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use free4chat_ids::{MemberId, RoomId, TrackKind};
 
-use crate::api::{MediaCmd, MediaEvent, WorkerIndex};
+use crate::api::{MediaCmd, MediaEvent, VideoQuality, WorkerIndex};
 
 /// What one worker is to be told.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +104,26 @@ impl MediaLink {
         placement.local_mutes.clone_from(&muted);
         if let Some(worker) = placement.worker {
             self.cmd(worker, MediaCmd::LocalMutes { member, muted });
+        }
+    }
+
+    /// How much of `publisher`'s video track `track` the viewer `member` wants, for the worker
+    /// holding the viewer. A viewer without a session yet has no tiles to show.
+    pub fn view_video(
+        &mut self,
+        member: MemberId,
+        publisher: MemberId,
+        track: String,
+        quality: VideoQuality,
+    ) {
+        if let Some(worker) = self.worker_of(member) {
+            let cmd = MediaCmd::ViewVideo {
+                member,
+                publisher,
+                track,
+                quality,
+            };
+            self.cmd(worker, cmd);
         }
     }
 

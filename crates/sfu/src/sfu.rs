@@ -240,6 +240,8 @@ impl Sfu {
                     p.silenced = silenced;
                 }
             }
+            // Layers come with simulcast; a track of one layer is sent whatever the cap.
+            MediaCmd::ViewVideo { .. } => {}
             MediaCmd::RemoteMemberGone { room, member } => self.remote_member_gone(room, member),
             MediaCmd::RelayTo { room, workers } => self.rooms.entry(room).relay_to = workers,
             MediaCmd::CloseRoom { room } => self.close_room(room),

@@ -18,7 +18,7 @@ pub use chat::{
 pub use validate::{
     ValidationError, validate_chat_text, validate_client_key, validate_client_ref,
     validate_language, validate_local_mutes, validate_nickname, validate_password,
-    validate_room_name, validate_sources, validate_topic,
+    validate_room_name, validate_sources, validate_topic, validate_video_view,
 };
 
 /// The protocol version this crate speaks. A `join` with another version is refused.
@@ -47,6 +47,13 @@ pub const MAX_SOURCES: usize = 16;
 
 /// The longest mid an offer's `sources` may name, in bytes (str0m's limit for a mid).
 pub const MAX_MID_LEN: usize = 16;
+
+/// The most video tracks one `video_view` may name: more than a room shows at once.
+pub const MAX_VIDEO_VIEW: usize = 64;
+
+/// The largest tile side a `video_view` may give, in device pixels (an 8K screen's width and
+/// then some).
+pub const MAX_TILE_SIDE: u32 = 16_384;
 
 /// The longest room password, in characters (Unicode scalar values).
 pub const MAX_PASSWORD_CHARS: usize = 64;
@@ -116,6 +123,15 @@ pub enum ClientMsg {
     /// replaces the last one. The server keeps them off this member's audio slots. At most
     /// [`MAX_LOCAL_MUTES`] ids.
     LocalMutes { ids: Vec<MemberId> },
+    /// The member's camera and screen share: whether each sends now, shown to everyone. A
+    /// track turned off keeps its m-line (the browser's sender has no track), so turning it on
+    /// again renegotiates nothing.
+    Video { camera: bool, screen: bool },
+    /// How this member shows others' video tracks: for each track named, the size of its tile
+    /// in device pixels (`0 × 0`: not shown). The server sends each track's layer that fits its
+    /// tile, and nothing of a track not shown. A track never named is sent at its best. At most
+    /// [`MAX_VIDEO_VIEW`] tracks ([`validate_video_view`]).
+    VideoView { tracks: Vec<TileView> },
     /// Change the member's nickname.
     Rename { name: String },
     /// A chat message. `client_ref` comes back in the acknowledgement. `reply_to`: the `seq`
@@ -179,6 +195,26 @@ pub struct Member {
     /// members cannot learn the key from it, and it differs from room to room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// Their camera sends now ([`ClientMsg::Video`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub camera: bool,
+    /// Their screen share sends now.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub screen: bool,
+}
+
+/// The size at which a member shows one video track ([`ClientMsg::VideoView`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TileView {
+    /// The publishing member (as in [`Track`]).
+    pub peer: MemberId,
+    /// The track's id in the publisher's session ([`Track::id`]).
+    pub id: String,
+    /// The tile's width in device pixels, at most [`MAX_TILE_SIDE`].
+    pub width: u32,
+    /// The tile's height in device pixels, at most [`MAX_TILE_SIDE`].
+    pub height: u32,
 }
 
 /// A room's topic, language and state, as its members see it.
@@ -361,6 +397,13 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "is_false")]
         forced: bool,
     },
+    /// A member's camera or screen share was turned on or off (including one's own, as
+    /// confirmation).
+    Video {
+        id: MemberId,
+        camera: bool,
+        screen: bool,
+    },
     /// Fresh STUN/TURN credentials for this member's peer connection, sent before those it
     /// has expire, for as long as it stays in the room; pass them to
     /// `RTCPeerConnection.setConfiguration` as `iceServers`. Shaped as `joined`'s.
@@ -486,6 +529,9 @@ pub enum ErrorCode {
     /// An offer's `sources` with too many entries, or a mid that is empty, too long or not
     /// an SDP token.
     InvalidSources,
+    /// A `video_view` naming more than [`MAX_VIDEO_VIEW`] tracks, a track id that is not a
+    /// mid, or a tile side over [`MAX_TILE_SIDE`].
+    InvalidVideoView,
     /// Too many messages; slow down. Repeated abuse ends the connection.
     RateLimited,
     /// The media session failed; the server drops this member.
@@ -608,6 +654,8 @@ mod tests {
             r#"{"type":"clear_chat"}"#,
             r#"{"type":"hand","raised":true}"#,
             r#"{"type":"lower_hand","id":1}"#,
+            r#"{"type":"video","camera":true,"screen":false}"#,
+            r#"{"type":"video_view","tracks":[{"peer":1,"id":"1","width":640,"height":360}]}"#,
         ] {
             let msg = ClientMsg::parse(text).unwrap();
             let wire: serde_json::Value = serde_json::from_str(text).unwrap();

@@ -2,7 +2,8 @@
 
 use crate::{
     ErrorCode, MAX_CHAT_CHARS, MAX_LANGUAGE_LEN, MAX_LOCAL_MUTES, MAX_MID_LEN, MAX_NICKNAME_CHARS,
-    MAX_PASSWORD_CHARS, MAX_SOURCES, MAX_TOPIC_CHARS, MemberId, Sources,
+    MAX_PASSWORD_CHARS, MAX_SOURCES, MAX_TILE_SIDE, MAX_TOPIC_CHARS, MAX_VIDEO_VIEW, MemberId,
+    Sources, TileView,
 };
 
 /// A refused input, with its stable code and a human explanation.
@@ -118,12 +119,42 @@ pub fn validate_sources(sources: &Sources) -> Result<(), ValidationError> {
             "sources names at most 16 mids",
         ));
     }
-    let is_mid =
-        |mid: &str| (1..=MAX_MID_LEN).contains(&mid.len()) && mid.bytes().all(is_token_char);
     if !sources.keys().all(|mid| is_mid(mid)) {
         return Err(err(
             ErrorCode::InvalidSources,
             "a mid in sources is 1 to 16 SDP token characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `mid` can be a mid: 1 to [`MAX_MID_LEN`] SDP token characters.
+fn is_mid(mid: &str) -> bool {
+    (1..=MAX_MID_LEN).contains(&mid.len()) && mid.bytes().all(is_token_char)
+}
+
+/// A `video_view` names at most [`MAX_VIDEO_VIEW`] tracks, each by a mid, with tile sides of
+/// at most [`MAX_TILE_SIDE`].
+pub fn validate_video_view(tracks: &[TileView]) -> Result<(), ValidationError> {
+    if tracks.len() > MAX_VIDEO_VIEW {
+        return Err(err(
+            ErrorCode::InvalidVideoView,
+            "video_view names at most 64 tracks",
+        ));
+    }
+    if !tracks.iter().all(|t| is_mid(&t.id)) {
+        return Err(err(
+            ErrorCode::InvalidVideoView,
+            "a track id in video_view is 1 to 16 SDP token characters",
+        ));
+    }
+    if tracks
+        .iter()
+        .any(|t| t.width > MAX_TILE_SIDE || t.height > MAX_TILE_SIDE)
+    {
+        return Err(err(
+            ErrorCode::InvalidVideoView,
+            "a tile in video_view is at most 16384 pixels a side",
         ));
     }
     Ok(())
@@ -249,6 +280,34 @@ mod tests {
                 validate_client_key(bad).unwrap_err().code,
                 ErrorCode::InvalidClientKey,
                 "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_video_view_names_few_tracks_by_mid_with_tiles_of_sane_size() {
+        let tile = |id: &str, width, height| TileView {
+            peer: MemberId(1),
+            id: id.into(),
+            width,
+            height,
+        };
+        assert!(validate_video_view(&[]).is_ok());
+        assert!(validate_video_view(&[tile("1", 0, 0), tile("v-1", 16_384, 16_384)]).is_ok());
+        let full: Vec<TileView> = (0..64).map(|i| tile(&i.to_string(), 320, 180)).collect();
+        assert!(validate_video_view(&full).is_ok());
+        let over: Vec<TileView> = (0..65).map(|i| tile(&i.to_string(), 320, 180)).collect();
+        for bad in [
+            over,
+            vec![tile("", 1, 1)],
+            vec![tile(&"m".repeat(17), 1, 1)],
+            vec![tile("a b", 1, 1)],
+            vec![tile("1", 16_385, 1)],
+            vec![tile("1", 1, u32::MAX)],
+        ] {
+            assert_eq!(
+                validate_video_view(&bad).unwrap_err().code,
+                ErrorCode::InvalidVideoView
             );
         }
     }

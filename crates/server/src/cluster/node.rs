@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use free4chat_signal::{
     ByeReason, ChatMessage, ClientMsg, ErrorCode, MemberId, ServerMsg, check_chat_msg,
     validate_language, validate_local_mutes, validate_nickname, validate_password,
+    validate_video_view,
     validate_room_name, validate_sources, validate_topic,
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -1078,10 +1079,12 @@ fn in_room_message(msg: ClientMsg) -> Option<ClientMsg> {
             sources.as_ref().is_none_or(|s| validate_sources(s).is_ok())
         }
         ClientMsg::LocalMutes { ids } => validate_local_mutes(ids).is_ok(),
+        ClientMsg::VideoView { tracks } => validate_video_view(tracks).is_ok(),
         // The room checks a topic and a language again itself.
         ClientMsg::Answer { .. }
         | ClientMsg::Candidate { .. }
         | ClientMsg::Mute { .. }
+        | ClientMsg::Video { .. }
         | ClientMsg::SetRoom { .. }
         | ClientMsg::MuteMember { .. }
         | ClientMsg::RemoveMember { .. }
@@ -1201,6 +1204,14 @@ mod tests {
             },
             ClientMsg::LocalMutes {
                 ids: vec![MemberId(1); free4chat_signal::MAX_LOCAL_MUTES + 1],
+            },
+            ClientMsg::VideoView {
+                tracks: vec![free4chat_signal::TileView {
+                    peer: MemberId(1),
+                    id: "1".into(),
+                    width: u32::MAX,
+                    height: 1,
+                }],
             },
             ClientMsg::Leave,
             ClientMsg::Ping,

@@ -25,6 +25,7 @@ use tracing::{info, warn};
 
 mod media;
 mod moderation;
+mod video;
 
 use moderation::Bans;
 
@@ -79,6 +80,9 @@ struct MemberState {
     sources: Sources,
     /// Their media (ICE and DTLS) has connected.
     connected: bool,
+    /// Their camera and screen share send now, as they last said.
+    camera: bool,
+    screen: bool,
     /// They may moderate the room.
     moderator: bool,
     /// When they came, in the room's order of joins (who has been here longest).
@@ -100,6 +104,8 @@ impl MemberState {
             speaking: self.speaking,
             source: self.source,
             tag: self.tag.clone(),
+            camera: self.camera,
+            screen: self.screen,
         }
     }
 }
@@ -497,6 +503,8 @@ impl Room {
             tracks: Vec::new(),
             sources: Sources::new(),
             connected: false,
+            camera: false,
+            screen: false,
             forced_muted: false,
             // The member who makes the room moderates it.
             moderator: moderator || self.members.is_empty(),
@@ -603,6 +611,8 @@ impl Room {
                 self.link.local_mutes(member, ids);
                 self.drive_link().await;
             }
+            ClientMsg::Video { camera, screen } => self.video_state(member, camera, screen),
+            ClientMsg::VideoView { tracks } => self.video_view(member, tracks).await,
             ClientMsg::Mute { muted } => {
                 if state.forced_muted && !muted {
                     let e =
