@@ -11,6 +11,7 @@ import * as prefs from './prefs.js';
 import { Signalling } from './signal.js';
 import { store } from './state.js';
 import * as ui from './ui.js';
+import * as video from './video.js';
 
 /** @typedef {import('./state.js').State} State */
 /** @typedef {import('./state.js').StoreEvent} StoreEvent */
@@ -182,7 +183,16 @@ function u32From(v) {
 function memberFrom(m) {
   if (!isObject(m)) return null;
   const tag = typeof m.tag === 'string' && /^[0-9a-f]{32}$/.test(m.tag) ? m.tag : null;
-  return { id: String(m.id), name: String(m.name), muted: !!m.muted, speaking: !!m.speaking, source: u32From(m.source), tag };
+  return {
+    id: String(m.id),
+    name: String(m.name),
+    muted: !!m.muted,
+    speaking: !!m.speaking,
+    source: u32From(m.source),
+    tag,
+    camera: m.camera === true,
+    screen: m.screen === true,
+  };
 }
 
 const QUALITIES = new Set(['good', 'fair', 'poor', 'unconnected']);
@@ -301,6 +311,7 @@ function connect() {
     }
   });
   sig.on('mute', (msg) => tell({ type: 'mute', id: String(msg.id), muted: !!msg.muted, forced: !!msg.forced }));
+  sig.on('video', (msg) => tell({ type: 'video', id: String(msg.id), camera: msg.camera === true, screen: msg.screen === true }));
   sig.on('notice', (msg) => tell({ type: 'notice', text: String(msg.text ?? '') }));
   // Fresh relay credentials, before ours expire, for as long as we stay.
   sig.on('ice_servers', (msg) => {
@@ -394,6 +405,7 @@ async function startMedia(sess, iceServers) {
   sess.peer = peer;
   store.dispatch({ type: 'peer_started', pc: peer.pc });
   await mic.attach(peer, () => session === sess);
+  if (session === sess) await video.attach(peer, (m) => sess.sig.send(m));
 }
 
 /**

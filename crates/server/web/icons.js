@@ -86,6 +86,20 @@ const SHAPES = {
     ['circle', { cx: '16.5', cy: '8.5', r: '2.6' }],
     ['path', { d: 'M15.5 13.6a4.6 4.6 0 0 1 5.5 4.4' }],
   ],
+  camera: [
+    ['rect', { x: '3', y: '6.5', width: '12.5', height: '11', rx: '2.5' }],
+    ['path', { d: 'M15.5 10.5l5-3v9l-5-3' }],
+  ],
+  screen: [
+    ['rect', { x: '3', y: '4.5', width: '18', height: '12', rx: '2' }],
+    ['path', { d: 'M9 20h6M12 16.5V20' }],
+  ],
+  pin: [
+    ['path', { d: 'M9 4h6M10 4v5.5L7 13h10l-3-3.5V4M12 13v7' }],
+  ],
+  fullscreen: [
+    ['path', { d: 'M4 9V4h5M15 4h5v5M20 15v5h-5M9 20H4v-5' }],
+  ],
 };
 
 export const ICON_NAMES = Object.keys(SHAPES);

@@ -4,9 +4,10 @@
 // that is an object holds plural forms, chosen by the value {n} (Intl.PluralRules).
 // English is the reference and the fallback. i18n.js shows these on the page. The voice
 // controls' strings live in messages-voice.js, the chat's replies, reactions and edits' in
-// messages-chat.js; both are merged in below.
+// messages-chat.js, the video's in messages-video.js; they are merged in below.
 
 import { CHAT_MESSAGES } from './messages-chat.js';
+import { VIDEO_MESSAGES } from './messages-video.js';
 import { VOICE_MESSAGES } from './messages-voice.js';
 
 import { ROOM_MESSAGES } from './messages-rooms.js';
@@ -908,7 +909,7 @@ export const MESSAGES = {
   },
 };
 
-for (const extra of [VOICE_MESSAGES, CHAT_MESSAGES]) {
+for (const extra of [VOICE_MESSAGES, CHAT_MESSAGES, VIDEO_MESSAGES]) {
   for (const [lang, table] of Object.entries(extra)) {
     Object.assign(/** @type {Record<string, Record<string, unknown>>} */ (MESSAGES)[lang], table);
   }

@@ -142,6 +142,37 @@ export class PeerSession {
     this.addLocalTrack(track, stream, 'microphone');
   }
 
+  /**
+   * Sends `track` (or, with null, no picture) as our camera or screen share. The first track
+   * of a source is published on a send-only transceiver of its own (a renegotiation); later
+   * ones, and turning it off, replace the track in place, which renegotiates nothing. A camera
+   * is sent in the simulcast layers `encodings` gives.
+   * @param {'camera' | 'screen'} source
+   * @param {MediaStreamTrack | null} track
+   * @param {RTCRtpEncodingParameters[]} [encodings]
+   */
+  async setVideoTrack(source, track, encodings) {
+    if (this.closed) return;
+    const tr = [...this.sources].find(([t, s]) => s === source && t.currentDirection !== 'stopped')?.[0];
+    if (tr) {
+      await tr.sender.replaceTrack(track);
+      return;
+    }
+    if (!track) return;
+    const init = /** @type {RTCRtpTransceiverInit} */ ({ direction: 'sendonly', streams: [new MediaStream([track])] });
+    if (encodings) init.sendEncodings = encodings;
+    const added = this.pc.addTransceiver(track, init);
+    this.sources.set(added, source);
+  }
+
+  /**
+   * The sender of our camera or screen share, once published.
+   * @param {'camera' | 'screen'} source
+   */
+  videoSender(source) {
+    return [...this.sources].find(([, s]) => s === source)?.[0].sender ?? null;
+  }
+
   /** The track we currently send, if any. */
   get micTrack() {
     return this.micTransceiver ? this.micTransceiver.sender.track : null;

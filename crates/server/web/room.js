@@ -22,6 +22,7 @@ import { joinExtras, rememberJoin } from './rooms.js';
 import { muteButton, store } from './state.js';
 import * as talk from './talk.js';
 import * as ui from './ui.js';
+import * as video from './video.js';
 import * as volume from './volume.js';
 
 /** @typedef {import('./state.js').State} State */
@@ -41,6 +42,7 @@ export function roomPage(room) {
   ui.setRoomTitle(room);
   const params = new URLSearchParams(window.location.search);
   mic.configure({ raw: params.get('audio') === 'raw' });
+  video.configure({ camera: params.get('video') === '1' });
   // A join token from the application that embeds the room names us: no name to ask for.
   const token = joinToken(params, window.location.hash);
   if (token) {
@@ -142,6 +144,7 @@ async function leave() {
   if (!(await connection.leave())) return;
   media.stopLevels();
   mic.release();
+  video.stopAll();
   // Back from the start page must not walk straight into the room again with the microphone
   // open: the entry left behind has no nickname, so it asks first.
   window.history.replaceState(null, '', roomHref(store.getState().room ?? ''));
@@ -218,6 +221,7 @@ function mount() {
   media.mount();
   volume.mount();
   mic.mount();
+  video.mount();
   moderation.mount();
 
   ui.$('mute-btn').addEventListener('click', mic.toggleMuted);

@@ -19,6 +19,8 @@ export const PROTOCOL_VERSION = 1;
  * @property {boolean} speaking
  * @property {number} source Their source id in the room: the CSRC naming them on audio slots.
  * @property {string} [tag] Who they are beyond this connection (from their client's key).
+ * @property {boolean} [camera] Their camera sends now.
+ * @property {boolean} [screen] Their screen share sends now.
  */
 
 /**
@@ -81,6 +83,7 @@ export const PROTOCOL_VERSION = 1;
  *   | {type: 'member_renamed', id: number, name: string}
  *   | {type: 'mute', id: number, muted: boolean, forced?: boolean}
  *   | {type: 'notice', text: string}
+ *   | {type: 'video', id: number, camera: boolean, screen: boolean}
  *   | {type: 'ice_servers', ice_servers: WireIceServer[]}
  *   | {type: 'speakers', ids: number[]}
  *   | {type: 'quality', members: {id: number, quality: string}[]}
@@ -113,6 +116,8 @@ export const PROTOCOL_VERSION = 1;
  *   | {type: 'candidate', candidate: string}
  *   | {type: 'mute', muted: boolean}
  *   | {type: 'local_mutes', ids: number[]}
+ *   | {type: 'video', camera: boolean, screen: boolean}
+ *   | {type: 'video_view', tracks: {peer: number, id: string, width: number, height: number}[]}
  *   | {type: 'rename', name: string}
  *   | {type: 'chat', text: string, client_ref?: string, reply_to?: number}
  *   | {type: 'chat_edit', seq: number, text: string}

@@ -33,6 +33,16 @@
  * @property {Quality} [quality] Their connection as the server sees it (`quality`), once told.
  * @property {string | null} [tag] Who they are beyond one connection, if their client has a
  *   key: the same tag when they come back (after a reload, or a server restart).
+ * @property {boolean} [camera] Their camera sends now.
+ * @property {boolean} [screen] Their screen share sends now.
+ */
+
+/**
+ * Our own video: what our camera and screen share send now, and the tile we pinned.
+ * @typedef {object} LocalVideo
+ * @property {MediaStreamTrack | null} camera
+ * @property {MediaStreamTrack | null} screen
+ * @property {string | null} pinned The key of the tile shown big by our choice (see tiles.js).
  */
 
 /**
@@ -159,6 +169,7 @@
  *   connection or after a reload of ours; `names`: for those without a tag, the names of those
  *   muted before a rejoin, while the pages listing the room's members are still coming.
  * @property {Mic} mic
+ * @property {LocalVideo} video
  * @property {Chat} chat
  * @property {{narrow: boolean, hidden: boolean}} page A narrow screen; a hidden page.
  * @property {{code: string, message: string}[]} errors Every `error` the server sent.
@@ -188,6 +199,9 @@
  *   | {type: 'member_left', id: string}
  *   | {type: 'member_renamed', id: string, name: string}
  *   | {type: 'mute', id: string, muted: boolean, forced?: boolean}
+ *   | {type: 'video', id: string, camera: boolean, screen: boolean}
+ *   | {type: 'local_video', source: 'camera' | 'screen', track: MediaStreamTrack | null}
+ *   | {type: 'tile_pinned', key: string | null}
  *   | {type: 'notice', text: string}
  *   | {type: 'speakers', ids: string[]}
  *   | {type: 'quality', members: {id: string, quality: Quality}[]}
@@ -249,6 +263,7 @@ export function initialState() {
     slotVoices: new Map(),
     localMutes: { ids: new Set(), all: false, names: new Set(), tags: new Set() },
     mic: { stream: null, track: null, muted: false, mutedForNoMic: false, pendingEchoes: 0, problem: null },
+    video: { camera: null, screen: null, pinned: null },
     chat: { log: [], seen: new Set(), unread: 0, collapsed: false },
     page: { narrow: false, hidden: false },
     errors: [],
@@ -738,6 +753,15 @@ export function reduce(state, event) {
       }
       return { ...state, mic, members: withMember(state.members, event.id, { muted: event.muted }) };
     }
+
+    case 'video':
+      return { ...state, members: withMember(state.members, event.id, { camera: event.camera, screen: event.screen }) };
+
+    case 'local_video':
+      return { ...state, video: { ...state.video, [event.source]: event.track } };
+
+    case 'tile_pinned':
+      return { ...state, video: { ...state.video, pinned: event.key } };
 
     case 'speakers': {
       const speakers = new Set(event.ids.filter((id) => state.members.has(id)));

@@ -1,0 +1,237 @@
+// End to end: video. A real free4chat server and three headless Chromium browsers whose fake
+// cameras show Chromium's test pattern (720p), and a fake screen to share.
+//
+// - Three members who come in with `?video=1` each see the two others' cameras: every tile's
+//   video decodes frames, and each publisher sends its camera in three simulcast layers.
+// - A tile shown big gets a larger picture than the small ones beside it: the server sends
+//   each tile the layer that fits the size the page reports (`video_view`).
+// - A camera turned off leaves the others' grids and comes back when turned on again, with no
+//   renegotiation of anyone.
+// - A shared screen reaches the others, shown big.
+//
+// Run from the repository root: node --test e2e/
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+
+import {
+  DESKTOP,
+  OUT_DIR,
+  PHONE,
+  SCREENSHOT_DIR,
+  ensureOutDir,
+  freePort,
+  launchBrowser,
+  openPage,
+  sleep,
+  startServer,
+  waitJoined,
+  withDiagnostics as diagnose,
+} from './helpers.mjs';
+
+const TIMEOUT_MS = 40_000;
+/** The fake screen Chromium offers to getDisplayMedia, picked without a prompt. */
+const SCREEN_ARGS = ['--auto-select-desktop-capture-source=Entire screen', '--enable-usermedia-screen-capturing'];
+
+let server;
+const browsers = [];
+const pages = [];
+
+before(async () => {
+  ensureOutDir();
+  server = await startServer({ port: await freePort(), logFile: path.join(OUT_DIR, 'server-video.log') });
+  for (let i = 0; i < 3; i++) browsers.push(await launchBrowser(null, { extraArgs: SCREEN_ARGS }));
+}, { timeout: 60_000 });
+
+after(async () => {
+  await Promise.allSettled(browsers.map((b) => b.close()));
+  if (server) await server.stop();
+}, { timeout: 20_000 });
+
+/** In the page, before its scripts: counts the server's offers (renegotiations). */
+function countServerOffers() {
+  window.__serverOffers = 0;
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (!this.__counted) {
+      this.__counted = true;
+      this.addEventListener('message', (ev) => {
+        if (typeof ev.data === 'string' && JSON.parse(ev.data).type === 'offer') window.__serverOffers++;
+      });
+    }
+    return send.call(this, data);
+  };
+}
+
+/** In the page: every tile, with what its video decoded so far. */
+function tilesNow() {
+  return [...document.querySelectorAll('#video-grid .tile')].map((t) => {
+    const v = t.querySelector('video');
+    return {
+      key: t.dataset.key,
+      member: t.dataset.member,
+      source: t.dataset.source,
+      big: t.classList.contains('tile-big'),
+      width: v.videoWidth,
+      height: v.videoHeight,
+      frames: v.getVideoPlaybackQuality().totalVideoFrames,
+      shownWidth: t.clientWidth,
+      shownHeight: t.clientHeight,
+    };
+  });
+}
+
+/**
+ * Evaluates `fn(arg)` in `page` (it may be async) until it returns something truthy, at most
+ * `timeout` ms; returns that. (Playwright's waitForFunction does not wait for a promise.)
+ */
+async function until(page, fn, arg, what, timeout = TIMEOUT_MS) {
+  const end = Date.now() + timeout;
+  let last;
+  while (Date.now() < end) {
+    last = await page.evaluate(fn, arg);
+    if (last) return last;
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** In the page: whether the tiles of `ids` (of `source`) decode, frames coming over 0.5 s. */
+async function decoding({ ids, source }) {
+  const read = () =>
+    new Map(
+      [...document.querySelectorAll('#video-grid .tile')]
+        .filter((t) => t.dataset.source === source && ids.includes(t.dataset.member))
+        .map((t) => [t.dataset.member, t.querySelector('video').getVideoPlaybackQuality().totalVideoFrames]),
+    );
+  const first = read();
+  if (first.size !== ids.length) return false;
+  await new Promise((r) => setTimeout(r, 500));
+  const then = read();
+  return ids.every((id) => (then.get(id) ?? 0) > (first.get(id) ?? 0));
+}
+
+/** Waits until `page` shows tiles of the members `ids` (of `source`) whose videos decode. */
+function waitDecoding(page, ids, source = 'camera') {
+  return until(page, decoding, { ids, source }, `${source} tiles of ${ids} decoding`);
+}
+
+async function join(i, room, name, { viewport = DESKTOP, video = true } = {}) {
+  const url = `${server.base}/room/${room}?name=${name}${video ? '&video=1' : ''}`;
+  const h = await openPage(browsers[i], url, name, { contextOptions: { viewport }, init: countServerOffers });
+  pages.push(h);
+  return h;
+}
+
+test('three members with cameras see each other, and each camera goes out in three layers', { timeout: 150_000 }, async (t) => {
+  await diagnose('video', () => ({ pages, server }), async () => {
+    const room = `video-${randomBytes(4).toString('hex')}`;
+    const all = [];
+    for (const [i, name] of ['Alice', 'Bob', 'Carol'].entries()) all.push(await join(i, room, name));
+    await Promise.all(all.map((h) => waitJoined(h.page, 3)));
+    const ids = await Promise.all(all.map((h) => h.page.evaluate(() => window.f4c.selfId)));
+    // Each sees the two others' cameras, decoding, and its own.
+    for (const [i, h] of all.entries()) {
+      await waitDecoding(h.page, ids.filter((_, j) => j !== i));
+      const tiles = await h.page.evaluate(tilesNow);
+      assert.ok(tiles.some((x) => x.key === 'self-camera'), `${h.label} sees its own camera`);
+      assert.equal(tiles.length, 3, `${h.label}'s tiles: ${JSON.stringify(tiles)}`);
+    }
+    // Everyone was told who has a camera on.
+    const cams = await all[0].page.evaluate(() => [...window.f4c.members.values()].filter((m) => m.camera).length);
+    assert.equal(cams, 3);
+
+    // Each publisher sends the three layers, low to high.
+    for (const h of all) {
+      // Chromium starts low and raises its estimate from the server's feedback (TWCC) until
+      // every layer fits.
+      const layers = await until(
+        h.page,
+        async () => {
+          const out = {};
+          (await window.f4c.pc.getStats()).forEach((s) => {
+            if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) out[s.rid] = { frames: s.framesEncoded ?? 0, width: s.frameWidth ?? 0 };
+          });
+          return ['q', 'h', 'f'].every((rid) => out[rid]?.frames > 0) && out;
+        },
+        null,
+        `${h.label} sending three layers`,
+      );
+      t.diagnostic(`${h.label} sends ${JSON.stringify(layers)}`);
+      assert.ok(layers.q.width < layers.h.width && layers.h.width < layers.f.width, JSON.stringify(layers));
+    }
+
+    // The page tells the server how big each tile is.
+    const views = await all[2].page.evaluate(() => window.f4c.sent.video_view ?? 0);
+    assert.ok(views > 0, 'video_view was sent');
+
+    // Carol pins Alice: Alice's tile is big, and comes in a larger picture than Bob's small one.
+    const carol = all[2].page;
+    await carol.click(`#video-grid .tile[data-member="${ids[0]}"] .tile-pin`);
+    await carol.waitForFunction(
+      ({ alice, bob }) => {
+        const tile = (id) => document.querySelector(`#video-grid .tile[data-member="${id}"] video`);
+        const a = tile(alice);
+        const b = tile(bob);
+        return a && b && a.closest('.tile').classList.contains('tile-big') && a.videoWidth > b.videoWidth;
+      },
+      { alice: ids[0], bob: ids[1] },
+      { timeout: TIMEOUT_MS, polling: 500 },
+    );
+    const tiles = await carol.evaluate(tilesNow);
+    t.diagnostic(`Carol's tiles: ${JSON.stringify(tiles)}`);
+    await carol.screenshot({ path: path.join(SCREENSHOT_DIR, 'video-grid.png') });
+  });
+});
+
+test('a camera turned off leaves the others\' grids and comes back, renegotiating nobody', { timeout: 120_000 }, async () => {
+  await diagnose('video-toggle', () => ({ pages, server }), async () => {
+    const room = `video-toggle-${randomBytes(4).toString('hex')}`;
+    const alice = await join(0, room, 'Alice');
+    const bob = await join(1, room, 'Bob', { video: false });
+    await Promise.all([alice, bob].map((h) => waitJoined(h.page, 2)));
+    const aliceId = await alice.page.evaluate(() => window.f4c.selfId);
+    await waitDecoding(bob.page, [aliceId]);
+    // Bob has no camera on: Alice's grid shows her own camera only.
+    assert.deepEqual((await alice.page.evaluate(tilesNow)).map((x) => x.key), ['self-camera']);
+    const offers = await bob.page.evaluate(() => window.__serverOffers);
+
+    await alice.page.click('#camera-btn');
+    await bob.page.waitForFunction(() => document.querySelectorAll('#video-grid .tile').length === 0, null, { timeout: TIMEOUT_MS });
+    assert.equal(await alice.page.evaluate(() => window.f4c.getState().video.camera), null);
+    assert.equal(await alice.page.$eval('#camera-btn', (b) => b.getAttribute('aria-pressed')), 'false');
+
+    await alice.page.click('#camera-btn');
+    await waitDecoding(bob.page, [aliceId]);
+    assert.equal(await bob.page.evaluate(() => window.__serverOffers), offers, 'no server offer for turning a camera off and on');
+  });
+});
+
+test('a shared screen reaches the others, shown big', { timeout: 120_000 }, async () => {
+  await diagnose('video-screen', () => ({ pages, server }), async () => {
+    const room = `video-screen-${randomBytes(4).toString('hex')}`;
+    const alice = await join(0, room, 'Alice', { video: false });
+    const bob = await join(1, room, 'Bob', { video: false });
+    const phone = await join(2, room, 'Carol', { video: false, viewport: PHONE });
+    await Promise.all([alice, bob, phone].map((h) => waitJoined(h.page, 3)));
+    const aliceId = await alice.page.evaluate(() => window.f4c.selfId);
+    await alice.page.click('#screen-btn');
+    for (const h of [bob, phone]) {
+      await waitDecoding(h.page, [aliceId], 'screen');
+      const tiles = await h.page.evaluate(tilesNow);
+      assert.equal(tiles.length, 1, JSON.stringify(tiles));
+      assert.ok(tiles[0].big, 'a screen share is shown big');
+    }
+    // On a phone the screen share fills the width of the page.
+    const [tile] = await phone.page.evaluate(tilesNow);
+    assert.ok(tile.shownWidth >= PHONE.width - 40, `the phone's screen tile is ${tile.shownWidth} px wide`);
+    await phone.page.click('#camera-btn');
+    await phone.page.waitForFunction(() => document.querySelectorAll('#video-grid .tile').length === 2, null, { timeout: TIMEOUT_MS });
+    await sleep(1000);
+    await phone.page.screenshot({ path: path.join(SCREENSHOT_DIR, 'video-phone.png') });
+    await alice.page.click('#screen-btn');
+    await bob.page.waitForFunction(() => document.querySelectorAll('#video-grid .tile[data-source="screen"]').length === 0, null, { timeout: TIMEOUT_MS });
+  });
+});
