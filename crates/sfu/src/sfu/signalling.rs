@@ -27,12 +27,15 @@ use crate::uptrack::{UpTrack, UpTrackKey};
 /// that follows it; str0m's default of 50 costs memory in every stream of every participant.
 const SEND_BUFFER_AUDIO: usize = 16;
 
-/// The RTP header extensions we negotiate. Transport-wide sequence numbers and absolute send
-/// time exist for send-side bandwidth estimation, which audio does not use; leaving them out
-/// spares a 1000-entry feedback register per participant and work on every packet. Video,
-/// with bandwidth estimation, will bring them back.
-const HEADER_EXTENSIONS: [(u8, Extension); 5] = [
+/// The RTP header extensions we negotiate. Transport-wide sequence numbers carry the
+/// feedback (TWCC) a browser's send-side bandwidth estimator lives on: without it, Chromium
+/// keeps its estimate near its start (about 300 kbit/s) and sends only the lowest simulcast
+/// layer of a camera. str0m's feedback is session-wide, so an audio-only member's browser
+/// gets it too, one RTCP packet per 100 ms while it sends. Absolute send time serves only the
+/// older receive-side estimation and is left out.
+const HEADER_EXTENSIONS: [(u8, Extension); 6] = [
     (1, Extension::AudioLevel),
+    (3, Extension::TransportSequenceNumber),
     (4, Extension::RtpMid),
     (10, Extension::RtpStreamId),
     (11, Extension::RepairedRtpStreamId),
