@@ -1,1 +1,2 @@
 pub mod allocation;
+pub mod dynacast;
