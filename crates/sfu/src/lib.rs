@@ -44,6 +44,7 @@ pub mod speaking;
 mod stats;
 mod timers;
 mod uptrack;
+pub mod video;
 
 pub use api::{MediaCmd, MediaErrorCode, MediaEvent, VideoQuality, WorkerIndex};
 pub use config::{SfuConfig, dtls_certificate};

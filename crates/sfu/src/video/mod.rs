@@ -1,0 +1,2 @@
+pub mod allocation;
+pub mod dynacast;
