@@ -9,8 +9,7 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use free4chat_signal::{
     ByeReason, ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg, check_chat_msg,
     validate_client_key, validate_language, validate_local_mutes, validate_nickname,
-    validate_video_view,
-    validate_password, validate_room_name, validate_sources, validate_topic,
+    validate_password, validate_room_name, validate_sources, validate_topic, validate_video_view,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};

@@ -312,6 +312,9 @@ function connect() {
   });
   sig.on('mute', (msg) => tell({ type: 'mute', id: String(msg.id), muted: !!msg.muted, forced: !!msg.forced }));
   sig.on('video', (msg) => tell({ type: 'video', id: String(msg.id), camera: msg.camera === true, screen: msg.screen === true }));
+  sig.on('video_layers', (msg) => {
+    if (session === sess) video.applyLayers(String(msg.track), listOf(msg.active, (r) => (typeof r === 'string' ? r : null)));
+  });
   sig.on('notice', (msg) => tell({ type: 'notice', text: String(msg.text ?? '') }));
   // Fresh relay credentials, before ours expire, for as long as we stay.
   sig.on('ice_servers', (msg) => {

@@ -84,6 +84,7 @@ export const PROTOCOL_VERSION = 1;
  *   | {type: 'mute', id: number, muted: boolean, forced?: boolean}
  *   | {type: 'notice', text: string}
  *   | {type: 'video', id: number, camera: boolean, screen: boolean}
+ *   | {type: 'video_layers', track: string, active: string[]}
  *   | {type: 'ice_servers', ice_servers: WireIceServer[]}
  *   | {type: 'speakers', ids: number[]}
  *   | {type: 'quality', members: {id: number, quality: string}[]}

@@ -169,6 +169,33 @@ async function send(source, track) {
   tellState();
 }
 
+/**
+ * The server's dynacast: of our camera (track `track`, its mid), send only the layers someone
+ * watches (`active`, by rid). A layer stopped costs our uplink and processor nothing.
+ * @param {string} track
+ * @param {string[]} active
+ */
+export async function applyLayers(track, active) {
+  const sender = peer?.videoSender('camera');
+  const mid = peer && [...peer.sources.keys()].find((t) => t.sender === sender)?.mid;
+  if (!sender || mid !== track) return;
+  const params = sender.getParameters();
+  let changed = false;
+  for (const encoding of params.encodings ?? []) {
+    const on = !encoding.rid || active.includes(encoding.rid);
+    if (encoding.active !== on) {
+      encoding.active = on;
+      changed = true;
+    }
+  }
+  if (!changed) return;
+  try {
+    await sender.setParameters(params);
+  } catch (err) {
+    console.warn('could not change the layers sent', err);
+  }
+}
+
 /** Whether this browser can share a screen (phones mostly cannot). */
 export function canShareScreen() {
   return typeof navigator.mediaDevices?.getDisplayMedia === 'function';

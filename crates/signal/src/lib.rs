@@ -404,6 +404,13 @@ pub enum ServerMsg {
         camera: bool,
         screen: bool,
     },
+    /// The simulcast layers of your video track `track` (its id, your mid) that anyone watches
+    /// now, by rid (`q`, `h`, `f`): send only these (`RTCRtpSender.setParameters`, each
+    /// encoding's `active`), and resume any of the others when a later message names it.
+    VideoLayers {
+        track: String,
+        active: Vec<String>,
+    },
     /// Fresh STUN/TURN credentials for this member's peer connection, sent before those it
     /// has expire, for as long as it stays in the room; pass them to
     /// `RTCPeerConnection.setConfiguration` as `iceServers`. Shaped as `joined`'s.

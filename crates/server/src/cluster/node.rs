@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 use free4chat_signal::{
     ByeReason, ChatMessage, ClientMsg, ErrorCode, MemberId, ServerMsg, check_chat_msg,
     validate_language, validate_local_mutes, validate_nickname, validate_password,
-    validate_video_view,
-    validate_room_name, validate_sources, validate_topic,
+    validate_room_name, validate_sources, validate_topic, validate_video_view,
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{debug, info, warn};

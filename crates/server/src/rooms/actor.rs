@@ -139,6 +139,8 @@ struct Room {
     joins: u64,
     /// When each member's TURN credentials are renewed.
     renewals: Renewals,
+    /// Viewers' tiles and the cameras' dynacast.
+    videos: video::Videos,
     /// The members' quality levels as last told.
     quality: QualityOut,
 }
@@ -190,12 +192,14 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
         joins: 0,
         renewals: Renewals::new(renew_every),
         quality: QualityOut::default(),
+        videos: video::Videos::default(),
     };
     room.tell(Lifecycle::Started);
     let closing = loop {
         let speakers_due = room.speakers.due();
         let media_due = room.unconnected.front().map(|(at, _)| *at);
         let renewal_due = room.renewals.due();
+        let video_due = room.videos.due();
         tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(RoomCmd::Close { reason }) => break Some(reason),
@@ -209,6 +213,8 @@ pub(super) async fn run(setup: RoomSetup, mut rx: mpsc::Receiver<RoomCmd>) {
                 if media_due.is_some() => room.drop_unconnected().await,
             _ = tokio::time::sleep_until(renewal_due.unwrap_or_else(Instant::now)),
                 if renewal_due.is_some() => room.renew_ice(),
+            _ = tokio::time::sleep_until(video_due.unwrap_or_else(Instant::now)),
+                if video_due.is_some() => room.dynacast_timeout(),
         }
         for id in std::mem::take(&mut room.stalled) {
             warn!(room = room.name, member = %id, "member stalled: dropped");
@@ -528,6 +534,8 @@ impl Room {
         if moderates {
             self.send_moderators(Some(member));
         }
+        // A new viewer wants every camera's best layer until its tiles say otherwise.
+        self.update_dynacast();
         let known = self.quality.all();
         if !known.is_empty() {
             self.send_to(member, ServerMsg::Quality { members: known });
@@ -693,6 +701,7 @@ impl Room {
             self.speakers.dirty = true;
         }
         self.broadcast(None, &ServerMsg::MemberLeft { id: member });
+        self.video_member_left(member);
         self.after_leaving(member, state.moderator);
         trace::left(&state.span, state.why);
         self.tell(Lifecycle::MemberLeft {

@@ -63,6 +63,9 @@ impl Room {
                 let source = TrackSource::resolve(m.sources.get(&track).copied(), kind);
                 let track = Track::new(member, track, kind, source);
                 m.tracks.push(track.clone());
+                if super::video::is_camera(kind, source) {
+                    self.camera_published(member, &track.id);
+                }
                 self.broadcast(Some(member), &ServerMsg::TrackAdded { track });
             }
             MediaEvent::Speaking { speaking, .. } => {

@@ -1,9 +1,19 @@
 //! Members' video: whether each sends their camera and screen share now (shown to everyone),
-//! and how each shows the others' video tracks — the size of each tile, which decides the
-//! layer of a simulcast track the media core sends it.
+//! how each shows the others' video tracks — the size of each tile, which decides the layer of
+//! a simulcast track the media core sends it — and which layers of each camera anyone watches
+//! at all (dynacast): the publisher is told to stop encoding and sending the others, which
+//! spares its uplink and processor, and to resume one the moment someone needs it.
+//!
+//! Dynacast is decided here, where every viewer's tiles arrive whatever worker or node holds
+//! the viewer, with the media core's sans-I/O [`Dynacast`] per camera track.
+
+use std::collections::BTreeMap;
 
 use free4chat_sfu::VideoQuality;
-use free4chat_signal::{MemberId, ServerMsg, TileView};
+use free4chat_sfu::video::allocation::{Cap, Layer};
+use free4chat_sfu::video::dynacast::Dynacast;
+use free4chat_signal::{MemberId, ServerMsg, TileView, TrackKind, TrackSource};
+use tokio::time::Instant;
 
 use super::Room;
 use crate::rooms::trace;
@@ -31,7 +41,116 @@ pub(crate) fn quality_for_tile(width: u32, height: u32) -> VideoQuality {
     }
 }
 
+/// The rids of a camera's layers, by [`Layer::index`], as the web client names them.
+const RIDS: [&str; 3] = ["q", "h", "f"];
+
+fn cap_of(quality: VideoQuality) -> Cap {
+    match quality {
+        VideoQuality::Off => Cap::Off,
+        VideoQuality::Low => Cap::Low,
+        VideoQuality::Medium => Cap::Medium,
+        VideoQuality::High => Cap::High,
+    }
+}
+
+/// The room's video: every viewer's cap per track it named, and each camera's dynacast.
+/// Both are bounded by the room's members and their published tracks: a view is kept only
+/// for a track in the room, and goes with its viewer or its track.
+#[derive(Default)]
+pub(super) struct Videos {
+    /// (viewer, publisher, track id) → the cap its tile gives.
+    views: BTreeMap<(MemberId, MemberId, String), VideoQuality>,
+    /// (publisher, track id) → its layers' dynacast, and the rids last told to the publisher.
+    cameras: BTreeMap<(MemberId, String), (Dynacast, [bool; 3])>,
+}
+
+impl Videos {
+    /// When the next pause is due, if one is.
+    pub(super) fn due(&self) -> Option<Instant> {
+        self.cameras
+            .values()
+            .filter_map(|(d, _)| d.poll_timeout())
+            .min()
+            .map(Instant::from_std)
+    }
+}
+
 impl Room {
+    /// Starts dynacast for `publisher`'s camera track `track`.
+    pub(super) fn camera_published(&mut self, publisher: MemberId, track: &str) {
+        let key = (publisher, track.to_string());
+        self.videos
+            .cameras
+            .entry(key)
+            .or_insert_with(|| (Dynacast::new(), [true; 3]));
+        self.update_dynacast();
+    }
+
+    /// Forgets `member` as a viewer and as a publisher.
+    pub(super) fn video_member_left(&mut self, member: MemberId) {
+        let videos = &mut self.videos;
+        videos
+            .views
+            .retain(|(viewer, publisher, _), _| *viewer != member && *publisher != member);
+        videos
+            .cameras
+            .retain(|(publisher, _), _| *publisher != member);
+        self.update_dynacast();
+    }
+
+    /// Feeds every camera's dynacast with its viewers' needs now: each other member of the
+    /// room views it at the cap its tile gives (the best layer before it says), and is given
+    /// the best layer under that cap. Then tells publishers what changed.
+    pub(super) fn update_dynacast(&mut self) {
+        let now = Instant::now().into_std();
+        let members: Vec<MemberId> = self.members.keys().copied().collect();
+        for ((publisher, track), (dynacast, _)) in &mut self.videos.cameras {
+            let views = &self.videos.views;
+            let viewers = members.iter().filter(|m| *m != publisher).map(|viewer| {
+                let quality = views
+                    .get(&(*viewer, *publisher, track.clone()))
+                    .copied()
+                    .unwrap_or(VideoQuality::High);
+                let cap = cap_of(quality);
+                (cap.highest(), cap)
+            });
+            dynacast.update(viewers, now);
+        }
+        self.tell_layers();
+    }
+
+    /// A pause came due.
+    pub(super) fn dynacast_timeout(&mut self) {
+        let now = Instant::now().into_std();
+        for (dynacast, _) in self.videos.cameras.values_mut() {
+            dynacast.handle_timeout(now);
+        }
+        self.tell_layers();
+    }
+
+    /// Tells each publisher whose camera's layers changed which to send.
+    fn tell_layers(&mut self) {
+        let mut tell = Vec::new();
+        for ((publisher, track), (dynacast, told)) in &mut self.videos.cameras {
+            let mut now = *told;
+            while let Some((layer, active)) = dynacast.poll() {
+                now[layer.index()] = active;
+            }
+            if now != *told {
+                *told = now;
+                let active = Layer::ALL
+                    .iter()
+                    .filter(|l| now[l.index()])
+                    .map(|l| RIDS[l.index()].to_string())
+                    .collect();
+                tell.push((*publisher, track.clone(), active));
+            }
+        }
+        for (publisher, track, active) in tell {
+            self.send_to(publisher, ServerMsg::VideoLayers { track, active });
+        }
+    }
+
     /// `member` turned their camera or screen share on or off: everyone is told, themself too.
     pub(super) fn video_state(&mut self, member: MemberId, camera: bool, screen: bool) {
         let Some(state) = self.members.get_mut(&member) else {
@@ -57,18 +176,30 @@ impl Room {
     /// in the room are passed over.
     pub(super) async fn video_view(&mut self, member: MemberId, tiles: Vec<TileView>) {
         for tile in tiles {
-            let published = self
-                .members
-                .get(&tile.peer)
-                .is_some_and(|p| tile.peer != member && p.tracks.iter().any(|t| t.id == tile.id));
+            let published = self.members.get(&tile.peer).is_some_and(|p| {
+                tile.peer != member
+                    && p.tracks
+                        .iter()
+                        .any(|t| t.id == tile.id && t.kind == TrackKind::Video)
+            });
             if !published {
                 continue;
             }
             let quality = quality_for_tile(tile.width, tile.height);
+            let key = (member, tile.peer, tile.id.clone());
+            if self.videos.views.insert(key, quality) == Some(quality) {
+                continue;
+            }
             self.link.view_video(member, tile.peer, tile.id, quality);
         }
         self.drive_link().await;
+        self.update_dynacast();
     }
+}
+
+/// Whether a track is a camera, whose layers dynacast decides.
+pub(super) fn is_camera(kind: TrackKind, source: TrackSource) -> bool {
+    kind == TrackKind::Video && source == TrackSource::Camera
 }
 
 #[cfg(test)]
