@@ -175,7 +175,7 @@ test('translations: every language has every key, and every key the page uses ex
       // Only strings that are the same in both languages by nature may be left as in English.
       const same = enKeys.filter((k) => JSON.stringify(MESSAGES[lang][k]) === JSON.stringify(MESSAGES.en[k]));
       assert.ok(
-        same.every((k) => k === 'title.room' || (k === 'chat.heading' && (lang === 'de' || lang === 'es'))),
+        same.every((k) => k === 'title.room' || ((k === 'chat.heading' || k === 'tile.grid') && lang === 'de') || (k === 'chat.heading' && lang === 'es')),
         `${lang}: untranslated: ${same.join(', ')}`,
       );
     }
