@@ -55,6 +55,35 @@ pub enum MediaCmd {
     },
     /// The room's members here have all been removed: forget what this worker kept about it.
     CloseRoom { room: RoomId },
+    /// How much of `publisher`'s video track `track` (its id in
+    /// [`MediaEvent::TrackPublished`]) the viewer `member` wants. The publisher may be held by
+    /// another worker. Before any, a viewer gets [`VideoQuality::High`]; a command for a track
+    /// not (yet) known here is kept for when it comes, while the viewer stays.
+    ViewVideo {
+        member: MemberId,
+        publisher: MemberId,
+        track: String,
+        quality: VideoQuality,
+    },
+}
+
+/// How much of one video track a viewer wants: the layer cap from the size of its tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoQuality {
+    /// Nothing of the track.
+    Off,
+    /// At most the lowest simulcast layer.
+    Low,
+    /// At most the middle layer.
+    Medium,
+    /// The best layer that flows.
+    High,
+}
+
+impl Default for VideoQuality {
+    fn default() -> VideoQuality {
+        VideoQuality::High
+    }
 }
 
 /// Refusals the media core reports to one member.

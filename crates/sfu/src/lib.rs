@@ -23,6 +23,7 @@
 //! | `speaking` | who is speaking, from the audio level |
 //! | [`speakers`] | whom the listeners hear on their audio slots: the loudest, with hysteresis |
 //! | [`link`] | which worker holds which member of a room, and what each worker is told |
+//! | [`video`] | video policies: a viewer's simulcast layer, VP8 picture numbering |
 
 mod api;
 mod config;
@@ -44,8 +45,9 @@ pub mod speaking;
 mod stats;
 mod timers;
 mod uptrack;
+pub mod video;
 
-pub use api::{MediaCmd, MediaErrorCode, MediaEvent, WorkerIndex};
+pub use api::{MediaCmd, MediaErrorCode, MediaEvent, VideoQuality, WorkerIndex};
 pub use config::{SfuConfig, dtls_certificate};
 pub use free4chat_ids::{MemberId, RoomId, TrackKind};
 pub use participant::MAX_PUBLISHED_TRACKS;

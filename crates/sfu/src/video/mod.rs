@@ -1,0 +1,4 @@
+//! Video forwarding policies, each a sans-I/O type with its own tests.
+
+pub mod layer;
+pub mod vp8;
