@@ -6,6 +6,8 @@ mod fan_out;
 mod forwarding;
 mod harness;
 mod hostile;
+mod rtp_client;
+mod simulcast;
 mod slots;
 mod spread;
 mod tcp;
