@@ -68,7 +68,7 @@ pub enum MediaCmd {
 }
 
 /// How much of one video track a viewer wants: the layer cap from the size of its tile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum VideoQuality {
     /// Nothing of the track.
     Off,
@@ -76,14 +76,9 @@ pub enum VideoQuality {
     Low,
     /// At most the middle layer.
     Medium,
-    /// The best layer that flows.
+    /// The best layer that flows: what a viewer gets until it says otherwise.
+    #[default]
     High,
-}
-
-impl Default for VideoQuality {
-    fn default() -> VideoQuality {
-        VideoQuality::High
-    }
 }
 
 /// Refusals the media core reports to one member.

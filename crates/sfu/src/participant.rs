@@ -191,3 +191,29 @@ impl Participant {
         self.negotiation.make_offer(&mut self.rtc, &mut self.downs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_video_choice_is_kept_for_a_track_not_received_yet_and_choices_stay_bounded() {
+        let now = Instant::now();
+        let rtc = str0m::RtcConfig::new().build(now);
+        let mut p = Participant::new((MemberId(2), 2), RoomId(1), rtc, "u".into(), now);
+        let (publisher, mid) = (MemberId(1), Mid::from("v"));
+        p.choose_video(publisher, mid, VideoQuality::Low);
+        let down = p.subscribe(publisher, mid, TrackKind::Video).unwrap();
+        assert_eq!(p.downs[down.0].layer.quality(), VideoQuality::Low);
+        p.choose_video(publisher, mid, VideoQuality::Off);
+        assert_eq!(p.downs[down.0].layer.quality(), VideoQuality::Off);
+        // Another track keeps the default.
+        let other = p.subscribe(MemberId(3), mid, TrackKind::Video).unwrap();
+        assert_eq!(p.downs[other.0].layer.quality(), VideoQuality::High);
+        for i in 0..(3 * MAX_VIDEO_CHOICES as u64) {
+            let track = Mid::from(format!("track-{i}").as_str());
+            p.choose_video(MemberId(i), track, VideoQuality::Medium);
+        }
+        assert_eq!(p.video_choices.len(), MAX_VIDEO_CHOICES);
+    }
+}

@@ -236,3 +236,41 @@ fn simulcast_crosses_workers_in_a_spread_room() {
     switches_at_a_keyframe(&video(&mut h, 2, from), 2, 0);
     assert!(h.core(0).stats().relayed > 0);
 }
+
+#[test]
+fn choices_of_unknown_viewers_or_tracks_change_nothing_and_never_panic() {
+    let mut h = publisher_and_viewer();
+    let track = video_track(&h, 1);
+    let long = "x".repeat(10_000);
+    let odd = [
+        (99, 1, track.as_str()),
+        (2, 99, track.as_str()),
+        (2, 1, ""),
+        (2, 1, "\u{0}\u{ffff}"),
+        (2, 1, long.as_str()),
+        (2, 2, track.as_str()),
+        (1, 1, track.as_str()),
+    ];
+    for (viewer, publisher, track) in odd {
+        for quality in [VideoQuality::Off, VideoQuality::Low] {
+            h.cmd(
+                0,
+                MediaCmd::ViewVideo {
+                    member: m(viewer),
+                    publisher: m(publisher),
+                    track: track.to_owned(),
+                    quality,
+                },
+            );
+        }
+    }
+    let events = h.events.len();
+    let from = video(&mut h, 2, 0).len();
+    h.run(Duration::from_secs(1));
+    let got = video(&mut h, 2, from);
+    assert!(got.len() > 40 && layers(&got).iter().all(|l| *l == 2));
+    let failed = h.events[events..]
+        .iter()
+        .any(|e| matches!(e, MediaEvent::Failed { .. } | MediaEvent::Error { .. }));
+    assert!(!failed, "{:?}", &h.events[events..]);
+}
