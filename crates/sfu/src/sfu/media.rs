@@ -66,13 +66,13 @@ impl Sfu {
                 self.forward(key, packet)
             }
             Event::KeyframeRequest(req) => {
-                // Of the layer the viewer is sent (or about to be).
+                // Of the layer the viewer is sent (or about to be); of a simulcast track not
+                // sent yet, none: its layer switch asks for the keyframe it waits for.
                 let down = p.down_on(req.mid);
-                let source =
-                    down.and_then(|d| Some((d.track_source()?, d.layer.keyframe_layer()?)));
+                let source = down.and_then(|d| Some((d.track_source()?, d.layer.keyframe_layer())));
                 let room = p.room;
                 if let Some(((publisher, mid), layer)) = source {
-                    self.ask_keyframe(room, publisher, mid, Some(layer));
+                    self.ask_keyframe(room, publisher, mid, layer);
                 }
             }
             Event::StreamPaused(paused) => {

@@ -193,14 +193,16 @@ fn a_viewer_that_sets_a_track_off_receives_nothing_of_it() {
         "the others still see it"
     );
 
-    // On again: the stream goes on where it stopped.
-    view(&mut h, 2, VideoQuality::Medium);
+    // On again, the same layer: the stream goes on where it stopped, from a keyframe.
+    view(&mut h, 2, VideoQuality::High);
     h.run(Duration::from_secs(1));
     let again = video(&mut h, 2, before.len());
-    assert!(again.len() > 20 && layers(&again).iter().all(|l| *l == 1));
-    let last = before.last().unwrap();
-    assert_eq!(again[0].seq, last.seq + 1);
-    assert!(again[0].vp8.unwrap().keyframe);
+    assert!(again.len() > 20 && layers(&again).iter().all(|l| *l == 2));
+    let (last, first) = (before.last().unwrap(), again[0]);
+    assert_eq!((first.ssrc, first.seq), (last.ssrc, last.seq + 1));
+    let (l, f) = (last.vp8.unwrap(), first.vp8.unwrap());
+    assert!(f.keyframe);
+    assert_eq!(f.picture_id, (l.picture_id + 1) % 0x8000);
 }
 
 #[test]
@@ -273,4 +275,23 @@ fn choices_of_unknown_viewers_or_tracks_change_nothing_and_never_panic() {
         .iter()
         .any(|e| matches!(e, MediaEvent::Failed { .. } | MediaEvent::Error { .. }));
     assert!(!failed, "{:?}", &h.events[events..]);
+}
+
+#[test]
+fn a_viewers_keyframe_request_asks_for_the_layer_it_is_sent() {
+    let mut h = publisher_and_viewer();
+    view(&mut h, 2, VideoQuality::Medium);
+    h.run(Duration::from_secs(1));
+    let mid = video(&mut h, 2, 0).last().unwrap().mid;
+    assert_eq!(layers(&video(&mut h, 2, 0)).last(), Some(&1));
+    let before: Vec<u64> = (0..3).map(|l| asked(&mut h, l)).collect();
+    h.client(2)
+        .rtc
+        .direct_api()
+        .stream_rx_by_mid(mid, None)
+        .expect("the viewer receives the track")
+        .request_keyframe(str0m::media::KeyframeRequestKind::Pli);
+    h.run(Duration::from_millis(200));
+    let after: Vec<u64> = (0..3).map(|l| asked(&mut h, l)).collect();
+    assert_eq!(after, [before[0], before[1] + 1, before[2]]);
 }
