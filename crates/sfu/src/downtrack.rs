@@ -10,7 +10,8 @@
 //!
 //! A video down-track is sent one simulcast layer of its track at a time, as its
 //! [`LayerSwitch`] decides; across a switch its one SSRC goes on, sequence numbers stay
-//! contiguous, timestamps move on by the time that passed, and VP8 picture numbering
+//! contiguous, timestamps move on by the capture time between the pictures (by the layers'
+//! sender reports, else by the time that passed), and VP8 picture numbering
 //! continues ([`Vp8Munger`]). Other video codecs get sequence numbers and timestamps only.
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use free4chat_ids::{MemberId, TrackKind};
 use crate::forward::{Rewriter, Route, red};
 use crate::prepared::Prepared;
 use crate::uptrack::UpTrackKey;
+use crate::video::clock::{self, SenderClock};
 use crate::video::layer::LayerSwitch;
 use crate::video::vp8::{Vp8Fields, Vp8Munger};
 
@@ -70,6 +72,8 @@ pub struct DownTrack {
     /// Video: which simulcast layer the subscriber is sent, and its VP8 picture numbering.
     pub layer: LayerSwitch,
     vp8: Vp8Munger,
+    /// Video: the source timestamp of the last packet written, and its layer's sender report.
+    last_sent: Option<(u32, Option<SenderClock>)>,
 }
 
 /// What writing one packet did.
@@ -117,6 +121,7 @@ impl DownTrack {
             rewriter: Rewriter::default(),
             layer: LayerSwitch::default(),
             vp8: Vp8Munger::default(),
+            last_sent: None,
         }
     }
 
@@ -197,7 +202,14 @@ impl DownTrack {
         let clock_rate = codec.params.spec().clock_rate.get();
         let video = packet.kind == TrackKind::Video;
         if switched {
-            self.rewriter.rebase();
+            // The new layer's first picture, as far after the last one sent as it was captured.
+            let gap = match (self.last_sent, packet.video.sender) {
+                (Some((ts, Some(last))), Some(next)) => {
+                    clock::capture_gap((ts, last), (h.rtp_time, next), clock_rate)
+                }
+                _ => None,
+            };
+            self.rewriter.rebase(gap);
         }
         let mut first_of_route = false;
         let route = match self.route {
@@ -286,6 +298,9 @@ impl DownTrack {
             .marker(h.marker)
             .ext_vals(h.ext.clone())
             .nackable(video);
+        if video {
+            self.last_sent = Some((h.rtp_time, packet.video.sender));
+        }
         if let Some(d) = &packet.video.vp8
             && let Some(out) = self.vp8.munge(Vp8Fields::of(d), switched)
             && let Some(patch) = Vp8Munger::patch(d, out)

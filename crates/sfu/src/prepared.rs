@@ -10,6 +10,7 @@ use str0m::media::{Mid, Pt};
 use str0m::rtp::{ExtensionValues, SeqNo, Ssrc, Vp8Descriptor};
 
 use crate::forward::Recovered;
+use crate::video::clock::SenderClock;
 use crate::video::layer::LayerPacket;
 
 /// A packet a participant published, made ready for subscribers: its up-track, codec, what its
@@ -63,6 +64,8 @@ pub(crate) struct PreparedVideo {
     pub layer: LayerPacket,
     /// The VP8 payload descriptor, parsed once.
     pub vp8: Option<Vp8Descriptor>,
+    /// The layer's latest sender report, to align timestamps across a switch.
+    pub sender: Option<SenderClock>,
 }
 
 impl Prepared {

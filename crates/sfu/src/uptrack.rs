@@ -25,6 +25,7 @@ use crate::downtrack::DownTrackKey;
 use crate::forward::{self, Recovered, Red, RedRecovery};
 use crate::participants::ParticipantKey;
 use crate::prepared::{Prepared, PreparedCodec, PreparedHeader, PreparedVideo};
+use crate::video::clock::SenderClock;
 use crate::video::layer::{LayerPacket, MAX_LAYERS};
 
 /// The fewest milliseconds between two keyframe requests to one layer of a publisher track.
@@ -293,6 +294,9 @@ impl UpTrack {
                         flowing: self.flowing(now),
                     },
                     vp8,
+                    sender: packet
+                        .last_sender_info
+                        .and_then(|i| SenderClock::new(i.ntp_time, i.rtp_time.numer() as u32)),
                 }
             }
         };

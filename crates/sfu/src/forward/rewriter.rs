@@ -21,6 +21,9 @@ struct Offsets {
     ssrc: Ssrc,
     /// The next packet starts over as a new source, even of the same SSRC.
     rebase: bool,
+    /// How far after the last packet written the next new source's first packet belongs, in
+    /// ticks, when known (sender reports); else the wall-clock time that passed.
+    gap: Option<u32>,
     /// The first source sequence number under these offsets; older packets are dropped.
     base: u64,
     seq: u64,
@@ -33,10 +36,12 @@ struct Offsets {
 
 impl Rewriter {
     /// The next packet continues right after the last one written, as the first of a new
-    /// source would (a layer switch, or a track forwarded again after a pause).
-    pub fn rebase(&mut self) {
+    /// source would (a layer switch, or a track forwarded again after a pause), its timestamp
+    /// `gap` ticks on if known, else by the wall-clock time that passed.
+    pub fn rebase(&mut self, gap: Option<u32>) {
         if let Some(o) = &mut self.state {
             o.rebase = true;
+            o.gap = gap;
         }
     }
 
@@ -60,6 +65,7 @@ impl Rewriter {
                 let elapsed = now.saturating_duration_since(o.last_at);
                 let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
                 let ticks = (micros.saturating_mul(clock_rate as u64) / 1_000_000).max(1);
+                let ticks = o.gap.take().map_or(ticks, u64::from);
                 let next_ts = o.last_ts.wrapping_add(ticks as u32);
                 let next_seq = o.last_seq.wrapping_add(1);
                 o.ssrc = ssrc;
@@ -72,6 +78,7 @@ impl Rewriter {
             None => self.state.insert(Offsets {
                 ssrc,
                 rebase: false,
+                gap: None,
                 base: seq,
                 // Start below 2^16 (a rollover count of 0), as a receiver expects of a new
                 // stream, at the source's own 16-bit number.
@@ -124,7 +131,7 @@ mod tests {
         let (s, t) = w.map(Ssrc::from(2), 8.into(), 961, 48_000, later).unwrap();
         assert_eq!((*s, t), (105, 5000 + 5 * 960));
         // The same source after a pause, rebased: right after, 100 ms on.
-        w.rebase();
+        w.rebase(None);
         let resumed = later + Duration::from_millis(100);
         let (s, t) = w
             .map(Ssrc::from(2), 500.into(), 99, 48_000, resumed)
@@ -134,5 +141,9 @@ mod tests {
             w.map(Ssrc::from(2), 499.into(), 0, 48_000, resumed)
                 .is_none()
         );
+        // A new source whose capture time is known: that far on, whenever it arrives.
+        w.rebase(Some(960));
+        let (s, t) = w.map(Ssrc::from(3), 9.into(), 7, 48_000, resumed).unwrap();
+        assert_eq!((*s, t), (107, 5000 + 5 * 960 + 4800 + 960));
     }
 }
