@@ -2,7 +2,7 @@
 //! simulcast publisher, a client that sends a VP8 track in three layers (rids `q`, `h`, `f`),
 //! each numbered on its own, with keyframes only when the stream starts and when asked for.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::Rtc;
 use str0m::format::Codec;
@@ -77,6 +77,9 @@ pub struct SimulcastSender {
     pub sending: [bool; 3],
     /// Whether keyframes asked for are sent.
     pub answer_keyframes: bool,
+    /// By how many frames (20 ms each) each layer's pictures lag: captured that much earlier
+    /// than the lowest layer's sent with them, as their timestamps and reports say.
+    pub lag: [u32; 3],
 }
 
 impl SimulcastSender {
@@ -90,6 +93,7 @@ impl SimulcastSender {
             layers: [first; 3],
             sending: [true; 3],
             answer_keyframes: true,
+            lag: [0; 3],
         }
     }
 
@@ -138,7 +142,11 @@ impl SimulcastSender {
             let key_idx = (i as u8 * 9 + l.keyframes) % 32;
             let payload = vp8_payload(keyframe, (picture_id, tl0, key_idx), [i as u8, id]);
             let seq = base + n;
-            let ts = (i as u32 * 3_000_000).wrapping_add((n * 1800) as u32);
+            let lag = self.lag[i];
+            let ts = (i as u32 * 3_000_000)
+                .wrapping_add((n * 1800) as u32)
+                .wrapping_sub(lag * 1800);
+            let captured = now - Duration::from_millis(u64::from(lag) * 20);
             let mut api = rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(self.mid, Some((*rid).into())) else {
                 continue;
@@ -148,7 +156,7 @@ impl SimulcastSender {
                 rid: Some((*rid).into()),
                 ..Default::default()
             };
-            let write = RtpWrite::new(pt, seq.into(), ts, now, payload)
+            let write = RtpWrite::new(pt, seq.into(), ts, captured, payload)
                 .marker(true)
                 .ext_vals(ext)
                 .nackable(true);

@@ -295,3 +295,28 @@ fn a_viewers_keyframe_request_asks_for_the_layer_it_is_sent() {
     let after: Vec<u64> = (0..3).map(|l| asked(&mut h, l)).collect();
     assert_eq!(after, [before[0], before[1] + 1, before[2]]);
 }
+
+#[test]
+fn timestamps_across_a_switch_follow_the_capture_time_the_sender_reports() {
+    let mut h = Harness::new();
+    h.join_simulcast(1, 1);
+    // The full layer's pictures are captured 40 ms before the lowest one's sent with them.
+    if let Some(s) = h.client(1).simulcast.as_mut() {
+        s.lag = [0, 0, 2];
+    }
+    h.join_rtp_listener(1, 2);
+    // Long enough for every layer's sender reports.
+    h.run(Duration::from_secs(3));
+    let from = video(&mut h, 2, 0).len();
+    view(&mut h, 2, VideoQuality::Low);
+    h.run(Duration::from_millis(500));
+    let got = video(&mut h, 2, from - 1);
+    let at = got.iter().position(|p| p.vp8.unwrap().layer == 0).unwrap();
+    let (last, first) = (got[at - 1], got[at]);
+    assert_eq!(last.vp8.unwrap().layer, 2);
+    // The next tick's lowest picture was captured 60 ms after the last full one sent, though
+    // it arrived 20 ms after it (a report's timestamp is exact to a tick).
+    let gap = first.timestamp.wrapping_sub(last.timestamp);
+    assert!((3 * 1800 - 1..=3 * 1800 + 1).contains(&gap), "{gap}");
+    assert_eq!(first.seq, last.seq + 1);
+}
