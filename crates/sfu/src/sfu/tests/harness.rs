@@ -9,10 +9,10 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive, TcpType, Transmit};
-use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use str0m::{Candidate, Input, Output, Rtc, RtcConfig};
 
-pub use super::rtp_client::RtpSeen;
-use super::rtp_client::{SimulcastSender, simulcast};
+pub use super::clients::RtpSeen;
+use super::clients::{SimulcastSender, simulcast};
 use crate::demux::Remote;
 use crate::link::{LinkOutput, MediaLink};
 use crate::{DtlsCert, MediaCmd, MediaEvent, MemberId, RoomId, Sfu, SfuConfig};
@@ -48,7 +48,7 @@ pub struct TestClient {
     mid: Mid,
     pending: Option<SdpPendingOffer>,
     /// Media packets received, by the first payload byte (the sender's id).
-    received: HashMap<u8, u64>,
+    pub(super) received: HashMap<u8, u64>,
     /// RTP sequence number and media time of each audio packet received, by sender.
     pub audio: HashMap<u8, Vec<(u64, u64)>>,
     /// A video track the client publishes, if any.
@@ -72,38 +72,6 @@ pub struct TestClient {
 }
 
 impl TestClient {
-    /// What the client makes of one event of its session.
-    fn on_event(&mut self, event: Event) {
-        match event {
-            Event::MediaData(d) if d.params.spec().codec.is_video() => self.video_frames += 1,
-            Event::MediaAdded(m) if m.kind == MediaKind::Video => self.video_mids.push(m.mid),
-            Event::MediaData(d) => {
-                *self.received.entry(d.data[0]).or_default() += 1;
-                if d.params.spec().codec == Codec::Opus {
-                    let seq = **d.seq_range.start();
-                    let entry = self.audio.entry(d.data[0]).or_default();
-                    entry.push((seq, d.time.numer()));
-                }
-            }
-            Event::KeyframeRequest(req) => {
-                self.keyframe_requests += 1;
-                if let Some(s) = &mut self.simulcast {
-                    s.on_keyframe_request(req.rid);
-                }
-            }
-            Event::RtpPacket(p) => {
-                let pt = p.header.payload_type;
-                let codecs = self.rtc.codec_config();
-                let red = codecs.iter().any(|c| c.red() == Some(pt));
-                let vp8 = codecs
-                    .iter()
-                    .any(|c| c.pt() == pt && c.spec().codec == Codec::Vp8);
-                self.rtp.push(RtpSeen::of(&p, red, vp8));
-            }
-            _ => {}
-        }
-    }
-
     /// Writes one Opus packet carrying the client's id.
     pub fn write_audio(&mut self, now: Instant) {
         let w = self.rtc.writer(self.mid).unwrap();

@@ -2,11 +2,11 @@
 //! in memory, on a simulated clock, with the rooms' media links orchestrating the cores as the
 //! server's rooms do.
 
+mod clients;
 mod fan_out;
 mod forwarding;
 mod harness;
 mod hostile;
-mod rtp_client;
 mod simulcast;
 mod slots;
 mod spread;

@@ -1,14 +1,52 @@
-//! Clients in RTP mode: what a listener or viewer reads of each packet, and the harness's
-//! simulcast publisher, a client that sends a VP8 track in three layers (rids `q`, `h`, `f`),
-//! each numbered on its own, with keyframes only when the stream starts and when asked for.
+//! The test clients' side: what a client makes of its session's events, what a client in RTP
+//! mode reads of each packet, and the simulcast publisher, a client that sends a VP8 track in
+//! three layers (rids `q`, `h`, `f`), each numbered on its own, with keyframes only when the
+//! stream starts and when asked for.
 
 use std::time::{Duration, Instant};
 
-use str0m::Rtc;
+use super::harness::TestClient;
+
 use str0m::format::Codec;
+use str0m::media::MediaKind;
 use str0m::media::{Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::rtp::RtpPacket;
 use str0m::rtp::{ExtensionValues, RtpWrite, Vp8Descriptor};
+use str0m::{Event, Rtc};
+
+impl TestClient {
+    /// What the client makes of one event of its session.
+    pub(super) fn on_event(&mut self, event: Event) {
+        match event {
+            Event::MediaData(d) if d.params.spec().codec.is_video() => self.video_frames += 1,
+            Event::MediaAdded(m) if m.kind == MediaKind::Video => self.video_mids.push(m.mid),
+            Event::MediaData(d) => {
+                *self.received.entry(d.data[0]).or_default() += 1;
+                if d.params.spec().codec == Codec::Opus {
+                    let seq = **d.seq_range.start();
+                    let entry = self.audio.entry(d.data[0]).or_default();
+                    entry.push((seq, d.time.numer()));
+                }
+            }
+            Event::KeyframeRequest(req) => {
+                self.keyframe_requests += 1;
+                if let Some(s) = &mut self.simulcast {
+                    s.on_keyframe_request(req.rid);
+                }
+            }
+            Event::RtpPacket(p) => {
+                let pt = p.header.payload_type;
+                let codecs = self.rtc.codec_config();
+                let red = codecs.iter().any(|c| c.red() == Some(pt));
+                let vp8 = codecs
+                    .iter()
+                    .any(|c| c.pt() == pt && c.spec().codec == Codec::Vp8);
+                self.rtp.push(RtpSeen::of(&p, red, vp8));
+            }
+            _ => {}
+        }
+    }
+}
 
 /// An RTP packet a client in RTP mode received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +178,9 @@ impl SimulcastSender {
             let picture_id = ((base + n) % 0x8000) as u16;
             let tl0 = (i as u64 * 80 + n) as u8;
             let key_idx = (i as u8 * 9 + l.keyframes) % 32;
-            let payload = vp8_payload(keyframe, (picture_id, tl0, key_idx), [i as u8, id]);
+            let frame = (n as u16).to_be_bytes();
+            let tail = [i as u8, id, frame[0], frame[1]];
+            let payload = vp8_payload(keyframe, (picture_id, tl0, key_idx), tail);
             let seq = base + n;
             let lag = self.lag[i];
             let ts = (i as u32 * 3_000_000)
@@ -166,11 +206,12 @@ impl SimulcastSender {
 }
 
 /// A VP8 payload: the payload descriptor with a 15-bit picture id, TL0PICIDX, TID and KEYIDX,
-/// then a VP8 payload header whose P bit marks a keyframe, then `tail`.
+/// then a VP8 payload header whose P bit marks a keyframe, then `tail`: the layer, the
+/// publisher's id and the frame's number.
 pub fn vp8_payload(
     keyframe: bool,
     (picture_id, tl0, key_idx): (u16, u8, u8),
-    tail: [u8; 2],
+    tail: [u8; 4],
 ) -> Vec<u8> {
     vec![
         0x90, // X, S, partition 0
@@ -184,14 +225,17 @@ pub fn vp8_payload(
         0,
         tail[0],
         tail[1],
+        tail[2],
+        tail[3],
     ]
 }
 
 /// What a viewer read of a VP8 packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Vp8Seen {
-    /// The publisher's layer (from the payload's tail).
+    /// The publisher's layer and the frame's number in it (from the payload's tail).
     pub layer: u8,
+    pub frame: u16,
     pub keyframe: bool,
     pub picture_id: u16,
     pub tl0: u8,
@@ -201,9 +245,10 @@ pub struct Vp8Seen {
 impl Vp8Seen {
     pub fn of(payload: &[u8]) -> Option<Vp8Seen> {
         let d = Vp8Descriptor::parse(payload).ok()?;
-        let tail = payload.len().checked_sub(2)?;
+        let tail = payload.get(payload.len().checked_sub(4)?..)?;
         Some(Vp8Seen {
-            layer: payload[tail],
+            layer: tail[0],
+            frame: u16::from_be_bytes([tail[2], tail[3]]),
             keyframe: d.starts_keyframe(payload),
             picture_id: d.picture_id()?,
             tl0: d.tl0_pic_idx()?,
