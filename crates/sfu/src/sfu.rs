@@ -509,6 +509,7 @@ impl Sfu {
         self.fan_out.shrink();
         self.outbox.shrink();
         self.rtc_events.shrink_to_fit();
+        self.keyframe_asks.shrink_to_fit();
     }
 
     #[cfg(test)]

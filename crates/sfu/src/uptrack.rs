@@ -106,7 +106,12 @@ pub fn order_rids(mut rids: Vec<Rid>) -> Vec<Rid> {
     if rids.iter().all(|r| rank(r).is_some()) {
         rids.sort_by_key(rank);
     }
-    rids.dedup();
+    let mut seen = Vec::with_capacity(rids.len());
+    rids.retain(|r| {
+        let first = !seen.contains(r);
+        seen.push(*r);
+        first
+    });
     rids.truncate(MAX_LAYERS);
     rids
 }
@@ -412,5 +417,78 @@ impl UpTracks {
             self.slab = Slab::new();
         }
         self.by_source.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rids(names: &[&str]) -> Vec<Rid> {
+        names.iter().map(|n| Rid::from(*n)).collect()
+    }
+
+    #[test]
+    fn layers_go_lowest_first_by_the_known_names_else_as_the_publisher_lists_them() {
+        assert_eq!(order_rids(rids(&["f", "q", "h"])), rids(&["q", "h", "f"]));
+        assert_eq!(order_rids(rids(&["h", "q"])), rids(&["q", "h"]));
+        assert_eq!(
+            order_rids(rids(&["lo", "mid", "hi"])),
+            rids(&["lo", "mid", "hi"])
+        );
+        assert_eq!(
+            order_rids(rids(&["a", "b", "a", "c", "d", "e"])),
+            rids(&["a", "b", "c", "d"])
+        );
+    }
+
+    #[test]
+    fn streams_bind_to_their_layers_and_undeclared_rids_in_order_of_appearance() {
+        let mut t = UpTrack::new(
+            RoomId(1),
+            (MemberId(1), 1),
+            Mid::from("v"),
+            TrackKind::Video,
+            None,
+        );
+        t.set_rids(rids(&["f", "h", "q"]));
+        assert_eq!(t.bind(Ssrc::from(7), Some(Rid::from("f"))), Some(2));
+        assert_eq!(
+            t.bind(Ssrc::from(8), Some(Rid::from("x"))),
+            None,
+            "not declared"
+        );
+        assert_eq!(
+            t.bind(Ssrc::from(9), None),
+            None,
+            "no rid on a simulcast track"
+        );
+        assert_eq!(
+            (t.layer_of(Ssrc::from(7)), t.rid_of(0)),
+            (Some(2), Some(Rid::from("q")))
+        );
+
+        let mut t = UpTrack::new(
+            RoomId(1),
+            (MemberId(1), 1),
+            Mid::from("v"),
+            TrackKind::Video,
+            None,
+        );
+        assert_eq!(t.bind(Ssrc::from(1), None), Some(0), "one layer");
+        assert_eq!(t.bind(Ssrc::from(2), None), Some(0), "a new SSRC of it");
+        assert_eq!(t.layer_of(Ssrc::from(1)), None);
+        for (i, name) in ["x", "y", "z", "w"].iter().enumerate() {
+            assert_eq!(
+                t.bind(Ssrc::from(10 + i as u32), Some(Rid::from(*name))),
+                Some(i as u8)
+            );
+        }
+        assert_eq!(
+            t.bind(Ssrc::from(20), Some(Rid::from("v"))),
+            None,
+            "at most four"
+        );
+        assert!(!t.may_request_keyframe(MAX_LAYERS as u8, Instant::now()));
     }
 }

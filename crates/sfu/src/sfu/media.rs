@@ -283,8 +283,11 @@ impl Sfu {
             Some(Err(_)) => self.fail(key, "internal error in the media session"),
         }
         // The keyframes the subscriber's layer switches wait for.
-        while let Some((room, publisher, mid, layer)) = self.keyframe_asks.pop() {
-            self.ask_keyframe(room, publisher, mid, Some(layer));
+        if !self.keyframe_asks.is_empty() {
+            while let Some((room, publisher, mid, layer)) = self.keyframe_asks.pop() {
+                self.ask_keyframe(room, publisher, mid, Some(layer));
+            }
+            self.act_on_rtc_events();
         }
         true
     }
@@ -329,15 +332,15 @@ impl Sfu {
         else {
             return;
         };
-        let rid = match (track.is_simulcast(), layer) {
-            (false, _) => None,
+        let (rid, layer) = match (track.is_simulcast(), layer) {
+            (false, _) => (None, 0),
             (true, None) => return,
             (true, Some(l)) => match track.rid_of(l) {
-                Some(rid) => Some(rid),
+                Some(rid) => (Some(rid), l),
                 None => return,
             },
         };
-        if !track.may_request_keyframe(layer.unwrap_or(0), now) {
+        if !track.may_request_keyframe(layer, now) {
             return;
         }
         self.stats.keyframe_requests += 1;
