@@ -16,8 +16,8 @@
 //! | `participant` | one member's media session: `Rtc`, up-tracks, down-tracks |
 //! | `negotiation` | the SDP offer/answer with one participant |
 //! | `rooms` | each room's shard: its participants and up-tracks here, where to relay |
-//! | `uptrack` | a published track, holding the index of its subscribers |
-//! | `downtrack` | one subscriber's copy: negotiation state, route, rewriter |
+//! | `uptrack` | a published track (its simulcast layers), holding the index of its subscribers |
+//! | `downtrack` | one subscriber's copy: negotiation state, route, rewriter, video layer |
 //! | `fanout` | the batch of packets to write, grouped by subscriber |
 //! | `forward` | payload type routes, RED, sequence/timestamp rewriting |
 //! | `speaking` | who is speaking, from the audio level |
