@@ -41,14 +41,6 @@ pub enum MediaCmd {
         member: MemberId,
         muted: Vec<MemberId>,
     },
-    /// How much of `publisher`'s video track `track` the viewer `member` wants: the layer cap
-    /// from the size of its tile. Before any, a viewer gets a track's best layer.
-    ViewVideo {
-        member: MemberId,
-        publisher: MemberId,
-        track: String,
-        quality: VideoQuality,
-    },
     /// An operator or moderator muted `member` for everyone (`silenced`), or lifted it: what
     /// they publish is forwarded to nobody, here or on other workers, until lifted.
     Silence { member: MemberId, silenced: bool },
@@ -63,14 +55,29 @@ pub enum MediaCmd {
     },
     /// The room's members here have all been removed: forget what this worker kept about it.
     CloseRoom { room: RoomId },
+    /// How much of `publisher`'s video track `track` (its id in
+    /// [`MediaEvent::TrackPublished`]) the viewer `member` wants. The publisher may be held by
+    /// another worker. Before any, a viewer gets [`VideoQuality::High`]; a command for a track
+    /// not (yet) known here is kept for when it comes, while the viewer stays.
+    ViewVideo {
+        member: MemberId,
+        publisher: MemberId,
+        track: String,
+        quality: VideoQuality,
+    },
 }
 
 /// How much of one video track a viewer wants: the layer cap from the size of its tile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum VideoQuality {
+    /// Nothing of the track.
     Off,
+    /// At most the lowest simulcast layer.
     Low,
+    /// At most the middle layer.
     Medium,
+    /// The best layer that flows: what a viewer gets until it says otherwise.
+    #[default]
     High,
 }
 

@@ -7,6 +7,12 @@
 //! for its life; its sequence numbers stay contiguous and its timestamps move on by the time
 //! that passed across a change of speaker, so the browser's jitter buffer sees one steady
 //! stream; each packet names its true speaker in its CSRC.
+//!
+//! A video down-track is sent one simulcast layer of its track at a time, as its
+//! [`LayerSwitch`] decides; across a switch its one SSRC goes on, sequence numbers stay
+//! contiguous, timestamps move on by the capture time between the pictures (by the layers'
+//! sender reports, else by the time that passed), and VP8 picture numbering
+//! continues ([`Vp8Munger`]). Other video codecs get sequence numbers and timestamps only.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +26,9 @@ use free4chat_ids::{MemberId, TrackKind};
 use crate::forward::{Rewriter, Route, red};
 use crate::prepared::Prepared;
 use crate::uptrack::UpTrackKey;
+use crate::video::clock::{self, SenderClock};
+use crate::video::layer::LayerSwitch;
+use crate::video::vp8::{Vp8Fields, Vp8Munger};
 
 /// A down-track's place in its participant's down-tracks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,6 +69,20 @@ pub struct DownTrack {
     /// The route for the last source payload type seen (`None`: the subscriber cannot take it).
     route: Option<(Pt, Option<Route>)>,
     rewriter: Rewriter,
+    /// Video: which simulcast layer the subscriber is sent, and its VP8 picture numbering.
+    pub layer: LayerSwitch,
+    vp8: Vp8Munger,
+    /// Video: the source timestamp of the last packet written, and its layer's sender report.
+    last_sent: Option<(u32, Option<SenderClock>)>,
+}
+
+/// What writing one packet did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// RTP packets written: none, the packet, or also frames recovered from its RED.
+    pub packets: u64,
+    /// A keyframe of this simulcast layer is wanted of the publisher.
+    pub ask_keyframe: Option<u8>,
 }
 
 /// The payloads a fan-out made from one packet, at most once each, for the subscribers who
@@ -96,6 +119,9 @@ impl DownTrack {
             state: Negotiated::ToOpen,
             route: None,
             rewriter: Rewriter::default(),
+            layer: LayerSwitch::default(),
+            vp8: Vp8Munger::default(),
+            last_sent: None,
         }
     }
 
@@ -129,16 +155,45 @@ impl DownTrack {
         matches!(self.state, Negotiated::ToStop(_) | Negotiated::Stopping(_))
     }
 
-    /// Writes `packet` to the subscriber's session `rtc` on this down-track, if it is open.
-    /// Returns how many RTP packets it wrote: none, the packet, or also frames recovered from
-    /// its RED redundancy. `payloads` keeps what was made from the packet for the next
-    /// subscriber.
+    /// Writes `packet` to the subscriber's session `rtc` on this down-track, if it is open
+    /// and, for video, of the layer the subscriber is sent. `payloads` keeps what was made
+    /// from the packet for the next subscriber.
     pub fn write(
         &mut self,
         rtc: &mut Rtc,
         packet: &Prepared,
         payloads: &mut CopyPayloads,
         now: Instant,
+    ) -> Written {
+        if self.open_mid().is_none() {
+            return Written::default();
+        }
+        let video = packet.kind == TrackKind::Video;
+        if !video {
+            return Written {
+                packets: self.write_layer(rtc, packet, payloads, (false, now)),
+                ask_keyframe: None,
+            };
+        }
+        let decision = self.layer.on_packet(packet.video.layer, now);
+        let packets = match decision.forward {
+            true => self.write_layer(rtc, packet, payloads, (decision.switched, now)),
+            false => 0,
+        };
+        Written {
+            packets,
+            ask_keyframe: decision.ask_keyframe,
+        }
+    }
+
+    /// Writes a packet of the layer the subscriber is sent; `switched`: the first since a
+    /// change of layer (or since the track was off), from which the stream continues.
+    fn write_layer(
+        &mut self,
+        rtc: &mut Rtc,
+        packet: &Prepared,
+        payloads: &mut CopyPayloads,
+        (switched, now): (bool, Instant),
     ) -> u64 {
         let Some(dst_mid) = self.open_mid() else {
             return 0;
@@ -146,6 +201,16 @@ impl DownTrack {
         let (h, codec) = (&packet.header, &packet.codec);
         let clock_rate = codec.params.spec().clock_rate.get();
         let video = packet.kind == TrackKind::Video;
+        if switched {
+            // The new layer's first picture, as far after the last one sent as it was captured.
+            let gap = match (self.last_sent, packet.video.sender) {
+                (Some((ts, Some(last))), Some(next)) => {
+                    clock::capture_gap((ts, last), (h.rtp_time, next), clock_rate)
+                }
+                _ => None,
+            };
+            self.rewriter.rebase(gap);
+        }
         let mut first_of_route = false;
         let route = match self.route {
             Some((cached, route)) if cached == h.pt => route,
@@ -233,6 +298,15 @@ impl DownTrack {
             .marker(h.marker)
             .ext_vals(h.ext.clone())
             .nackable(video);
+        if video {
+            self.last_sent = Some((h.rtp_time, packet.video.sender));
+        }
+        if let Some(d) = &packet.video.vp8
+            && let Some(out) = self.vp8.munge(Vp8Fields::of(d), switched)
+            && let Some(patch) = Vp8Munger::patch(d, out)
+        {
+            write = write.vp8_patch(patch);
+        }
         if let Feed::Slot { .. } = self.feed {
             // The slot's true speaker, whom the listener's browser reports by this CSRC.
             write = write.csrc(&[packet.csrc]);

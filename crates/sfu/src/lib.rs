@@ -16,13 +16,14 @@
 //! | `participant` | one member's media session: `Rtc`, up-tracks, down-tracks |
 //! | `negotiation` | the SDP offer/answer with one participant |
 //! | `rooms` | each room's shard: its participants and up-tracks here, where to relay |
-//! | `uptrack` | a published track, holding the index of its subscribers |
-//! | `downtrack` | one subscriber's copy: negotiation state, route, rewriter |
+//! | `uptrack` | a published track (its simulcast layers), holding the index of its subscribers |
+//! | `downtrack` | one subscriber's copy: negotiation state, route, rewriter, video layer |
 //! | `fanout` | the batch of packets to write, grouped by subscriber |
 //! | `forward` | payload type routes, RED, sequence/timestamp rewriting |
 //! | `speaking` | who is speaking, from the audio level |
 //! | [`speakers`] | whom the listeners hear on their audio slots: the loudest, with hysteresis |
 //! | [`link`] | which worker holds which member of a room, and what each worker is told |
+//! | [`video`] | video policies: a viewer's simulcast layer, VP8 picture numbering, sharing a viewer's bandwidth, dynacast |
 
 mod api;
 mod config;

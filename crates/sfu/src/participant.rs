@@ -10,6 +10,7 @@ use str0m::media::Mid;
 
 use free4chat_ids::{MemberId, RoomId, TrackKind};
 
+use crate::api::VideoQuality;
 use crate::downtrack::{DownTrack, DownTrackKey, Negotiated};
 use crate::negotiation::Negotiation;
 use crate::quality::QualityTracker;
@@ -22,6 +23,9 @@ use crate::uptrack::UpTrackKey;
 pub const MAX_PUBLISHED_TRACKS: usize = 4;
 /// The most members one participant may mute for itself: more than a room holds.
 pub const MAX_LOCAL_MUTES: usize = 1024;
+/// The most video tracks whose quality one participant chose that are remembered: more than
+/// a room shows; the oldest choice is forgotten first.
+pub const MAX_VIDEO_CHOICES: usize = 256;
 
 pub struct Participant {
     pub member: MemberId,
@@ -40,6 +44,9 @@ pub struct Participant {
     pub local_mutes: Vec<MemberId>,
     /// Muted for everyone by an operator or moderator: nothing they publish is forwarded.
     pub silenced: bool,
+    /// How much of each video track (publisher, mid) this viewer wants, as it last said, also
+    /// of tracks not received yet (at most [`MAX_VIDEO_CHOICES`]).
+    pub video_choices: Vec<((MemberId, Mid), VideoQuality)>,
     pub negotiation: Negotiation,
     pub speaking: SpeakingDetector,
     pub connection: Connection,
@@ -77,6 +84,7 @@ impl Participant {
             slots: Vec::new(),
             local_mutes: Vec::new(),
             silenced: false,
+            video_choices: Vec::new(),
             negotiation: Negotiation::default(),
             speaking: SpeakingDetector::default(),
             connection: Connection {
@@ -104,9 +112,31 @@ impl Participant {
         if exists {
             return None;
         }
-        Some(DownTrackKey(
-            self.downs.insert(DownTrack::new(publisher, mid, kind)),
-        ))
+        let mut down = DownTrack::new(publisher, mid, kind);
+        if let Some((_, quality)) = self
+            .video_choices
+            .iter()
+            .find(|(t, _)| *t == (publisher, mid))
+        {
+            down.layer.set_quality(*quality);
+        }
+        Some(DownTrackKey(self.downs.insert(down)))
+    }
+
+    /// The viewer wants `quality` of `publisher`'s video track `mid`: from the next packet if
+    /// it receives the track, else from when it does.
+    pub fn choose_video(&mut self, publisher: MemberId, mid: Mid, quality: VideoQuality) {
+        let track = (publisher, mid);
+        self.video_choices.retain(|(t, _)| *t != track);
+        if self.video_choices.len() >= MAX_VIDEO_CHOICES {
+            self.video_choices.remove(0);
+        }
+        self.video_choices.push((track, quality));
+        for (_, down) in self.downs.iter_mut() {
+            if down.track_source() == Some(track) {
+                down.layer.set_quality(quality);
+            }
+        }
     }
 
     /// Adds `n` audio slots, to be negotiated with the next offer.
@@ -159,5 +189,31 @@ impl Participant {
     /// Builds a server offer for what changed, if anything did and one may be made now.
     pub fn make_offer(&mut self) -> Option<String> {
         self.negotiation.make_offer(&mut self.rtc, &mut self.downs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_video_choice_is_kept_for_a_track_not_received_yet_and_choices_stay_bounded() {
+        let now = Instant::now();
+        let rtc = str0m::RtcConfig::new().build(now);
+        let mut p = Participant::new((MemberId(2), 2), RoomId(1), rtc, "u".into(), now);
+        let (publisher, mid) = (MemberId(1), Mid::from("v"));
+        p.choose_video(publisher, mid, VideoQuality::Low);
+        let down = p.subscribe(publisher, mid, TrackKind::Video).unwrap();
+        assert_eq!(p.downs[down.0].layer.quality(), VideoQuality::Low);
+        p.choose_video(publisher, mid, VideoQuality::Off);
+        assert_eq!(p.downs[down.0].layer.quality(), VideoQuality::Off);
+        // Another track keeps the default.
+        let other = p.subscribe(MemberId(3), mid, TrackKind::Video).unwrap();
+        assert_eq!(p.downs[other.0].layer.quality(), VideoQuality::High);
+        for i in 0..(3 * MAX_VIDEO_CHOICES as u64) {
+            let track = Mid::from(format!("track-{i}").as_str());
+            p.choose_video(MemberId(i), track, VideoQuality::Medium);
+        }
+        assert_eq!(p.video_choices.len(), MAX_VIDEO_CHOICES);
     }
 }

@@ -7,9 +7,11 @@ use std::time::Instant;
 use free4chat_ids::{MemberId, RoomId, TrackKind};
 use str0m::format::PayloadParams;
 use str0m::media::{Mid, Pt};
-use str0m::rtp::{ExtensionValues, SeqNo, Ssrc};
+use str0m::rtp::{ExtensionValues, SeqNo, Ssrc, Vp8Descriptor};
 
 use crate::forward::Recovered;
+use crate::video::clock::SenderClock;
+use crate::video::layer::LayerPacket;
 
 /// A packet a participant published, made ready for subscribers: its up-track, codec, what its
 /// RED redundancy recovered, and what each copy carries over. Made once, by the worker that
@@ -26,6 +28,8 @@ pub struct Prepared {
     pub(crate) kind: TrackKind,
     pub(crate) codec: PreparedCodec,
     pub(crate) header: PreparedHeader,
+    /// Video: the packet's simulcast layer, and its VP8 payload descriptor.
+    pub(crate) video: PreparedVideo,
     /// When the publisher's worker received it.
     pub(crate) received: Instant,
     pub(crate) payload: Arc<[u8]>,
@@ -54,6 +58,16 @@ pub(crate) struct PreparedHeader {
     pub ext: ExtensionValues,
 }
 
+/// What a video packet carries for the viewers' layer choice and picture numbering.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PreparedVideo {
+    pub layer: LayerPacket,
+    /// The VP8 payload descriptor, parsed once.
+    pub vp8: Option<Vp8Descriptor>,
+    /// The layer's latest sender report, to align timestamps across a switch.
+    pub sender: Option<SenderClock>,
+}
+
 impl Prepared {
     pub fn room(&self) -> RoomId {
         self.room
@@ -66,8 +80,12 @@ pub enum Relay {
     /// A packet published by a participant of the sending worker, for the receiver's
     /// subscribers.
     Packet(Box<Prepared>),
-    /// A subscriber in the sending worker asks for a keyframe of `src`'s track `mid`.
+    /// A subscriber in the sending worker asks for a keyframe of `src`'s track `mid` (of a
+    /// simulcast track: of no layer in particular, which asks for none).
     Keyframe { src: MemberId, mid: Mid },
+    /// A subscriber in the sending worker asks for a keyframe of simulcast layer `layer` (its
+    /// index, lowest first) of `src`'s track `mid`.
+    LayerKeyframe { src: MemberId, mid: Mid, layer: u8 },
 }
 
 impl Relay {
@@ -75,7 +93,7 @@ impl Relay {
     pub fn room(&self) -> Option<RoomId> {
         match self {
             Relay::Packet(p) => Some(p.room),
-            Relay::Keyframe { .. } => None,
+            Relay::Keyframe { .. } | Relay::LayerKeyframe { .. } => None,
         }
     }
 
@@ -83,7 +101,7 @@ impl Relay {
     pub fn received(&self) -> Option<Instant> {
         match self {
             Relay::Packet(p) => Some(p.received),
-            Relay::Keyframe { .. } => None,
+            Relay::Keyframe { .. } | Relay::LayerKeyframe { .. } => None,
         }
     }
 }

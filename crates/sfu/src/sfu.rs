@@ -91,6 +91,9 @@ pub struct Sfu {
     outbox: Outbox,
     /// str0m events drained from participants and not yet acted on.
     rtc_events: VecDeque<(ParticipantKey, Event)>,
+    /// Keyframes a fan-out's layer switches want (room, publisher, mid, layer), asked for
+    /// once the subscriber is written.
+    keyframe_asks: Vec<(RoomId, free4chat_ids::MemberId, str0m::media::Mid, u8)>,
     stats: CoreStats,
     #[cfg(test)]
     test: TestHooks,
@@ -121,6 +124,7 @@ impl Sfu {
             fan_out: FanOut::default(),
             outbox: Outbox::default(),
             rtc_events: VecDeque::new(),
+            keyframe_asks: Vec::new(),
             stats: CoreStats::default(),
             #[cfg(test)]
             test: TestHooks::default(),
@@ -240,11 +244,15 @@ impl Sfu {
                     p.silenced = silenced;
                 }
             }
-            // Layers come with simulcast; a track of one layer is sent whatever the cap.
-            MediaCmd::ViewVideo { .. } => {}
             MediaCmd::RemoteMemberGone { room, member } => self.remote_member_gone(room, member),
             MediaCmd::RelayTo { room, workers } => self.rooms.entry(room).relay_to = workers,
             MediaCmd::CloseRoom { room } => self.close_room(room),
+            MediaCmd::ViewVideo {
+                member,
+                publisher,
+                track,
+                quality,
+            } => self.view_video(member, publisher, &track, quality),
         }
         self.act_on_rtc_events();
     }
@@ -268,7 +276,12 @@ impl Sfu {
             }
             Relay::Keyframe { src, mid } => {
                 if let Some(key) = self.participants.key_of(src) {
-                    self.request_keyframe(key, mid);
+                    self.request_keyframe(key, mid, None);
+                }
+            }
+            Relay::LayerKeyframe { src, mid, layer } => {
+                if let Some(key) = self.participants.key_of(src) {
+                    self.request_keyframe(key, mid, Some(layer));
                 }
             }
         }
@@ -496,6 +509,7 @@ impl Sfu {
         self.fan_out.shrink();
         self.outbox.shrink();
         self.rtc_events.shrink_to_fit();
+        self.keyframe_asks.shrink_to_fit();
     }
 
     #[cfg(test)]

@@ -3,25 +3,36 @@
 //!
 //! An up-track is *local* when its publisher is a participant of this core, and *remote* when
 //! another worker holds the publisher and relays its packets here.
+//!
+//! A video track may arrive in simulcast layers, one stream per rid: a local up-track keeps
+//! each layer's incoming state (its SSRC, gaps, when it last sent a packet, paused), and
+//! every packet is prepared once with its layer, whether it starts a keyframe, and which
+//! layers flow, for each viewer's [`crate::video::layer::LayerSwitch`] here or on the workers
+//! it is relayed to.
 
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 use slab::Slab;
 use str0m::Rtc;
-use str0m::format::PayloadParams;
-use str0m::media::{Mid, Pt};
-use str0m::rtp::{ExtensionValues, RtpPacket, Ssrc};
+use str0m::format::{self, Codec, PayloadParams};
+use str0m::media::{Mid, Pt, Rid};
+use str0m::rtp::{ExtensionValues, RtpPacket, Ssrc, Vp8Descriptor};
 
 use free4chat_ids::{MemberId, RoomId, TrackKind};
 
 use crate::downtrack::DownTrackKey;
 use crate::forward::{self, Recovered, Red, RedRecovery};
 use crate::participants::ParticipantKey;
-use crate::prepared::{Prepared, PreparedCodec, PreparedHeader};
+use crate::prepared::{Prepared, PreparedCodec, PreparedHeader, PreparedVideo};
+use crate::video::clock::SenderClock;
+use crate::video::layer::{LayerPacket, MAX_LAYERS};
 
-/// The fewest milliseconds between two keyframe requests to one publisher track.
+/// The fewest milliseconds between two keyframe requests to one layer of a publisher track.
 pub const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
+/// A layer with no packet for this long no longer counts as flowing (as str0m pauses a
+/// stream).
+pub const LAYER_SILENCE: Duration = Duration::from_millis(1500);
 
 /// An up-track's place in [`UpTracks`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,7 +56,6 @@ pub struct UpTrack {
     /// The publisher's participant, for a local up-track.
     pub local: Option<ParticipantKey>,
     pub subscribers: Vec<Subscriber>,
-    pub last_keyframe_request: Option<Instant>,
     /// What forwarding keeps about the incoming stream (local up-tracks only).
     incoming: Incoming,
 }
@@ -53,14 +63,29 @@ pub struct UpTrack {
 /// What forwarding keeps about the stream a local up-track receives.
 #[derive(Debug, Default)]
 struct Incoming {
-    /// The SSRC the track was last seen on.
-    ssrc: Option<Ssrc>,
+    /// The simulcast rids, lowest resolution first; empty: one layer, without rid.
+    rids: Vec<Rid>,
+    /// Whether the rids came from the SDP (else from the packets, as they appear).
+    declared: bool,
+    /// Each layer's state, by layer index (one, without simulcast).
+    layers: Vec<LayerIn>,
     /// The last payload type seen, its codec in the publisher's session, and whether it is RED.
     params: Option<(Pt, PayloadParams, bool)>,
-    /// The highest sequence number received (to notice gaps in video).
-    highest: Option<u64>,
     /// Delivered sequence numbers, when the track sends RED.
     red: RedRecovery,
+}
+
+/// One layer of a local up-track as it arrives.
+#[derive(Debug, Default, Clone)]
+struct LayerIn {
+    /// The SSRC the layer was last seen on.
+    ssrc: Option<Ssrc>,
+    /// The highest sequence number received (to notice gaps in video).
+    highest: Option<u64>,
+    last_packet: Option<Instant>,
+    /// str0m reported the stream paused (and no packet came since).
+    paused: bool,
+    last_keyframe_request: Option<Instant>,
 }
 
 /// What preparing a packet found besides the packet itself.
@@ -68,8 +93,39 @@ struct Incoming {
 pub struct Noticed {
     /// The audio level the packet carries, for the publisher's speaking detector.
     pub audio_level: Option<i8>,
-    /// A gap in a video track: the subscribers need a keyframe.
+    /// A gap in a video track: the subscribers need a keyframe (of the packet's layer).
     pub needs_keyframe: bool,
+}
+
+/// Simulcast rids in the order of their layers, lowest resolution first: the names the web
+/// client uses (`q`, `h`, `f`: quarter, half, full) by their meaning, any other names in the
+/// order given (the publisher's `a=simulcast` send line). At most [`MAX_LAYERS`].
+pub fn order_rids(mut rids: Vec<Rid>) -> Vec<Rid> {
+    const KNOWN: [&str; 3] = ["q", "h", "f"];
+    let rank = |r: &Rid| KNOWN.iter().position(|k| **r == **k);
+    if rids.iter().all(|r| rank(r).is_some()) {
+        rids.sort_by_key(rank);
+    }
+    let mut seen = Vec::with_capacity(rids.len());
+    rids.retain(|r| {
+        let first = !seen.contains(r);
+        seen.push(*r);
+        first
+    });
+    rids.truncate(MAX_LAYERS);
+    rids
+}
+
+/// Which codec's keyframes a payload may start, and whether it does.
+fn starts_keyframe(codec: Codec, payload: &[u8], vp8: Option<&Vp8Descriptor>) -> bool {
+    match codec {
+        Codec::Vp8 => vp8.is_some_and(|d| d.starts_keyframe(payload)),
+        Codec::Vp9 => format::detect_vp9_keyframe(payload),
+        Codec::H264 => format::detect_h264_keyframe(payload),
+        Codec::H265 => format::detect_h265_keyframe(payload),
+        Codec::Av1 => format::detect_av1_keyframe(payload),
+        _ => false,
+    }
 }
 
 impl UpTrack {
@@ -88,28 +144,103 @@ impl UpTrack {
             kind,
             local,
             subscribers: Vec::new(),
-            last_keyframe_request: None,
             incoming: Incoming::default(),
         }
     }
 
-    /// Whether this up-track receives the stream `ssrc` (as last seen).
-    pub fn receives(&self, ssrc: Ssrc) -> bool {
-        self.incoming.ssrc == Some(ssrc)
+    /// The publisher sends the track in simulcast layers named by `rids` (see
+    /// [`order_rids`]).
+    pub fn set_rids(&mut self, rids: Vec<Rid>) {
+        self.incoming.declared = !rids.is_empty();
+        self.incoming.rids = order_rids(rids);
     }
 
-    /// The publisher's side of forwarding a packet from the publisher's session `rtc`: which
-    /// codec it is, gaps, RED recovery. `None`: it is not forwarded (a payload type the session
-    /// did not negotiate, or RED that does not parse). `recovered` is reused storage.
+    /// The rid of layer `layer`, for a simulcast track.
+    pub fn rid_of(&self, layer: u8) -> Option<Rid> {
+        self.incoming.rids.get(usize::from(layer)).copied()
+    }
+
+    /// Whether the track is sent in simulcast layers.
+    pub fn is_simulcast(&self) -> bool {
+        !self.incoming.rids.is_empty()
+    }
+
+    /// The layer this up-track receives on the stream `ssrc` (as last seen).
+    pub fn layer_of(&self, ssrc: Ssrc) -> Option<u8> {
+        let i = self
+            .incoming
+            .layers
+            .iter()
+            .position(|l| l.ssrc == Some(ssrc))?;
+        u8::try_from(i).ok()
+    }
+
+    /// Binds the stream `ssrc`, of simulcast rid `rid` if any, to its layer; returns the
+    /// layer, or `None` if the stream is none of the track's (a rid not declared, or one
+    /// past the most layers kept).
+    pub fn bind(&mut self, ssrc: Ssrc, rid: Option<Rid>) -> Option<u8> {
+        let incoming = &mut self.incoming;
+        let index = match rid {
+            None if incoming.rids.is_empty() => 0,
+            None => return None,
+            Some(rid) => match incoming.rids.iter().position(|r| *r == rid) {
+                Some(i) => i,
+                // Rids not declared in the SDP: their order of first appearance.
+                None if !incoming.declared && incoming.rids.len() < MAX_LAYERS => {
+                    incoming.rids.push(rid);
+                    incoming.rids.len() - 1
+                }
+                None => return None,
+            },
+        };
+        if incoming.layers.len() <= index {
+            incoming.layers.resize(index + 1, LayerIn::default());
+        }
+        // A new SSRC for the layer starts its numbering over.
+        let state = &mut incoming.layers[index];
+        state.ssrc = Some(ssrc);
+        state.highest = None;
+        u8::try_from(index).ok()
+    }
+
+    /// str0m paused or resumed the stream of rid `rid` (`None`: the only one).
+    pub fn set_paused(&mut self, rid: Option<Rid>, paused: bool) {
+        let index = match rid {
+            Some(rid) => self.incoming.rids.iter().position(|r| *r == rid),
+            None => Some(0),
+        };
+        if let Some(layer) = index.and_then(|i| self.incoming.layers.get_mut(i)) {
+            layer.paused = paused;
+        }
+    }
+
+    /// The layers that flow at `now`, a bit per layer.
+    fn flowing(&self, now: Instant) -> u8 {
+        let mut mask = 0;
+        for (i, l) in self.incoming.layers.iter().enumerate().take(MAX_LAYERS) {
+            let recent = l
+                .last_packet
+                .is_some_and(|t| now.saturating_duration_since(t) < LAYER_SILENCE);
+            if recent && !l.paused {
+                mask |= 1 << i;
+            }
+        }
+        mask
+    }
+
+    /// The publisher's side of forwarding a packet of layer `layer` from the publisher's
+    /// session `rtc`: which codec it is, gaps, RED recovery, keyframes, the layers that flow.
+    /// `None`: it is not forwarded (a payload type the session did not negotiate, or RED that
+    /// does not parse). `recovered` is reused storage.
     pub fn prepare(
         &mut self,
         rtc: &Rtc,
-        packet: RtpPacket,
+        (packet, layer): (RtpPacket, u8),
         mut recovered: Vec<Recovered>,
     ) -> Result<(Prepared, Noticed), Vec<Recovered>> {
         let header = &packet.header;
         let (ssrc, pt, seq) = (header.ssrc, header.payload_type, packet.seq_no);
-        self.incoming.ssrc = Some(ssrc);
+        let now = packet.timestamp;
         let incoming = &mut self.incoming;
         let (params, red) = match incoming.params {
             Some((cached, params, red)) if cached == pt => (params, red),
@@ -126,8 +257,16 @@ impl UpTrack {
                 (params, red)
             }
         };
-        let gap = incoming.highest.is_some_and(|h| *seq > h.saturating_add(1));
-        incoming.highest = Some(incoming.highest.map_or(*seq, |h| h.max(*seq)));
+        let index = usize::from(layer);
+        if incoming.layers.len() <= index {
+            incoming.layers.resize(index + 1, LayerIn::default());
+        }
+        let state = &mut incoming.layers[index];
+        state.ssrc = Some(ssrc);
+        let gap = state.highest.is_some_and(|h| *seq > h.saturating_add(1));
+        state.highest = Some(state.highest.map_or(*seq, |h| h.max(*seq)));
+        state.last_packet = Some(now);
+        state.paused = false;
         let primary = if red {
             let Some(parsed) = Red::parse(&packet.payload) else {
                 return Err(recovered);
@@ -142,6 +281,29 @@ impl UpTrack {
             Some((packet.payload.len() - parsed.primary.len(), new))
         } else {
             None
+        };
+        let video = match self.kind {
+            TrackKind::Audio => PreparedVideo::default(),
+            TrackKind::Video => {
+                let codec = params.spec().codec;
+                let vp8 = (codec == Codec::Vp8)
+                    .then(|| Vp8Descriptor::parse(&packet.payload).ok())
+                    .flatten();
+                let keyframe = starts_keyframe(codec, &packet.payload, vp8.as_ref());
+                let layers = u8::try_from(self.incoming.rids.len().max(1)).unwrap_or(1);
+                PreparedVideo {
+                    layer: LayerPacket {
+                        layer,
+                        keyframe,
+                        layers,
+                        flowing: self.flowing(now),
+                    },
+                    vp8,
+                    sender: packet
+                        .last_sender_info
+                        .and_then(|i| SenderClock::new(i.ntp_time, i.rtp_time.numer() as u32)),
+                }
+            }
         };
         let noticed = Noticed {
             audio_level: match self.kind {
@@ -176,19 +338,28 @@ impl UpTrack {
                     ..Default::default()
                 },
             },
+            video,
             received: packet.timestamp,
             payload: packet.payload,
         };
         Ok((prepared, noticed))
     }
 
-    /// Whether a keyframe may be asked of the publisher now; if so, the time is noted.
-    pub fn may_request_keyframe(&mut self, now: Instant) -> bool {
-        let throttled = self
-            .last_keyframe_request
-            .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_THROTTLE);
+    /// Whether a keyframe of layer `layer` may be asked of the publisher now; if so, the time
+    /// is noted.
+    pub fn may_request_keyframe(&mut self, layer: u8, now: Instant) -> bool {
+        let index = usize::from(layer);
+        if index >= MAX_LAYERS {
+            return false;
+        }
+        let layers = &mut self.incoming.layers;
+        if layers.len() <= index {
+            layers.resize(index + 1, LayerIn::default());
+        }
+        let last = &mut layers[index].last_keyframe_request;
+        let throttled = last.is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_THROTTLE);
         if !throttled {
-            self.last_keyframe_request = Some(now);
+            *last = Some(now);
         }
         !throttled
     }
@@ -246,5 +417,78 @@ impl UpTracks {
             self.slab = Slab::new();
         }
         self.by_source.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rids(names: &[&str]) -> Vec<Rid> {
+        names.iter().map(|n| Rid::from(*n)).collect()
+    }
+
+    #[test]
+    fn layers_go_lowest_first_by_the_known_names_else_as_the_publisher_lists_them() {
+        assert_eq!(order_rids(rids(&["f", "q", "h"])), rids(&["q", "h", "f"]));
+        assert_eq!(order_rids(rids(&["h", "q"])), rids(&["q", "h"]));
+        assert_eq!(
+            order_rids(rids(&["lo", "mid", "hi"])),
+            rids(&["lo", "mid", "hi"])
+        );
+        assert_eq!(
+            order_rids(rids(&["a", "b", "a", "c", "d", "e"])),
+            rids(&["a", "b", "c", "d"])
+        );
+    }
+
+    #[test]
+    fn streams_bind_to_their_layers_and_undeclared_rids_in_order_of_appearance() {
+        let mut t = UpTrack::new(
+            RoomId(1),
+            (MemberId(1), 1),
+            Mid::from("v"),
+            TrackKind::Video,
+            None,
+        );
+        t.set_rids(rids(&["f", "h", "q"]));
+        assert_eq!(t.bind(Ssrc::from(7), Some(Rid::from("f"))), Some(2));
+        assert_eq!(
+            t.bind(Ssrc::from(8), Some(Rid::from("x"))),
+            None,
+            "not declared"
+        );
+        assert_eq!(
+            t.bind(Ssrc::from(9), None),
+            None,
+            "no rid on a simulcast track"
+        );
+        assert_eq!(
+            (t.layer_of(Ssrc::from(7)), t.rid_of(0)),
+            (Some(2), Some(Rid::from("q")))
+        );
+
+        let mut t = UpTrack::new(
+            RoomId(1),
+            (MemberId(1), 1),
+            Mid::from("v"),
+            TrackKind::Video,
+            None,
+        );
+        assert_eq!(t.bind(Ssrc::from(1), None), Some(0), "one layer");
+        assert_eq!(t.bind(Ssrc::from(2), None), Some(0), "a new SSRC of it");
+        assert_eq!(t.layer_of(Ssrc::from(1)), None);
+        for (i, name) in ["x", "y", "z", "w"].iter().enumerate() {
+            assert_eq!(
+                t.bind(Ssrc::from(10 + i as u32), Some(Rid::from(*name))),
+                Some(i as u8)
+            );
+        }
+        assert_eq!(
+            t.bind(Ssrc::from(20), Some(Rid::from("v"))),
+            None,
+            "at most four"
+        );
+        assert!(!t.may_request_keyframe(MAX_LAYERS as u8, Instant::now()));
     }
 }

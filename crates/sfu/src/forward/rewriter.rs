@@ -1,6 +1,9 @@
 //! The sequence numbers and timestamps of one outgoing stream: the source's, shifted by offsets
 //! fixed when the down-track starts, so a gap in the source shows as the same gap, and a new
-//! source SSRC continues where the old one stopped.
+//! source SSRC continues where the old one stopped. A switch of simulcast layer is a new
+//! source (its own SSRC); a source that comes back after a pause is made one too
+//! ([`Rewriter::rebase`]). Only packets that are written pass here: those of layers not
+//! forwarded never move the offsets.
 
 use std::time::Instant;
 
@@ -16,6 +19,11 @@ pub struct Rewriter {
 struct Offsets {
     /// The source SSRC the offsets apply to.
     ssrc: Ssrc,
+    /// The next packet starts over as a new source, even of the same SSRC.
+    rebase: bool,
+    /// How far after the last packet written the next new source's first packet belongs, in
+    /// ticks, when known (sender reports); else the wall-clock time that passed.
+    gap: Option<u32>,
     /// The first source sequence number under these offsets; older packets are dropped.
     base: u64,
     seq: u64,
@@ -27,6 +35,16 @@ struct Offsets {
 }
 
 impl Rewriter {
+    /// The next packet continues right after the last one written, as the first of a new
+    /// source would (a layer switch, or a track forwarded again after a pause), its timestamp
+    /// `gap` ticks on if known, else by the wall-clock time that passed.
+    pub fn rebase(&mut self, gap: Option<u32>) {
+        if let Some(o) = &mut self.state {
+            o.rebase = true;
+            o.gap = gap;
+        }
+    }
+
     /// The outgoing sequence number and timestamp for a source packet, or `None` to drop it
     /// (older than the start of the subscription or of the current source SSRC).
     /// `clock_rate` (Hz) spaces the timestamps across a change of source SSRC.
@@ -40,16 +58,18 @@ impl Rewriter {
     ) -> Option<(SeqNo, u32)> {
         let seq = *seq;
         let o = match &mut self.state {
-            Some(o) if o.ssrc == ssrc => o,
+            Some(o) if o.ssrc == ssrc && !o.rebase => o,
             Some(o) => {
                 // A new source SSRC: continue right after what was sent, the timestamp moved
                 // on by the time that passed.
                 let elapsed = now.saturating_duration_since(o.last_at);
                 let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
                 let ticks = (micros.saturating_mul(clock_rate as u64) / 1_000_000).max(1);
+                let ticks = o.gap.take().map_or(ticks, u64::from);
                 let next_ts = o.last_ts.wrapping_add(ticks as u32);
                 let next_seq = o.last_seq.wrapping_add(1);
                 o.ssrc = ssrc;
+                o.rebase = false;
                 o.base = seq;
                 o.seq = next_seq.wrapping_sub(seq);
                 o.ts = next_ts.wrapping_sub(ts);
@@ -57,6 +77,8 @@ impl Rewriter {
             }
             None => self.state.insert(Offsets {
                 ssrc,
+                rebase: false,
+                gap: None,
                 base: seq,
                 // Start below 2^16 (a rollover count of 0), as a receiver expects of a new
                 // stream, at the source's own 16-bit number.
@@ -108,5 +130,20 @@ mod tests {
         assert_eq!((*s, t), (104, 5000 + 3 * 960 + 960));
         let (s, t) = w.map(Ssrc::from(2), 8.into(), 961, 48_000, later).unwrap();
         assert_eq!((*s, t), (105, 5000 + 5 * 960));
+        // The same source after a pause, rebased: right after, 100 ms on.
+        w.rebase(None);
+        let resumed = later + Duration::from_millis(100);
+        let (s, t) = w
+            .map(Ssrc::from(2), 500.into(), 99, 48_000, resumed)
+            .unwrap();
+        assert_eq!((*s, t), (106, 5000 + 5 * 960 + 4800));
+        assert!(
+            w.map(Ssrc::from(2), 499.into(), 0, 48_000, resumed)
+                .is_none()
+        );
+        // A new source whose capture time is known: that far on, whenever it arrives.
+        w.rebase(Some(960));
+        let (s, t) = w.map(Ssrc::from(3), 9.into(), 7, 48_000, resumed).unwrap();
+        assert_eq!((*s, t), (107, 5000 + 5 * 960 + 4800 + 960));
     }
 }

@@ -1,7 +1,7 @@
 //! What participants' sessions report, and forwarding: tracks published, packets prepared
 //! once and fanned out to each up-track's subscribers, keyframe requests.
 
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid, Rid};
 use str0m::rtp::RtpPacket;
 use str0m::{Event, IceConnectionState, Input};
 use tracing::debug;
@@ -9,7 +9,7 @@ use tracing::debug;
 use free4chat_ids::{MemberId, RoomId, TrackKind};
 
 use super::Sfu;
-use crate::api::MediaEvent;
+use crate::api::{MediaEvent, VideoQuality};
 use crate::participant::MAX_PUBLISHED_TRACKS;
 use crate::participants::ParticipantKey;
 use crate::prepared::Relay;
@@ -49,7 +49,12 @@ impl Sfu {
                         MediaKind::Audio => TrackKind::Audio,
                         MediaKind::Video => TrackKind::Video,
                     };
-                    self.publish(key, added.mid, kind);
+                    // The layers the publisher sends, in its `a=simulcast` send line.
+                    let rids = added
+                        .simulcast
+                        .map(|s| s.recv.into_iter().map(|l| l.rid).collect())
+                        .unwrap_or_default();
+                    self.publish(key, (added.mid, rids), kind);
                 }
             }
             Event::RtpPacket(packet) => {
@@ -61,10 +66,23 @@ impl Sfu {
                 self.forward(key, packet)
             }
             Event::KeyframeRequest(req) => {
-                let source = p.down_on(req.mid).and_then(|d| d.track_source());
+                // Of the layer the viewer is sent (or about to be); of a simulcast track not
+                // sent yet, none: its layer switch asks for the keyframe it waits for.
+                let down = p.down_on(req.mid);
+                let source = down.and_then(|d| Some((d.track_source()?, d.layer.keyframe_layer())));
                 let room = p.room;
-                if let Some((publisher, mid)) = source {
-                    self.ask_keyframe(room, publisher, mid);
+                if let Some(((publisher, mid), layer)) = source {
+                    self.ask_keyframe(room, publisher, mid, layer);
+                }
+            }
+            Event::StreamPaused(paused) => {
+                let member = p.member;
+                if let Some(t) = self
+                    .up_tracks
+                    .find(member, paused.mid)
+                    .and_then(|up| self.up_tracks.get_mut(up))
+                {
+                    t.set_paused(paused.rid, paused.paused);
                 }
             }
             Event::PeerStats(s) => p.quality.on_peer(&s),
@@ -87,7 +105,7 @@ impl Sfu {
 
     /// A participant publishes a new track: an up-track every other member of the room here
     /// subscribes to.
-    fn publish(&mut self, key: ParticipantKey, mid: Mid, kind: TrackKind) {
+    fn publish(&mut self, key: ParticipantKey, (mid, rids): (Mid, Vec<Rid>), kind: TrackKind) {
         let Some(p) = self.participants.get(key) else {
             return;
         };
@@ -100,9 +118,9 @@ impl Sfu {
             return;
         }
         let source = p.source;
-        let (up, _) =
-            self.up_tracks
-                .insert(UpTrack::new(room, (member, source), mid, kind, Some(key)));
+        let mut track = UpTrack::new(room, (member, source), mid, kind, Some(key));
+        track.set_rids(rids);
+        let (up, _) = self.up_tracks.insert(track);
         if let Some(p) = self.participants.get_mut(key) {
             p.published.push(up);
         }
@@ -134,7 +152,7 @@ impl Sfu {
         if self.participants.get(key).is_none_or(|p| p.silenced) {
             return;
         }
-        let Some(up) = self.up_track_of(key, &packet) else {
+        let Some((up, layer)) = self.up_track_of(key, &packet) else {
             return;
         };
         let recovered = self.fan_out.take_recovery_list();
@@ -142,7 +160,7 @@ impl Sfu {
         else {
             return;
         };
-        let (prepared, noticed) = match track.prepare(&p.rtc, packet, recovered) {
+        let (prepared, noticed) = match track.prepare(&p.rtc, (packet, layer), recovered) {
             Ok(done) => done,
             Err(recovered) => return self.fan_out.give_back_recovery_list(recovered),
         };
@@ -156,7 +174,7 @@ impl Sfu {
             self.outbox.events.push_back((p.room, event));
         }
         if noticed.needs_keyframe {
-            self.request_keyframe(key, prepared.mid);
+            self.request_keyframe(key, prepared.mid, Some(layer));
         }
         if self.slots_on() {
             self.observe_speaker(up, noticed.audio_level, now);
@@ -184,22 +202,30 @@ impl Sfu {
         }
     }
 
-    /// The up-track a participant's packet belongs to: by the SSRC it was last seen on, else
-    /// by the mid str0m knows the stream by.
-    fn up_track_of(&mut self, key: ParticipantKey, packet: &RtpPacket) -> Option<UpTrackKey> {
+    /// The up-track a participant's packet belongs to, and its layer: by the SSRC it was
+    /// last seen on, else by the mid (and simulcast rid) str0m knows the stream by.
+    fn up_track_of(&mut self, key: ParticipantKey, packet: &RtpPacket) -> Option<(UpTrackKey, u8)> {
         let p = self.participants.get_mut(key)?;
         let ssrc = packet.header.ssrc;
-        let seen = p
-            .published
-            .iter()
-            .copied()
-            .find(|u| self.up_tracks.get(*u).is_some_and(|t| t.receives(ssrc)));
+        let seen = p.published.iter().find_map(|u| {
+            let layer = self.up_tracks.get(*u)?.layer_of(ssrc)?;
+            Some((*u, layer))
+        });
         if seen.is_some() {
             return seen;
         }
-        let mid = p.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid())?;
+        let (mid, rid) = p
+            .rtc
+            .direct_api()
+            .stream_rx(&ssrc)
+            .map(|s| (s.mid(), s.rid()))?;
+        let rid = rid.or(packet.header.ext_vals.rid);
         let up = self.up_tracks.find(p.member, mid)?;
-        p.published.contains(&up).then_some(up)
+        if !p.published.contains(&up) {
+            return None;
+        }
+        let layer = self.up_tracks.get_mut(up)?.bind(ssrc, rid)?;
+        Some((up, layer))
     }
 
     /// Writes the copies of the fan-out batch to its next subscriber, then drains that
@@ -210,6 +236,7 @@ impl Sfu {
             return false;
         };
         let fan_out = &mut self.fan_out;
+        let asks = &mut self.keyframe_asks;
         let written = self.participants.get_mut(key).map(|p| {
             if !p.connection.connected {
                 // Nothing may queue up before the session can send it.
@@ -226,7 +253,11 @@ impl Sfu {
                     else {
                         continue;
                     };
-                    n += down.write(&mut p.rtc, packet, payloads, now);
+                    let w = down.write(&mut p.rtc, packet, payloads, now);
+                    n += w.packets;
+                    if let Some(layer) = w.ask_keyframe {
+                        asks.push((p.room, packet.src, packet.mid, layer));
+                    }
                 }
                 // str0m sends what was written on its next timeout: give it now, rather than
                 // learn from a drain that the timeout is due.
@@ -251,50 +282,92 @@ impl Sfu {
             }
             Some(Err(_)) => self.fail(key, "internal error in the media session"),
         }
+        // The keyframes the subscriber's layer switches wait for.
+        if !self.keyframe_asks.is_empty() {
+            while let Some((room, publisher, mid, layer)) = self.keyframe_asks.pop() {
+                self.ask_keyframe(room, publisher, mid, Some(layer));
+            }
+            self.act_on_rtc_events();
+        }
         true
     }
 
-    /// Asks for a keyframe of `publisher`'s track `mid` on behalf of a member of `room`: from
-    /// the publisher if this worker holds them, else through the workers the room is relayed
-    /// to (the one that holds the publisher acts on it).
-    pub(super) fn ask_keyframe(&mut self, room: RoomId, publisher: MemberId, mid: Mid) {
+    /// Asks for a keyframe of `publisher`'s track `mid` (of simulcast layer `layer`, if
+    /// given) on behalf of a member of `room`: from the publisher if this worker holds them,
+    /// else through the workers the room is relayed to (the one that holds the publisher acts
+    /// on it).
+    pub(super) fn ask_keyframe(
+        &mut self,
+        room: RoomId,
+        publisher: MemberId,
+        mid: Mid,
+        layer: Option<u8>,
+    ) {
         if let Some(key) = self.participants.key_of(publisher) {
-            return self.request_keyframe(key, mid);
+            return self.request_keyframe(key, mid, layer);
         }
         if let Some(shard) = self.rooms.get(room) {
             for &worker in &shard.relay_to {
-                let relay = Relay::Keyframe {
-                    src: publisher,
-                    mid,
+                let src = publisher;
+                let relay = match layer {
+                    Some(layer) => Relay::LayerKeyframe { src, mid, layer },
+                    None => Relay::Keyframe { src, mid },
                 };
                 self.outbox.relays.push_back((worker, relay));
             }
         }
     }
 
-    /// Asks the publisher `key` for a keyframe of its track `mid`, at most once per throttle
-    /// period.
-    pub(super) fn request_keyframe(&mut self, key: ParticipantKey, mid: Mid) {
+    /// Asks the publisher `key` for a keyframe of its track `mid`, of simulcast layer `layer`
+    /// (a simulcast track: only of a layer named), at most once per layer per throttle period.
+    pub(super) fn request_keyframe(&mut self, key: ParticipantKey, mid: Mid, layer: Option<u8>) {
         let now = self.now;
         let Some(member) = self.participants.get(key).map(|p| p.member) else {
             return;
         };
-        let Some(up) = self.up_tracks.find(member, mid) else {
+        let Some(track) = self
+            .up_tracks
+            .find(member, mid)
+            .and_then(|up| self.up_tracks.get_mut(up))
+        else {
             return;
         };
-        if !self
-            .up_tracks
-            .get_mut(up)
-            .is_some_and(|t| t.may_request_keyframe(now))
-        {
+        let (rid, layer) = match (track.is_simulcast(), layer) {
+            (false, _) => (None, 0),
+            (true, None) => return,
+            (true, Some(l)) => match track.rid_of(l) {
+                Some(rid) => (Some(rid), l),
+                None => return,
+            },
+        };
+        if !track.may_request_keyframe(layer, now) {
             return;
         }
         self.stats.keyframe_requests += 1;
         self.with_participant(key, |p| {
-            if let Some(stream) = p.rtc.direct_api().stream_rx_by_mid(mid, None) {
+            if let Some(stream) = p.rtc.direct_api().stream_rx_by_mid(mid, rid) {
                 stream.request_keyframe(str0m::media::KeyframeRequestKind::Pli);
             }
         });
         self.drain(key);
+    }
+
+    /// The viewer `member` wants `quality` of `publisher`'s video track `track`. A viewer
+    /// with no session here is ignored; an unknown track is remembered for when it comes.
+    pub(super) fn view_video(
+        &mut self,
+        member: MemberId,
+        publisher: MemberId,
+        track: &str,
+        quality: VideoQuality,
+    ) {
+        let mid = Mid::from(track);
+        if let Some(p) = self
+            .participants
+            .key_of(member)
+            .and_then(|key| self.participants.get_mut(key))
+        {
+            p.choose_video(publisher, mid, quality);
+        }
     }
 }

@@ -207,7 +207,8 @@ impl Sfu {
                 let room = self.participants.get(key).map(|p| p.room);
                 for (publisher, mid) in video {
                     if let Some(room) = room {
-                        self.ask_keyframe(room, publisher, mid);
+                        // Of a simulcast track, each viewer's layer switch asks for its own.
+                        self.ask_keyframe(room, publisher, mid, None);
                     }
                 }
             }

@@ -1,2 +1,7 @@
+//! Video forwarding policies, each a sans-I/O type with its own tests.
+
 pub mod allocation;
+pub mod clock;
 pub mod dynacast;
+pub mod layer;
+pub mod vp8;

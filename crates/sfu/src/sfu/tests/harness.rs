@@ -9,8 +9,10 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive, TcpType, Transmit};
-use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use str0m::{Candidate, Input, Output, Rtc, RtcConfig};
 
+pub use super::clients::RtpSeen;
+use super::clients::{SimulcastSender, simulcast};
 use crate::demux::Remote;
 use crate::link::{LinkOutput, MediaLink};
 use crate::{DtlsCert, MediaCmd, MediaEvent, MemberId, RoomId, Sfu, SfuConfig};
@@ -46,7 +48,7 @@ pub struct TestClient {
     mid: Mid,
     pending: Option<SdpPendingOffer>,
     /// Media packets received, by the first payload byte (the sender's id).
-    received: HashMap<u8, u64>,
+    pub(super) received: HashMap<u8, u64>,
     /// RTP sequence number and media time of each audio packet received, by sender.
     pub audio: HashMap<u8, Vec<(u64, u64)>>,
     /// A video track the client publishes, if any.
@@ -63,20 +65,10 @@ pub struct TestClient {
     /// For a client in RTP mode (a silent listener that reads packets as they come): each RTP
     /// packet received.
     pub rtp: Vec<RtpSeen>,
-}
-
-/// An RTP packet a client in RTP mode received.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RtpSeen {
-    pub mid: Mid,
-    pub ssrc: u32,
-    pub pt: u8,
-    pub seq: u64,
-    pub timestamp: u32,
-    /// The first CSRC, if any.
-    pub csrc: Option<u32>,
-    /// The first byte of the Opus payload (the sender's id), RED unwrapped.
-    pub sender: Option<u8>,
+    /// The VP8 track the client publishes in simulcast layers, in RTP mode.
+    pub simulcast: Option<SimulcastSender>,
+    /// Datagrams the client made while reading one, for its core.
+    held: Vec<Transmit>,
 }
 
 impl TestClient {
@@ -93,25 +85,6 @@ impl TestClient {
         w.audio_level(self.level, true)
             .write(pt, now, t, vec![self.id.0 as u8; 60])
             .unwrap();
-    }
-}
-
-impl RtpSeen {
-    fn of(p: &str0m::rtp::RtpPacket, red: bool) -> RtpSeen {
-        let h = &p.header;
-        let opus = match red {
-            true => crate::forward::Red::parse(&p.payload).map_or(&[][..], |r| r.primary),
-            false => &p.payload[..],
-        };
-        RtpSeen {
-            mid: h.ext_vals.mid.unwrap_or_else(|| Mid::from("?")),
-            ssrc: *h.ssrc,
-            pt: *h.payload_type,
-            seq: *p.seq_no,
-            timestamp: h.timestamp,
-            csrc: (h.csrc_count > 0).then_some(h.csrc[0]),
-            sender: opus.first().copied(),
-        }
     }
 }
 
@@ -138,6 +111,8 @@ pub struct Harness {
     pub undelivered: u64,
     /// The next client joins in RTP mode.
     rtp_mode_next: bool,
+    /// The next client publishes a VP8 track in simulcast layers.
+    simulcast_next: bool,
 }
 
 impl Harness {
@@ -156,6 +131,7 @@ impl Harness {
             tcp: TcpSim::default(),
             undelivered: 0,
             rtp_mode_next: false,
+            simulcast_next: false,
         }
     }
 
@@ -243,6 +219,16 @@ impl Harness {
         self.client(id).talking = false;
     }
 
+    /// A member in RTP mode who publishes a VP8 track in three simulcast layers (and no
+    /// audio).
+    pub fn join_simulcast(&mut self, room: u64, id: u64) {
+        let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + id).parse().unwrap();
+        self.rtp_mode_next = true;
+        self.simulcast_next = true;
+        self.join_as(room, id, 1, false, (Protocol::Udp, addr));
+        self.client(id).talking = false;
+    }
+
     /// Joins a client that only has a TCP candidate (active, as a browser behind a
     /// UDP-blocking firewall), at `addr`.
     pub fn join_tcp(&mut self, room: u64, id: u64, addr: SocketAddr) {
@@ -276,6 +262,16 @@ impl Harness {
         }
         let video = with_video
             .then(|| api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None));
+        let simulcast = std::mem::take(&mut self.simulcast_next).then(|| {
+            let mid = api.add_media(
+                MediaKind::Video,
+                Direction::SendOnly,
+                None,
+                None,
+                Some(simulcast()),
+            );
+            SimulcastSender::new(mid)
+        });
         let (offer, pending) = api.apply().unwrap();
         self.clients.push(TestClient {
             id: m(id),
@@ -295,6 +291,8 @@ impl Harness {
             talking: true,
             level: -20,
             rtp: Vec::new(),
+            simulcast,
+            held: Vec::new(),
         });
         let (cores, spread_at) = (self.cores.len(), self.spread_at);
         self.links
@@ -340,6 +338,13 @@ impl Harness {
             let now = self.now;
             for c in &mut self.clients {
                 let _ = c.rtc.handle_input(Input::Timeout(now));
+                if let Some(s) = &mut c.simulcast
+                    && c.rtc.is_connected()
+                    && now.duration_since(c.last_sent) >= Duration::from_millis(20)
+                {
+                    c.last_sent = now;
+                    s.write_frame(&mut c.rtc, c.id.0 as u8, now);
+                }
                 if c.talking
                     && c.rtc.is_connected()
                     && now.duration_since(c.last_sent) >= Duration::from_millis(20)
@@ -388,35 +393,19 @@ impl Harness {
             let mut moved = false;
             for i in 0..self.clients.len() {
                 let worker = self.worker_of(self.clients[i].id.0).unwrap_or(0);
+                let held = std::mem::take(&mut self.clients[i].held);
+                for t in held {
+                    moved = true;
+                    self.hand_to_core(worker, &t);
+                }
                 loop {
-                    let c = &mut self.clients[i];
-                    match c.rtc.poll_output().unwrap() {
+                    match self.clients[i].rtc.poll_output().unwrap() {
                         Output::Timeout(_) => break,
                         Output::Transmit(t) => {
                             moved = true;
                             self.hand_to_core(worker, &t);
                         }
-                        Output::Event(Event::MediaData(d)) if d.params.spec().codec.is_video() => {
-                            c.video_frames += 1;
-                        }
-                        Output::Event(Event::MediaAdded(m)) if m.kind == MediaKind::Video => {
-                            c.video_mids.push(m.mid);
-                        }
-                        Output::Event(Event::MediaData(d)) => {
-                            *c.received.entry(d.data[0]).or_default() += 1;
-                            if d.params.spec().codec == Codec::Opus {
-                                let seq = **d.seq_range.start();
-                                let entry = c.audio.entry(d.data[0]).or_default();
-                                entry.push((seq, d.time.numer()));
-                            }
-                        }
-                        Output::Event(Event::KeyframeRequest(_)) => c.keyframe_requests += 1,
-                        Output::Event(Event::RtpPacket(p)) => {
-                            let pt = p.header.payload_type;
-                            let red = c.rtc.codec_config().iter().any(|c| c.red() == Some(pt));
-                            c.rtp.push(RtpSeen::of(&p, red));
-                        }
-                        Output::Event(_) => {}
+                        Output::Event(e) => self.clients[i].on_event(e),
                     }
                 }
             }
@@ -474,6 +463,15 @@ impl Harness {
                 },
             );
             let _ = c.rtc.handle_input(input);
+            // A client in RTP mode keeps one received packet for the next poll: read it now,
+            // before the next datagram.
+            loop {
+                match c.rtc.poll_output().unwrap() {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => c.held.push(t),
+                    Output::Event(e) => c.on_event(e),
+                }
+            }
         } else {
             self.undelivered += 1;
         }

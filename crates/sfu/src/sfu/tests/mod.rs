@@ -2,10 +2,12 @@
 //! in memory, on a simulated clock, with the rooms' media links orchestrating the cores as the
 //! server's rooms do.
 
+mod clients;
 mod fan_out;
 mod forwarding;
 mod harness;
 mod hostile;
+mod simulcast;
 mod slots;
 mod spread;
 mod tcp;
