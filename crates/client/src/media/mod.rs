@@ -441,7 +441,7 @@ impl MediaSession {
                         && Some(req.mid) == self.video_mid
                     {
                         let mut s = lock_state(&self.state);
-                        video.keyframe_request(&req, Instant::now(), &mut s.video_sent);
+                        video.keyframe_request(&req, &mut s.video_sent);
                     }
                 }
                 Output::Event(Event::MediaData(data)) if data.params.spec().codec.is_video() => {
@@ -546,53 +546,4 @@ fn is_rtp(d: &[u8]) -> bool {
     d.len() >= 12 && (128..=191).contains(&d[0]) && !(64..=95).contains(&(d[1] & 0x7f))
 }
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn payloads_round_trip_and_strangers_are_not_ours() {
-        let mut p = [0u8; PAYLOAD_LEN];
-        p[..4].copy_from_slice(MAGIC);
-        p[4..12].copy_from_slice(&7u64.to_be_bytes());
-        p[12..16].copy_from_slice(&9u32.to_be_bytes());
-        p[16..24].copy_from_slice(&11u64.to_be_bytes());
-        assert_eq!(parse_payload(&p), Some((7, 9, 11)));
-        assert_eq!(parse_payload(&p[..20]), None);
-        assert_eq!(parse_payload(&[0u8; PAYLOAD_LEN]), None);
-    }
-
-    #[test]
-    fn tcp_mode_ignores_the_remotes_udp_candidates() {
-        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
-                   a=candidate:1 1 udp 2130706175 127.0.0.1 40000 typ host\r\n\
-                   a=candidate:2 1 tcp 1518280447 127.0.0.1 40000 typ host tcptype passive\r\n\
-                   a=candidate:3 1 UDP 2130706175 ::1 40000 typ host\r\n\
-                   a=end-of-candidates\r\n";
-        assert_eq!(
-            without_udp_candidates(sdp),
-            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
-             a=candidate:2 1 tcp 1518280447 127.0.0.1 40000 typ host tcptype passive\r\n\
-             a=end-of-candidates\r\n"
-        );
-    }
-
-    #[test]
-    fn losses_are_counted_by_sequence() {
-        let mut r = Received::default();
-        for s in [0, 1, 3, 3, 5] {
-            r.record(s);
-        }
-        assert_eq!(r.distinct, 4);
-        assert_eq!(r.missing_between(0, 6), 2);
-        assert_eq!(r.first(), Some(0));
-        assert_eq!(Received::default().first(), None);
-        let mut late = Received::default();
-        for s in [70, 72] {
-            late.record(s);
-        }
-        assert_eq!(late.first(), Some(70));
-        assert_eq!(late.missing_between(0, 73) - late.missing_between(0, 70), 1);
-        assert_eq!(late.missing_between(70, 73), 1);
-        assert_eq!(late.missing_between(73, 70), 0);
-    }
-}
+mod tests;

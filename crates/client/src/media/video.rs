@@ -14,9 +14,10 @@ use super::vp8::{Layer, LayerEncoder, VIDEO_CLOCK, keyframe_every};
 
 /// The camera's clock: a picture every 1/30 s; a 15 fps layer takes every other one.
 pub const VIDEO_TICK: Duration = Duration::from_nanos(1_000_000_000 / 30);
-/// After a keyframe on a layer, requests for another within this time are counted but not
-/// answered: a browser's encoder does the same, and an SFU asking again and again (or many
-/// viewers at once) must not turn a stream into keyframes only.
+/// Keyframes asked for come at most this often per layer: a request within this time of the
+/// last keyframe is answered when the time is up, and requests meanwhile by that one keyframe.
+/// A browser's encoder does the same: an SFU asking again and again (or many viewers at once)
+/// must not turn a stream into keyframes only.
 pub const KEYFRAME_REQUEST_THROTTLE: Duration = Duration::from_millis(200);
 
 /// What video a session publishes.
@@ -67,9 +68,9 @@ pub struct VideoSent {
     pub bytes: [u64; 3],
     /// Keyframe requests (PLI or FIR) received.
     pub keyframe_requests: [u64; 3],
-    /// Keyframe requests received while a keyframe was asked for or had just been sent, and so
-    /// answered by that one.
-    pub keyframe_requests_throttled: [u64; 3],
+    /// Keyframe requests received while another was waiting for its keyframe, and so answered
+    /// by that one.
+    pub keyframe_requests_merged: [u64; 3],
 }
 
 /// The camera's state.
@@ -77,6 +78,8 @@ pub(super) struct VideoSender {
     opts: VideoOptions,
     encoders: Vec<LayerEncoder>,
     last_keyframe: [Option<Instant>; 3],
+    /// A keyframe was asked for on the layer and is not made yet.
+    asked: [bool; 3],
     pt: Option<Pt>,
     /// Pictures taken: the RTP timestamp is this many 1/30 s after `time0`, the same on every
     /// layer, as a camera's simulcast encoders stamp one picture.
@@ -102,6 +105,7 @@ impl VideoSender {
             opts,
             encoders,
             last_keyframe: [None; 3],
+            asked: [false; 3],
             pt: None,
             ticks: 0,
             time0: xorshift(seed) as u32,
@@ -114,11 +118,11 @@ impl VideoSender {
     }
 
     /// A keyframe request for our video: counted, and the layer's next frame made a keyframe
-    /// unless one was sent just now. Returns the layer, if the request named one of ours.
+    /// (or, if one went out just now, the first after [`KEYFRAME_REQUEST_THROTTLE`]). Returns
+    /// the layer, if the request named one of ours.
     pub(super) fn keyframe_request(
         &mut self,
         req: &KeyframeRequest,
-        now: Instant,
         sent: &mut VideoSent,
     ) -> Option<Layer> {
         let layer = match (req.rid, self.opts.simulcast) {
@@ -129,14 +133,10 @@ impl VideoSender {
         };
         let i = layer.index();
         sent.keyframe_requests[i] += 1;
-        let enc = self.encoders.iter_mut().find(|e| e.layer == layer)?;
-        let recent = self.last_keyframe[i]
-            .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_THROTTLE);
-        if recent || enc.keyframe_asked {
-            sent.keyframe_requests_throttled[i] += 1;
-        } else {
-            enc.keyframe_asked = true;
+        if self.asked[i] {
+            sent.keyframe_requests_merged[i] += 1;
         }
+        self.asked[i] = true;
         Some(layer)
     }
 
@@ -166,10 +166,16 @@ impl VideoSender {
             let Some(stream) = api.stream_tx_by_mid(mid, rid) else {
                 continue;
             };
+            let i = layer.index();
+            let due = self.last_keyframe[i]
+                .is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAME_REQUEST_THROTTLE);
+            if self.asked[i] && due {
+                self.asked[i] = false;
+                enc.keyframe_asked = true;
+            }
             let seq = enc.seq;
             let (keyframe, packets) =
                 enc.next_frame(sender, sent_us, keyframe_every(layer, interval));
-            let i = layer.index();
             sent.frames[i] += 1;
             sent.packets[i] += packets.len() as u64;
             if keyframe {
