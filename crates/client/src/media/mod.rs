@@ -390,9 +390,9 @@ impl MediaSession {
         if !self.opts.publish || !self.rtc.is_connected() {
             return;
         }
-        let mut sent = std::mem::take(&mut lock_state(&self.state).video_sent);
-        video.tick(&mut self.rtc, mid, Instant::now(), &mut sent);
-        lock_state(&self.state).video_sent = sent;
+        // Held throughout, so that nobody reads the figures half written.
+        let mut s = lock_state(&self.state);
+        video.tick(&mut self.rtc, mid, Instant::now(), &mut s.video_sent);
     }
 
     /// Asks for a keyframe on every video stream received.
