@@ -95,6 +95,12 @@ pub struct VideoLog {
     pub frames_before_keyframe: u64,
     /// Frames the receiver found not contiguous with the one before.
     pub discontinuities: u64,
+    /// Frames of another layer than the frame before them.
+    pub layer_switches: u64,
+    /// Of those, the ones that were not keyframes although nothing was lost before them: a
+    /// change of layer the forwarder made where a decoder cannot follow (one after a loss may
+    /// be the link's doing: its keyframe may be what was lost).
+    pub switches_without_keyframe: u64,
     /// Latency of each tagged frame from its sending to its completion here, µs (the first
     /// 10,000).
     pub latencies_us: Vec<u64>,
@@ -171,6 +177,10 @@ impl VideoLog {
         let switched = self
             .last
             .is_some_and(|l| l.layer != layer || l.sender != f.tag.map(|t| t.sender));
+        if switched {
+            self.layer_switches += 1;
+            self.switches_without_keyframe += u64::from(!f.keyframe && !lost);
+        }
         self.decoding = match (self.decoding, f.keyframe) {
             (_, true) => Decoding::Whole,
             (Decoding::Waiting, false) => {
@@ -265,6 +275,7 @@ mod tests {
         }
         assert_eq!((log.frames, log.packets, log.keyframes), (20, 40, 2));
         assert_eq!(log.continuity_breaks(), 0, "{log:?}");
+        assert_eq!((log.layer_switches, log.switches_without_keyframe), (1, 0));
         assert_eq!(log.frames_of(Layer::H), 10);
         assert_eq!(log.keyframes_by_layer, [0, 1, 1]);
         assert_eq!(log.current_layer(), Some(Layer::F));
@@ -285,6 +296,7 @@ mod tests {
         log.record(&frame(Layer::H, 3, 6, 3, true), 0);
         log.record(&frame(Layer::H, 4, 8, 4, false), 0);
         assert_eq!((log.decode_breaks, log.undecodable_frames), (1, 2));
+        assert_eq!((log.layer_switches, log.switches_without_keyframe), (1, 1));
         assert_eq!(log.seq_gaps + log.picture_id_breaks, 0);
     }
 
