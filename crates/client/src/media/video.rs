@@ -81,10 +81,8 @@ pub(super) struct VideoSender {
     /// A keyframe was asked for on the layer and is not made yet.
     asked: [bool; 3],
     pt: Option<Pt>,
-    /// Pictures taken: the RTP timestamp is this many 1/30 s after `time0`, the same on every
-    /// layer, as a camera's simulcast encoders stamp one picture.
+    /// Pictures taken: a layer's RTP timestamp is this many 1/30 s after its `time0`.
     ticks: u64,
-    time0: u32,
     /// The id written into each frame's tag.
     sender_id: u64,
 }
@@ -108,7 +106,6 @@ impl VideoSender {
             asked: [false; 3],
             pt: None,
             ticks: 0,
-            time0: xorshift(seed) as u32,
             sender_id,
         }
     }
@@ -149,9 +146,7 @@ impl VideoSender {
         self.pt = Some(pt);
         let tick = self.ticks;
         self.ticks += 1;
-        let time = self
-            .time0
-            .wrapping_add((tick * u64::from(VIDEO_CLOCK) / 30) as u32);
+        let since_first = (tick * u64::from(VIDEO_CLOCK) / 30) as u32;
         let sender = self.sender_id;
         let sent_us = unix_micros();
         let simulcast = self.opts.simulcast;
@@ -174,6 +169,7 @@ impl VideoSender {
                 enc.keyframe_asked = true;
             }
             let seq = enc.seq;
+            let time = enc.time0.wrapping_add(since_first);
             let (keyframe, packets) =
                 enc.next_frame(sender, sent_us, keyframe_every(layer, interval));
             sent.frames[i] += 1;

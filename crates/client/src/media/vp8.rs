@@ -110,6 +110,10 @@ pub struct LayerEncoder {
     pub seq: u64,
     /// The next frame's number.
     pub frame: u32,
+    /// The RTP timestamp of the camera's first picture on this layer: each layer starts its
+    /// own clock anywhere, as a browser's simulcast streams do, so a forwarder switching layers
+    /// must map one's timestamps onto the other's.
+    pub time0: u32,
     picture_id: u16,
     tl0_pic_idx: u8,
     key_idx: u8,
@@ -130,6 +134,7 @@ impl LayerEncoder {
             // Below 2^15: far from the first rollover, which a receiver handles anyway.
             seq: seed & 0x7fff,
             frame: 0,
+            time0: (seed >> 40) as u32,
             picture_id: (seed >> 16) as u16 & 0x7fff,
             tl0_pic_idx: (seed >> 32) as u8,
             key_idx: 0,
