@@ -275,7 +275,7 @@ impl Client {
         let _ = self.control.send(Control::RequestKeyframes).await;
     }
 
-    /// The video streams received so far, by the msid stream id the server gave each.
+    /// The video streams received so far, each with the msid stream id the server gave it.
     pub fn video_streams(&self) -> Vec<VideoLog> {
         self.with_state(|s| s.video.values().cloned().collect())
     }

@@ -208,3 +208,57 @@ fn xorshift(mut x: u64) -> u64 {
     x ^= x << 17;
     x
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use str0m::media::KeyframeRequestKind;
+
+    fn request(rid: Option<&str>) -> KeyframeRequest {
+        KeyframeRequest {
+            mid: Mid::from("1"),
+            rid: rid.map(Rid::from),
+            kind: KeyframeRequestKind::Pli,
+        }
+    }
+
+    #[test]
+    fn keyframe_requests_are_counted_by_layer_and_merged_while_one_waits() {
+        let mut camera = VideoSender::new(VideoOptions::simulcast(), 7);
+        let mut sent = VideoSent::default();
+        assert_eq!(
+            camera.keyframe_request(&request(Some("h")), &mut sent),
+            Some(Layer::H)
+        );
+        assert_eq!(
+            camera.keyframe_request(&request(Some("h")), &mut sent),
+            Some(Layer::H)
+        );
+        assert_eq!(
+            camera.keyframe_request(&request(Some("q")), &mut sent),
+            Some(Layer::Q)
+        );
+        assert_eq!(sent.keyframe_requests, [1, 2, 0]);
+        assert_eq!(sent.keyframe_requests_merged, [0, 1, 0]);
+        // Not ours: an unknown rid, or none on a simulcast camera.
+        assert_eq!(
+            camera.keyframe_request(&request(Some("x")), &mut sent),
+            None
+        );
+        assert_eq!(camera.keyframe_request(&request(None), &mut sent), None);
+        assert_eq!(sent.keyframe_requests, [1, 2, 0]);
+
+        // A single stream is asked without a rid, and counts under the layer it is made as.
+        let mut single = VideoSender::new(VideoOptions::single(Layer::F), 7);
+        let mut sent = VideoSent::default();
+        assert_eq!(
+            single.keyframe_request(&request(None), &mut sent),
+            Some(Layer::F)
+        );
+        assert_eq!(
+            single.keyframe_request(&request(Some("f")), &mut sent),
+            None
+        );
+        assert_eq!(sent.keyframe_requests, [0, 0, 1]);
+    }
+}
