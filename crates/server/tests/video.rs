@@ -17,11 +17,16 @@ async fn camera(server: &free4chat::Server, room: &str, video: VideoOptions) -> 
     Client::join(config).await.expect("joins")
 }
 
-/// The video stream `viewer` receives from `from`, once it holds `f`.
+/// How long a viewer may take to see what a test waits for: longer than the other tests' WAIT,
+/// as video sessions carry a hundred times audio's packets and a busy machine may be slow to
+/// connect them.
+const VIDEO_WAIT: Duration = Duration::from_secs(30);
+
+/// The video stream `viewer` receives from `from`, once it holds `f` (within VIDEO_WAIT).
 async fn sees(viewer: &Client, from: MemberId, f: impl Fn(&VideoLog) -> bool) -> VideoLog {
     let prefix = format!("{from}-");
     let found = viewer
-        .wait_for(WAIT, |s: &ClientState| {
+        .wait_for(VIDEO_WAIT, |s: &ClientState| {
             s.video
                 .values()
                 .any(|v| v.stream.starts_with(&prefix) && f(v))
@@ -80,7 +85,7 @@ async fn one_layer_video_reaches_two_viewers_whole_and_their_keyframe_requests_r
     let keyframes = bob.video_from(alice.id).map_or(0, |v| v.keyframes);
     bob.request_keyframes().await;
     let reached = alice
-        .wait_for(WAIT, |s| {
+        .wait_for(VIDEO_WAIT, |s| {
             s.video_sent.keyframe_requests[Layer::H.index()] > asked
         })
         .await;
@@ -138,7 +143,7 @@ async fn a_viewer_of_three_simulcast_layers_receives_the_full_one_whole() {
     // Alice sends all three layers...
     assert!(
         alice
-            .wait_for(WAIT, |s| s.video_sent.frames.iter().all(|f| *f >= 30))
+            .wait_for(VIDEO_WAIT, |s| s.video_sent.frames.iter().all(|f| *f >= 30))
             .await,
         "{:?}",
         alice.video_sent()
