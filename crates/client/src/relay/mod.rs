@@ -25,6 +25,7 @@ mod shaper;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -169,6 +170,9 @@ struct Run {
     stats: Arc<Mutex<RelayStats>>,
     down_tx: mpsc::Sender<(SocketAddr, Vec<u8>)>,
     down_rx: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
+    /// Datagrams from the server dropped before the shaper because its channel was full:
+    /// counted with the way down's queue drops.
+    channel_drops: Arc<AtomicU64>,
 }
 
 impl Drop for Run {
@@ -201,6 +205,7 @@ impl Run {
             stats,
             down_tx,
             down_rx,
+            channel_drops: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -235,6 +240,7 @@ impl Run {
             let mut stats = lock(&self.stats);
             stats.up = self.up.stats;
             stats.down = self.down.stats;
+            stats.down.queue_drops += self.channel_drops.load(Ordering::Relaxed);
             stats.clients = self.clients.len();
             stats.refused = self.refused;
         }
@@ -264,14 +270,17 @@ impl Run {
         socket.set_nonblocking(true).ok()?;
         let reader = UdpSocket::from_std(socket.try_clone().ok()?).ok()?;
         let down = self.down_tx.clone();
+        let drops = self.channel_drops.clone();
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 65_536];
             while let Ok((n, _)) = reader.recv_from(&mut buf).await {
-                // A full channel is a full queue: the datagram is dropped.
-                if let Err(mpsc::error::TrySendError::Closed(_)) =
-                    down.try_send((client, buf[..n].to_vec()))
-                {
-                    return;
+                match down.try_send((client, buf[..n].to_vec())) {
+                    Ok(()) => {}
+                    // A full channel is a full queue: the datagram is dropped.
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        drops.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
                 }
             }
         });
