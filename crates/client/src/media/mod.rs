@@ -37,7 +37,7 @@ use payload::{MAGIC, unix_micros};
 pub use payload::{PACKET_INTERVAL, PAYLOAD_LEN, Received, parse_payload};
 pub use streams::{MAX_RUNS, Run, StreamLog, quieter, slot_index};
 use tcp::{TcpIn, TcpLinks, without_udp_candidates};
-use via::udp_candidates_to;
+use via::{udp_candidates_to, without_ssrc_lines};
 use video::VideoSender;
 pub use video::{KEYFRAME_REQUEST_THROTTLE, VIDEO_TICK, VideoOptions, VideoSent};
 pub use video_log::{LayerRun, MAX_LAYER_RUNS, ReceivedFrame, VideoLog};
@@ -236,7 +236,11 @@ impl MediaSession {
         self.mid = Some(mid);
         self.video_mid = video_mid;
         self.pending = Some(pending);
-        Ok(offer.to_sdp_string())
+        let sdp = offer.to_sdp_string();
+        Ok(match (&self.opts.video, video_mid) {
+            (Some(v), Some(mid)) if v.simulcast && v.rids_only => without_ssrc_lines(&sdp, mid),
+            _ => sdp,
+        })
     }
 
     /// The mid of our audio m-line, once offered.

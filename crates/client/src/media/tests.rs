@@ -69,6 +69,16 @@ async fn a_simulcast_camera_offers_one_sending_video_line_with_three_rids_low_to
         assert!(sdp.contains(&format!("a=rid:{rid} send")), "{sdp}");
     }
     assert!(sdp.contains("VP8/90000"), "{sdp}");
+    // As Chrome offers it: rids alone; the audio keeps its SSRC.
+    let video = &sdp[sdp.find("m=video").unwrap()..];
+    assert!(!video.contains("a=ssrc"), "{sdp}");
+    assert!(sdp.contains("a=ssrc:"), "{sdp}");
+    // As Firefox does, with SSRCs for the three layers and their RTX.
+    let mut firefox = VideoOptions::simulcast();
+    firefox.rids_only = false;
+    let sdp = offered(Some(firefox)).await;
+    let video = &sdp[sdp.find("m=video").unwrap()..];
+    assert_eq!(video.matches("a=ssrc-group:FID").count(), 3, "{sdp}");
 
     let single = offered(Some(VideoOptions::single(Layer::H))).await;
     assert_eq!(single.matches("m=video").count(), 1, "{single}");

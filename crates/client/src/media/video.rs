@@ -30,6 +30,10 @@ pub struct VideoOptions {
     pub single: Layer,
     /// A keyframe on every layer this often, besides those asked for.
     pub keyframe_interval: Duration,
+    /// Offer simulcast as Chrome does, by rids alone, without `a=ssrc` lines: the server must
+    /// learn each layer's SSRC from the rid header extension. Otherwise as Firefox does, with
+    /// an `a=ssrc` line (and RTX group) per layer as well.
+    pub rids_only: bool,
 }
 
 impl VideoOptions {
@@ -39,6 +43,7 @@ impl VideoOptions {
             simulcast: false,
             single: layer,
             keyframe_interval: Duration::from_secs(3),
+            rids_only: true,
         }
     }
 
