@@ -14,6 +14,7 @@ mod procstat;
 mod slot_loss;
 mod stats;
 mod target;
+mod video;
 mod window;
 
 use std::net::{IpAddr, SocketAddr};
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use free4chat_client::PACKET_INTERVAL;
+use free4chat_client::{Layer, PACKET_INTERVAL, VideoOptions};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -101,6 +102,14 @@ struct Args {
     /// idle baseline (0: skip).
     #[arg(long, default_value_t = 0)]
     churn: usize,
+    /// Speakers publish a synthetic VP8 camera too: one stream of 500 kbit/s at 30 frames a
+    /// second (free4chat only).
+    #[arg(long)]
+    video: bool,
+    /// With --video, the camera sends three simulcast layers (rids q, h, f: 150 kbit/s at
+    /// 15 fps, 500 kbit/s and 1.5 Mbit/s at 30 fps).
+    #[arg(long, requires = "video")]
+    simulcast: bool,
 }
 
 fn main() -> ExitCode {
@@ -160,7 +169,14 @@ fn make_target(args: &Args) -> Result<Target, String> {
                 .collect::<Result<Vec<_>, _>>()?,
             run: format!("{:x}", std::process::id()),
             packet_interval: Duration::from_millis(args.packet_interval_ms),
+            video: args.video.then(|| match args.simulcast {
+                true => VideoOptions::simulcast(),
+                false => VideoOptions::single(Layer::H),
+            }),
         },
+        TargetKind::Janus if args.video => {
+            return Err("--video: free4chat only".into());
+        }
         TargetKind::Janus if args.packet_interval_ms != 20 => {
             return Err("--packet-interval-ms: Janus is driven at 20 ms only".into());
         }
@@ -365,6 +381,8 @@ async fn run(args: Args) -> Result<Value, String> {
         _ => Value::Null,
     };
 
+    let video = video::summary(&members, args.video);
+
     // Everyone leaves; then memory should return to where it was.
     let leaving = Arc::new(Semaphore::new(64));
     let mut leaves = Vec::new();
@@ -412,6 +430,8 @@ async fn run(args: Args) -> Result<Value, String> {
         "slot_streams": counts.slots_json(),
         "unrecorded_packets": counts.unrecorded,
         "churn_cycles": churn,
+        "video": video,
+        "simulcast": args.simulcast,
         "server": server,
         "machine": machine,
         "nodes": nodes,

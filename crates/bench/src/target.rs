@@ -6,7 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use free4chat_client::{Client, ClientConfig, SharedState};
+use free4chat_client::{Client, ClientConfig, SharedState, VideoOptions};
 use free4chat_signal::ServerMsg;
 
 use crate::janus;
@@ -58,6 +58,8 @@ pub enum Target {
         run: String,
         /// How often each publisher sends a packet.
         packet_interval: Duration,
+        /// The camera speakers publish, if any.
+        video: Option<VideoOptions>,
     },
     Janus(janus::Janus),
 }
@@ -84,6 +86,7 @@ impl Target {
                 http,
                 run,
                 packet_interval,
+                video,
             } => {
                 let name = match role {
                     Role::Speaker => format!("speaker-{index}"),
@@ -100,6 +103,9 @@ impl Target {
                 }
                 config.local_ip = local_ip;
                 config.packet_interval = *packet_interval;
+                if role == Role::Speaker {
+                    config.video = video.clone();
+                }
                 let started = Instant::now();
                 let client = Client::join(config).await.map_err(|e| e.to_string())?;
                 let audio_slots = match &client.joined {

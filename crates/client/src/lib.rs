@@ -3,6 +3,10 @@
 //! that carry the sender's id, a sequence number and a send time, so receivers can attribute
 //! every packet, count losses and measure latency through the server.
 //!
+//! It can also publish synthetic VP8 video (one stream, or three simulcast layers) and records
+//! every video stream it receives frame by frame ([`VideoLog`]); [`relay`] is a UDP relay with
+//! a rate limit to put between a client and the server's media port.
+//!
 //! [`media::MediaSession`] is the WebRTC part alone, for other signalling (the load generator
 //! drives other servers with it). Used by the integration tests and the load generator.
 
@@ -18,10 +22,12 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 pub mod media;
+pub mod relay;
 
 pub use media::{
-    ClientState, Control, MAX_STREAMS, MediaOptions, MediaSession, PACKET_INTERVAL, PAYLOAD_LEN,
-    Received, Run, SharedState, StreamLog, parse_payload, slot_index,
+    ClientState, Control, Layer, LayerRun, MAX_STREAMS, MediaOptions, MediaSession,
+    PACKET_INTERVAL, PAYLOAD_LEN, Received, Run, SharedState, StreamLog, VideoLog, VideoOptions,
+    VideoSent, parse_payload, slot_index,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +76,11 @@ pub struct ClientConfig {
     pub packet_interval: Duration,
     /// The room's password: a private room's, or the one a room this client makes gets.
     pub password: Option<String>,
+    /// Publish synthetic VP8 video as a camera (declared `camera` in the offer's `sources`).
+    pub video: Option<VideoOptions>,
+    /// Send media through this relay ([`relay::Relay::addr`]) instead of straight to the
+    /// server's media port.
+    pub media_via: Option<SocketAddr>,
 }
 
 impl ClientConfig {
@@ -87,6 +98,8 @@ impl ClientConfig {
             source: None,
             packet_interval: PACKET_INTERVAL,
             password: None,
+            video: None,
+            media_via: None,
         }
     }
 }
@@ -165,6 +178,8 @@ impl Client {
             sender_id: id.0,
             tcp: config.tcp,
             packet_interval: config.packet_interval,
+            video: config.video.clone(),
+            media_via: config.media_via,
         };
         let mut session = MediaSession::bind(opts, state.clone()).await?;
         let dir = if config.publish {
@@ -173,12 +188,16 @@ impl Client {
             Direction::RecvOnly
         };
         let sdp = session.offer(dir)?;
-        let sources = match (config.source, session.mid()) {
-            (Some(source), Some(mid)) if config.publish => {
-                Some(Sources::from([(mid.to_string(), source)]))
-            }
-            _ => None,
-        };
+        let mut sources = Sources::new();
+        if let (Some(source), Some(mid)) = (config.source, session.mid())
+            && config.publish
+        {
+            sources.insert(mid.to_string(), source);
+        }
+        if let Some(mid) = session.video_mid() {
+            sources.insert(mid.to_string(), TrackSource::Camera);
+        }
+        let sources = (!sources.is_empty()).then_some(sources);
         ws.send(Message::text(to_json(&ClientMsg::Offer { sdp, sources })))
             .await?;
 
@@ -246,9 +265,36 @@ impl Client {
         let _ = self.control.send(Control::SetLevel(level)).await;
     }
 
-    /// Starts or stops sending audio packets.
+    /// Starts or stops sending audio packets (and video frames).
     pub async fn set_publishing(&self, on: bool) {
         let _ = self.control.send(Control::SetPublishing(on)).await;
+    }
+
+    /// Asks for a keyframe (PLI) on every video stream received so far.
+    pub async fn request_keyframes(&self) {
+        let _ = self.control.send(Control::RequestKeyframes).await;
+    }
+
+    /// The video streams received so far, each with the msid stream id the server gave it.
+    pub fn video_streams(&self) -> Vec<VideoLog> {
+        self.with_state(|s| s.video.values().cloned().collect())
+    }
+
+    /// The video stream received from `member` (whose msid stream ids start `<member>-`), if
+    /// any.
+    pub fn video_from(&self, member: MemberId) -> Option<VideoLog> {
+        let prefix = format!("{member}-");
+        self.with_state(|s| {
+            s.video
+                .values()
+                .find(|v| v.stream.starts_with(&prefix))
+                .cloned()
+        })
+    }
+
+    /// What this client's camera sent.
+    pub fn video_sent(&self) -> VideoSent {
+        self.with_state(|s| s.video_sent.clone())
     }
 
     /// Says `leave` and waits (briefly) for the server to close.

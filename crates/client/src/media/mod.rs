@@ -1,7 +1,9 @@
 //! One WebRTC session on str0m, with its own UDP socket (or, in TCP mode, its own TCP
 //! connections: ICE-TCP, RFC 6544, framed per RFC 4571), independent of any signalling: SDP
 //! goes in and out through channels. Outgoing audio packets carry the sender's id, a sequence
-//! number and the send time; incoming ones are attributed, counted and timed.
+//! number and the send time; incoming ones are attributed, counted and timed. A session may
+//! also publish synthetic VP8 video (one stream or three simulcast layers), and records every
+//! video stream it receives frame by frame.
 
 use std::collections::HashMap;
 use std::io;
@@ -12,7 +14,11 @@ use std::time::{Duration, Instant};
 use free4chat_signal::ServerMsg;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaData, MediaKind, MediaTime, Mid};
+use str0m::format::CodecExtra;
+use str0m::media::{
+    Direction, Frequency, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Simulcast,
+    SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
@@ -22,11 +28,20 @@ use crate::ClientError;
 mod payload;
 mod streams;
 mod tcp;
+mod via;
+mod video;
+mod video_log;
+mod vp8;
 
 use payload::{MAGIC, unix_micros};
 pub use payload::{PACKET_INTERVAL, PAYLOAD_LEN, Received, parse_payload};
 pub use streams::{MAX_RUNS, Run, StreamLog, quieter, slot_index};
 use tcp::{TcpIn, TcpLinks, without_udp_candidates};
+use via::{udp_candidates_to, without_ssrc_lines};
+use video::VideoSender;
+pub use video::{KEYFRAME_REQUEST_THROTTLE, VIDEO_TICK, VideoOptions, VideoSent};
+pub use video_log::{LayerRun, MAX_LAYER_RUNS, ReceivedFrame, VideoLog};
+pub use vp8::{Layer, MAX_VIDEO_PAYLOAD, VideoTag, parse_video_frame};
 
 /// How a session behaves.
 #[derive(Debug, Clone)]
@@ -50,6 +65,12 @@ pub struct MediaOptions {
     /// How often a packet is sent: [`PACKET_INTERVAL`], as a 20 ms Opus frame, unless a
     /// measurement needs a slower stream (a profiler that cannot keep up with the real one).
     pub packet_interval: Duration,
+    /// Publish synthetic VP8 video on an m-line of its own (offered with the audio).
+    pub video: Option<VideoOptions>,
+    /// Send media to this address instead of the remote's UDP candidates: a relay in front of
+    /// the server's media port (see [`crate::relay`]). Every UDP candidate of each remote
+    /// description is rewritten to it.
+    pub media_via: Option<SocketAddr>,
 }
 
 impl Default for MediaOptions {
@@ -63,6 +84,8 @@ impl Default for MediaOptions {
             sender_id: 0,
             tcp: false,
             packet_interval: PACKET_INTERVAL,
+            video: None,
+            media_via: None,
         }
     }
 }
@@ -80,6 +103,12 @@ pub struct ClientState {
     /// Media packets that were not test packets.
     pub foreign_packets: u64,
     pub sent_packets: u64,
+    /// What the session's camera sent, and the keyframe requests it got.
+    pub video_sent: VideoSent,
+    /// Each video stream received, by mid (at most [`MAX_STREAMS`]).
+    pub video: HashMap<Mid, VideoLog>,
+    /// Video frames that arrived on streams past [`MAX_STREAMS`].
+    pub unrecorded_video_frames: u64,
     pub connected: bool,
     /// When the first media packet arrived.
     pub first_media: Option<Instant>,
@@ -117,6 +146,8 @@ pub enum Control {
     SetLevel(i8),
     SetPublishing(bool),
     SetSenderId(u64),
+    /// Ask for a keyframe (PLI) on every video stream received.
+    RequestKeyframes,
 }
 
 /// A WebRTC session, before it runs.
@@ -128,6 +159,9 @@ pub struct MediaSession {
     tcp: TcpLinks,
     pending: Option<SdpPendingOffer>,
     mid: Option<Mid>,
+    /// The camera and the mid it publishes on, once offered.
+    video: Option<VideoSender>,
+    video_mid: Option<Mid>,
     opts: MediaOptions,
     seq: u32,
     started: Instant,
@@ -169,6 +203,11 @@ impl MediaSession {
             tcp: TcpLinks::new(),
             pending: None,
             mid: None,
+            video: opts
+                .video
+                .clone()
+                .map(|v| VideoSender::new(v, opts.sender_id)),
+            video_mid: None,
             opts,
             seq: 0,
             started: Instant::now(),
@@ -177,19 +216,41 @@ impl MediaSession {
         })
     }
 
-    /// Makes our first offer: one audio m-line, sending (if publishing) and receiving.
+    /// Makes our first offer: one audio m-line, sending (if publishing) and receiving; and, if
+    /// the session publishes video, a sending video m-line (with three simulcast layers, rids
+    /// q, h, f, if so asked).
     pub fn offer(&mut self, dir: Direction) -> Result<String, ClientError> {
         let mut api = self.rtc.sdp_api();
         let mid = api.add_media(MediaKind::Audio, dir, None, None, None);
+        let video_mid = self.video.as_ref().map(|v| {
+            let simulcast = v.simulcast().then(|| {
+                let mut s = Simulcast::new();
+                for layer in Layer::ALL {
+                    s.add_send_layer(SimulcastLayer::new(layer.rid()));
+                }
+                s
+            });
+            api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast)
+        });
         let (offer, pending) = api.apply().ok_or_else(|| proto_err("nothing to offer"))?;
         self.mid = Some(mid);
+        self.video_mid = video_mid;
         self.pending = Some(pending);
-        Ok(offer.to_sdp_string())
+        let sdp = offer.to_sdp_string();
+        Ok(match (&self.opts.video, video_mid) {
+            (Some(v), Some(mid)) if v.simulcast && v.rids_only => without_ssrc_lines(&sdp, mid),
+            _ => sdp,
+        })
     }
 
     /// The mid of our audio m-line, once offered.
     pub fn mid(&self) -> Option<Mid> {
         self.mid
+    }
+
+    /// The mid of our video m-line, once offered.
+    pub fn video_mid(&self) -> Option<Mid> {
+        self.video_mid
     }
 
     /// Runs until the control channel closes or the session fails. Answers to remote offers
@@ -201,6 +262,9 @@ impl MediaSession {
     ) -> Result<(), ClientError> {
         let mut buf = vec![0u8; 2048];
         let mut tick = tokio::time::interval(self.opts.packet_interval);
+        // A camera skips the pictures it could not take in time rather than bursting them.
+        let mut video_tick = tokio::time::interval(VIDEO_TICK);
+        video_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let timeout = self.poll()?;
             tokio::select! {
@@ -219,6 +283,7 @@ impl MediaSession {
                     None => return Ok(()),
                 },
                 _ = tick.tick() => self.send_audio(),
+                _ = video_tick.tick(), if self.video.is_some() => self.send_video(),
                 _ = tokio::time::sleep_until(timeout.into()) => {
                     self.rtc.handle_input(Input::Timeout(Instant::now())).map_err(proto_err)?;
                 }
@@ -233,7 +298,13 @@ impl MediaSession {
                     Some(Control::RemoteAnswer(sdp)) => self.accept_answer(&sdp)?,
                     Some(Control::SetLevel(l)) => self.opts.audio_level = l,
                     Some(Control::SetPublishing(on)) => self.opts.publish = on,
-                    Some(Control::SetSenderId(id)) => self.opts.sender_id = id,
+                    Some(Control::SetSenderId(id)) => {
+                        self.opts.sender_id = id;
+                        if let Some(v) = &mut self.video {
+                            v.set_sender(id);
+                        }
+                    }
+                    Some(Control::RequestKeyframes) => self.request_keyframes(),
                 },
             }
         }
@@ -256,12 +327,13 @@ impl MediaSession {
         }
     }
 
-    /// A remote description as this session takes it: in TCP mode, without UDP candidates.
+    /// A remote description as this session takes it: in TCP mode, without UDP candidates;
+    /// through a relay, with the relay's address in every UDP candidate.
     fn remote_sdp(&self, sdp: &str) -> String {
-        if self.opts.tcp {
-            without_udp_candidates(sdp)
-        } else {
-            sdp.to_owned()
+        match (self.opts.tcp, self.opts.media_via) {
+            (true, _) => without_udp_candidates(sdp),
+            (false, Some(relay)) => udp_candidates_to(sdp, relay),
+            (false, None) => sdp.to_owned(),
         }
     }
 
@@ -315,6 +387,28 @@ impl MediaSession {
         }
     }
 
+    fn send_video(&mut self) {
+        let (Some(video), Some(mid)) = (&mut self.video, self.video_mid) else {
+            return;
+        };
+        if !self.opts.publish || !self.rtc.is_connected() {
+            return;
+        }
+        // Held throughout, so that nobody reads the figures half written.
+        let mut s = lock_state(&self.state);
+        video.tick(&mut self.rtc, mid, Instant::now(), &mut s.video_sent);
+    }
+
+    /// Asks for a keyframe on every video stream received.
+    fn request_keyframes(&mut self) {
+        let mids: Vec<Mid> = lock_state(&self.state).video.keys().copied().collect();
+        for mid in mids {
+            if let Some(mut writer) = self.rtc.writer(mid) {
+                let _ = writer.request_keyframe(None, KeyframeRequestKind::Pli);
+            }
+        }
+    }
+
     /// Drains the Rtc's output; returns when it next wants a timeout.
     fn poll(&mut self) -> Result<Instant, ClientError> {
         loop {
@@ -345,6 +439,18 @@ impl MediaSession {
                         && m.direction.is_sending() =>
                 {
                     self.mid = Some(m.mid);
+                }
+                Output::Event(Event::KeyframeRequest(req)) => {
+                    if let Some(video) = &mut self.video
+                        && Some(req.mid) == self.video_mid
+                    {
+                        let mut s = lock_state(&self.state);
+                        video.keyframe_request(&req, &mut s.video_sent);
+                    }
+                }
+                Output::Event(Event::MediaData(data)) if data.params.spec().codec.is_video() => {
+                    let stream_id = self.rtc.media(data.mid).map(|m| m.stream_id().to_owned());
+                    record_video(&mut lock_state(&self.state), &data, stream_id);
                 }
                 Output::Event(Event::MediaData(data)) => {
                     let now = unix_micros();
@@ -400,6 +506,38 @@ fn record_on_stream(
     }
 }
 
+/// Records a received video frame on its stream's log (a new log while there are fewer than
+/// [`MAX_STREAMS`]).
+fn record_video(s: &mut ClientState, data: &MediaData, stream_id: Option<String>) {
+    s.first_media.get_or_insert_with(Instant::now);
+    if !s.video.contains_key(&data.mid) {
+        if s.video.len() >= MAX_STREAMS {
+            s.unrecorded_video_frames += 1;
+            return;
+        }
+        s.video
+            .insert(data.mid, VideoLog::new(stream_id.unwrap_or_default()));
+    }
+    let Some(log) = s.video.get_mut(&data.mid) else {
+        return;
+    };
+    let (keyframe, tag) = parse_video_frame(&data.data);
+    let (keyframe, picture_id) = match data.codec_extra {
+        CodecExtra::Vp8(e) => (e.is_keyframe, e.picture_id),
+        _ => (keyframe, None),
+    };
+    let frame = ReceivedFrame {
+        first_seq: **data.seq_range.start(),
+        last_seq: **data.seq_range.end(),
+        time: data.time.numer(),
+        picture_id,
+        keyframe,
+        tag,
+        contiguous: data.contiguous,
+    };
+    log.record(&frame, unix_micros());
+}
+
 /// Receives from the UDP socket; never ready without one.
 async fn recv_udp(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
     match socket {
@@ -412,53 +550,4 @@ fn is_rtp(d: &[u8]) -> bool {
     d.len() >= 12 && (128..=191).contains(&d[0]) && !(64..=95).contains(&(d[1] & 0x7f))
 }
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn payloads_round_trip_and_strangers_are_not_ours() {
-        let mut p = [0u8; PAYLOAD_LEN];
-        p[..4].copy_from_slice(MAGIC);
-        p[4..12].copy_from_slice(&7u64.to_be_bytes());
-        p[12..16].copy_from_slice(&9u32.to_be_bytes());
-        p[16..24].copy_from_slice(&11u64.to_be_bytes());
-        assert_eq!(parse_payload(&p), Some((7, 9, 11)));
-        assert_eq!(parse_payload(&p[..20]), None);
-        assert_eq!(parse_payload(&[0u8; PAYLOAD_LEN]), None);
-    }
-
-    #[test]
-    fn tcp_mode_ignores_the_remotes_udp_candidates() {
-        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
-                   a=candidate:1 1 udp 2130706175 127.0.0.1 40000 typ host\r\n\
-                   a=candidate:2 1 tcp 1518280447 127.0.0.1 40000 typ host tcptype passive\r\n\
-                   a=candidate:3 1 UDP 2130706175 ::1 40000 typ host\r\n\
-                   a=end-of-candidates\r\n";
-        assert_eq!(
-            without_udp_candidates(sdp),
-            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
-             a=candidate:2 1 tcp 1518280447 127.0.0.1 40000 typ host tcptype passive\r\n\
-             a=end-of-candidates\r\n"
-        );
-    }
-
-    #[test]
-    fn losses_are_counted_by_sequence() {
-        let mut r = Received::default();
-        for s in [0, 1, 3, 3, 5] {
-            r.record(s);
-        }
-        assert_eq!(r.distinct, 4);
-        assert_eq!(r.missing_between(0, 6), 2);
-        assert_eq!(r.first(), Some(0));
-        assert_eq!(Received::default().first(), None);
-        let mut late = Received::default();
-        for s in [70, 72] {
-            late.record(s);
-        }
-        assert_eq!(late.first(), Some(70));
-        assert_eq!(late.missing_between(0, 73) - late.missing_between(0, 70), 1);
-        assert_eq!(late.missing_between(70, 73), 1);
-        assert_eq!(late.missing_between(73, 70), 0);
-    }
-}
+mod tests;

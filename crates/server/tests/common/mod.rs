@@ -278,3 +278,13 @@ pub async fn stats(server: &Server) -> serde_json::Value {
     assert_eq!(status, 200);
     serde_json::from_str(&body).expect("stats are JSON")
 }
+
+use free4chat_client::relay::{Relay, RelayConfig};
+
+/// A rate-limited relay in front of the server's (first) media address: a client whose
+/// `media_via` is its address sends all its media through it (see `free4chat_client::relay`).
+pub async fn relay(server: &Server, config: RelayConfig) -> Relay {
+    Relay::start(server.media_addrs()[0], config)
+        .await
+        .expect("relay starts")
+}
