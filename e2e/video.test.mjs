@@ -98,7 +98,11 @@ async function until(page, fn, arg, what, timeout = TIMEOUT_MS) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** In the page: whether the tiles of `ids` (of `source`) decode, frames coming over 0.5 s. */
+/**
+ * In the page: whether the tiles of `ids` (of `source`) decode: frames keep coming over 0.5 s
+ * for a camera; a shared screen that does not change sends a frame only now and then, so one
+ * decoded frame of it is enough.
+ */
 async function decoding({ ids, source }) {
   const read = () =>
     new Map(
@@ -108,6 +112,7 @@ async function decoding({ ids, source }) {
     );
   const first = read();
   if (first.size !== ids.length) return false;
+  if (source === 'screen') return ids.every((id) => first.get(id) > 0);
   await new Promise((r) => setTimeout(r, 500));
   const then = read();
   return ids.every((id) => (then.get(id) ?? 0) > (first.get(id) ?? 0));
