@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use free4chat_client::relay::{RelayConfig, Way};
 use free4chat_client::{Client, ClientConfig, ClientState, Layer, VideoLog, VideoOptions};
-use free4chat_signal::{MemberId, ServerMsg, TrackKind, TrackSource};
+use free4chat_signal::{ClientMsg, MemberId, ServerMsg, TileView, TrackKind, TrackSource};
 
 /// A member who publishes a camera made as `video`, and audio.
 async fn camera(server: &free4chat::Server, room: &str, video: VideoOptions) -> Client {
@@ -135,7 +135,6 @@ async fn a_viewer_behind_a_narrow_relay_loses_video_the_relay_counts_it_and_a_wi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs simulcast forwarding in the core"]
 async fn a_viewer_of_three_simulcast_layers_receives_the_full_one_whole() {
     let server = server().await;
     let alice = camera(&server, "layers", VideoOptions::simulcast()).await;
@@ -164,7 +163,7 @@ async fn a_viewer_of_three_simulcast_layers_receives_the_full_one_whole() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs simulcast forwarding in the core"]
+#[ignore = "needs the viewer's bandwidth estimate in the choice of its layer"]
 async fn a_viewer_whose_link_narrows_gets_a_lower_layer_and_the_full_one_back_when_it_widens() {
     let server = server().await;
     let alice = camera(&server, "adapt", VideoOptions::simulcast()).await;
@@ -199,5 +198,84 @@ async fn a_viewer_whose_link_narrows_gets_a_lower_layer_and_the_full_one_back_wh
     .await;
     assert_eq!(wide.switches_without_keyframe, 0, "{wide:?}");
     assert_eq!(wide.seq_backwards + wide.timestamp_backwards, 0, "{wide:?}");
+    server.shutdown().await;
+}
+
+/// The id of `publisher`'s camera track, as `viewer` was told it.
+fn camera_track(viewer: &Client, publisher: MemberId) -> String {
+    viewer
+        .with_state(|s| {
+            s.messages.iter().find_map(|m| match m {
+                ServerMsg::TrackAdded { track }
+                    if track.member == publisher && track.kind == TrackKind::Video =>
+                {
+                    Some(track.id.clone())
+                }
+                _ => None,
+            })
+        })
+        .expect("told of the camera")
+}
+
+/// `viewer` shows `publisher`'s track `track` in a tile of `width` × `height`.
+async fn show(viewer: &Client, publisher: MemberId, track: &str, width: u32, height: u32) {
+    let tile = TileView {
+        peer: publisher,
+        id: track.to_string(),
+        width,
+        height,
+    };
+    let tracks = vec![tile];
+    viewer.send(ClientMsg::VideoView { tracks }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_gets_the_layer_its_tile_fits_and_the_publisher_is_told_the_layers_anyone_watches()
+{
+    let server = server().await;
+    let alice = camera(&server, "tiles", VideoOptions::simulcast()).await;
+    let bob = join(&server, "tiles", "Bob").await;
+    let full = sees(&bob, alice.id, |v| v.current_layer() == Some(Layer::F)).await;
+    let track = camera_track(&bob, alice.id);
+
+    // A small tile: the lowest layer, from its keyframe, the stream's numbering going on.
+    show(&bob, alice.id, &track, 320, 180).await;
+    let low = sees(&bob, alice.id, |v| {
+        v.current_layer() == Some(Layer::Q) && v.frames_of(Layer::Q) >= 15
+    })
+    .await;
+    assert!(low.layer_switches > full.layer_switches, "{low:?}");
+    assert_eq!(low.switches_without_keyframe, 0, "{low:?}");
+    assert_eq!(low.seq_backwards + low.timestamp_backwards, 0, "{low:?}");
+    assert_eq!(low.picture_id_breaks, 0, "{low:?}");
+
+    // Nobody watches Alice's other layers now: she is told to send the lowest alone.
+    let told = |s: &ClientState| {
+        s.messages.iter().any(|m| {
+            matches!(m, ServerMsg::VideoLayers { track: t, active } if *t == track && active == &["q"])
+        })
+    };
+    assert!(
+        alice.wait_for(VIDEO_WAIT, told).await,
+        "Alice told to send q alone"
+    );
+
+    // A large tile: the full layer again, and Alice is told to send it.
+    show(&bob, alice.id, &track, 1280, 720).await;
+    let again = sees(&bob, alice.id, |v| {
+        v.current_layer() == Some(Layer::F) && v.layer_switches > low.layer_switches
+    })
+    .await;
+    assert_eq!(again.switches_without_keyframe, 0, "{again:?}");
+    assert_eq!(again.picture_id_breaks, 0, "{again:?}");
+    let resumed = |s: &ClientState| {
+        s.messages.iter().any(|m| {
+            matches!(m, ServerMsg::VideoLayers { track: t, active } if *t == track && active.iter().any(|r| r == "f"))
+        })
+    };
+    assert!(
+        alice.wait_for(VIDEO_WAIT, resumed).await,
+        "Alice told to send f again"
+    );
     server.shutdown().await;
 }
