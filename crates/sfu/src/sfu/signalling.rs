@@ -19,7 +19,7 @@ use super::Sfu;
 use crate::api::{MediaErrorCode, MediaEvent};
 use crate::participant::Participant;
 use crate::participants::ParticipantKey;
-use crate::sdp::{has_active_media, parse_offer, request_opus_dtx};
+use crate::sdp::{has_active_media, outgoing, parse_offer};
 use crate::uptrack::{UpTrack, UpTrackKey};
 
 /// Outgoing audio packets str0m keeps per stream. Audio is not retransmitted (browsers do not
@@ -30,9 +30,9 @@ const SEND_BUFFER_AUDIO: usize = 16;
 /// The RTP header extensions we negotiate. Transport-wide sequence numbers carry the
 /// feedback (TWCC) a browser's send-side bandwidth estimator lives on: without it, Chromium
 /// keeps its estimate near its start (about 300 kbit/s) and sends only the lowest simulcast
-/// layer of a camera. str0m's feedback is session-wide, so an audio-only member's browser
-/// gets it too, one RTCP packet per 100 ms while it sends. Absolute send time serves only the
-/// older receive-side estimation and is left out.
+/// layer of a camera. The SDP we send keeps it in video sections only (`sdp::outgoing`), so
+/// audio pays nothing for it. Absolute send time serves only the older receive-side
+/// estimation and is left out.
 const HEADER_EXTENSIONS: [(u8, Extension); 6] = [
     (1, Extension::AudioLevel),
     (3, Extension::TransportSequenceNumber),
@@ -97,7 +97,7 @@ impl Sfu {
             (rtc, answer)
         }));
         let (rtc, answer) = match built {
-            Ok((rtc, Ok(answer))) => (rtc, request_opus_dtx(&answer.to_sdp_string())),
+            Ok((rtc, Ok(answer))) => (rtc, outgoing(&answer.to_sdp_string())),
             Ok((_, Err(e))) => return self.refuse(room, member, format!("offer refused: {e}")),
             Err(_) => return self.refuse(room, member, "offer refused"),
         };
@@ -164,7 +164,7 @@ impl Sfu {
         match self.with_participant(key, |p| p.rtc.sdp_api().accept_offer(offer)) {
             Some(Ok(answer)) => self.emit(MediaEvent::Answer {
                 member,
-                sdp: request_opus_dtx(&answer.to_sdp_string()),
+                sdp: outgoing(&answer.to_sdp_string()),
             }),
             Some(Err(e)) => self.error(member, MediaErrorCode::InvalidSdp, format!("{e}")),
             None => return,
@@ -250,7 +250,7 @@ impl Sfu {
     /// outstanding.
     pub(super) fn negotiate(&mut self, key: ParticipantKey) {
         if let Some(Some(sdp)) = self.with_participant(key, |p| p.make_offer()) {
-            let sdp = request_opus_dtx(&sdp);
+            let sdp = outgoing(&sdp);
             if let Some(member) = self.participants.get(key).map(|p| p.member) {
                 self.emit(MediaEvent::Offer { member, sdp });
             }
