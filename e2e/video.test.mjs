@@ -123,6 +123,15 @@ function waitDecoding(page, ids, source = 'camera') {
   return until(page, decoding, { ids, source }, `${source} tiles of ${ids} decoding`);
 }
 
+/** In the page: how many simulcast layers of our camera are sent (`want`: 'none' or 'some'). */
+function layersSent(want) {
+  const active = window.f4c.pc
+    .getSenders()
+    .flatMap((s) => s.getParameters().encodings ?? [])
+    .filter((e) => e.rid && e.active).length;
+  return want === 'none' ? active === 0 : active > 0;
+}
+
 async function join(i, room, name, { viewport = DESKTOP, video = true } = {}) {
   const url = `${server.base}/room/${room}?name=${name}${video ? '&video=1' : ''}`;
   const h = await openPage(browsers[i], url, name, { contextOptions: { viewport }, init: countServerOffers });
@@ -206,7 +215,7 @@ test('three members with cameras see each other; each camera is offered in three
   });
 });
 
-test('a camera turned off leaves the others\' grids and comes back, renegotiating nobody', { timeout: 120_000 }, async () => {
+test('a camera turned off leaves the others\' grids and comes back, renegotiating nobody; nobody watching stops it being sent', { timeout: 120_000 }, async () => {
   await diagnose('video-toggle', () => ({ pages, server }), async () => {
     const room = `video-toggle-${randomBytes(4).toString('hex')}`;
     const alice = await join(0, room, 'Alice');
@@ -226,6 +235,18 @@ test('a camera turned off leaves the others\' grids and comes back, renegotiatin
     await alice.page.click('#camera-btn');
     await waitDecoding(bob.page, [aliceId]);
     assert.equal(await bob.page.evaluate(() => window.__serverOffers), offers, 'no server offer for turning a camera off and on');
+
+    // Bob's page goes to the background: he asks for nothing, and Alice, whom nobody watches
+    // now, is told to stop sending; back in front, her camera comes back to him.
+    const setHidden = (hidden) => {
+      Object.defineProperty(document, 'hidden', { value: hidden, configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    };
+    await bob.page.evaluate(setHidden, true);
+    await until(alice.page, layersSent, 'none', 'Alice sending no layer');
+    await bob.page.evaluate(setHidden, false);
+    await until(alice.page, layersSent, 'some', 'Alice sending again');
+    await waitDecoding(bob.page, [aliceId]);
   });
 });
 
