@@ -162,45 +162,6 @@ async fn a_viewer_of_three_simulcast_layers_receives_the_full_one_whole() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the viewer's bandwidth estimate in the choice of its layer"]
-async fn a_viewer_whose_link_narrows_gets_a_lower_layer_and_the_full_one_back_when_it_widens() {
-    let server = server().await;
-    let alice = camera(&server, "adapt", VideoOptions::simulcast()).await;
-    let relay = relay(&server, RelayConfig::default()).await;
-    let mut config = ClientConfig::new(server.http_addr(), "adapt", "Bob");
-    config.media_via = Some(relay.addr());
-    let bob = Client::join(config).await.expect("joins");
-    let full = sees(&bob, alice.id, |v| v.current_layer() == Some(Layer::F)).await;
-
-    // 700 kbit/s: room for the half layer (500 kbit/s), not the full one (1.5 Mbit/s).
-    relay.set_rate(Way::Down, Some(700_000));
-    let frames = full.frames;
-    let narrow = sees(&bob, alice.id, |v| {
-        v.current_layer().is_some_and(|l| l < Layer::F) && v.frames >= frames + 60
-    })
-    .await;
-    // Frames lost while the link narrowed are the link's; every change of layer the server
-    // made was at a keyframe, with the stream's numbering going on.
-    assert!(narrow.layer_switches >= 1, "{narrow:?}");
-    assert_eq!(narrow.switches_without_keyframe, 0, "{narrow:?}");
-    assert_eq!(
-        narrow.seq_backwards + narrow.timestamp_backwards,
-        0,
-        "{narrow:?}"
-    );
-
-    // Wide again: back to the full layer.
-    relay.set_rate(Way::Down, None);
-    let wide = sees(&bob, alice.id, |v| {
-        v.current_layer() == Some(Layer::F) && v.layer_switches > narrow.layer_switches
-    })
-    .await;
-    assert_eq!(wide.switches_without_keyframe, 0, "{wide:?}");
-    assert_eq!(wide.seq_backwards + wide.timestamp_backwards, 0, "{wide:?}");
-    server.shutdown().await;
-}
-
 /// The id of `publisher`'s camera track, as `viewer` was told it.
 fn camera_track(viewer: &Client, publisher: MemberId) -> String {
     viewer
