@@ -5,37 +5,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::video::*;
 use common::*;
 use free4chat_client::relay::{RelayConfig, Way};
-use free4chat_client::{Client, ClientConfig, ClientState, Layer, VideoLog, VideoOptions};
+use free4chat_client::{Client, ClientConfig, ClientState, Layer, VideoOptions};
 use free4chat_signal::{ClientMsg, MemberId, ServerMsg, TileView, TrackKind, TrackSource};
-
-/// A member who publishes a camera made as `video`, and audio.
-async fn camera(server: &free4chat::Server, room: &str, video: VideoOptions) -> Client {
-    let mut config = ClientConfig::new(server.http_addr(), room, "Camera");
-    config.video = Some(video);
-    Client::join(config).await.expect("joins")
-}
-
-/// How long a viewer may take to see what a test waits for: longer than the other tests' WAIT,
-/// as video sessions carry a hundred times audio's packets and a busy machine may be slow to
-/// connect them.
-const VIDEO_WAIT: Duration = Duration::from_secs(30);
-
-/// The video stream `viewer` receives from `from`, once it holds `f` (within VIDEO_WAIT).
-async fn sees(viewer: &Client, from: MemberId, f: impl Fn(&VideoLog) -> bool) -> VideoLog {
-    let prefix = format!("{from}-");
-    let found = viewer
-        .wait_for(VIDEO_WAIT, |s: &ClientState| {
-            s.video
-                .values()
-                .any(|v| v.stream.starts_with(&prefix) && f(v))
-        })
-        .await;
-    let log = viewer.video_from(from);
-    assert!(found, "{} sees {from}: {log:?}", viewer.id);
-    log.expect("a video stream")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_layer_video_reaches_two_viewers_whole_and_their_keyframe_requests_reach_the_publisher()

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 pub mod redis;
+pub mod video;
 
 use free4chat::Server;
 use free4chat::config::Config;

@@ -1,0 +1,46 @@
+//! Helpers for the video tests: members with a synthetic camera, and waiting for what a viewer
+//! receives.
+
+use std::time::Duration;
+
+use free4chat::Server;
+use free4chat_client::{Client, ClientConfig, ClientState, VideoLog, VideoOptions};
+use free4chat_signal::MemberId;
+
+/// A member who publishes a camera made as `video`, and audio.
+pub async fn camera(server: &Server, room: &str, video: VideoOptions) -> Client {
+    camera_with(server, room, video, |_| {}).await
+}
+
+/// [`camera`], its configuration changed by `change` (e.g. its media through a relay).
+pub async fn camera_with(
+    server: &Server,
+    room: &str,
+    video: VideoOptions,
+    change: impl FnOnce(&mut ClientConfig),
+) -> Client {
+    let mut config = ClientConfig::new(server.http_addr(), room, "Camera");
+    config.video = Some(video);
+    change(&mut config);
+    Client::join(config).await.expect("joins")
+}
+
+/// How long a viewer may take to see what a test waits for: longer than the other tests' WAIT,
+/// as video sessions carry a hundred times audio's packets and a busy machine may be slow to
+/// connect them.
+pub const VIDEO_WAIT: Duration = Duration::from_secs(30);
+
+/// The video stream `viewer` receives from `from`, once it holds `f` (within VIDEO_WAIT).
+pub async fn sees(viewer: &Client, from: MemberId, f: impl Fn(&VideoLog) -> bool) -> VideoLog {
+    let prefix = format!("{from}-");
+    let found = viewer
+        .wait_for(VIDEO_WAIT, |s: &ClientState| {
+            s.video
+                .values()
+                .any(|v| v.stream.starts_with(&prefix) && f(v))
+        })
+        .await;
+    let log = viewer.video_from(from);
+    assert!(found, "{} sees {from}: {log:?}", viewer.id);
+    log.expect("a video stream")
+}
