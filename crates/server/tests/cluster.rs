@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::redis::Redis;
+use common::redis::{Redis, node};
 use common::*;
 use free4chat::Server;
 use free4chat::cluster::lease::Claim;
@@ -16,15 +16,6 @@ use free4chat::cluster::{LEASE_TTL, NodeId, Store};
 use free4chat_client::{Client, ClientConfig, ClientError};
 use free4chat_signal::{ByeReason, ClientMsg};
 use tokio::sync::mpsc;
-
-async fn node(redis: &Redis) -> Server {
-    let url = redis.url();
-    server_with(config_with(|c| {
-        c.cluster.redis = Some(url);
-        c.cluster.drain_timeout = Duration::from_secs(5);
-    }))
-    .await
-}
 
 async fn health(server: &Server) -> serde_json::Value {
     get_json(server, "/api/health").await

@@ -4,22 +4,11 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::redis::Redis;
+use common::redis::{Redis, node};
 use common::*;
 use free4chat::Server;
 use free4chat_client::{Client, ClientConfig, ClientError};
 use serde_json::{Value, json};
-
-async fn node(redis: &Redis) -> Server {
-    let url = redis.url();
-    server_with(config_with(|c| {
-        c.cluster.redis = Some(url);
-        c.cluster.drain_timeout = Duration::from_secs(5);
-    }))
-    .await
-}
 
 async fn get_json(server: &Server, path: &str) -> Value {
     let (_, body) = http_get(server, path).await;

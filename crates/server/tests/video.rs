@@ -9,7 +9,7 @@ use common::video::*;
 use common::*;
 use free4chat_client::relay::{RelayConfig, Way};
 use free4chat_client::{Client, ClientConfig, ClientState, Layer, VideoOptions};
-use free4chat_signal::{ClientMsg, MemberId, ServerMsg, TileView, TrackKind, TrackSource};
+use free4chat_signal::{ServerMsg, TrackKind, TrackSource};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_layer_video_reaches_two_viewers_whole_and_their_keyframe_requests_reach_the_publisher()
@@ -134,34 +134,6 @@ async fn a_viewer_of_three_simulcast_layers_receives_the_full_one_whole() {
         log.layer_runs
     );
     server.shutdown().await;
-}
-
-/// The id of `publisher`'s camera track, as `viewer` was told it.
-fn camera_track(viewer: &Client, publisher: MemberId) -> String {
-    viewer
-        .with_state(|s| {
-            s.messages.iter().find_map(|m| match m {
-                ServerMsg::TrackAdded { track }
-                    if track.member == publisher && track.kind == TrackKind::Video =>
-                {
-                    Some(track.id.clone())
-                }
-                _ => None,
-            })
-        })
-        .expect("told of the camera")
-}
-
-/// `viewer` shows `publisher`'s track `track` in a tile of `width` × `height`.
-async fn show(viewer: &Client, publisher: MemberId, track: &str, width: u32, height: u32) {
-    let tile = TileView {
-        peer: publisher,
-        id: track.to_string(),
-        width,
-        height,
-    };
-    let tracks = vec![tile];
-    viewer.send(ClientMsg::VideoView { tracks }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,3 +77,14 @@ impl Drop for Redis {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A node of a cluster on `redis`: a server of the tests' usual configuration, whose draining
+/// gives up after 5 s.
+pub async fn node(redis: &Redis) -> free4chat::Server {
+    let url = redis.url();
+    super::server_with(super::config_with(|c| {
+        c.cluster.redis = Some(url);
+        c.cluster.drain_timeout = Duration::from_secs(5);
+    }))
+    .await
+}

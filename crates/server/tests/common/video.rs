@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use free4chat::Server;
 use free4chat_client::{Client, ClientConfig, ClientState, VideoLog, VideoOptions};
-use free4chat_signal::MemberId;
+use free4chat_signal::{ClientMsg, MemberId, ServerMsg, TileView, TrackKind};
 
 /// A member who publishes a camera made as `video`, and audio.
 pub async fn camera(server: &Server, room: &str, video: VideoOptions) -> Client {
@@ -43,4 +43,32 @@ pub async fn sees(viewer: &Client, from: MemberId, f: impl Fn(&VideoLog) -> bool
     let log = viewer.video_from(from);
     assert!(found, "{} sees {from}: {log:?}", viewer.id);
     log.expect("a video stream")
+}
+
+/// The id of `publisher`'s camera track, as `viewer` was told it.
+pub fn camera_track(viewer: &Client, publisher: MemberId) -> String {
+    viewer
+        .with_state(|s| {
+            s.messages.iter().find_map(|m| match m {
+                ServerMsg::TrackAdded { track }
+                    if track.member == publisher && track.kind == TrackKind::Video =>
+                {
+                    Some(track.id.clone())
+                }
+                _ => None,
+            })
+        })
+        .expect("told of the camera")
+}
+
+/// `viewer` shows `publisher`'s track `track` in a tile of `width` × `height`.
+pub async fn show(viewer: &Client, publisher: MemberId, track: &str, width: u32, height: u32) {
+    let tile = TileView {
+        peer: publisher,
+        id: track.to_string(),
+        width,
+        height,
+    };
+    let tracks = vec![tile];
+    viewer.send(ClientMsg::VideoView { tracks }).await;
 }
