@@ -8,8 +8,7 @@ mod common;
 use common::redis::{Redis, node};
 use common::video::*;
 use common::*;
-use free4chat_client::{ClientState, Layer, VideoOptions};
-use free4chat_signal::ServerMsg;
+use free4chat_client::{Layer, VideoOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_viewer_on_another_node_sees_the_camera_and_its_tile_size_chooses_the_layer() {
@@ -31,13 +30,8 @@ async fn a_viewer_on_another_node_sees_the_camera_and_its_tile_size_chooses_the_
     })
     .await;
     assert_eq!(low.switches_without_keyframe, 0, "{low:?}");
-    let told = |s: &ClientState| {
-        s.messages.iter().any(|m| {
-            matches!(m, ServerMsg::VideoLayers { track: t, active } if *t == track && active == &["q"])
-        })
-    };
     assert!(
-        ann.wait_for(VIDEO_WAIT, told).await,
+        told_layers(&ann, &track, |active| active == ["q"]).await,
         "Ann told to send q alone"
     );
     a.shutdown().await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::video::*;
 use common::*;
 use free4chat_client::relay::{RelayConfig, Way};
-use free4chat_client::{Client, ClientConfig, ClientState, Layer, VideoOptions};
+use free4chat_client::{Client, ClientConfig, Layer, VideoOptions};
 use free4chat_signal::{ServerMsg, TrackKind, TrackSource};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,13 +159,8 @@ async fn a_viewer_gets_the_layer_its_tile_fits_and_the_publisher_is_told_the_lay
     assert!(low.picture_id_breaks <= low.seq_gaps, "{low:?}");
 
     // Nobody watches Alice's other layers now: she is told to send the lowest alone.
-    let told = |s: &ClientState| {
-        s.messages.iter().any(|m| {
-            matches!(m, ServerMsg::VideoLayers { track: t, active } if *t == track && active == &["q"])
-        })
-    };
     assert!(
-        alice.wait_for(VIDEO_WAIT, told).await,
+        told_layers(&alice, &track, |active| active == ["q"]).await,
         "Alice told to send q alone"
     );
 
@@ -182,13 +177,8 @@ async fn a_viewer_gets_the_layer_its_tile_fits_and_the_publisher_is_told_the_lay
         "{again:?}"
     );
     assert!(again.picture_id_breaks <= again.seq_gaps, "{again:?}");
-    let resumed = |s: &ClientState| {
-        s.messages.iter().any(|m| {
-            matches!(m, ServerMsg::VideoLayers { track: t, active } if *t == track && active.iter().any(|r| r == "f"))
-        })
-    };
     assert!(
-        alice.wait_for(VIDEO_WAIT, resumed).await,
+        told_layers(&alice, &track, |active| active.iter().any(|r| r == "f")).await,
         "Alice told to send f again"
     );
     server.shutdown().await;

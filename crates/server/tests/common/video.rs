@@ -72,3 +72,14 @@ pub async fn show(viewer: &Client, publisher: MemberId, track: &str, width: u32,
     let tracks = vec![tile];
     viewer.send(ClientMsg::VideoView { tracks }).await;
 }
+
+/// Whether `publisher` is told, within VIDEO_WAIT, to send of `track` the layers (rids) that
+/// `f` accepts.
+pub async fn told_layers(publisher: &Client, track: &str, f: impl Fn(&[String]) -> bool) -> bool {
+    let told = |s: &ClientState| {
+        s.messages.iter().any(
+            |m| matches!(m, ServerMsg::VideoLayers { track: t, active } if t == track && f(active)),
+        )
+    };
+    publisher.wait_for(VIDEO_WAIT, told).await
+}
