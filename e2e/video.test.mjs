@@ -8,6 +8,8 @@
 // - A camera turned off leaves the others' grids and comes back when turned on again, with no
 //   renegotiation of anyone.
 // - A shared screen reaches the others, shown big.
+// - A shared screen's sound (the fake capture plays the sharer's tone file) reaches the others
+//   while the sharer's microphone is muted, and stops with the sharing.
 //
 // Run from the repository root: node --test e2e/
 
@@ -24,6 +26,8 @@ import {
   ensureOutDir,
   freePort,
   launchBrowser,
+  makeTone,
+  measureTonesPresent,
   openPage,
   sleep,
   startServer,
@@ -34,6 +38,14 @@ import {
 const TIMEOUT_MS = 40_000;
 /** The fake screen Chromium offers to getDisplayMedia, picked without a prompt. */
 const SCREEN_ARGS = ['--auto-select-desktop-capture-source=Entire screen', '--enable-usermedia-screen-capturing'];
+/** The first browser's fake devices play this tone: its microphone, and its screen's sound. */
+const SCREEN_TONE_HZ = 660;
+/**
+ * A tone heard at this level or above is there; at or below ABSENT_DB, it is not. Heard, the
+ * tone measures about -39 dB; not heard, -90 dB or nothing at all.
+ */
+const PRESENT_DB = -50;
+const ABSENT_DB = -70;
 
 let server;
 const browsers = [];
@@ -42,7 +54,8 @@ const pages = [];
 before(async () => {
   ensureOutDir();
   server = await startServer({ port: await freePort(), logFile: path.join(OUT_DIR, 'server-video.log') });
-  for (let i = 0; i < 3; i++) browsers.push(await launchBrowser(null, { extraArgs: SCREEN_ARGS }));
+  const tone = await makeTone(path.join(OUT_DIR, `video-tone-${SCREEN_TONE_HZ}.wav`), SCREEN_TONE_HZ);
+  for (let i = 0; i < 3; i++) browsers.push(await launchBrowser(i === 0 ? tone : null, { extraArgs: SCREEN_ARGS }));
 }, { timeout: 60_000 });
 
 after(async () => {
@@ -274,5 +287,45 @@ test('a shared screen reaches the others, shown big', { timeout: 120_000 }, asyn
     await phone.page.screenshot({ path: path.join(SCREENSHOT_DIR, 'video-phone.png') });
     await alice.page.click('#screen-btn');
     await bob.page.waitForFunction(() => document.querySelectorAll('#video-grid .tile[data-source="screen"]').length === 0, null, { timeout: TIMEOUT_MS });
+  });
+});
+
+/** The level at which `h`'s page plays the first browser's tone. */
+async function toneLevel(h) {
+  const m = await h.page.evaluate(measureTonesPresent, { freqs: [SCREEN_TONE_HZ], durationMs: 2000, samples: 10 });
+  return m.levels[SCREEN_TONE_HZ];
+}
+
+/** Waits (within TIMEOUT_MS) until `h` hears the tone (`present`) or no longer does. */
+async function waitTone(h, present) {
+  const deadline = Date.now() + TIMEOUT_MS;
+  let level = await toneLevel(h);
+  while ((present ? level < PRESENT_DB : level > ABSENT_DB) && Date.now() < deadline) level = await toneLevel(h);
+  assert.ok(present ? level >= PRESENT_DB : level <= ABSENT_DB, `${h.label} hears the tone at ${level} dB`);
+  return level;
+}
+
+test('a shared screen\'s sound reaches the others while the sharer\'s microphone is muted, and stops with the sharing', { timeout: 120_000 }, async (t) => {
+  await diagnose('video-screen-audio', () => ({ pages, server }), async () => {
+    const room = `video-screen-audio-${randomBytes(4).toString('hex')}`;
+    const alice = await join(0, room, 'Alice', { video: false });
+    const bob = await join(1, room, 'Bob', { video: false });
+    await Promise.all([alice, bob].map((h) => waitJoined(h.page, 2)));
+    // Alice's microphone plays the tone: Bob hears it, and then, muted, no longer.
+    t.diagnostic(`microphone on: ${await waitTone(bob, true)} dB`);
+    await alice.page.click('#mute-btn');
+    t.diagnostic(`microphone muted: ${await waitTone(bob, false)} dB`);
+
+    // Her screen share brings the tone back, as the sound of the screen.
+    await alice.page.click('#screen-btn');
+    const aliceId = await alice.page.evaluate(() => window.f4c.selfId);
+    await waitDecoding(bob.page, [aliceId], 'screen');
+    t.diagnostic(`screen shared: ${await waitTone(bob, true)} dB`);
+    // Her microphone (muted: its track disabled) and her screen's sound, each on its sender.
+    const sent = await alice.page.evaluate(() => window.f4c.pc.getSenders().filter((s) => s.track?.kind === 'audio').map((s) => s.track.enabled));
+    assert.deepEqual(sent.sort(), [false, true], 'Alice sends her muted microphone and her screen\'s sound');
+
+    await alice.page.click('#screen-btn');
+    t.diagnostic(`sharing stopped: ${await waitTone(bob, false)} dB`);
   });
 });

@@ -143,18 +143,20 @@ export class PeerSession {
   }
 
   /**
-   * Sends `track` (or, with null, no picture) as our camera or screen share. The first track
-   * of a source is published on a send-only transceiver of its own (a renegotiation); later
-   * ones, and turning it off, replace the track in place, which renegotiates nothing. A camera
-   * is sent in the simulcast layers `encodings` gives.
+   * Sends `track` (or, with null, nothing) as our camera or screen share, or as the sound of
+   * the screen share (`source` 'screen', `kind` 'audio'). The first track of a source and kind
+   * is published on a send-only transceiver of its own (a renegotiation); later ones, and
+   * turning it off, replace the track in place, which renegotiates nothing. A camera is sent in
+   * the simulcast layers `encodings` gives.
    * @param {'camera' | 'screen'} source
+   * @param {'audio' | 'video'} kind
    * @param {MediaStreamTrack | null} track
    * @param {RTCRtpEncodingParameters[]} [encodings]
    */
-  async setVideoTrack(source, track, encodings) {
+  async setSourceTrack(source, kind, track, encodings) {
     if (this.closed) return;
-    const tr = [...this.sources].find(([t, s]) => s === source && t.currentDirection !== 'stopped')?.[0];
-    if (tr) {
+    const tr = this.transceiverOf(source, kind);
+    if (tr && tr.currentDirection !== 'stopped') {
       await tr.sender.replaceTrack(track);
       return;
     }
@@ -166,11 +168,22 @@ export class PeerSession {
   }
 
   /**
+   * Our transceiver that sends `source`'s media of `kind`, if published. A screen share has
+   * two, its picture and its sound; the receiver's track always has the transceiver's kind,
+   * whatever the sender holds.
+   * @param {TrackSource} source
+   * @param {'audio' | 'video'} kind
+   */
+  transceiverOf(source, kind) {
+    return [...this.sources].find(([t, s]) => s === source && t.receiver.track.kind === kind)?.[0] ?? null;
+  }
+
+  /**
    * The sender of our camera or screen share, once published.
    * @param {'camera' | 'screen'} source
    */
   videoSender(source) {
-    return [...this.sources].find(([, s]) => s === source)?.[0].sender ?? null;
+    return this.transceiverOf(source, 'video')?.sender ?? null;
   }
 
   /** The track we currently send, if any. */

@@ -54,6 +54,12 @@ let peer = null;
 let sendMsg = () => false;
 /** Start with the camera on, once we are in (the address's `video=1`). */
 let cameraAtStart = false;
+/**
+ * The sound of our screen share, when the browser offered it (a tab's, or the system's where
+ * the platform can): nothing on screen shows it, so it is kept here rather than in the state.
+ * @type {MediaStreamTrack | null}
+ */
+let screenAudio = null;
 
 /** @param {{camera?: boolean}} options */
 export function configure({ camera = false }) {
@@ -73,8 +79,9 @@ export async function attach(session, send) {
   lastView = '';
   const { camera, screen } = store.getState().video;
   try {
-    if (camera) await session.setVideoTrack('camera', camera, CAMERA_LAYERS);
-    if (screen) await session.setVideoTrack('screen', screen);
+    if (camera) await session.setSourceTrack('camera', 'video', camera, CAMERA_LAYERS);
+    if (screen) await session.setSourceTrack('screen', 'video', screen);
+    if (screen && screenAudio) await session.setSourceTrack('screen', 'audio', screenAudio);
   } catch (err) {
     console.error('could not send video', err);
   }
@@ -126,7 +133,9 @@ export async function startScreen() {
   if (store.getState().video.screen) return;
   let stream;
   try {
-    stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    // Asking for audio lets the browser offer to share the sound with the picture (a tab's,
+    // or the whole system's where it can); the user may still decline it.
+    stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true });
   } catch (err) {
     // Cancelling the browser's picker is no error worth a toast.
     if (!(err instanceof DOMException && err.name === 'NotAllowedError')) {
@@ -135,13 +144,20 @@ export async function startScreen() {
     return;
   }
   const track = stream.getVideoTracks()[0];
-  if (!track) return;
+  if (!track) {
+    for (const t of stream.getTracks()) t.stop();
+    return;
+  }
   // Text on a screen wants sharpness more than motion.
   track.contentHint = 'detail';
   // The browser's own "Stop sharing" ends the track.
   track.addEventListener('ended', () => stopScreen());
   store.dispatch({ type: 'local_video', source: 'screen', track });
   await send('screen', track);
+  // Its sound goes out beside our microphone, and is heard as ours (on the listeners' audio
+  // slots, like any voice), until the sharing stops.
+  screenAudio = stream.getAudioTracks()[0] ?? null;
+  if (screenAudio) await sendScreenAudio(screenAudio);
 }
 
 export async function stopScreen() {
@@ -150,6 +166,24 @@ export async function stopScreen() {
   track.stop();
   store.dispatch({ type: 'local_video', source: 'screen', track: null });
   await send('screen', null);
+  if (screenAudio) {
+    screenAudio.stop();
+    screenAudio = null;
+    await sendScreenAudio(null);
+  }
+}
+
+/**
+ * Puts our screen share's sound (or nothing) on its sender.
+ * @param {MediaStreamTrack | null} track
+ */
+async function sendScreenAudio(track) {
+  if (!peer || peer.closed) return;
+  try {
+    await peer.setSourceTrack('screen', 'audio', track);
+  } catch (err) {
+    console.error('could not send the screen share\'s sound', err);
+  }
 }
 
 /**
@@ -160,7 +194,7 @@ export async function stopScreen() {
 async function send(source, track) {
   if (peer && !peer.closed) {
     try {
-      await peer.setVideoTrack(source, track, source === 'camera' ? CAMERA_LAYERS : undefined);
+      await peer.setSourceTrack(source, 'video', track, source === 'camera' ? CAMERA_LAYERS : undefined);
     } catch (err) {
       console.error('could not send video', err);
       ui.toast('video.cameraFailed', { reason: reasonOf(err) }, 'error');
@@ -377,5 +411,5 @@ export function mount() {
 
 /** We are leaving: the camera's and the screen's lights go out. */
 export function stopAll() {
-  for (const track of [store.getState().video.camera, store.getState().video.screen]) track?.stop();
+  for (const track of [store.getState().video.camera, store.getState().video.screen, screenAudio]) track?.stop();
 }
