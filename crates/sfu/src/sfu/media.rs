@@ -148,13 +148,23 @@ impl Sfu {
     /// subscribers here.
     fn forward(&mut self, key: ParticipantKey, packet: RtpPacket) {
         let now = self.now;
-        // Muted for everyone: not forwarded, relayed, nor ranked for a slot.
-        if self.participants.get(key).is_none_or(|p| p.silenced) {
+        let Some(silenced) = self.participants.get(key).map(|p| p.silenced) else {
             return;
-        }
+        };
         let Some((up, layer)) = self.up_track_of(key, &packet) else {
             return;
         };
+        // Muted for everyone: its voice (and its screen's sound) is not forwarded, relayed, nor
+        // ranked for a slot; its camera and screen go on, as a moderator's mute silences a
+        // member without hiding them.
+        if silenced
+            && self
+                .up_tracks
+                .get(up)
+                .is_none_or(|t| t.kind == TrackKind::Audio)
+        {
+            return;
+        }
         let recovered = self.fan_out.take_recovery_list();
         let (Some(p), Some(track)) = (self.participants.get_mut(key), self.up_tracks.get_mut(up))
         else {

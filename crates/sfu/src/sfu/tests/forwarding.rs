@@ -157,6 +157,31 @@ fn a_members_address_tells_its_room() {
 }
 
 #[test]
+fn a_member_muted_for_everyone_is_not_heard_but_its_camera_is_still_seen() {
+    let mut h = Harness::new();
+    h.join_with_video(1, 1);
+    h.join(1, 2);
+    h.run(Duration::from_secs(1));
+    assert!(h.heard(2, 1) > 20 && h.client(2).video_frames > 20);
+    h.cmd(
+        0,
+        MediaCmd::Silence {
+            member: m(1),
+            silenced: true,
+        },
+    );
+    h.run(Duration::from_millis(200));
+    let (heard, frames) = (h.heard(2, 1), h.client(2).video_frames);
+    h.run(Duration::from_secs(1));
+    assert_eq!(h.heard(2, 1), heard, "its voice stops");
+    let seen = h.client(2).video_frames;
+    assert!(
+        seen > frames + 20,
+        "its picture goes on: {frames} then {seen}"
+    );
+}
+
+#[test]
 fn a_member_muted_for_everyone_reaches_nobody_on_any_core_until_it_is_lifted() {
     let mut h = Harness::two_cores(2);
     for id in 1..=3 {
