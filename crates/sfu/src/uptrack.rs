@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rustc_hash::FxHashMap;
 use slab::Slab;
 use str0m::Rtc;
-use str0m::format::{self, Codec, PayloadParams};
+use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, Ssrc, Vp8Descriptor};
 
@@ -26,6 +26,7 @@ use crate::forward::{self, Recovered, Red, RedRecovery};
 use crate::participants::ParticipantKey;
 use crate::prepared::{Prepared, PreparedCodec, PreparedHeader, PreparedVideo};
 use crate::video::clock::SenderClock;
+use crate::video::keyframe::starts_keyframe;
 use crate::video::layer::{LayerPacket, MAX_LAYERS};
 
 /// The fewest milliseconds between two keyframe requests to one layer of a publisher track.
@@ -82,6 +83,8 @@ struct LayerIn {
     ssrc: Option<Ssrc>,
     /// The highest sequence number received (to notice gaps in video).
     highest: Option<u64>,
+    /// The timestamp of the last packet received (a new one starts a picture).
+    last_ts: Option<u32>,
     last_packet: Option<Instant>,
     /// str0m reported the stream paused (and no packet came since).
     paused: bool,
@@ -114,18 +117,6 @@ pub fn order_rids(mut rids: Vec<Rid>) -> Vec<Rid> {
     });
     rids.truncate(MAX_LAYERS);
     rids
-}
-
-/// Which codec's keyframes a payload may start, and whether it does.
-fn starts_keyframe(codec: Codec, payload: &[u8], vp8: Option<&Vp8Descriptor>) -> bool {
-    match codec {
-        Codec::Vp8 => vp8.is_some_and(|d| d.starts_keyframe(payload)),
-        Codec::Vp9 => format::detect_vp9_keyframe(payload),
-        Codec::H264 => format::detect_h264_keyframe(payload),
-        Codec::H265 => format::detect_h265_keyframe(payload),
-        Codec::Av1 => format::detect_av1_keyframe(payload),
-        _ => false,
-    }
 }
 
 impl UpTrack {
@@ -200,6 +191,7 @@ impl UpTrack {
         let state = &mut incoming.layers[index];
         state.ssrc = Some(ssrc);
         state.highest = None;
+        state.last_ts = None;
         u8::try_from(index).ok()
     }
 
@@ -267,6 +259,8 @@ impl UpTrack {
         state.highest = Some(state.highest.map_or(*seq, |h| h.max(*seq)));
         state.last_packet = Some(now);
         state.paused = false;
+        let picture_start = state.last_ts != Some(header.timestamp);
+        state.last_ts = Some(header.timestamp);
         let primary = if red {
             let Some(parsed) = Red::parse(&packet.payload) else {
                 return Err(recovered);
@@ -289,7 +283,7 @@ impl UpTrack {
                 let vp8 = (codec == Codec::Vp8)
                     .then(|| Vp8Descriptor::parse(&packet.payload).ok())
                     .flatten();
-                let keyframe = starts_keyframe(codec, &packet.payload, vp8.as_ref());
+                let keyframe = starts_keyframe(codec, &packet.payload, vp8.as_ref(), picture_start);
                 let layers = u8::try_from(self.incoming.rids.len().max(1)).unwrap_or(1);
                 PreparedVideo {
                     layer: LayerPacket {

@@ -3,5 +3,6 @@
 pub mod allocation;
 pub mod clock;
 pub mod dynacast;
+pub mod keyframe;
 pub mod layer;
 pub mod vp8;
