@@ -1,0 +1,88 @@
+//! Pictures of several packets, as browsers send H264 and VP9, for the test publisher: an
+//! H264 keyframe is a STAP-A of its SPS and PPS, then its IDR slice in two FU-A fragments; a
+//! predicted picture is a slice in two fragments. A VP9 picture is two or three packets with
+//! the payload descriptor's B and E bits, a 15-bit picture id, P = 0 on a keyframe. Each packet
+//! ends with a trailer that says which picture of which layer it is part of, so a viewer can
+//! tell whether it received whole pictures.
+
+use str0m::format::Codec;
+
+/// The trailer's length: layer, publisher, picture number (2), part, parts, keyframe.
+const TRAILER: usize = 7;
+
+/// The packets of one picture: `tail` is the layer, the publisher's id and the picture's
+/// number.
+pub fn frame_packets(codec: Codec, keyframe: bool, picture_id: u16, tail: [u8; 4]) -> Vec<Vec<u8>> {
+    let parts: u8 = if keyframe { 3 } else { 2 };
+    let trailer = |part: u8| {
+        let mut t = tail.to_vec();
+        t.extend([part, parts, u8::from(keyframe)]);
+        t
+    };
+    let mut packets = Vec::new();
+    for part in 0..parts {
+        let (first, last) = (part == 0, part == parts - 1);
+        let mut p = match codec {
+            Codec::H264 if keyframe && first => {
+                // STAP-A: SPS, PPS, and the trailer as an SEI unit.
+                let mut p = vec![0x78, 0, 3, 0x67, 0x42, 0x1f, 0, 3, 0x68, 0xce, 0x3c];
+                p.extend([0, TRAILER as u8 + 1, 0x06]);
+                p
+            }
+            Codec::H264 => {
+                // FU-A of an IDR (5) or a non-IDR (1) slice.
+                let (indicator, nal) = if keyframe { (0x7c, 5) } else { (0x5c, 1) };
+                let starts = first || (keyframe && part == 1);
+                let header = nal | if starts { 0x80 } else { 0 } | if last { 0x40 } else { 0 };
+                vec![indicator, header, 0xb8]
+            }
+            _ => {
+                // VP9: I, P, B, E; a 15-bit picture id.
+                let b0 = 0x80
+                    | if keyframe { 0 } else { 0x40 }
+                    | if first { 0x08 } else { 0 }
+                    | if last { 0x04 } else { 0 };
+                vec![b0, 0x80 | (picture_id >> 8) as u8 & 0x7f, picture_id as u8]
+            }
+        };
+        p.extend(trailer(part));
+        packets.push(p);
+    }
+    packets
+}
+
+/// What a viewer read of a packet of an H264 or VP9 picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSeen {
+    /// The publisher's layer, and the picture's number in it.
+    pub layer: u8,
+    pub frame: u16,
+    /// Which packet of its picture, of how many.
+    pub part: u8,
+    pub parts: u8,
+    /// The picture is a keyframe.
+    pub keyframe: bool,
+    /// The VP9 picture id, if any.
+    pub picture_id: Option<u16>,
+}
+
+impl FrameSeen {
+    pub fn of(codec: Codec, payload: &[u8]) -> Option<FrameSeen> {
+        let t = payload.get(payload.len().checked_sub(TRAILER)?..)?;
+        let picture_id = match codec {
+            Codec::Vp9 => Some(u16::from_be_bytes([
+                *payload.get(1)? & 0x7f,
+                *payload.get(2)?,
+            ])),
+            _ => None,
+        };
+        Some(FrameSeen {
+            layer: t[0],
+            frame: u16::from_be_bytes([t[2], t[3]]),
+            part: t[4],
+            parts: t[5],
+            keyframe: t[6] == 1,
+            picture_id,
+        })
+    }
+}
