@@ -28,9 +28,8 @@ use crate::prepared::{Prepared, PreparedCodec, PreparedHeader, PreparedVideo};
 use crate::video::clock::SenderClock;
 use crate::video::keyframe::starts_keyframe;
 use crate::video::layer::{LayerPacket, MAX_LAYERS};
+use crate::video::throttle::KeyframeThrottle;
 
-/// The fewest milliseconds between two keyframe requests to one layer of a publisher track.
-pub const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
 /// A layer with no packet for this long no longer counts as flowing (as str0m pauses a
 /// stream).
 pub const LAYER_SILENCE: Duration = Duration::from_millis(1500);
@@ -88,7 +87,8 @@ struct LayerIn {
     last_packet: Option<Instant>,
     /// str0m reported the stream paused (and no packet came since).
     paused: bool,
-    last_keyframe_request: Option<Instant>,
+    /// The keyframe requests to the layer.
+    keyframes: KeyframeThrottle,
 }
 
 /// What preparing a packet found besides the packet itself.
@@ -96,7 +96,8 @@ struct LayerIn {
 pub struct Noticed {
     /// The audio level the packet carries, for the publisher's speaking detector.
     pub audio_level: Option<i8>,
-    /// A gap in a video track: the subscribers need a keyframe (of the packet's layer).
+    /// A gap in a video track: the subscribers need a keyframe (of the packet's layer); or a
+    /// request for one that waited for the throttle is due.
     pub needs_keyframe: bool,
 }
 
@@ -276,6 +277,7 @@ impl UpTrack {
         } else {
             None
         };
+        let mut keyframe_due = false;
         let video = match self.kind {
             TrackKind::Audio => PreparedVideo::default(),
             TrackKind::Video => {
@@ -284,6 +286,11 @@ impl UpTrack {
                     .then(|| Vp8Descriptor::parse(&packet.payload).ok())
                     .flatten();
                 let keyframe = starts_keyframe(codec, &packet.payload, vp8.as_ref(), picture_start);
+                let requests = &mut self.incoming.layers[index].keyframes;
+                if keyframe {
+                    requests.on_keyframe();
+                }
+                keyframe_due = requests.due(now);
                 let layers = u8::try_from(self.incoming.rids.len().max(1)).unwrap_or(1);
                 PreparedVideo {
                     layer: LayerPacket {
@@ -304,7 +311,7 @@ impl UpTrack {
                 TrackKind::Audio => header.ext_vals.audio_level,
                 TrackKind::Video => None,
             },
-            needs_keyframe: self.kind == TrackKind::Video && gap,
+            needs_keyframe: self.kind == TrackKind::Video && (gap || keyframe_due),
         };
         let prepared = Prepared {
             room: self.room,
@@ -340,7 +347,7 @@ impl UpTrack {
     }
 
     /// Whether a keyframe of layer `layer` may be asked of the publisher now; if so, the time
-    /// is noted.
+    /// is noted, else the request waits for the throttle ([`KeyframeThrottle`]).
     pub fn may_request_keyframe(&mut self, layer: u8, now: Instant) -> bool {
         let index = usize::from(layer);
         if index >= MAX_LAYERS {
@@ -350,12 +357,7 @@ impl UpTrack {
         if layers.len() <= index {
             layers.resize(index + 1, LayerIn::default());
         }
-        let last = &mut layers[index].last_keyframe_request;
-        let throttled = last.is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_THROTTLE);
-        if !throttled {
-            *last = Some(now);
-        }
-        !throttled
+        layers[index].keyframes.ask(now)
     }
 
     pub fn unsubscribe(&mut self, participant: ParticipantKey, down: DownTrackKey) {

@@ -5,4 +5,5 @@ pub mod clock;
 pub mod dynacast;
 pub mod keyframe;
 pub mod layer;
+pub mod throttle;
 pub mod vp8;
