@@ -29,6 +29,7 @@ use crate::video::clock::SenderClock;
 use crate::video::keyframe::starts_keyframe;
 use crate::video::layer::{LayerPacket, MAX_LAYERS};
 use crate::video::throttle::KeyframeThrottle;
+use crate::video::vp9::Vp9Numbering;
 
 /// A layer with no packet for this long no longer counts as flowing (as str0m pauses a
 /// stream).
@@ -300,6 +301,9 @@ impl UpTrack {
                         flowing: self.flowing(now),
                     },
                     vp8,
+                    vp9: (codec == Codec::Vp9)
+                        .then(|| Vp9Numbering::parse(&packet.payload))
+                        .flatten(),
                     sender: packet
                         .last_sender_info
                         .and_then(|i| SenderClock::new(i.ntp_time, i.rtp_time.numer() as u32)),

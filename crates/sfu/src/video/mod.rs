@@ -7,3 +7,4 @@ pub mod keyframe;
 pub mod layer;
 pub mod throttle;
 pub mod vp8;
+pub mod vp9;

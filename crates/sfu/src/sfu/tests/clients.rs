@@ -198,7 +198,7 @@ impl SimulcastSender {
             let tail = [i as u8, id, frame[0], frame[1]];
             let payloads = match codec {
                 Codec::Vp8 => vec![vp8_payload(keyframe, (picture_id, tl0, key_idx), tail)],
-                _ => frame_packets(codec, keyframe, picture_id, tail),
+                _ => frame_packets(codec, keyframe, (picture_id, tl0), tail),
             };
             // Each layer's packets are numbered on their own, a picture's one after another.
             let first_seq = base + l.packets;

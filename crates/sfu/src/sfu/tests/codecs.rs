@@ -1,5 +1,6 @@
 //! Cameras in H264 and VP9: forwarded whole, in the viewer's payload type, switching layers at
-//! the first packet of a keyframe with sequence numbers and timestamps continuous; and a viewer
+//! the first packet of a keyframe with sequence numbers, timestamps (and VP9 picture ids)
+//! continuous; and a viewer
 //! whose session does not take the publisher's codec is sent none of it.
 
 use std::time::Duration;
@@ -61,8 +62,9 @@ fn pt_of(h: &mut Harness, id: u64, codec: Codec) -> Vec<u8> {
 }
 
 /// Member 1 publishes in `codec`, member 2 views; the viewer goes through every layer. Each
-/// picture of a layer arrives whole, each change of layer at a keyframe's first packet, on one SSRC with
-/// sequence numbers one after another and time moving on.
+/// picture of a layer arrives whole, each change of layer at a keyframe's first packet, on one
+/// SSRC with sequence numbers one after another and time moving on (and VP9 picture ids
+/// one after another).
 fn whole_pictures_across_switches(codec: Codec) {
     let mut h = Harness::new();
     h.join_simulcast_in(1, 1, codec);
@@ -96,7 +98,13 @@ fn whole_pictures_across_switches(codec: Codec) {
         if same_picture {
             assert_eq!(fb.part, fa.part + 1, "{fa:?} {fb:?}");
             assert_eq!(b.timestamp, a.timestamp, "{a:?} {b:?}");
+            assert_eq!((fb.picture_id, fb.tl0), (fa.picture_id, fa.tl0));
         } else {
+            // VP9's picture numbering goes on one by one, whatever the layer.
+            if let (Some(pa), Some(pb)) = (fa.picture_id, fb.picture_id) {
+                assert_eq!(pb, (pa + 1) % 0x8000, "{fa:?} {fb:?}");
+                assert_eq!(fb.tl0, fa.tl0.map(|t| t.wrapping_add(1)), "{fa:?} {fb:?}");
+            }
             // A switch may cut the old layer's picture short: the new layer's keyframe came
             // first (the decoder drops the unfinished picture, whose end never comes).
             if fb.layer == fa.layer {

@@ -1,7 +1,8 @@
 //! Pictures of several packets, as browsers send H264 and VP9, for the test publisher: an
 //! H264 keyframe is a STAP-A of its SPS and PPS, then its IDR slice in two FU-A fragments; a
 //! predicted picture is a slice in two fragments. A VP9 picture is two or three packets with
-//! the payload descriptor's B and E bits, a 15-bit picture id, P = 0 on a keyframe. Each packet
+//! the payload descriptor's B and E bits, a 15-bit picture id and TL0PICIDX (non-flexible
+//! mode), P = 0 on a keyframe. Each packet
 //! ends with a trailer that says which picture of which layer it is part of, so a viewer can
 //! tell whether it received whole pictures.
 
@@ -12,7 +13,12 @@ const TRAILER: usize = 7;
 
 /// The packets of one picture: `tail` is the layer, the publisher's id and the picture's
 /// number.
-pub fn frame_packets(codec: Codec, keyframe: bool, picture_id: u16, tail: [u8; 4]) -> Vec<Vec<u8>> {
+pub fn frame_packets(
+    codec: Codec,
+    keyframe: bool,
+    (picture_id, tl0): (u16, u8),
+    tail: [u8; 4],
+) -> Vec<Vec<u8>> {
     let parts: u8 = if keyframe { 3 } else { 2 };
     let trailer = |part: u8| {
         let mut t = tail.to_vec();
@@ -37,12 +43,13 @@ pub fn frame_packets(codec: Codec, keyframe: bool, picture_id: u16, tail: [u8; 4
                 vec![indicator, header, 0xb8]
             }
             _ => {
-                // VP9: I, P, B, E; a 15-bit picture id.
-                let b0 = 0x80
+                // VP9: I, P, L, B, E; a 15-bit picture id; TID 0; TL0PICIDX.
+                let b0 = 0xa0
                     | if keyframe { 0 } else { 0x40 }
                     | if first { 0x08 } else { 0 }
                     | if last { 0x04 } else { 0 };
-                vec![b0, 0x80 | (picture_id >> 8) as u8 & 0x7f, picture_id as u8]
+                let [hi, lo] = picture_id.to_be_bytes();
+                vec![b0, 0x80 | (hi & 0x7f), lo, 0, tl0]
             }
         };
         p.extend(trailer(part));
@@ -62,19 +69,23 @@ pub struct FrameSeen {
     pub parts: u8,
     /// The picture is a keyframe.
     pub keyframe: bool,
-    /// The VP9 picture id, if any.
+    /// The VP9 picture id and TL0PICIDX, if any.
     pub picture_id: Option<u16>,
+    pub tl0: Option<u8>,
 }
 
 impl FrameSeen {
     pub fn of(codec: Codec, payload: &[u8]) -> Option<FrameSeen> {
         let t = payload.get(payload.len().checked_sub(TRAILER)?..)?;
-        let picture_id = match codec {
-            Codec::Vp9 => Some(u16::from_be_bytes([
-                *payload.get(1)? & 0x7f,
-                *payload.get(2)?,
-            ])),
-            _ => None,
+        let (picture_id, tl0) = match codec {
+            Codec::Vp9 => (
+                Some(u16::from_be_bytes([
+                    *payload.get(1)? & 0x7f,
+                    *payload.get(2)?,
+                ])),
+                Some(*payload.get(4)?),
+            ),
+            _ => (None, None),
         };
         Some(FrameSeen {
             layer: t[0],
@@ -83,6 +94,7 @@ impl FrameSeen {
             parts: t[5],
             keyframe: t[6] == 1,
             picture_id,
+            tl0,
         })
     }
 }
