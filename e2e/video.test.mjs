@@ -8,10 +8,10 @@
 // - A camera turned off leaves the others' grids and comes back when turned on again, with no
 //   renegotiation of anyone.
 // - A shared screen reaches the others, shown big.
-// - A camera published in H264 (its transceiver's codec preferences H264 alone, so the
-//   server's answer takes H264) reaches the others, who decode it beside VP8 cameras, and
-//   moves up a layer at a keyframe when pinned. Debian's Chromium encodes H264 (OpenH264) and
-//   decodes it (FFmpeg): RTCRtpSender/Receiver.getCapabilities list it.
+// - A camera published in H264, and one in VP9 (its transceiver's codec preferences that codec
+//   alone, so the server's answer takes it) reaches the others, who decode it beside VP8
+//   cameras, and moves up a layer at a keyframe when pinned. Debian's Chromium encodes H264
+//   (OpenH264) and decodes it (FFmpeg): RTCRtpSender/Receiver.getCapabilities list it.
 //
 // Run from the repository root: node --test e2e/
 
@@ -138,16 +138,24 @@ function layersSent(want) {
 
 /**
  * In the page, before its scripts: every camera or screen the page publishes is offered in
- * H264 alone (with its retransmission format), as a client preferring H264 would.
+ * `mime` alone (with its retransmission format), as a client preferring that codec would.
  */
-function offerH264Only() {
+function offerOnly(mime) {
   const add = RTCPeerConnection.prototype.addTransceiver;
   RTCPeerConnection.prototype.addTransceiver = function (trackOrKind, init) {
+    // Chromium sends VP9 in simulcast only when each layer names its scalability mode; else
+    // it sends the first layer alone (as one stream of spatial layers).
+    if (mime === 'video/VP9' && init?.sendEncodings?.length > 1) {
+      init = { ...init, sendEncodings: init.sendEncodings.map((e) => ({ ...e, scalabilityMode: 'L1T3' })) };
+    }
     const tr = add.call(this, trackOrKind, init);
     const kind = typeof trackOrKind === 'string' ? trackOrKind : trackOrKind.kind;
     if (kind === 'video' && init?.direction === 'sendonly') {
-      const h264 = (caps) => caps.codecs.filter((c) => c.mimeType === 'video/H264' || c.mimeType === 'video/rtx');
-      tr.setCodecPreferences(h264(RTCRtpReceiver.getCapabilities('video')).filter((c) => !/profile-level-id=f4/.test(c.sdpFmtpLine ?? '')));
+      // Of what this browser decodes, what it can also encode (not H264's High 4:4:4).
+      const codecs = RTCRtpReceiver.getCapabilities('video').codecs.filter(
+        (c) => (c.mimeType === mime || c.mimeType === 'video/rtx') && !/profile-level-id=f4|profile-id=[13]/.test(c.sdpFmtpLine ?? ''),
+      );
+      tr.setCodecPreferences(codecs);
     }
     return tr;
   };
@@ -181,9 +189,9 @@ async function decodingCodecs(codecs) {
   return codecs.every((c) => received.some((r) => r.codec === c && r.frames > 0)) && received;
 }
 
-async function join(i, room, name, { viewport = DESKTOP, video = true, init = countServerOffers } = {}) {
+async function join(i, room, name, { viewport = DESKTOP, video = true, init = countServerOffers, initArg } = {}) {
   const url = `${server.base}/room/${room}?name=${name}${video ? '&video=1' : ''}`;
-  const h = await openPage(browsers[i], url, name, { contextOptions: { viewport }, init });
+  const h = await openPage(browsers[i], url, name, { contextOptions: { viewport }, init, initArg });
   pages.push(h);
   return h;
 }
@@ -326,43 +334,48 @@ test('a shared screen reaches the others, shown big', { timeout: 120_000 }, asyn
   });
 });
 
-test('a camera published in H264 reaches the others beside VP8 cameras, and moves up a layer when pinned', { timeout: 150_000 }, async (t) => {
-  await diagnose('video-h264', () => ({ pages, server }), async () => {
-    const room = `video-h264-${randomBytes(4).toString('hex')}`;
-    const alice = await join(0, room, 'Alice', { init: offerH264Only });
-    const bob = await join(1, room, 'Bob');
-    const carol = await join(2, room, 'Carol');
-    const all = [alice, bob, carol];
-    await Promise.all(all.map((h) => waitJoined(h.page, 3)));
-    const ids = await Promise.all(all.map((h) => h.page.evaluate(() => window.f4c.selfId)));
-    for (const [i, h] of all.entries()) await waitDecoding(h.page, ids.filter((_, j) => j !== i));
+// Chromium 156 (Debian) encodes and decodes both. AV1 is left out: its encoder at 720p in
+// three browsers is too slow for a 2-core machine.
+for (const codec of ['H264', 'VP9']) {
+  test(`a camera published in ${codec} reaches the others beside VP8 cameras, and moves up a layer when pinned`, { timeout: 150_000 }, async (t) => {
+    const mime = `video/${codec}`;
+    await diagnose(`video-${codec.toLowerCase()}`, () => ({ pages, server }), async () => {
+      const room = `video-${codec.toLowerCase()}-${randomBytes(4).toString('hex')}`;
+      const alice = await join(0, room, 'Alice', { init: offerOnly, initArg: mime });
+      const bob = await join(1, room, 'Bob');
+      const carol = await join(2, room, 'Carol');
+      const all = [alice, bob, carol];
+      await Promise.all(all.map((h) => waitJoined(h.page, 3)));
+      const ids = await Promise.all(all.map((h) => h.page.evaluate(() => window.f4c.selfId)));
+      for (const [i, h] of all.entries()) await waitDecoding(h.page, ids.filter((_, j) => j !== i));
 
-    // Alice sends H264, in layers; Bob and Carol VP8.
-    const sent = await alice.page.evaluate(videoCodecs);
-    t.diagnostic(`Alice sends ${JSON.stringify(sent.sent)}`);
-    assert.ok(sent.sent.length > 0 && sent.sent.every((s) => s.codec === 'video/H264'), JSON.stringify(sent.sent));
-    assert.ok((await bob.page.evaluate(videoCodecs)).sent.every((s) => s.codec === 'video/VP8'));
-    // The others decode her H264 beside the other's VP8; she decodes their VP8.
-    for (const h of [bob, carol]) {
-      const got = await until(h.page, decodingCodecs, ['video/H264', 'video/VP8'], `${h.label} decoding H264 and VP8`);
-      t.diagnostic(`${h.label} receives ${JSON.stringify(got)}`);
-    }
-    const aliceGot = (await alice.page.evaluate(videoCodecs)).received;
-    assert.ok(aliceGot.filter((r) => r.codec === 'video/VP8' && r.frames > 0).length === 2, JSON.stringify(aliceGot));
+      // Alice sends the codec she offered, in layers; Bob and Carol VP8.
+      const sent = await alice.page.evaluate(videoCodecs);
+      t.diagnostic(`Alice sends ${JSON.stringify(sent.sent)}`);
+      assert.ok(sent.sent.length > 0 && sent.sent.every((s) => s.codec === mime), JSON.stringify(sent.sent));
+      assert.ok((await bob.page.evaluate(videoCodecs)).sent.every((s) => s.codec === 'video/VP8'));
+      // The others decode her camera beside the other's VP8; she decodes their VP8.
+      for (const h of [bob, carol]) {
+        const got = await until(h.page, decodingCodecs, [mime, 'video/VP8'], `${h.label} decoding ${codec} and VP8`);
+        t.diagnostic(`${h.label} receives ${JSON.stringify(got)}`);
+      }
+      const aliceGot = (await alice.page.evaluate(videoCodecs)).received;
+      assert.ok(aliceGot.filter((r) => r.codec === 'video/VP8' && r.frames > 0).length === 2, JSON.stringify(aliceGot));
 
-    // Carol pins Alice: the server moves her to Alice's full layer, at an H264 keyframe, and
-    // her big tile shows a larger picture than Bob's small one; it goes on decoding.
-    await carol.page.click(`#video-grid .tile[data-member="${ids[0]}"] .tile-pin`);
-    await until(
-      carol.page,
-      ({ alice: a, bob: b }) => {
-        const tile = (id) => document.querySelector(`#video-grid .tile[data-member="${id}"] video`);
-        const [va, vb] = [tile(a), tile(b)];
-        return va && vb && va.closest('.tile').classList.contains('tile-big') && va.videoWidth > vb.videoWidth;
-      },
-      { alice: ids[0], bob: ids[1] },
-      'Carol seeing Alice (H264) larger than Bob',
-    );
-    await waitDecoding(carol.page, [ids[0], ids[1]]);
+      // Carol pins Alice: the server moves her to Alice's full layer, at its keyframe, and
+      // her big tile shows a larger picture than Bob's small one; it goes on decoding.
+      await carol.page.click(`#video-grid .tile[data-member="${ids[0]}"] .tile-pin`);
+      await until(
+        carol.page,
+        ({ alice: a, bob: b }) => {
+          const tile = (id) => document.querySelector(`#video-grid .tile[data-member="${id}"] video`);
+          const [va, vb] = [tile(a), tile(b)];
+          return va && vb && va.closest('.tile').classList.contains('tile-big') && va.videoWidth > vb.videoWidth;
+        },
+        { alice: ids[0], bob: ids[1] },
+        `Carol seeing Alice (${codec}) larger than Bob`,
+      );
+      await waitDecoding(carol.page, [ids[0], ids[1]]);
+    });
   });
-});
+}

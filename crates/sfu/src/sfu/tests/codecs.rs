@@ -132,7 +132,8 @@ fn an_h264_camera_arrives_in_whole_pictures_and_switches_at_a_keyframes_paramete
 }
 
 #[test]
-fn a_vp9_camera_arrives_in_whole_pictures_and_switches_at_a_keyframes_first_packet() {
+fn a_vp9_camera_arrives_in_whole_pictures_switches_at_a_keyframes_first_packet_and_numbers_pictures_on()
+ {
     whole_pictures_across_switches(Codec::Vp9);
 }
 
