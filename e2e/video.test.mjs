@@ -334,8 +334,7 @@ test('a shared screen reaches the others, shown big', { timeout: 120_000 }, asyn
   });
 });
 
-// Chromium 156 (Debian) encodes and decodes both. AV1 is left out: its encoder at 720p in
-// three browsers is too slow for a 2-core machine.
+// Chromium 156 (Debian) encodes and decodes both. AV1 is not tried in a browser here.
 for (const codec of ['H264', 'VP9']) {
   test(`a camera published in ${codec} reaches the others beside VP8 cameras, and moves up a layer when pinned`, { timeout: 150_000 }, async (t) => {
     const mime = `video/${codec}`;
