@@ -1,8 +1,8 @@
 //! The test clients' side: what a client makes of its session's events, what a client in RTP
 //! mode reads of each packet, and the simulcast publisher, a client that sends a video track
 //! in three layers (rids `q`, `h`, `f`), each numbered on its own, with keyframes only when
-//! the stream starts and when asked for: VP8 (one packet a picture), or H264 or VP9 (pictures
-//! of several packets, as [`crate::sfu::tests::frames`] makes them).
+//! the stream starts and when asked for: VP8 (one packet a picture), or H264, VP9 or AV1
+//! (pictures of several packets, as [`crate::sfu::tests::frames`] makes them).
 
 use std::time::{Duration, Instant};
 
@@ -62,7 +62,7 @@ pub struct RtpSeen {
     pub sender: Option<u8>,
     /// What a VP8 packet carries.
     pub vp8: Option<Vp8Seen>,
-    /// What an H264 or VP9 packet carries.
+    /// What an H264, VP9 or AV1 packet carries.
     pub frame: Option<FrameSeen>,
 }
 
@@ -85,7 +85,7 @@ impl RtpSeen {
                 .then(|| Vp8Seen::of(&p.payload))
                 .flatten(),
             frame: codec
-                .filter(|c| matches!(c, Codec::H264 | Codec::Vp9))
+                .filter(|c| matches!(c, Codec::H264 | Codec::Vp9 | Codec::Av1))
                 .and_then(|c| FrameSeen::of(c, &p.payload)),
         }
     }
@@ -119,7 +119,7 @@ struct LayerOut {
 #[derive(Debug)]
 pub struct SimulcastSender {
     pub mid: Mid,
-    /// VP8, H264 or VP9.
+    /// VP8, H264, VP9 or AV1.
     pub codec: Codec,
     layers: [LayerOut; 3],
     /// Whether the layers are sent (a layer the encoder dropped is not).
@@ -164,7 +164,7 @@ impl SimulcastSender {
         }
     }
 
-    /// Writes one frame on each layer sent: one packet of VP8, several of H264 or VP9.
+    /// Writes one frame on each layer sent: one packet of VP8, several of the others.
     pub fn write_frame(&mut self, rtc: &mut Rtc, id: u8, now: Instant) {
         let codec = self.codec;
         let Some(pt) = rtc

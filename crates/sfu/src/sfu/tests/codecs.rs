@@ -1,4 +1,4 @@
-//! Cameras in H264 and VP9: forwarded whole, in the viewer's payload type, switching layers at
+//! Cameras in H264, VP9 and AV1: forwarded whole, in the viewer's payload type, switching layers at
 //! the first packet of a keyframe with sequence numbers, timestamps (and VP9 picture ids)
 //! continuous; and a viewer
 //! whose session does not take the publisher's codec is sent none of it.
@@ -39,7 +39,7 @@ fn view(h: &mut Harness, viewer: u64, quality: VideoQuality) {
     );
 }
 
-/// The H264 or VP9 packets viewer `id` received, from the `from`th on.
+/// The H264, VP9 or AV1 packets viewer `id` received, from the `from`th on.
 fn pictures(h: &mut Harness, id: u64, from: usize) -> Vec<(RtpSeen, FrameSeen)> {
     let seen: Vec<(RtpSeen, FrameSeen)> = h
         .client(id)
@@ -135,6 +135,11 @@ fn an_h264_camera_arrives_in_whole_pictures_and_switches_at_a_keyframes_paramete
 fn a_vp9_camera_arrives_in_whole_pictures_switches_at_a_keyframes_first_packet_and_numbers_pictures_on()
  {
     whole_pictures_across_switches(Codec::Vp9);
+}
+
+#[test]
+fn an_av1_camera_arrives_in_whole_pictures_and_switches_at_a_new_coded_video_sequence() {
+    whole_pictures_across_switches(Codec::Av1);
 }
 
 #[test]

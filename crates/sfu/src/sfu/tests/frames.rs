@@ -2,7 +2,8 @@
 //! H264 keyframe is a STAP-A of its SPS and PPS, then its IDR slice in two FU-A fragments; a
 //! predicted picture is a slice in two fragments. A VP9 picture is two or three packets with
 //! the payload descriptor's B and E bits, a 15-bit picture id and TL0PICIDX (non-flexible
-//! mode), P = 0 on a keyframe. Each packet
+//! mode), P = 0 on a keyframe. An AV1 picture is two or three packets of one OBU each, with the
+//! aggregation header's Z and Y bits, N on a keyframe's first. Each packet
 //! ends with a trailer that says which picture of which layer it is part of, so a viewer can
 //! tell whether it received whole pictures.
 
@@ -42,6 +43,15 @@ pub fn frame_packets(
                 let header = nal | if starts { 0x80 } else { 0 } | if last { 0x40 } else { 0 };
                 vec![indicator, header, 0xb8]
             }
+            Codec::Av1 => {
+                // Z: continues an OBU; Y: continued in the next; W = 1; N: a new sequence.
+                let b0 = if first { 0 } else { 0x80 }
+                    | if last { 0 } else { 0x40 }
+                    | 0x10
+                    | if keyframe && first { 0x08 } else { 0 };
+                // An OBU_FRAME header, then its data.
+                vec![b0, 0x30, 0xee]
+            }
             _ => {
                 // VP9: I, P, L, B, E; a 15-bit picture id; TID 0; TL0PICIDX.
                 let b0 = 0xa0
@@ -58,7 +68,7 @@ pub fn frame_packets(
     packets
 }
 
-/// What a viewer read of a packet of an H264 or VP9 picture.
+/// What a viewer read of a packet of an H264, VP9 or AV1 picture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameSeen {
     /// The publisher's layer, and the picture's number in it.

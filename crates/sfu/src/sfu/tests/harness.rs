@@ -234,7 +234,7 @@ impl Harness {
         self.join_simulcast_in(room, id, Codec::Vp8);
     }
 
-    /// A member in RTP mode who publishes a track of `codec` (VP8, H264 or VP9) in three
+    /// A member in RTP mode who publishes a track of `codec` (VP8, H264, VP9 or AV1) in three
     /// simulcast layers (and no audio).
     pub fn join_simulcast_in(&mut self, room: u64, id: u64, codec: Codec) {
         let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + id).parse().unwrap();
