@@ -10,6 +10,10 @@
 // - A shared screen reaches the others, shown big.
 // - A shared screen's sound (the fake capture plays the sharer's tone file) reaches the others
 //   while the sharer's microphone is muted, and stops with the sharing.
+// - A camera published in H264, and one in VP9 (its transceiver's codec preferences that codec
+//   alone, so the server's answer takes it) reaches the others, who decode it beside VP8
+//   cameras, and moves up a layer at a keyframe when pinned. Debian's Chromium encodes H264
+//   (OpenH264) and decodes it (FFmpeg): RTCRtpSender/Receiver.getCapabilities list it.
 //
 // Run from the repository root: node --test e2e/
 
@@ -145,9 +149,67 @@ function layersSent(want) {
   return want === 'none' ? active === 0 : active > 0;
 }
 
-async function join(i, room, name, { viewport = DESKTOP, video = true } = {}) {
+/**
+ * In the page, before its scripts: every camera or screen the page publishes is offered in
+ * `mime` alone (with its retransmission format), as a client preferring that codec would.
+ */
+function offerOnly(mime) {
+  const add = RTCPeerConnection.prototype.addTransceiver;
+  RTCPeerConnection.prototype.addTransceiver = function (trackOrKind, init) {
+    // Chromium sends VP9 in simulcast only when each layer names its scalability mode; else
+    // it sends the first layer alone (as one stream of spatial layers).
+    if (mime === 'video/VP9' && init?.sendEncodings?.length > 1) {
+      init = { ...init, sendEncodings: init.sendEncodings.map((e) => ({ ...e, scalabilityMode: 'L1T3' })) };
+    }
+    const tr = add.call(this, trackOrKind, init);
+    const kind = typeof trackOrKind === 'string' ? trackOrKind : trackOrKind.kind;
+    if (kind === 'video' && init?.direction === 'sendonly') {
+      // Of what this browser decodes, what it can also encode (not H264's High 4:4:4).
+      const codecs = RTCRtpReceiver.getCapabilities('video').codecs.filter(
+        (c) => (c.mimeType === mime || c.mimeType === 'video/rtx') && !/profile-level-id=f4|profile-id=[13]/.test(c.sdpFmtpLine ?? ''),
+      );
+      tr.setCodecPreferences(codecs);
+    }
+    return tr;
+  };
+}
+
+/** In the page: the codec and frames of each video stream sent or received, from the stats. */
+async function videoCodecs() {
+  const stats = await window.f4c.pc.getStats();
+  const codecs = new Map();
+  stats.forEach((s) => {
+    if (s.type === 'codec') codecs.set(s.id, s.mimeType);
+  });
+  const out = { sent: [], received: [] };
+  stats.forEach((s) => {
+    if (s.kind !== 'video') return;
+    if (s.type === 'outbound-rtp') out.sent.push({ rid: s.rid, codec: codecs.get(s.codecId), frames: s.framesEncoded ?? 0 });
+    if (s.type === 'inbound-rtp') out.received.push({ codec: codecs.get(s.codecId), frames: s.framesDecoded ?? 0, width: s.frameWidth ?? 0 });
+  });
+  return out;
+}
+
+/** In the page: the video streams received, once a stream of each of `codecs` decodes. */
+async function decodingCodecs(codecs) {
+  const stats = await window.f4c.pc.getStats();
+  const names = new Map();
+  stats.forEach((s) => s.type === 'codec' && names.set(s.id, s.mimeType));
+  const received = [];
+  stats.forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video') received.push({ codec: names.get(s.codecId), frames: s.framesDecoded ?? 0 });
+  });
+  return codecs.every((c) => received.some((r) => r.codec === c && r.frames > 0)) && received;
+}
+
+/** Closes the pages of the tests before: their cameras would go on taking the processor. */
+async function closeEarlierPages() {
+  await Promise.allSettled(pages.splice(0).map((h) => h.context.close()));
+}
+
+async function join(i, room, name, { viewport = DESKTOP, video = true, init = countServerOffers, initArg } = {}) {
   const url = `${server.base}/room/${room}?name=${name}${video ? '&video=1' : ''}`;
-  const h = await openPage(browsers[i], url, name, { contextOptions: { viewport }, init: countServerOffers });
+  const h = await openPage(browsers[i], url, name, { contextOptions: { viewport }, init, initArg });
   pages.push(h);
   return h;
 }
@@ -264,6 +326,7 @@ test('a camera turned off leaves the others\' grids and comes back, renegotiatin
 });
 
 test('a shared screen reaches the others, shown big', { timeout: 120_000 }, async () => {
+  await closeEarlierPages();
   await diagnose('video-screen', () => ({ pages, server }), async () => {
     const room = `video-screen-${randomBytes(4).toString('hex')}`;
     const alice = await join(0, room, 'Alice', { video: false });
@@ -306,6 +369,7 @@ async function waitTone(h, present) {
 }
 
 test('a shared screen\'s sound reaches the others while the sharer\'s microphone is muted, and stops with the sharing', { timeout: 120_000 }, async (t) => {
+  await closeEarlierPages();
   await diagnose('video-screen-audio', () => ({ pages, server }), async () => {
     const room = `video-screen-audio-${randomBytes(4).toString('hex')}`;
     const alice = await join(0, room, 'Alice', { video: false });
@@ -329,3 +393,49 @@ test('a shared screen\'s sound reaches the others while the sharer\'s microphone
     t.diagnostic(`sharing stopped: ${await waitTone(bob, false)} dB`);
   });
 });
+
+// Chromium 156 (Debian) encodes and decodes both. AV1 is not tried in a browser here.
+for (const codec of ['H264', 'VP9']) {
+  test(`a camera published in ${codec} reaches the others beside VP8 cameras, and moves up a layer when pinned`, { timeout: 150_000 }, async (t) => {
+    const mime = `video/${codec}`;
+    await closeEarlierPages();
+    await diagnose(`video-${codec.toLowerCase()}`, () => ({ pages, server }), async () => {
+      const room = `video-${codec.toLowerCase()}-${randomBytes(4).toString('hex')}`;
+      const alice = await join(0, room, 'Alice', { init: offerOnly, initArg: mime });
+      const bob = await join(1, room, 'Bob');
+      const carol = await join(2, room, 'Carol');
+      const all = [alice, bob, carol];
+      await Promise.all(all.map((h) => waitJoined(h.page, 3)));
+      const ids = await Promise.all(all.map((h) => h.page.evaluate(() => window.f4c.selfId)));
+      for (const [i, h] of all.entries()) await waitDecoding(h.page, ids.filter((_, j) => j !== i));
+
+      // Alice sends the codec she offered, in layers; Bob and Carol VP8.
+      const sent = await alice.page.evaluate(videoCodecs);
+      t.diagnostic(`Alice sends ${JSON.stringify(sent.sent)}`);
+      assert.ok(sent.sent.length > 0 && sent.sent.every((s) => s.codec === mime), JSON.stringify(sent.sent));
+      assert.ok((await bob.page.evaluate(videoCodecs)).sent.every((s) => s.codec === 'video/VP8'));
+      // The others decode her camera beside the other's VP8; she decodes their VP8.
+      for (const h of [bob, carol]) {
+        const got = await until(h.page, decodingCodecs, [mime, 'video/VP8'], `${h.label} decoding ${codec} and VP8`);
+        t.diagnostic(`${h.label} receives ${JSON.stringify(got)}`);
+      }
+      const aliceGot = (await alice.page.evaluate(videoCodecs)).received;
+      assert.ok(aliceGot.filter((r) => r.codec === 'video/VP8' && r.frames > 0).length === 2, JSON.stringify(aliceGot));
+
+      // Carol pins Alice: the server moves her to Alice's full layer, at its keyframe, and
+      // her big tile shows a larger picture than Bob's small one; it goes on decoding.
+      await carol.page.click(`#video-grid .tile[data-member="${ids[0]}"] .tile-pin`);
+      await until(
+        carol.page,
+        ({ alice: a, bob: b }) => {
+          const tile = (id) => document.querySelector(`#video-grid .tile[data-member="${id}"] video`);
+          const [va, vb] = [tile(a), tile(b)];
+          return va && vb && va.closest('.tile').classList.contains('tile-big') && va.videoWidth > vb.videoWidth;
+        },
+        { alice: ids[0], bob: ids[1] },
+        `Carol seeing Alice (${codec}) larger than Bob`,
+      );
+      await waitDecoding(carol.page, [ids[0], ids[1]]);
+    });
+  });
+}

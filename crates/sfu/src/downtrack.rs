@@ -11,8 +11,10 @@
 //! A video down-track is sent one simulcast layer of its track at a time, as its
 //! [`LayerSwitch`] decides; across a switch its one SSRC goes on, sequence numbers stay
 //! contiguous, timestamps move on by the capture time between the pictures (by the layers'
-//! sender reports, else by the time that passed), and VP8 picture numbering
-//! continues ([`Vp8Munger`]). Other video codecs get sequence numbers and timestamps only.
+//! sender reports, else by the time that passed), and VP8 and VP9 picture numbering
+//! continues ([`Vp8Munger`]; VP9 in a copy of the payload,
+//! [`crate::video::vp9::Vp9Numbering`]). H264 and AV1 get sequence numbers and timestamps
+//! only.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,7 +71,8 @@ pub struct DownTrack {
     /// The route for the last source payload type seen (`None`: the subscriber cannot take it).
     route: Option<(Pt, Option<Route>)>,
     rewriter: Rewriter,
-    /// Video: which simulcast layer the subscriber is sent, and its VP8 picture numbering.
+    /// Video: which simulcast layer the subscriber is sent, and its VP8 or VP9 picture
+    /// numbering (a track has one codec at a time).
     pub layer: LayerSwitch,
     vp8: Vp8Munger,
     /// Video: the source timestamp of the last packet written, and its layer's sender report.
@@ -293,6 +296,13 @@ impl DownTrack {
             .map(h.ssrc, h.seq, h.rtp_time, clock_rate, now)
         else {
             return written;
+        };
+        let payload = match &packet.video.vp9 {
+            Some(d) => match self.vp8.munge(d.fields(), switched) {
+                Some(out) => d.rewrite(&payload, out).into(),
+                None => payload,
+            },
+            None => payload,
         };
         let mut write = RtpWrite::new(out_pt, seq, ts, wallclock, payload)
             .marker(h.marker)

@@ -12,6 +12,7 @@ use str0m::rtp::{ExtensionValues, SeqNo, Ssrc, Vp8Descriptor};
 use crate::forward::Recovered;
 use crate::video::clock::SenderClock;
 use crate::video::layer::LayerPacket;
+use crate::video::vp9::Vp9Numbering;
 
 /// A packet a participant published, made ready for subscribers: its up-track, codec, what its
 /// RED redundancy recovered, and what each copy carries over. Made once, by the worker that
@@ -64,6 +65,8 @@ pub(crate) struct PreparedVideo {
     pub layer: LayerPacket,
     /// The VP8 payload descriptor, parsed once.
     pub vp8: Option<Vp8Descriptor>,
+    /// The VP9 payload descriptor's numbering, parsed once.
+    pub vp9: Option<Vp9Numbering>,
     /// The layer's latest sender report, to align timestamps across a switch.
     pub sender: Option<SenderClock>,
 }

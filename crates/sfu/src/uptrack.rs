@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rustc_hash::FxHashMap;
 use slab::Slab;
 use str0m::Rtc;
-use str0m::format::{self, Codec, PayloadParams};
+use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, Ssrc, Vp8Descriptor};
 
@@ -26,10 +26,11 @@ use crate::forward::{self, Recovered, Red, RedRecovery};
 use crate::participants::ParticipantKey;
 use crate::prepared::{Prepared, PreparedCodec, PreparedHeader, PreparedVideo};
 use crate::video::clock::SenderClock;
+use crate::video::keyframe::starts_keyframe;
 use crate::video::layer::{LayerPacket, MAX_LAYERS};
+use crate::video::throttle::KeyframeThrottle;
+use crate::video::vp9::Vp9Numbering;
 
-/// The fewest milliseconds between two keyframe requests to one layer of a publisher track.
-pub const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
 /// A layer with no packet for this long no longer counts as flowing (as str0m pauses a
 /// stream).
 pub const LAYER_SILENCE: Duration = Duration::from_millis(1500);
@@ -82,10 +83,13 @@ struct LayerIn {
     ssrc: Option<Ssrc>,
     /// The highest sequence number received (to notice gaps in video).
     highest: Option<u64>,
+    /// The timestamp of the last packet received (a new one starts a picture).
+    last_ts: Option<u32>,
     last_packet: Option<Instant>,
     /// str0m reported the stream paused (and no packet came since).
     paused: bool,
-    last_keyframe_request: Option<Instant>,
+    /// The keyframe requests to the layer.
+    keyframes: KeyframeThrottle,
 }
 
 /// What preparing a packet found besides the packet itself.
@@ -93,7 +97,8 @@ struct LayerIn {
 pub struct Noticed {
     /// The audio level the packet carries, for the publisher's speaking detector.
     pub audio_level: Option<i8>,
-    /// A gap in a video track: the subscribers need a keyframe (of the packet's layer).
+    /// A gap in a video track: the subscribers need a keyframe (of the packet's layer); or a
+    /// request for one that waited for the throttle is due.
     pub needs_keyframe: bool,
 }
 
@@ -114,18 +119,6 @@ pub fn order_rids(mut rids: Vec<Rid>) -> Vec<Rid> {
     });
     rids.truncate(MAX_LAYERS);
     rids
-}
-
-/// Which codec's keyframes a payload may start, and whether it does.
-fn starts_keyframe(codec: Codec, payload: &[u8], vp8: Option<&Vp8Descriptor>) -> bool {
-    match codec {
-        Codec::Vp8 => vp8.is_some_and(|d| d.starts_keyframe(payload)),
-        Codec::Vp9 => format::detect_vp9_keyframe(payload),
-        Codec::H264 => format::detect_h264_keyframe(payload),
-        Codec::H265 => format::detect_h265_keyframe(payload),
-        Codec::Av1 => format::detect_av1_keyframe(payload),
-        _ => false,
-    }
 }
 
 impl UpTrack {
@@ -200,6 +193,7 @@ impl UpTrack {
         let state = &mut incoming.layers[index];
         state.ssrc = Some(ssrc);
         state.highest = None;
+        state.last_ts = None;
         u8::try_from(index).ok()
     }
 
@@ -267,6 +261,8 @@ impl UpTrack {
         state.highest = Some(state.highest.map_or(*seq, |h| h.max(*seq)));
         state.last_packet = Some(now);
         state.paused = false;
+        let picture_start = state.last_ts != Some(header.timestamp);
+        state.last_ts = Some(header.timestamp);
         let primary = if red {
             let Some(parsed) = Red::parse(&packet.payload) else {
                 return Err(recovered);
@@ -282,6 +278,7 @@ impl UpTrack {
         } else {
             None
         };
+        let mut keyframe_due = false;
         let video = match self.kind {
             TrackKind::Audio => PreparedVideo::default(),
             TrackKind::Video => {
@@ -289,7 +286,12 @@ impl UpTrack {
                 let vp8 = (codec == Codec::Vp8)
                     .then(|| Vp8Descriptor::parse(&packet.payload).ok())
                     .flatten();
-                let keyframe = starts_keyframe(codec, &packet.payload, vp8.as_ref());
+                let keyframe = starts_keyframe(codec, &packet.payload, vp8.as_ref(), picture_start);
+                let requests = &mut self.incoming.layers[index].keyframes;
+                if keyframe {
+                    requests.on_keyframe();
+                }
+                keyframe_due = requests.due(now);
                 let layers = u8::try_from(self.incoming.rids.len().max(1)).unwrap_or(1);
                 PreparedVideo {
                     layer: LayerPacket {
@@ -299,6 +301,9 @@ impl UpTrack {
                         flowing: self.flowing(now),
                     },
                     vp8,
+                    vp9: (codec == Codec::Vp9)
+                        .then(|| Vp9Numbering::parse(&packet.payload))
+                        .flatten(),
                     sender: packet
                         .last_sender_info
                         .and_then(|i| SenderClock::new(i.ntp_time, i.rtp_time.numer() as u32)),
@@ -310,7 +315,7 @@ impl UpTrack {
                 TrackKind::Audio => header.ext_vals.audio_level,
                 TrackKind::Video => None,
             },
-            needs_keyframe: self.kind == TrackKind::Video && gap,
+            needs_keyframe: self.kind == TrackKind::Video && (gap || keyframe_due),
         };
         let prepared = Prepared {
             room: self.room,
@@ -346,7 +351,7 @@ impl UpTrack {
     }
 
     /// Whether a keyframe of layer `layer` may be asked of the publisher now; if so, the time
-    /// is noted.
+    /// is noted, else the request waits for the throttle ([`KeyframeThrottle`]).
     pub fn may_request_keyframe(&mut self, layer: u8, now: Instant) -> bool {
         let index = usize::from(layer);
         if index >= MAX_LAYERS {
@@ -356,12 +361,7 @@ impl UpTrack {
         if layers.len() <= index {
             layers.resize(index + 1, LayerIn::default());
         }
-        let last = &mut layers[index].last_keyframe_request;
-        let throttled = last.is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_THROTTLE);
-        if !throttled {
-            *last = Some(now);
-        }
-        !throttled
+        layers[index].keyframes.ask(now)
     }
 
     pub fn unsubscribe(&mut self, participant: ParticipantKey, down: DownTrackKey) {

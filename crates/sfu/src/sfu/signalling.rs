@@ -66,7 +66,18 @@ impl Sfu {
             .set_rtp_mode(true)
             .set_ice_lite(true)
             .set_local_ice_credentials(creds)
+            // The video codecs forwarded, in the order our answers list them: a browser
+            // sends the first its publisher's offer and our answer share, so VP8 whenever it
+            // offers VP8 (every browser decodes it); H264, VP9 or AV1 only when a client
+            // offers that alone. A viewer is sent a track only in a codec its own answer
+            // accepted (`forward::Route`). H265 is left out: few browsers decode it, and its
+            // keyframes, like H264's, would need their parameter sets found first.
+            .clear_codecs()
             .enable_opus(true, true)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .enable_vp9(true)
+            .enable_av1(true)
             .set_send_buffer_audio(SEND_BUFFER_AUDIO)
             .clear_extension_map()
             .set_stats_interval(Some(crate::quality::STATS_INTERVAL))

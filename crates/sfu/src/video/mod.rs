@@ -3,5 +3,8 @@
 pub mod allocation;
 pub mod clock;
 pub mod dynacast;
+pub mod keyframe;
 pub mod layer;
+pub mod throttle;
 pub mod vp8;
+pub mod vp9;

@@ -1,10 +1,12 @@
 //! The test clients' side: what a client makes of its session's events, what a client in RTP
-//! mode reads of each packet, and the simulcast publisher, a client that sends a VP8 track in
-//! three layers (rids `q`, `h`, `f`), each numbered on its own, with keyframes only when the
-//! stream starts and when asked for.
+//! mode reads of each packet, and the simulcast publisher, a client that sends a video track
+//! in three layers (rids `q`, `h`, `f`), each numbered on its own, with keyframes only when
+//! the stream starts and when asked for: VP8 (one packet a picture), or H264, VP9 or AV1
+//! (pictures of several packets, as [`crate::sfu::tests::frames`] makes them).
 
 use std::time::{Duration, Instant};
 
+use super::frames::{FrameSeen, frame_packets};
 use super::harness::TestClient;
 
 use str0m::format::Codec;
@@ -38,10 +40,8 @@ impl TestClient {
                 let pt = p.header.payload_type;
                 let codecs = self.rtc.codec_config();
                 let red = codecs.iter().any(|c| c.red() == Some(pt));
-                let vp8 = codecs
-                    .iter()
-                    .any(|c| c.pt() == pt && c.spec().codec == Codec::Vp8);
-                self.rtp.push(RtpSeen::of(&p, red, vp8));
+                let codec = codecs.iter().find(|c| c.pt() == pt).map(|c| c.spec().codec);
+                self.rtp.push(RtpSeen::of(&p, red, codec));
             }
             _ => {}
         }
@@ -62,10 +62,12 @@ pub struct RtpSeen {
     pub sender: Option<u8>,
     /// What a VP8 packet carries.
     pub vp8: Option<Vp8Seen>,
+    /// What an H264, VP9 or AV1 packet carries.
+    pub frame: Option<FrameSeen>,
 }
 
 impl RtpSeen {
-    pub fn of(p: &RtpPacket, red: bool, vp8: bool) -> RtpSeen {
+    pub fn of(p: &RtpPacket, red: bool, codec: Option<Codec>) -> RtpSeen {
         let h = &p.header;
         let opus = match red {
             true => crate::forward::Red::parse(&p.payload).map_or(&[][..], |r| r.primary),
@@ -79,7 +81,12 @@ impl RtpSeen {
             timestamp: h.timestamp,
             csrc: (h.csrc_count > 0).then_some(h.csrc[0]),
             sender: opus.first().copied(),
-            vp8: vp8.then(|| Vp8Seen::of(&p.payload)).flatten(),
+            vp8: (codec == Some(Codec::Vp8))
+                .then(|| Vp8Seen::of(&p.payload))
+                .flatten(),
+            frame: codec
+                .filter(|c| matches!(c, Codec::H264 | Codec::Vp9 | Codec::Av1))
+                .and_then(|c| FrameSeen::of(c, &p.payload)),
         }
     }
 }
@@ -100,16 +107,20 @@ pub fn simulcast() -> Simulcast {
 #[derive(Debug, Default, Clone, Copy)]
 struct LayerOut {
     frames: u64,
+    /// Packets sent.
+    packets: u64,
     keyframes: u8,
     /// A keyframe is due (the first frame, or asked for).
     keyframe_due: bool,
     pub keyframes_asked: u64,
 }
 
-/// A client publishing a VP8 track in three simulcast layers, in RTP mode.
+/// A client publishing a video track in three simulcast layers, in RTP mode.
 #[derive(Debug)]
 pub struct SimulcastSender {
     pub mid: Mid,
+    /// VP8, H264, VP9 or AV1.
+    pub codec: Codec,
     layers: [LayerOut; 3],
     /// Whether the layers are sent (a layer the encoder dropped is not).
     pub sending: [bool; 3],
@@ -128,6 +139,7 @@ impl SimulcastSender {
         };
         SimulcastSender {
             mid,
+            codec: Codec::Vp8,
             layers: [first; 3],
             sending: [true; 3],
             answer_keyframes: true,
@@ -152,12 +164,16 @@ impl SimulcastSender {
         }
     }
 
-    /// Writes one frame (one packet) on each layer sent.
+    /// Writes one frame on each layer sent: one packet of VP8, several of the others.
     pub fn write_frame(&mut self, rtc: &mut Rtc, id: u8, now: Instant) {
+        let codec = self.codec;
         let Some(pt) = rtc
             .codec_config()
             .iter()
-            .find(|p| p.spec().codec == Codec::Vp8)
+            .find(|p| {
+                p.spec().codec == codec
+                    && (codec != Codec::H264 || p.spec().format.packetization_mode == Some(1))
+            })
             .map(|p| p.pt())
         else {
             return;
@@ -180,8 +196,13 @@ impl SimulcastSender {
             let key_idx = (i as u8 * 9 + l.keyframes) % 32;
             let frame = (n as u16).to_be_bytes();
             let tail = [i as u8, id, frame[0], frame[1]];
-            let payload = vp8_payload(keyframe, (picture_id, tl0, key_idx), tail);
-            let seq = base + n;
+            let payloads = match codec {
+                Codec::Vp8 => vec![vp8_payload(keyframe, (picture_id, tl0, key_idx), tail)],
+                _ => frame_packets(codec, keyframe, (picture_id, tl0), tail),
+            };
+            // Each layer's packets are numbered on their own, a picture's one after another.
+            let first_seq = base + l.packets;
+            l.packets += payloads.len() as u64;
             let lag = self.lag[i];
             let ts = (i as u32 * 3_000_000)
                 .wrapping_add((n * 1800) as u32)
@@ -191,16 +212,20 @@ impl SimulcastSender {
             let Some(stream) = api.stream_tx_by_mid(self.mid, Some((*rid).into())) else {
                 continue;
             };
-            let ext = ExtensionValues {
-                mid: Some(self.mid),
-                rid: Some((*rid).into()),
-                ..Default::default()
-            };
-            let write = RtpWrite::new(pt, seq.into(), ts, captured, payload)
-                .marker(true)
-                .ext_vals(ext)
-                .nackable(true);
-            stream.write_rtp(write);
+            let last = payloads.len() - 1;
+            for (k, payload) in payloads.into_iter().enumerate() {
+                let ext = ExtensionValues {
+                    mid: Some(self.mid),
+                    rid: Some((*rid).into()),
+                    ..Default::default()
+                };
+                let seq = first_seq + k as u64;
+                let write = RtpWrite::new(pt, seq.into(), ts, captured, payload)
+                    .marker(k == last)
+                    .ext_vals(ext)
+                    .nackable(true);
+                stream.write_rtp(write);
+            }
         }
     }
 }

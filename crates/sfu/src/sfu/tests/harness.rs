@@ -111,8 +111,10 @@ pub struct Harness {
     pub undelivered: u64,
     /// The next client joins in RTP mode.
     rtp_mode_next: bool,
-    /// The next client publishes a VP8 track in simulcast layers.
-    simulcast_next: bool,
+    /// The next client publishes a track in simulcast layers, of this codec.
+    simulcast_next: Option<Codec>,
+    /// The next client's session offers only these video codecs (all if empty).
+    video_codecs_next: Vec<Codec>,
 }
 
 impl Harness {
@@ -131,7 +133,8 @@ impl Harness {
             tcp: TcpSim::default(),
             undelivered: 0,
             rtp_mode_next: false,
-            simulcast_next: false,
+            simulcast_next: None,
+            video_codecs_next: Vec::new(),
         }
     }
 
@@ -211,6 +214,12 @@ impl Harness {
         self.join_as(room, id, tracks, with_video, (Protocol::Udp, addr));
     }
 
+    /// A silent listener in RTP mode whose session offers only the video codecs `codecs`.
+    pub fn join_rtp_listener_with(&mut self, room: u64, id: u64, codecs: &[Codec]) {
+        self.video_codecs_next = codecs.to_vec();
+        self.join_rtp_listener(room, id);
+    }
+
     /// A silent listener in RTP mode, which records every RTP packet it receives.
     pub fn join_rtp_listener(&mut self, room: u64, id: u64) {
         let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + id).parse().unwrap();
@@ -222,9 +231,15 @@ impl Harness {
     /// A member in RTP mode who publishes a VP8 track in three simulcast layers (and no
     /// audio).
     pub fn join_simulcast(&mut self, room: u64, id: u64) {
+        self.join_simulcast_in(room, id, Codec::Vp8);
+    }
+
+    /// A member in RTP mode who publishes a track of `codec` (VP8, H264, VP9 or AV1) in three
+    /// simulcast layers (and no audio).
+    pub fn join_simulcast_in(&mut self, room: u64, id: u64, codec: Codec) {
         let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + id).parse().unwrap();
         self.rtp_mode_next = true;
-        self.simulcast_next = true;
+        self.simulcast_next = Some(codec);
         self.join_as(room, id, 1, false, (Protocol::Udp, addr));
         self.client(id).talking = false;
     }
@@ -244,7 +259,18 @@ impl Harness {
         (proto, addr): Remote,
     ) {
         let rtp_mode = std::mem::take(&mut self.rtp_mode_next);
-        let mut rtc = RtcConfig::new().set_rtp_mode(rtp_mode).build(self.now);
+        let mut config = RtcConfig::new().set_rtp_mode(rtp_mode);
+        let codecs = std::mem::take(&mut self.video_codecs_next);
+        if !codecs.is_empty() {
+            config = config
+                .clear_codecs()
+                .enable_opus(true, false)
+                .enable_vp8(codecs.contains(&Codec::Vp8))
+                .enable_h264(codecs.contains(&Codec::H264))
+                .enable_vp9(codecs.contains(&Codec::Vp9))
+                .enable_av1(codecs.contains(&Codec::Av1));
+        }
+        let mut rtc = config.build(self.now);
         let candidate = match proto {
             Protocol::Tcp => Candidate::builder()
                 .tcp()
@@ -262,7 +288,7 @@ impl Harness {
         }
         let video = with_video
             .then(|| api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None));
-        let simulcast = std::mem::take(&mut self.simulcast_next).then(|| {
+        let simulcast = std::mem::take(&mut self.simulcast_next).map(|codec| {
             let mid = api.add_media(
                 MediaKind::Video,
                 Direction::SendOnly,
@@ -270,7 +296,9 @@ impl Harness {
                 None,
                 Some(simulcast()),
             );
-            SimulcastSender::new(mid)
+            let mut sender = SimulcastSender::new(mid);
+            sender.codec = codec;
+            sender
         });
         let (offer, pending) = api.apply().unwrap();
         self.clients.push(TestClient {

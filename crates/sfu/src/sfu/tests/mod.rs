@@ -3,8 +3,10 @@
 //! server's rooms do.
 
 mod clients;
+mod codecs;
 mod fan_out;
 mod forwarding;
+mod frames;
 mod harness;
 mod hostile;
 mod simulcast;

@@ -326,3 +326,44 @@ fn timestamps_across_a_switch_follow_the_capture_time_the_sender_reports() {
     );
     assert_eq!(first.seq, last.seq + 1);
 }
+
+#[test]
+fn viewers_keyframe_requests_reach_the_publisher_once_a_half_second_and_those_held_back_once_after()
+{
+    let mut h = publisher_and_viewer();
+    h.join_rtp_listener(1, 3);
+    h.run(Duration::from_secs(1));
+    answer_keyframes(&mut h, false);
+    h.run(Duration::from_millis(600));
+    let mid = video(&mut h, 2, 0).last().unwrap().mid;
+    let mid_3 = video(&mut h, 3, 0).last().unwrap().mid;
+    let before: Vec<u64> = (0..3).map(|l| asked(&mut h, l)).collect();
+    // Both viewers ask, every 40 ms for 200 ms.
+    for _ in 0..5 {
+        for (viewer, mid) in [(2, mid), (3, mid_3)] {
+            h.client(viewer)
+                .rtc
+                .direct_api()
+                .stream_rx_by_mid(mid, None)
+                .expect("the viewer receives the track")
+                .request_keyframe(str0m::media::KeyframeRequestKind::Pli);
+        }
+        h.run(Duration::from_millis(40));
+    }
+    let after: Vec<u64> = (0..3).map(|l| asked(&mut h, l)).collect();
+    assert_eq!(
+        after,
+        [before[0], before[1], before[2] + 1],
+        "the first only"
+    );
+    // Those held back are asked once, when the half second is over.
+    h.run(Duration::from_millis(400));
+    assert_eq!(asked(&mut h, 2), before[2] + 2);
+    h.run(Duration::from_secs(1));
+    let last: Vec<u64> = (0..3).map(|l| asked(&mut h, l)).collect();
+    assert_eq!(
+        last,
+        [before[0], before[1], before[2] + 2],
+        "and nothing more"
+    );
+}
