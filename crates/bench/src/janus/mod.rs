@@ -264,8 +264,8 @@ impl Janus {
         let offer = offer.ok_or_else(|| JanusError::other("no local offer"))?;
         let mut jsep = json!({ "type": "offer", "sdp": offer, "trickle": false });
         if self.video.as_ref().is_some_and(|v| v.simulcast) {
-            // Our rids are offered lowest first (q, h, f), as Chrome's are; Janus takes the
-            // first as the highest unless told.
+            // Our rids are offered lowest first (q, h, f); Janus takes the first as the
+            // highest unless told.
             jsep["rid_order"] = json!("lmh");
         }
         let reply = session
