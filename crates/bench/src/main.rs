@@ -15,6 +15,7 @@ mod slot_loss;
 mod stats;
 mod target;
 mod video;
+mod view;
 mod window;
 
 use std::net::{IpAddr, SocketAddr};
@@ -103,13 +104,18 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     churn: usize,
     /// Speakers publish a synthetic VP8 camera too: one stream of 500 kbit/s at 30 frames a
-    /// second (free4chat only).
+    /// second.
     #[arg(long)]
     video: bool,
     /// With --video, the camera sends three simulcast layers (rids q, h, f: 150 kbit/s at
     /// 15 fps, 500 kbit/s and 1.5 Mbit/s at 30 fps).
     #[arg(long, requires = "video")]
     simulcast: bool,
+    /// With --video, every member shows every camera in a tile of this size (e.g. 640x360):
+    /// free4chat is told so (`video_view`) and sends the layer the tile asks for; Janus is
+    /// asked for that layer (`substream`). Without it, both send the best layer.
+    #[arg(long, value_name = "WxH", requires = "video")]
+    tile: Option<view::Tile>,
 }
 
 fn main() -> ExitCode {
@@ -169,21 +175,26 @@ fn make_target(args: &Args) -> Result<Target, String> {
                 .collect::<Result<Vec<_>, _>>()?,
             run: format!("{:x}", std::process::id()),
             packet_interval: Duration::from_millis(args.packet_interval_ms),
-            video: args.video.then(|| match args.simulcast {
-                true => VideoOptions::simulcast(),
-                false => VideoOptions::single(Layer::H),
-            }),
+            video: video_options(args),
+            tile: args.tile,
         },
-        TargetKind::Janus if args.video => {
-            return Err("--video: free4chat only".into());
-        }
         TargetKind::Janus if args.packet_interval_ms != 20 => {
             return Err("--packet-interval-ms: Janus is driven at 20 ms only".into());
         }
         TargetKind::Janus => match &args.server[..] {
-            [one] => Target::Janus(janus::Janus::new(one)),
+            [one] => {
+                Target::Janus(janus::Janus::new(one).with_video(video_options(args), args.tile))
+            }
             _ => return Err("Janus takes one --server".into()),
         },
+    })
+}
+
+/// The camera speakers publish, if any.
+fn video_options(args: &Args) -> Option<VideoOptions> {
+    args.video.then(|| match args.simulcast {
+        true => VideoOptions::simulcast(),
+        false => VideoOptions::single(Layer::H),
     })
 }
 
@@ -343,6 +354,8 @@ async fn run(args: Args) -> Result<Value, String> {
         counts.lost as f64 / counts.forwarded as f64 * 100.0
     };
 
+    // Every packet the server had to send in the window, audio and video.
+    let forwarded_all = counts.forwarded + a.video.forwarded_until(&b.video);
     let server = match (idle, a.proc, b.proc) {
         (Some(idle), Some(pa), Some(pb)) => {
             let (user, system) = (pb.user_s - pa.user_s, pb.system_s - pa.system_s);
@@ -354,8 +367,17 @@ async fn run(args: Args) -> Result<Value, String> {
                     s * 1e6 / delivered as f64
                 }
             };
+            let per_forwarded = |s: f64| s * 1e6 / forwarded_all.max(1) as f64;
             json!({
                 "cpu_s": cpu,
+                // Over every packet forwarded, audio and video.
+                "us_per_forwarded_packet": per_forwarded(cpu),
+                "user_us_per_forwarded_packet": per_forwarded(user),
+                "system_us_per_forwarded_packet": per_forwarded(system),
+                // CPU time per second of the window per member receiving video, ms.
+                "cpu_ms_per_viewer_s": args.video.then(|| {
+                    cpu * 1e3 / window_s / b.video.viewers.max(1) as f64
+                }),
                 "cpu_pct": cpu / window_s * 100.0,
                 "us_per_packet": per_packet(cpu),
                 // The server's own code, and the kernel's work for it (on loopback that
@@ -382,6 +404,7 @@ async fn run(args: Args) -> Result<Value, String> {
     };
 
     let video = video::summary(&members, args.video);
+    let video_window = args.video.then(|| a.video.window_json(&b.video, window_s));
 
     // Everyone leaves; then memory should return to where it was.
     let leaving = Arc::new(Semaphore::new(64));
@@ -432,6 +455,9 @@ async fn run(args: Args) -> Result<Value, String> {
         "churn_cycles": churn,
         "video": video,
         "simulcast": args.simulcast,
+        "video_window": video_window,
+        "tile": args.tile.map(|t| t.to_string()),
+        "tile_layer": args.tile.map(|t| t.layer().rid()),
         "server": server,
         "machine": machine,
         "nodes": nodes,

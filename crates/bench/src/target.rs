@@ -10,6 +10,7 @@ use free4chat_client::{Client, ClientConfig, SharedState, VideoOptions};
 use free4chat_signal::ServerMsg;
 
 use crate::janus;
+use crate::view::Tile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -60,6 +61,8 @@ pub enum Target {
         packet_interval: Duration,
         /// The camera speakers publish, if any.
         video: Option<VideoOptions>,
+        /// The tile every member shows every camera in, if said.
+        tile: Option<Tile>,
     },
     Janus(janus::Janus),
 }
@@ -87,6 +90,7 @@ impl Target {
                 run,
                 packet_interval,
                 video,
+                ..
             } => {
                 let name = match role {
                     Role::Speaker => format!("speaker-{index}"),
@@ -130,7 +134,10 @@ impl Target {
     /// Called once every member of `room` has joined (speakers first, then listeners).
     pub async fn room_complete(&self, room: usize, members: &mut [Member]) -> Result<(), String> {
         match self {
-            Target::Free4chat { .. } => Ok(()),
+            Target::Free4chat { tile: None, .. } => Ok(()),
+            Target::Free4chat {
+                tile: Some(tile), ..
+            } => crate::view::show_cameras(members, *tile).await,
             Target::Janus(j) => j.room_complete(room, members).await,
         }
     }

@@ -19,6 +19,7 @@ use crate::procstat::{self, MachineSample, ProcSample};
 use crate::slot_loss::{self, SlotStream};
 use crate::stats;
 use crate::target::{Member, Role};
+use crate::video::VideoTotals;
 
 /// How what the server forwarded is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,8 @@ pub struct Snapshot {
     latency_len: HashMap<(usize, u64), usize>,
     /// sender id → packets sent.
     sent: HashMap<u64, u64>,
+    /// What the members had received of video.
+    pub video: VideoTotals,
 }
 
 impl Snapshot {
@@ -96,6 +99,7 @@ impl Snapshot {
             received,
             latency_len,
             sent,
+            video: crate::video::totals(members),
         }
     }
 }

@@ -22,13 +22,14 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use free4chat_client::{ClientState, Control, MediaOptions, SharedState};
+use free4chat_client::{ClientState, Control, MediaOptions, SharedState, VideoOptions};
 use serde_json::{Value, json};
 use str0m::media::Direction;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::target::{Inner, Member, Role};
+use crate::view::Tile;
 
 mod api;
 mod session;
@@ -54,6 +55,10 @@ pub struct Janus {
     room_base: u64,
     /// Rooms created so far.
     rooms: tokio::sync::Mutex<HashSet<u64>>,
+    /// The camera speakers publish, if any.
+    video: Option<VideoOptions>,
+    /// The simulcast layer every subscriber asks for (none: Janus's default, the best).
+    substream: Option<u8>,
 }
 
 impl Janus {
@@ -79,7 +84,17 @@ impl Janus {
             http,
             room_base: u64::from(std::process::id()) * 1000,
             rooms: tokio::sync::Mutex::new(HashSet::new()),
+            video: None,
+            substream: None,
         }
+    }
+
+    /// Speakers publish `video` as well; with a `tile`, every subscriber asks for the layer
+    /// free4chat would send to that tile.
+    pub fn with_video(mut self, video: Option<VideoOptions>, tile: Option<Tile>) -> Janus {
+        self.video = video;
+        self.substream = tile.map(Tile::substream);
+        self
     }
 
     fn room_id(&self, room: usize) -> u64 {
@@ -124,6 +139,7 @@ impl Janus {
                 state: state.clone(),
                 peer: None,
                 feeds: HashSet::new(),
+                substream: self.substream,
             })),
             publisher: None,
             tasks: Vec::new(),
@@ -154,6 +170,7 @@ impl Janus {
                     publish: true,
                     sender_id,
                     audio_level: level.unwrap_or(MediaOptions::default().audio_level),
+                    video: self.video.clone(),
                     ..Default::default()
                 };
                 let (present, publisher) =
@@ -202,6 +219,7 @@ impl Janus {
             "description": format!("free4chat-bench {room_id}"),
             "publishers": MAX_PUBLISHERS,
             "audiocodec": "opus",
+            "videocodec": "vp8",
             "is_private": false,
             "notify_joining": false,
         });
@@ -244,12 +262,14 @@ impl Janus {
 
         let (peer, offer) = Peer::start(opts, state.clone(), Some(Direction::SendOnly)).await?;
         let offer = offer.ok_or_else(|| JanusError::other("no local offer"))?;
+        let mut jsep = json!({ "type": "offer", "sdp": offer, "trickle": false });
+        if self.video.as_ref().is_some_and(|v| v.simulcast) {
+            // Our rids are offered lowest first (q, h, f); Janus takes the first as the
+            // highest unless told.
+            jsep["rid_order"] = json!("lmh");
+        }
         let reply = session
-            .message(
-                handle,
-                json!({ "request": "publish" }),
-                Some(json!({ "type": "offer", "sdp": offer, "trickle": false })),
-            )
+            .message(handle, json!({ "request": "publish" }), Some(jsep))
             .await?;
         let jsep = reply
             .jsep

@@ -30,6 +30,8 @@ pub(super) struct Subscription {
     pub(super) peer: Option<Peer>,
     /// Feeds subscribed to.
     pub(super) feeds: HashSet<u64>,
+    /// The simulcast layer asked for on each feed's video (none: Janus's default).
+    pub(super) substream: Option<u8>,
 }
 
 impl Subscription {
@@ -45,7 +47,10 @@ impl Subscription {
         if new.is_empty() {
             return Ok(());
         }
-        let streams: Vec<Value> = new.iter().map(|f| json!({ "feed": f })).collect();
+        let streams: Vec<Value> = new
+            .iter()
+            .map(|f| stream_request(*f, self.substream))
+            .collect();
         let body = if self.peer.is_none() && self.feeds.is_empty() {
             json!({ "request": "join", "ptype": "subscriber", "room": self.room, "streams": streams })
         } else {
@@ -144,5 +149,13 @@ impl Peer {
             Ok(None) => Err(JanusError::other("media session ended before answering")),
             Err(_) => Err(JanusError::other("media session did not answer")),
         }
+    }
+}
+
+/// One feed to subscribe to: all its streams, its video at `substream` if given.
+pub(super) fn stream_request(feed: u64, substream: Option<u8>) -> Value {
+    match substream {
+        Some(n) => json!({ "feed": feed, "substream": n }),
+        None => json!({ "feed": feed }),
     }
 }

@@ -38,3 +38,16 @@ fn replies_are_checked_not_trusted() {
         Some("v=0")
     );
 }
+
+#[test]
+fn a_subscription_asks_for_the_tiles_layer_on_every_feed() {
+    use super::subscription::stream_request;
+    assert_eq!(stream_request(7, None), json!({"feed": 7}));
+    assert_eq!(
+        stream_request(7, Some(1)),
+        json!({"feed": 7, "substream": 1})
+    );
+    let tile: Tile = "320x180".parse().unwrap();
+    let janus = Janus::new("h:1").with_video(None, Some(tile));
+    assert_eq!(janus.substream, Some(0));
+}

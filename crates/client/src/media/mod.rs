@@ -536,6 +536,7 @@ fn record_video(s: &mut ClientState, data: &MediaData, stream_id: Option<String>
         contiguous: data.contiguous,
     };
     log.record(&frame, unix_micros());
+    log.bytes += data.data.len() as u64;
 }
 
 /// Receives from the UDP socket; never ready without one.

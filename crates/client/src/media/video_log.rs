@@ -69,6 +69,8 @@ pub struct VideoLog {
     pub frames: u64,
     /// RTP packets of those frames.
     pub packets: u64,
+    /// The VP8 data of those frames, bytes (payload descriptors not counted).
+    pub bytes: u64,
     pub keyframes: u64,
     /// Frames and keyframes by the layer their tag names (q, h, f).
     pub frames_by_layer: [u64; 3],
