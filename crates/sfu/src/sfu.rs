@@ -44,6 +44,9 @@ use crate::stats::CoreStats;
 use crate::timers::Timers;
 use crate::uptrack::UpTracks;
 
+pub use bandwidth::ViewerBandwidth;
+
+mod bandwidth;
 mod media;
 mod signalling;
 mod slots;
@@ -106,6 +109,8 @@ struct TestHooks {
     panic_on_drain: Option<MemberId>,
     /// Drains of a subscriber after writes to it.
     fan_out_drains: u64,
+    /// Every viewer's bandwidth estimate, in place of its estimator's.
+    estimate: Option<u64>,
 }
 
 impl Sfu {
@@ -252,7 +257,8 @@ impl Sfu {
                 publisher,
                 track,
                 quality,
-            } => self.view_video(member, publisher, &track, quality),
+                screen,
+            } => self.view_video(member, (publisher, &track), quality, screen),
         }
         self.act_on_rtc_events();
     }
@@ -270,6 +276,12 @@ impl Sfu {
                     {
                         let level = packet.header.ext.audio_level;
                         self.observe_speaker(up, level, now);
+                    }
+                    if packet.kind == free4chat_ids::TrackKind::Video
+                        && let Some(up) = self.up_tracks.find(packet.src, packet.mid)
+                        && let Some(track) = self.up_tracks.get_mut(up)
+                    {
+                        track.bitrates = packet.video.bitrates;
                     }
                     self.fan_out.push(*packet);
                 }
@@ -384,6 +396,7 @@ impl Sfu {
             self.next_housekeeping = now + HOUSEKEEPING;
             self.housekeeping();
             self.evaluate_speakers(now);
+            self.allocate_viewers();
         }
         self.act_on_rtc_events();
     }
@@ -510,6 +523,14 @@ impl Sfu {
         self.outbox.shrink();
         self.rtc_events.shrink_to_fit();
         self.keyframe_asks.shrink_to_fit();
+    }
+
+    /// Gives every viewer `estimate` (bits/s) in place of its estimator's, and shares their
+    /// bandwidth again.
+    #[cfg(test)]
+    fn set_test_estimate(&mut self, estimate: Option<u64>) {
+        self.test.estimate = estimate;
+        self.allocate_viewers();
     }
 
     #[cfg(test)]

@@ -34,6 +34,13 @@ pub const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
 /// stream).
 pub const LAYER_SILENCE: Duration = Duration::from_millis(1500);
 
+/// How long each layer's bytes are counted for one measurement of its bitrate: long enough to
+/// take in a keyframe with the frames around it at 15–30 frames a second.
+pub const RATE_WINDOW: Duration = Duration::from_millis(500);
+/// What a packet costs on the wire besides its payload (bytes): RTP header and extensions,
+/// SRTP tag, UDP and IP headers. The viewer's estimate counts them too.
+const PACKET_OVERHEAD: u64 = 60;
+
 /// An up-track's place in [`UpTracks`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UpTrackKey(pub usize);
@@ -56,6 +63,10 @@ pub struct UpTrack {
     /// The publisher's participant, for a local up-track.
     pub local: Option<ParticipantKey>,
     pub subscribers: Vec<Subscriber>,
+    /// Video: each layer's bitrate (bits/s, 0: not measured yet), by layer index: measured
+    /// from the packets of a local up-track, as the publisher's worker measured it for a
+    /// remote one. A layer that stops keeps its last, so that it can be chosen again.
+    pub bitrates: [u32; 3],
     /// What forwarding keeps about the incoming stream (local up-tracks only).
     incoming: Incoming,
 }
@@ -86,6 +97,8 @@ struct LayerIn {
     /// str0m reported the stream paused (and no packet came since).
     paused: bool,
     last_keyframe_request: Option<Instant>,
+    /// The bytes counted for its bitrate since the window started.
+    window: Option<(Instant, u64)>,
 }
 
 /// What preparing a packet found besides the packet itself.
@@ -128,6 +141,29 @@ fn starts_keyframe(codec: Codec, payload: &[u8], vp8: Option<&Vp8Descriptor>) ->
     }
 }
 
+/// Counts a packet of `len` bytes at `now` in a layer's `window`; each full window's bitrate
+/// is averaged into `rate` (bits/s), half old, half new, so one window with a keyframe moves it
+/// less than the keyframe's size.
+fn measure(window: &mut Option<(Instant, u64)>, rate: &mut u32, len: usize, now: Instant) {
+    let bytes = u64::try_from(len).unwrap_or(u64::MAX);
+    let (start, counted) = window.get_or_insert((now, 0));
+    *counted = counted.saturating_add(bytes.saturating_add(PACKET_OVERHEAD));
+    let elapsed = now.saturating_duration_since(*start);
+    if elapsed < RATE_WINDOW {
+        return;
+    }
+    let micros = u64::try_from(elapsed.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let measured = u128::from(*counted) * 8 * 1_000_000 / u128::from(micros);
+    let measured = u32::try_from(measured).unwrap_or(u32::MAX);
+    *rate = match *rate {
+        0 => measured,
+        old => u32::try_from((u64::from(old) + u64::from(measured)) / 2).unwrap_or(u32::MAX),
+    };
+    *window = Some((now, 0));
+}
+
 impl UpTrack {
     pub fn new(
         room: RoomId,
@@ -144,6 +180,7 @@ impl UpTrack {
             kind,
             local,
             subscribers: Vec::new(),
+            bitrates: [0; 3],
             incoming: Incoming::default(),
         }
     }
@@ -267,6 +304,11 @@ impl UpTrack {
         state.highest = Some(state.highest.map_or(*seq, |h| h.max(*seq)));
         state.last_packet = Some(now);
         state.paused = false;
+        if self.kind == TrackKind::Video
+            && let Some(rate) = self.bitrates.get_mut(index)
+        {
+            measure(&mut state.window, rate, packet.payload.len(), now);
+        }
         let primary = if red {
             let Some(parsed) = Red::parse(&packet.payload) else {
                 return Err(recovered);
@@ -299,6 +341,7 @@ impl UpTrack {
                         flowing: self.flowing(now),
                     },
                     vp8,
+                    bitrates: self.bitrates,
                     sender: packet
                         .last_sender_info
                         .and_then(|i| SenderClock::new(i.ntp_time, i.rtp_time.numer() as u32)),
