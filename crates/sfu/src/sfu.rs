@@ -56,6 +56,9 @@ mod tests;
 /// How many already-due deadlines one drain of a participant serves before deferring to the
 /// timer.
 const MAX_DUE_ROUNDS: u32 = 4;
+/// How soon a participant whose deadline is still due after [`MAX_DUE_ROUNDS`] is served
+/// again.
+const DUE_AGAIN: Duration = Duration::from_millis(1);
 /// How often speaking state and connection deadlines are checked.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 
@@ -495,8 +498,11 @@ impl Sfu {
             }
             Err(_) => return self.fail(key, "internal error in the media session"),
         };
-        // Never sooner than now: a deadline in the past would spin the shell.
-        self.timers.schedule(key, next.max(now));
+        // Never due again at once: a deadline still due after the rounds above (str0m's pacer
+        // waiting to send padding it has no stream for, say) would spin the shell, and the
+        // timer loop of `handle_timeout` would take it again and again without end.
+        let next = if next > now { next } else { now + DUE_AGAIN };
+        self.timers.schedule(key, next);
     }
 
     /// Drops a participant whose session failed, and tells their room.
