@@ -3,7 +3,8 @@
 //! [`Allocation`] to the layer each video down-track may be sent (its [`LayerSwitch`]
 //! ceiling, under the viewer's cap), and the estimator is told what to probe for.
 //!
-//! Run when an estimate arrives, when the viewer changes a tile's cap, and every housekeeping
+//! Run once the estimator has measured (its first event, the configured start, is not taken):
+//! when an estimate arrives, when the viewer changes a tile's cap, and every housekeeping
 //! round (250 ms) for viewers sent video, which takes in new tracks, the publishers' measured
 //! bitrates and changes of speaker. A member sent no video is never run: audio alone pays
 //! nothing here.
@@ -113,6 +114,10 @@ impl Sfu {
         let estimate = self.test.estimate.or(bandwidth.estimate);
         #[cfg(not(test))]
         let estimate = bandwidth.estimate;
+        // No measurement yet: the caps alone decide.
+        if estimate.is_none() {
+            return;
+        }
         let chosen = bandwidth
             .allocation
             .allocate(estimate, audio, &bandwidth.tiles);

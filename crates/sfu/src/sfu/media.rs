@@ -15,6 +15,7 @@ use crate::participant::MAX_PUBLISHED_TRACKS;
 use crate::participants::ParticipantKey;
 use crate::prepared::Relay;
 use crate::uptrack::{UpTrack, UpTrackKey};
+use crate::video::allocation::INITIAL_ESTIMATE;
 
 impl Sfu {
     /// Acts on the str0m events drained so far until none are left. Acting may drain further
@@ -87,8 +88,14 @@ impl Sfu {
                 }
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
-                p.bandwidth.estimate = Some(estimate.as_u64());
-                self.allocate(key);
+                let estimate = estimate.as_u64();
+                // The first is the start it was configured with, not a measurement: until one
+                // comes, the caps alone decide (a viewer is not moved down and up again while
+                // the estimator's first probes find the room).
+                if p.bandwidth.estimate.is_some() || estimate != INITIAL_ESTIMATE {
+                    p.bandwidth.estimate = Some(estimate);
+                    self.allocate(key);
+                }
             }
             Event::PeerStats(s) => p.quality.on_peer(&s),
             Event::MediaEgressStats(s) => p.quality.on_egress(&s),
