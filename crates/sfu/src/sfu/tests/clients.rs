@@ -106,6 +106,9 @@ struct LayerOut {
     pub keyframes_asked: u64,
 }
 
+/// The bytes each layer's frames carry besides the descriptor, header and tail, lowest first.
+pub const LAYER_PADDING: [usize; 3] = [0, 100, 400];
+
 /// A client publishing a VP8 track in three simulcast layers, in RTP mode.
 #[derive(Debug)]
 pub struct SimulcastSender {
@@ -180,7 +183,10 @@ impl SimulcastSender {
             let key_idx = (i as u8 * 9 + l.keyframes) % 32;
             let frame = (n as u16).to_be_bytes();
             let tail = [i as u8, id, frame[0], frame[1]];
-            let payload = vp8_payload(keyframe, (picture_id, tl0, key_idx), tail);
+            let mut payload = vp8_payload(keyframe, (picture_id, tl0, key_idx), tail);
+            // Sharper layers are bigger: about 30, 70 and 190 kbit/s on the wire.
+            let body = payload.len() - tail.len();
+            payload.splice(body..body, std::iter::repeat_n(0, LAYER_PADDING[i]));
             let seq = base + n;
             let lag = self.lag[i];
             let ts = (i as u32 * 3_000_000)

@@ -41,6 +41,7 @@ fn view(h: &mut Harness, viewer: u64, quality: VideoQuality) {
             publisher: m(1),
             track,
             quality,
+            screen: false,
         },
     );
 }
@@ -262,6 +263,7 @@ fn choices_of_unknown_viewers_or_tracks_change_nothing_and_never_panic() {
                     publisher: m(publisher),
                     track: track.to_owned(),
                     quality,
+                    screen: false,
                 },
             );
         }
