@@ -21,6 +21,12 @@ use crate::downtrack::DownTrackKey;
 use crate::participants::ParticipantKey;
 use crate::video::allocation::{AUDIO_PER_SLOT, Allocation, Priority, Probe, Tile};
 
+/// Where each session's estimator starts (bits/s): room for a camera's full layer (1.5 Mbit/s
+/// with its headroom) and the audio, so that a viewer on a wide link is not moved down while
+/// the first measurements come in; a viewer on a narrow link is moved down as they do, having
+/// been sent what its caps allow until then anyway.
+pub const ESTIMATOR_START: u64 = 2_500_000;
+
 /// One viewer's share of its bandwidth among its video tiles.
 #[derive(Debug, Default)]
 pub struct ViewerBandwidth {

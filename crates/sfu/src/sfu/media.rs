@@ -15,7 +15,6 @@ use crate::participant::MAX_PUBLISHED_TRACKS;
 use crate::participants::ParticipantKey;
 use crate::prepared::Relay;
 use crate::uptrack::{UpTrack, UpTrackKey};
-use crate::video::allocation::INITIAL_ESTIMATE;
 
 impl Sfu {
     /// Acts on the str0m events drained so far until none are left. Acting may drain further
@@ -92,7 +91,7 @@ impl Sfu {
                 // The first is the start it was configured with, not a measurement: until one
                 // comes, the caps alone decide (a viewer is not moved down and up again while
                 // the estimator's first probes find the room).
-                if p.bandwidth.estimate.is_some() || estimate != INITIAL_ESTIMATE {
+                if p.bandwidth.estimate.is_some() || estimate != super::bandwidth::ESTIMATOR_START {
                     p.bandwidth.estimate = Some(estimate);
                     self.allocate(key);
                 }

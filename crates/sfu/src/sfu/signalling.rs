@@ -22,7 +22,6 @@ use crate::participant::Participant;
 use crate::participants::ParticipantKey;
 use crate::sdp::{has_active_media, outgoing, parse_offer};
 use crate::uptrack::{UpTrack, UpTrackKey};
-use crate::video::allocation::INITIAL_ESTIMATE;
 
 /// Outgoing audio packets str0m keeps per stream. Audio is not retransmitted (browsers do not
 /// negotiate NACK for Opus; RED covers loss), so the buffer only bridges a write and the drain
@@ -74,7 +73,7 @@ impl Sfu {
             .set_stats_interval(Some(crate::quality::STATS_INTERVAL))
             // Send-side estimation, for the video a member is sent: it works only where TWCC
             // is negotiated (video sections), so a member sent audio alone gets no estimate.
-            .enable_bwe(Some(Bitrate::bps(INITIAL_ESTIMATE)))
+            .enable_bwe(Some(Bitrate::bps(super::bandwidth::ESTIMATOR_START)))
             .set_dtls_cert(self.config.dtls_cert.clone());
         for (id, ext) in HEADER_EXTENSIONS {
             rtc_config = rtc_config.set_extension(id, ext);
