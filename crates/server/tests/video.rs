@@ -126,10 +126,14 @@ async fn a_viewer_behind_a_narrow_relay_loses_video_the_relay_counts_it_and_a_wi
     );
     assert_eq!(stats.down.queue_drops, 0, "{stats:?}");
 
-    // 200 kbit/s down for a 500 kbit/s stream: the queue overflows, and Bob sees holes.
+    // 200 kbit/s down for a 500 kbit/s stream: the queue overflows (until the server's estimate
+    // of Bob's link falls and it stops sending him the stream), and the relay counts it.
     relay.set_rate(Way::Down, Some(200_000));
-    let lost = sees(&bob, alice.id, |v| v.seq_gaps > 0).await;
-    assert!(lost.lost_packets > 0, "{lost:?}");
+    let mut waited = Duration::ZERO;
+    while relay.stats().down.queue_drops == 0 && waited < VIDEO_WAIT {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    }
     assert!(relay.stats().down.queue_drops > 0, "{:?}", relay.stats());
     server.shutdown().await;
 }
@@ -159,6 +163,91 @@ async fn a_viewer_of_three_simulcast_layers_receives_the_full_one_whole() {
         "{:?}",
         log.layer_runs
     );
+    server.shutdown().await;
+}
+
+/// Now, in µs since the Unix epoch, as frames' tags say when they were sent.
+fn now_us() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// The first run of frames of a layer `f` accepts sent at `since_us` or after, in `log`: when
+/// the server began forwarding it, and whether it began with a keyframe.
+fn first_run_after(
+    log: &VideoLog,
+    since_us: u64,
+    f: impl Fn(Layer) -> bool,
+) -> Option<&free4chat_client::LayerRun> {
+    log.layer_runs
+        .iter()
+        .find(|r| r.first_sent_us >= since_us && f(r.layer))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_whose_link_narrows_gets_a_lower_layer_and_the_full_one_back_when_it_widens() {
+    let server = server().await;
+    let alice = camera(&server, "adapt", VideoOptions::simulcast()).await;
+    // A queue of 60 ms at 2 Mbit/s, 400 ms at 300 kbit/s: a deeper one would hold the
+    // estimator's signals (delay, then loss) back by seconds at the narrow rate.
+    let config = RelayConfig {
+        down_rate: Some(2_000_000),
+        queue_bytes: 15_000,
+        ..RelayConfig::default()
+    };
+    let relay = relay(&server, config).await;
+    let mut config = ClientConfig::new(server.http_addr(), "adapt", "Bob");
+    config.media_via = Some(relay.addr());
+    let bob = Client::join(config).await.expect("joins");
+    // 2 Mbit/s carries the full layer (1.5 Mbit/s) with the audio.
+    let full = sees(&bob, alice.id, |v| {
+        v.current_layer() == Some(Layer::F) && v.frames_of(Layer::F) >= 30
+    })
+    .await;
+
+    // 300 kbit/s: room for the quarter layer (150 kbit/s) alone. The server's estimate of
+    // Bob's link falls, and it moves him down at a keyframe: within 2 s, by when Alice sent
+    // the first frame of the lower layer (the frames queued at the relay before it, and how
+    // soon this test looks, do not count).
+    let narrowed = now_us();
+    relay.set_rate(Way::Down, Some(300_000));
+    let narrow = sees(&bob, alice.id, |v| {
+        first_run_after(v, narrowed, |l| l < Layer::F).is_some()
+            && v.current_layer() == Some(Layer::Q)
+    })
+    .await;
+    let down = first_run_after(&narrow, narrowed, |l| l < Layer::F).expect("a lower layer");
+    assert!(
+        down.first_sent_us - narrowed <= 2_000_000,
+        "moved down {} ms after the link narrowed: {narrow:?}",
+        (down.first_sent_us - narrowed) / 1000
+    );
+    // Frames lost while the link narrowed are the link's; every change of layer the server
+    // made was at a keyframe, with the stream's numbering going on.
+    assert!(narrow.layer_switches > full.layer_switches, "{narrow:?}");
+    assert_eq!(narrow.switches_without_keyframe, 0, "{narrow:?}");
+    assert_eq!(
+        narrow.seq_backwards + narrow.timestamp_backwards,
+        0,
+        "{narrow:?}"
+    );
+
+    // 2 Mbit/s again: probing finds the room, and the full layer is back within 10 s.
+    let widened = now_us();
+    relay.set_rate(Way::Down, Some(2_000_000));
+    let wide = sees(&bob, alice.id, |v| {
+        first_run_after(v, widened, |l| l == Layer::F).is_some()
+            && v.current_layer() == Some(Layer::F)
+    })
+    .await;
+    let up = first_run_after(&wide, widened, |l| l == Layer::F).expect("the full layer");
+    assert!(
+        up.first_sent_us - widened <= 10_000_000,
+        "the full layer back {} ms after the link widened: {wide:?}",
+        (up.first_sent_us - widened) / 1000
+    );
+    assert_eq!(wide.switches_without_keyframe, 0, "{wide:?}");
+    assert_eq!(wide.seq_backwards + wide.timestamp_backwards, 0, "{wide:?}");
     server.shutdown().await;
 }
 
