@@ -100,10 +100,14 @@ async fn a_viewer_behind_a_narrow_relay_loses_video_the_relay_counts_it_and_a_wi
     );
     assert_eq!(stats.down.queue_drops, 0, "{stats:?}");
 
-    // 200 kbit/s down for a 500 kbit/s stream: the queue overflows, and Bob sees holes.
+    // 200 kbit/s down for a 500 kbit/s stream: the queue overflows (until the server's estimate
+    // of Bob's link falls and it stops sending him the stream), and the relay counts it.
     relay.set_rate(Way::Down, Some(200_000));
-    let lost = sees(&bob, alice.id, |v| v.seq_gaps > 0).await;
-    assert!(lost.lost_packets > 0, "{lost:?}");
+    let mut waited = Duration::ZERO;
+    while relay.stats().down.queue_drops == 0 && waited < VIDEO_WAIT {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    }
     assert!(relay.stats().down.queue_drops > 0, "{:?}", relay.stats());
     server.shutdown().await;
 }

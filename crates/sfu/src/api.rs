@@ -64,11 +64,15 @@ pub enum MediaCmd {
         publisher: MemberId,
         track: String,
         quality: VideoQuality,
+        /// The track is a screen share: it comes first in the viewer's bandwidth.
+        screen: bool,
     },
 }
 
 /// How much of one video track a viewer wants: the layer cap from the size of its tile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Ordered from nothing to all; the bandwidth allocation calls it a cap
+/// ([`crate::video::allocation::Cap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum VideoQuality {
     /// Nothing of the track.
     Off,
@@ -121,6 +125,15 @@ pub enum MediaEvent {
     Speaking { member: MemberId, speaking: bool },
     /// The member's media session failed and was dropped; nobody else was affected.
     Failed { member: MemberId, reason: String },
+    /// The viewer `member`'s bandwidth now allows it `layer` (an index, lowest first; `None`:
+    /// nothing) of `publisher`'s video track `track`: what it needs of the publisher, for
+    /// dynacast. Told when it changes.
+    VideoAllocated {
+        member: MemberId,
+        publisher: MemberId,
+        track: String,
+        layer: Option<u8>,
+    },
 }
 
 impl MediaEvent {
@@ -135,7 +148,8 @@ impl MediaEvent {
             | MediaEvent::FirstMedia { member }
             | MediaEvent::TrackPublished { member, .. }
             | MediaEvent::Speaking { member, .. }
-            | MediaEvent::Failed { member, .. } => *member,
+            | MediaEvent::Failed { member, .. }
+            | MediaEvent::VideoAllocated { member, .. } => *member,
         }
     }
 }

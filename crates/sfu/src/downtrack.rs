@@ -74,6 +74,8 @@ pub struct DownTrack {
     /// Video: which simulcast layer the subscriber is sent, and its VP8 or VP9 picture
     /// numbering (a track has one codec at a time).
     pub layer: LayerSwitch,
+    /// Video: the track is a screen share (first in the viewer's bandwidth).
+    pub screen: bool,
     vp8: Vp8Munger,
     /// Video: the source timestamp of the last packet written, and its layer's sender report.
     last_sent: Option<(u32, Option<SenderClock>)>,
@@ -123,6 +125,7 @@ impl DownTrack {
             route: None,
             rewriter: Rewriter::default(),
             layer: LayerSwitch::default(),
+            screen: false,
             vp8: Vp8Munger::default(),
             last_sent: None,
         }

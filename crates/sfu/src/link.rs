@@ -107,13 +107,13 @@ impl MediaLink {
         }
     }
 
-    /// How much of `publisher`'s video track `track` the viewer `member` wants, for the worker
-    /// holding the viewer. A viewer without a session yet has no tiles to show.
+    /// How much of `publisher`'s video track `track` (a screen share if `screen`) the viewer
+    /// `member` wants, for the worker holding the viewer. A viewer without a session yet has no tiles to show.
     pub fn view_video(
         &mut self,
         member: MemberId,
         publisher: MemberId,
-        track: String,
+        (track, screen): (String, bool),
         quality: VideoQuality,
     ) {
         if let Some(worker) = self.worker_of(member) {
@@ -122,6 +122,7 @@ impl MediaLink {
                 publisher,
                 track,
                 quality,
+                screen,
             };
             self.cmd(worker, cmd);
         }

@@ -14,6 +14,7 @@ use crate::api::VideoQuality;
 use crate::downtrack::{DownTrack, DownTrackKey, Negotiated};
 use crate::negotiation::Negotiation;
 use crate::quality::QualityTracker;
+use crate::sfu::ViewerBandwidth;
 use crate::speaking::SpeakingDetector;
 use crate::uptrack::UpTrackKey;
 
@@ -44,14 +45,17 @@ pub struct Participant {
     pub local_mutes: Vec<MemberId>,
     /// Muted for everyone by an operator or moderator: nothing they publish is forwarded.
     pub silenced: bool,
-    /// How much of each video track (publisher, mid) this viewer wants, as it last said, also
+    /// How much of each video track (publisher, mid) this viewer wants, as it last said, and
+    /// whether the track is a screen share, also
     /// of tracks not received yet (at most [`MAX_VIDEO_CHOICES`]).
-    pub video_choices: Vec<((MemberId, Mid), VideoQuality)>,
+    pub video_choices: Vec<((MemberId, Mid), (VideoQuality, bool))>,
     pub negotiation: Negotiation,
     pub speaking: SpeakingDetector,
     pub connection: Connection,
     /// The session's latest figures, as str0m reports them.
     pub quality: QualityTracker,
+    /// Its bandwidth estimate, shared among the video tracks it is sent.
+    pub bandwidth: ViewerBandwidth,
 }
 
 /// Whether a participant's media is connected, and since when it is not.
@@ -94,6 +98,7 @@ impl Participant {
                 disconnected_since: None,
             },
             quality: QualityTracker::default(),
+            bandwidth: ViewerBandwidth::default(),
         }
     }
 
@@ -113,28 +118,35 @@ impl Participant {
             return None;
         }
         let mut down = DownTrack::new(publisher, mid, kind);
-        if let Some((_, quality)) = self
+        if let Some((_, (quality, screen))) = self
             .video_choices
             .iter()
             .find(|(t, _)| *t == (publisher, mid))
         {
             down.layer.set_quality(*quality);
+            down.screen = *screen;
         }
         Some(DownTrackKey(self.downs.insert(down)))
     }
 
-    /// The viewer wants `quality` of `publisher`'s video track `mid`: from the next packet if
-    /// it receives the track, else from when it does.
-    pub fn choose_video(&mut self, publisher: MemberId, mid: Mid, quality: VideoQuality) {
+    /// The viewer wants `quality` of `publisher`'s video track `mid` (a screen share if
+    /// `screen`): from the next packet if it receives the track, else from when it does.
+    pub fn choose_video(
+        &mut self,
+        (publisher, mid): (MemberId, Mid),
+        quality: VideoQuality,
+        screen: bool,
+    ) {
         let track = (publisher, mid);
         self.video_choices.retain(|(t, _)| *t != track);
         if self.video_choices.len() >= MAX_VIDEO_CHOICES {
             self.video_choices.remove(0);
         }
-        self.video_choices.push((track, quality));
+        self.video_choices.push((track, (quality, screen)));
         for (_, down) in self.downs.iter_mut() {
             if down.track_source() == Some(track) {
                 down.layer.set_quality(quality);
+                down.screen = screen;
             }
         }
     }
@@ -202,17 +214,17 @@ mod tests {
         let rtc = str0m::RtcConfig::new().build(now);
         let mut p = Participant::new((MemberId(2), 2), RoomId(1), rtc, "u".into(), now);
         let (publisher, mid) = (MemberId(1), Mid::from("v"));
-        p.choose_video(publisher, mid, VideoQuality::Low);
+        p.choose_video((publisher, mid), VideoQuality::Low, false);
         let down = p.subscribe(publisher, mid, TrackKind::Video).unwrap();
         assert_eq!(p.downs[down.0].layer.quality(), VideoQuality::Low);
-        p.choose_video(publisher, mid, VideoQuality::Off);
+        p.choose_video((publisher, mid), VideoQuality::Off, false);
         assert_eq!(p.downs[down.0].layer.quality(), VideoQuality::Off);
         // Another track keeps the default.
         let other = p.subscribe(MemberId(3), mid, TrackKind::Video).unwrap();
         assert_eq!(p.downs[other.0].layer.quality(), VideoQuality::High);
         for i in 0..(3 * MAX_VIDEO_CHOICES as u64) {
             let track = Mid::from(format!("track-{i}").as_str());
-            p.choose_video(MemberId(i), track, VideoQuality::Medium);
+            p.choose_video((MemberId(i), track), VideoQuality::Medium, false);
         }
         assert_eq!(p.video_choices.len(), MAX_VIDEO_CHOICES);
     }

@@ -67,6 +67,9 @@ pub(crate) struct PreparedVideo {
     pub vp8: Option<Vp8Descriptor>,
     /// The VP9 payload descriptor's numbering, parsed once.
     pub vp9: Option<Vp9Numbering>,
+    /// Its track's layers' bitrates as the publisher's worker measures them (bits/s, 0: not
+    /// yet), for the viewers' bandwidth allocation on other workers.
+    pub bitrates: [u32; 3],
     /// The layer's latest sender report, to align timestamps across a switch.
     pub sender: Option<SenderClock>,
 }

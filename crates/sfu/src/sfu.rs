@@ -44,6 +44,9 @@ use crate::stats::CoreStats;
 use crate::timers::Timers;
 use crate::uptrack::UpTracks;
 
+pub use bandwidth::ViewerBandwidth;
+
+mod bandwidth;
 mod media;
 mod signalling;
 mod slots;
@@ -53,6 +56,9 @@ mod tests;
 /// How many already-due deadlines one drain of a participant serves before deferring to the
 /// timer.
 const MAX_DUE_ROUNDS: u32 = 4;
+/// How soon a participant whose deadline is still due after [`MAX_DUE_ROUNDS`] is served
+/// again.
+const DUE_AGAIN: Duration = Duration::from_millis(1);
 /// How often speaking state and connection deadlines are checked.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 
@@ -106,6 +112,8 @@ struct TestHooks {
     panic_on_drain: Option<MemberId>,
     /// Drains of a subscriber after writes to it.
     fan_out_drains: u64,
+    /// Every viewer's bandwidth estimate, in place of its estimator's.
+    estimate: Option<u64>,
 }
 
 impl Sfu {
@@ -252,7 +260,8 @@ impl Sfu {
                 publisher,
                 track,
                 quality,
-            } => self.view_video(member, publisher, &track, quality),
+                screen,
+            } => self.view_video(member, (publisher, &track), quality, screen),
         }
         self.act_on_rtc_events();
     }
@@ -270,6 +279,12 @@ impl Sfu {
                     {
                         let level = packet.header.ext.audio_level;
                         self.observe_speaker(up, level, now);
+                    }
+                    if packet.kind == free4chat_ids::TrackKind::Video
+                        && let Some(up) = self.up_tracks.find(packet.src, packet.mid)
+                        && let Some(track) = self.up_tracks.get_mut(up)
+                    {
+                        track.bitrates = packet.video.bitrates;
                     }
                     self.fan_out.push(*packet);
                 }
@@ -384,6 +399,7 @@ impl Sfu {
             self.next_housekeeping = now + HOUSEKEEPING;
             self.housekeeping();
             self.evaluate_speakers(now);
+            self.allocate_viewers();
         }
         self.act_on_rtc_events();
     }
@@ -482,8 +498,11 @@ impl Sfu {
             }
             Err(_) => return self.fail(key, "internal error in the media session"),
         };
-        // Never sooner than now: a deadline in the past would spin the shell.
-        self.timers.schedule(key, next.max(now));
+        // Never due again at once: a deadline still due after the rounds above (str0m's pacer
+        // waiting to send padding it has no stream for, say) would spin the shell, and the
+        // timer loop of `handle_timeout` would take it again and again without end.
+        let next = if next > now { next } else { now + DUE_AGAIN };
+        self.timers.schedule(key, next);
     }
 
     /// Drops a participant whose session failed, and tells their room.
@@ -510,6 +529,14 @@ impl Sfu {
         self.outbox.shrink();
         self.rtc_events.shrink_to_fit();
         self.keyframe_asks.shrink_to_fit();
+    }
+
+    /// Gives every viewer `estimate` (bits/s) in place of its estimator's, and shares their
+    /// bandwidth again.
+    #[cfg(test)]
+    fn set_test_estimate(&mut self, estimate: Option<u64>) {
+        self.test.estimate = estimate;
+        self.allocate_viewers();
     }
 
     #[cfg(test)]

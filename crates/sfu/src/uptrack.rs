@@ -35,6 +35,13 @@ use crate::video::vp9::Vp9Numbering;
 /// stream).
 pub const LAYER_SILENCE: Duration = Duration::from_millis(1500);
 
+/// How long each layer's bytes are counted for one measurement of its bitrate: long enough to
+/// take in a keyframe with the frames around it at 15–30 frames a second.
+pub const RATE_WINDOW: Duration = Duration::from_millis(500);
+/// What a packet costs on the wire besides its payload (bytes): RTP header and extensions,
+/// SRTP tag, UDP and IP headers. The viewer's estimate counts them too.
+const PACKET_OVERHEAD: u64 = 60;
+
 /// An up-track's place in [`UpTracks`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UpTrackKey(pub usize);
@@ -57,6 +64,10 @@ pub struct UpTrack {
     /// The publisher's participant, for a local up-track.
     pub local: Option<ParticipantKey>,
     pub subscribers: Vec<Subscriber>,
+    /// Video: each layer's bitrate (bits/s, 0: not measured yet), by layer index: measured
+    /// from the packets of a local up-track, as the publisher's worker measured it for a
+    /// remote one. A layer that stops keeps its last, so that it can be chosen again.
+    pub bitrates: [u32; 3],
     /// What forwarding keeps about the incoming stream (local up-tracks only).
     incoming: Incoming,
 }
@@ -90,6 +101,8 @@ struct LayerIn {
     paused: bool,
     /// The keyframe requests to the layer.
     keyframes: KeyframeThrottle,
+    /// The bytes counted for its bitrate since the window started.
+    window: Option<(Instant, u64)>,
 }
 
 /// What preparing a packet found besides the packet itself.
@@ -121,6 +134,29 @@ pub fn order_rids(mut rids: Vec<Rid>) -> Vec<Rid> {
     rids
 }
 
+/// Counts a packet of `len` bytes at `now` in a layer's `window`; each full window's bitrate
+/// is averaged into `rate` (bits/s), half old, half new, so one window with a keyframe moves it
+/// less than the keyframe's size.
+fn measure(window: &mut Option<(Instant, u64)>, rate: &mut u32, len: usize, now: Instant) {
+    let bytes = u64::try_from(len).unwrap_or(u64::MAX);
+    let (start, counted) = window.get_or_insert((now, 0));
+    *counted = counted.saturating_add(bytes.saturating_add(PACKET_OVERHEAD));
+    let elapsed = now.saturating_duration_since(*start);
+    if elapsed < RATE_WINDOW {
+        return;
+    }
+    let micros = u64::try_from(elapsed.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let measured = u128::from(*counted) * 8 * 1_000_000 / u128::from(micros);
+    let measured = u32::try_from(measured).unwrap_or(u32::MAX);
+    *rate = match *rate {
+        0 => measured,
+        old => u32::try_from((u64::from(old) + u64::from(measured)) / 2).unwrap_or(u32::MAX),
+    };
+    *window = Some((now, 0));
+}
+
 impl UpTrack {
     pub fn new(
         room: RoomId,
@@ -137,6 +173,7 @@ impl UpTrack {
             kind,
             local,
             subscribers: Vec::new(),
+            bitrates: [0; 3],
             incoming: Incoming::default(),
         }
     }
@@ -263,6 +300,11 @@ impl UpTrack {
         state.paused = false;
         let picture_start = state.last_ts != Some(header.timestamp);
         state.last_ts = Some(header.timestamp);
+        if self.kind == TrackKind::Video
+            && let Some(rate) = self.bitrates.get_mut(index)
+        {
+            measure(&mut state.window, rate, packet.payload.len(), now);
+        }
         let primary = if red {
             let Some(parsed) = Red::parse(&packet.payload) else {
                 return Err(recovered);
@@ -304,6 +346,7 @@ impl UpTrack {
                     vp9: (codec == Codec::Vp9)
                         .then(|| Vp9Numbering::parse(&packet.payload))
                         .flatten(),
+                    bitrates: self.bitrates,
                     sender: packet
                         .last_sender_info
                         .and_then(|i| SenderClock::new(i.ntp_time, i.rtp_time.numer() as u32)),

@@ -21,6 +21,9 @@ pub struct LayerRun {
     pub last_frame: u32,
     /// Whether the run began with a keyframe.
     pub starts_with_keyframe: bool,
+    /// When its first frame was sent, µs since the Unix epoch (the frame's tag): when the
+    /// server began forwarding the layer, give or take the way from the publisher to it.
+    pub first_sent_us: u64,
 }
 
 /// One received frame, as the stream's log takes it.
@@ -226,6 +229,7 @@ impl VideoLog {
                 first_frame: t.frame,
                 last_frame: t.frame,
                 starts_with_keyframe: keyframe,
+                first_sent_us: t.sent_us,
             });
         }
     }

@@ -1,6 +1,7 @@
 //! What participants' sessions report, and forwarding: tracks published, packets prepared
 //! once and fanned out to each up-track's subscribers, keyframe requests.
 
+use str0m::bwe::BweKind;
 use str0m::media::{Direction, MediaKind, Mid, Rid};
 use str0m::rtp::RtpPacket;
 use str0m::{Event, IceConnectionState, Input};
@@ -83,6 +84,16 @@ impl Sfu {
                     .and_then(|up| self.up_tracks.get_mut(up))
                 {
                     t.set_paused(paused.rid, paused.paused);
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                let estimate = estimate.as_u64();
+                // The first is the start it was configured with, not a measurement: until one
+                // comes, the caps alone decide (a viewer is not moved down and up again while
+                // the estimator's first probes find the room).
+                if p.bandwidth.estimate.is_some() || estimate != super::bandwidth::ESTIMATOR_START {
+                    p.bandwidth.estimate = Some(estimate);
+                    self.allocate(key);
                 }
             }
             Event::PeerStats(s) => p.quality.on_peer(&s),
@@ -362,22 +373,23 @@ impl Sfu {
         self.drain(key);
     }
 
-    /// The viewer `member` wants `quality` of `publisher`'s video track `track`. A viewer
-    /// with no session here is ignored; an unknown track is remembered for when it comes.
+    /// The viewer `member` wants `quality` of `publisher`'s video track `track` (a screen
+    /// share if `screen`). A viewer with no session here is ignored; an unknown track is
+    /// remembered for when it comes. Its bandwidth is shared again at once.
     pub(super) fn view_video(
         &mut self,
         member: MemberId,
-        publisher: MemberId,
-        track: &str,
+        (publisher, track): (MemberId, &str),
         quality: VideoQuality,
+        screen: bool,
     ) {
         let mid = Mid::from(track);
-        if let Some(p) = self
-            .participants
-            .key_of(member)
-            .and_then(|key| self.participants.get_mut(key))
-        {
-            p.choose_video(publisher, mid, quality);
+        let Some(key) = self.participants.key_of(member) else {
+            return;
+        };
+        if let Some(p) = self.participants.get_mut(key) {
+            p.choose_video((publisher, mid), quality, screen);
         }
+        self.allocate(key);
     }
 }

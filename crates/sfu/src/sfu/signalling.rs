@@ -5,6 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
+use str0m::bwe::Bitrate;
 use str0m::change::SdpAnswer;
 use str0m::ice::IceCreds;
 use str0m::media::Mid;
@@ -42,6 +43,11 @@ const HEADER_EXTENSIONS: [(u8, Extension); 6] = [
     (13, Extension::VideoOrientation),
 ];
 
+/// Whether an SDP offer has a video section.
+fn has_video_section(offer: &str) -> bool {
+    offer.lines().any(|l| l.starts_with("m=video"))
+}
+
 impl Sfu {
     pub(super) fn add_participant(
         &mut self,
@@ -53,6 +59,7 @@ impl Sfu {
         if self.participants.key_of(member).is_some() {
             return self.error(member, MediaErrorCode::InvalidSdp, "media session exists");
         }
+        let video = has_video_section(offer);
         let offer = match parse_offer(offer) {
             Ok(o) => o,
             Err(e) => return self.refuse(room, member, e),
@@ -82,6 +89,14 @@ impl Sfu {
             .clear_extension_map()
             .set_stats_interval(Some(crate::quality::STATS_INTERVAL))
             .set_dtls_cert(self.config.dtls_cert.clone());
+        // Send-side estimation, for the video a member is sent, only for a member whose first
+        // offer has video: it can only be enabled as the session is built, and with it str0m
+        // paces every packet the session sends (a packet written leaves on a later timeout,
+        // not in the drain that follows the write), which an audio-only member must not pay.
+        if video {
+            let start = Bitrate::bps(super::bandwidth::ESTIMATOR_START);
+            rtc_config = rtc_config.enable_bwe(Some(start));
+        }
         for (id, ext) in HEADER_EXTENSIONS {
             rtc_config = rtc_config.set_extension(id, ext);
         }

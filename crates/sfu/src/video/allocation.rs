@@ -22,6 +22,8 @@
 //! Sans-I/O and deterministic; run when the estimate, the tiles, the caps or a publisher's
 //! bitrates change, not per packet. Its buffers are reused from one run to the next.
 
+use crate::api::VideoQuality;
+
 /// The estimate assumed until the first one arrives (bits/s): what almost any connection
 /// carries, enough for the audio and a few tiles' low layers (or one medium), and what the
 /// estimator should be started from so that both agree. The first estimate corrects it within
@@ -71,18 +73,10 @@ impl Layer {
 }
 
 /// The highest layer a viewer wants of a tile, which its client asks for from the tile's size:
-/// one to one with the core's `VideoQuality` (off, low, medium, high) of the protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub enum Cap {
-    /// Not shown (hidden, or scrolled away): nothing is sent.
-    #[default]
-    Off,
-    Low,
-    Medium,
-    High,
-}
+/// the core's [`VideoQuality`] (off: not shown, nothing is sent; low, medium, high).
+pub type Cap = VideoQuality;
 
-impl Cap {
+impl VideoQuality {
     /// The highest layer allowed, `None` for `Off`.
     pub fn highest(self) -> Option<Layer> {
         match self {

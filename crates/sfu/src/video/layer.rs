@@ -7,6 +7,9 @@
 //! forwarding switched layers with it, and which layer's keyframe to ask the publisher for.
 //!
 //! - Before the viewer says anything, the cap is [`VideoQuality::High`].
+//! - The viewer's bandwidth allocation ([`super::allocation`]) lowers the ceiling further:
+//!   the layer it gave the track, or nothing (paused for this viewer). Until the first
+//!   allocation that covers the track, the cap alone decides.
 //! - [`VideoQuality::Off`]: nothing is forwarded.
 //! - The chosen layer is the highest flowing layer at or under the cap; if none under the cap
 //!   flows, the lowest that flows (something to show beats nothing). A track with one layer is
@@ -55,6 +58,9 @@ pub struct Decision {
 #[derive(Debug, Clone, Default)]
 pub struct LayerSwitch {
     cap: VideoQuality,
+    /// The layer the viewer's bandwidth allocation gave the track (`Some(None)`: paused);
+    /// `None` until it first covers the track.
+    allocated: Option<Option<u8>>,
     /// The layer forwarded now.
     current: Option<u8>,
     /// The layer to move to at its next keyframe.
@@ -71,6 +77,17 @@ impl LayerSwitch {
 
     pub fn quality(&self) -> VideoQuality {
         self.cap
+    }
+
+    /// Sets the layer the viewer's bandwidth allocation gives the track (`None`: paused for
+    /// this viewer); it applies from the next packet.
+    pub fn set_allocated(&mut self, layer: Option<u8>) {
+        self.allocated = Some(layer);
+    }
+
+    /// The layer the allocation last gave, once it covers the track.
+    pub fn allocated(&self) -> Option<Option<u8>> {
+        self.allocated
     }
 
     /// The layer forwarded now, if any.
@@ -101,9 +118,24 @@ impl LayerSwitch {
         under.or_else(|| (0..count).find(|&l| flows(l)))
     }
 
+    /// The layer chosen among `layers` layers of which `flowing` flow, under both the cap and
+    /// the allocation.
+    fn want(&self, layers: u8, flowing: u8) -> Option<u8> {
+        let cap = match self.allocated {
+            None => self.cap,
+            Some(None) => VideoQuality::Off,
+            Some(Some(layer)) => self.cap.min(match layer {
+                0 => VideoQuality::Low,
+                1 => VideoQuality::Medium,
+                _ => VideoQuality::High,
+            }),
+        };
+        LayerSwitch::choose(cap, layers, flowing)
+    }
+
     /// Decides about one packet of the track at `now`.
     pub fn on_packet(&mut self, p: LayerPacket, now: Instant) -> Decision {
-        let Some(want) = LayerSwitch::choose(self.cap, p.layers, p.flowing) else {
+        let Some(want) = self.want(p.layers, p.flowing) else {
             self.current = None;
             self.target = None;
             return Decision::default();

@@ -76,6 +76,12 @@ impl Room {
                     self.speakers.dirty = true;
                 }
             }
+            MediaEvent::VideoAllocated {
+                publisher,
+                track,
+                layer,
+                ..
+            } => self.video_allocated(member, (publisher, track), layer),
             // The worker has dropped the session already, and the link has let it go.
             MediaEvent::Failed { reason, .. } => {
                 self.send_to(member, ServerMsg::error(ErrorCode::MediaFailed, reason));

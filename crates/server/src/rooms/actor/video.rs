@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use free4chat_sfu::VideoQuality;
-use free4chat_sfu::video::allocation::{Cap, Layer};
+use free4chat_sfu::video::allocation::Layer;
 use free4chat_sfu::video::dynacast::Dynacast;
 use free4chat_signal::{MemberId, ServerMsg, TileView, TrackKind, TrackSource};
 use tokio::time::Instant;
@@ -44,22 +44,17 @@ pub(crate) fn quality_for_tile(width: u32, height: u32) -> VideoQuality {
 /// The rids of a camera's layers, by [`Layer::index`], as the web client names them.
 const RIDS: [&str; 3] = ["q", "h", "f"];
 
-fn cap_of(quality: VideoQuality) -> Cap {
-    match quality {
-        VideoQuality::Off => Cap::Off,
-        VideoQuality::Low => Cap::Low,
-        VideoQuality::Medium => Cap::Medium,
-        VideoQuality::High => Cap::High,
-    }
-}
-
-/// The room's video: every viewer's cap per track it named, and each camera's dynacast.
-/// Both are bounded by the room's members and their published tracks: a view is kept only
-/// for a track in the room, and goes with its viewer or its track.
+/// The room's video: every viewer's cap per track it named, the layer its bandwidth allows it,
+/// and each camera's dynacast. All are bounded by the room's members and their published
+/// tracks: a view or an allocation is kept only for a track in the room, and goes with its
+/// viewer or its track.
 #[derive(Default)]
 pub(super) struct Videos {
     /// (viewer, publisher, track id) → the cap its tile gives.
     views: BTreeMap<(MemberId, MemberId, String), VideoQuality>,
+    /// (viewer, publisher, track id) → the layer the viewer's bandwidth allows it (`None`:
+    /// nothing), as its media worker last said; before it says, the best under the cap.
+    allocated: BTreeMap<(MemberId, MemberId, String), Option<Layer>>,
     /// (publisher, track id) → its layers' dynacast, and the rids last told to the publisher.
     cameras: BTreeMap<(MemberId, String), (Dynacast, [bool; 3])>,
 }
@@ -93,6 +88,9 @@ impl Room {
             .views
             .retain(|(viewer, publisher, _), _| *viewer != member && *publisher != member);
         videos
+            .allocated
+            .retain(|(viewer, publisher, _), _| *viewer != member && *publisher != member);
+        videos
             .cameras
             .retain(|(publisher, _), _| *publisher != member);
         self.update_dynacast();
@@ -100,19 +98,18 @@ impl Room {
 
     /// Feeds every camera's dynacast with its viewers' needs now: each other member of the
     /// room views it at the cap its tile gives (the best layer before it says), and is given
-    /// the best layer under that cap. Then tells publishers what changed.
+    /// the layer its bandwidth allows (the best under the cap until its worker says). Then
+    /// tells publishers what changed.
     pub(super) fn update_dynacast(&mut self) {
         let now = Instant::now().into_std();
         let members: Vec<MemberId> = self.members.keys().copied().collect();
         for ((publisher, track), (dynacast, _)) in &mut self.videos.cameras {
-            let views = &self.videos.views;
+            let (views, allocated) = (&self.videos.views, &self.videos.allocated);
             let viewers = members.iter().filter(|m| *m != publisher).map(|viewer| {
-                let quality = views
-                    .get(&(*viewer, *publisher, track.clone()))
-                    .copied()
-                    .unwrap_or(VideoQuality::High);
-                let cap = cap_of(quality);
-                (cap.highest(), cap)
+                let key = (*viewer, *publisher, track.clone());
+                let cap = views.get(&key).copied().unwrap_or(VideoQuality::High);
+                let layer = allocated.get(&key).copied().unwrap_or(cap.highest());
+                (layer, cap)
             });
             dynacast.update(viewers, now);
         }
@@ -176,24 +173,62 @@ impl Room {
     /// in the room are passed over.
     pub(super) async fn video_view(&mut self, member: MemberId, tiles: Vec<TileView>) {
         for tile in tiles {
-            let published = self.members.get(&tile.peer).is_some_and(|p| {
-                tile.peer != member
-                    && p.tracks
-                        .iter()
-                        .any(|t| t.id == tile.id && t.kind == TrackKind::Video)
-            });
-            if !published {
+            let Some(source) = self.video_source(member, tile.peer, &tile.id) else {
                 continue;
-            }
+            };
             let quality = quality_for_tile(tile.width, tile.height);
             let key = (member, tile.peer, tile.id.clone());
             if self.videos.views.insert(key, quality) == Some(quality) {
                 continue;
             }
-            self.link.view_video(member, tile.peer, tile.id, quality);
+            let screen = source == TrackSource::Screen;
+            self.link
+                .view_video(member, tile.peer, (tile.id, screen), quality);
         }
         self.drive_link().await;
         self.update_dynacast();
+    }
+}
+
+impl Room {
+    /// The source of `publisher`'s video track `track`, if it is one in the room that `viewer`
+    /// (someone else) may view.
+    fn video_source(
+        &self,
+        viewer: MemberId,
+        publisher: MemberId,
+        track: &str,
+    ) -> Option<TrackSource> {
+        if viewer == publisher {
+            return None;
+        }
+        let p = self.members.get(&publisher)?;
+        p.tracks
+            .iter()
+            .find(|t| t.id == track && t.kind == TrackKind::Video)
+            .map(|t| t.source)
+    }
+
+    /// `viewer`'s worker says which layer of `publisher`'s video track `track` its bandwidth
+    /// allows it (an index, lowest first; `None`: nothing): dynacast takes it in.
+    pub(super) fn video_allocated(
+        &mut self,
+        viewer: MemberId,
+        (publisher, track): (MemberId, String),
+        layer: Option<u8>,
+    ) {
+        if self.video_source(viewer, publisher, &track).is_none() {
+            return;
+        }
+        let layer = layer.map(|l| match l {
+            0 => Layer::Low,
+            1 => Layer::Medium,
+            _ => Layer::High,
+        });
+        let key = (viewer, publisher, track);
+        if self.videos.allocated.insert(key, layer) != Some(layer) {
+            self.update_dynacast();
+        }
     }
 }
 

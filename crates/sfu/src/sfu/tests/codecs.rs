@@ -8,36 +8,9 @@ use std::time::Duration;
 use str0m::format::Codec;
 
 use super::frames::FrameSeen;
-use super::harness::{Harness, RtpSeen, m};
-use crate::{MediaCmd, MediaEvent, TrackKind, VideoQuality};
-
-/// The id of member `id`'s video track, as the core published it.
-fn video_track(h: &Harness, id: u64) -> String {
-    h.events
-        .iter()
-        .find_map(|e| match e {
-            MediaEvent::TrackPublished {
-                member,
-                track,
-                kind: TrackKind::Video,
-            } if *member == m(id) => Some(track.clone()),
-            _ => None,
-        })
-        .expect("the video track was published")
-}
-
-fn view(h: &mut Harness, viewer: u64, quality: VideoQuality) {
-    let track = video_track(h, 1);
-    h.cmd(
-        0,
-        MediaCmd::ViewVideo {
-            member: m(viewer),
-            publisher: m(1),
-            track,
-            quality,
-        },
-    );
-}
+use super::harness::{Harness, RtpSeen};
+use super::simulcast::view;
+use crate::{MediaEvent, VideoQuality};
 
 /// The H264, VP9 or AV1 packets viewer `id` received, from the `from`th on.
 fn pictures(h: &mut Harness, id: u64, from: usize) -> Vec<(RtpSeen, FrameSeen)> {

@@ -2,6 +2,7 @@
 //! in memory, on a simulated clock, with the rooms' media links orchestrating the cores as the
 //! server's rooms do.
 
+mod bandwidth;
 mod clients;
 mod codecs;
 mod fan_out;

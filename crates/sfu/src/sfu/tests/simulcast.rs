@@ -31,7 +31,7 @@ fn video_track(h: &Harness, id: u64) -> String {
 }
 
 /// Viewer `viewer` wants `quality` of member 1's video, told to the core that holds it.
-fn view(h: &mut Harness, viewer: u64, quality: VideoQuality) {
+pub(super) fn view(h: &mut Harness, viewer: u64, quality: VideoQuality) {
     let track = video_track(h, 1);
     let worker = h.worker_of(viewer).unwrap_or(0);
     h.cmd(
@@ -41,6 +41,7 @@ fn view(h: &mut Harness, viewer: u64, quality: VideoQuality) {
             publisher: m(1),
             track,
             quality,
+            screen: false,
         },
     );
 }
@@ -262,6 +263,7 @@ fn choices_of_unknown_viewers_or_tracks_change_nothing_and_never_panic() {
                     publisher: m(publisher),
                     track: track.to_owned(),
                     quality,
+                    screen: false,
                 },
             );
         }
