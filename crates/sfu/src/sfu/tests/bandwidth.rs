@@ -37,15 +37,19 @@ fn near(a: u64, b: u64) -> bool {
     a.abs_diff(b) <= b / 50
 }
 
-/// The layers of the VP8 packets viewer 2 received from the `from`th on.
-fn layers_seen(h: &mut Harness, from: usize) -> Vec<u8> {
-    let seen: Vec<RtpSeen> = h
-        .client(2)
+/// The VP8 packets viewer 2 received.
+fn vp8_seen(h: &mut Harness) -> Vec<RtpSeen> {
+    h.client(2)
         .rtp
         .iter()
         .filter(|p| p.vp8.is_some())
         .copied()
-        .collect();
+        .collect()
+}
+
+/// The layers of the VP8 packets viewer 2 received from the `from`th on.
+fn layers_seen(h: &mut Harness, from: usize) -> Vec<u8> {
+    let seen = vp8_seen(h);
     seen.get(from..)
         .unwrap_or_default()
         .iter()
@@ -93,13 +97,7 @@ fn the_layer_a_viewer_is_sent_follows_its_estimate_down_and_up_at_keyframes() {
     assert_eq!(layers_at(&mut h, 10 * high), [2]);
 
     // Every change of layer the viewer saw came at a keyframe of the new layer.
-    let all: Vec<RtpSeen> = h
-        .client(2)
-        .rtp
-        .iter()
-        .filter(|p| p.vp8.is_some())
-        .copied()
-        .collect();
+    let all = vp8_seen(&mut h);
     let mut switches = 0;
     for pair in all.windows(2) {
         let (a, b) = (pair[0].vp8.unwrap(), pair[1].vp8.unwrap());
