@@ -9,8 +9,8 @@ use str0m::format::Codec;
 
 use super::frames::FrameSeen;
 use super::harness::{Harness, RtpSeen};
-use super::simulcast::view;
-use crate::{MediaEvent, VideoQuality};
+use super::simulcast::through_the_layers;
+use crate::MediaEvent;
 
 /// The H264, VP9 or AV1 packets viewer `id` received, from the `from`th on.
 fn pictures(h: &mut Harness, id: u64, from: usize) -> Vec<(RtpSeen, FrameSeen)> {
@@ -45,15 +45,7 @@ fn whole_pictures_across_switches(codec: Codec) {
     h.run(Duration::from_secs(1));
     let from = pictures(&mut h, 2, 0).len();
     assert!(from > 40, "the full layer flows: {from}");
-    for quality in [
-        VideoQuality::Low,
-        VideoQuality::Medium,
-        VideoQuality::High,
-        VideoQuality::Low,
-    ] {
-        view(&mut h, 2, quality);
-        h.run(Duration::from_millis(600));
-    }
+    through_the_layers(&mut h);
     let all = pictures(&mut h, 2, 0);
     // The stream starts at a keyframe's first packet, too.
     assert!(all[0].1.keyframe && all[0].1.part == 0, "{:?}", all[0]);

@@ -145,19 +145,24 @@ fn a_viewer_moves_up_only_at_a_keyframe_and_asks_for_it() {
     switches_at_a_keyframe(&video(&mut h, 2, from), 0, 2);
 }
 
-#[test]
-fn sequence_numbers_timestamps_and_picture_ids_stay_continuous_across_switches() {
-    let mut h = publisher_and_viewer();
-    let from = video(&mut h, 2, 0).len();
+/// Viewer 2 asks for the low, medium, full and low layers again, 600 ms each.
+pub(super) fn through_the_layers(h: &mut Harness) {
     for quality in [
         VideoQuality::Low,
         VideoQuality::Medium,
         VideoQuality::High,
         VideoQuality::Low,
     ] {
-        view(&mut h, 2, quality);
+        view(h, 2, quality);
         h.run(Duration::from_millis(600));
     }
+}
+
+#[test]
+fn sequence_numbers_timestamps_and_picture_ids_stay_continuous_across_switches() {
+    let mut h = publisher_and_viewer();
+    let from = video(&mut h, 2, 0).len();
+    through_the_layers(&mut h);
     let got = video(&mut h, 2, from);
     let mut visited = layers(&got);
     visited.dedup();
