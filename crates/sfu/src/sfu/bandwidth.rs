@@ -67,6 +67,15 @@ impl Sfu {
         let Some(p) = self.participants.get_mut(key) else {
             return;
         };
+        #[cfg(test)]
+        let estimate = self.test.estimate.or(p.bandwidth.estimate);
+        #[cfg(not(test))]
+        let estimate = p.bandwidth.estimate;
+        // No measurement yet (or no estimator: a member who joined with audio alone): the caps
+        // alone decide, and there is nothing to gather the tiles for.
+        if estimate.is_none() {
+            return;
+        }
         // The publishers heard on the viewer's audio slots: its active speakers (the protocol
         // has no pinned tile; the speaker stands in for it).
         let mut speakers: [Option<MemberId>; 8] = [None; 8];
@@ -116,14 +125,6 @@ impl Sfu {
             return;
         }
         let audio = AUDIO_PER_SLOT.saturating_mul(p.slots.len() as u64);
-        #[cfg(test)]
-        let estimate = self.test.estimate.or(bandwidth.estimate);
-        #[cfg(not(test))]
-        let estimate = bandwidth.estimate;
-        // No measurement yet: the caps alone decide.
-        if estimate.is_none() {
-            return;
-        }
         let chosen = bandwidth
             .allocation
             .allocate(estimate, audio, &bandwidth.tiles);

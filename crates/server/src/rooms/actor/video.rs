@@ -220,10 +220,11 @@ impl Room {
         if self.video_source(viewer, publisher, &track).is_none() {
             return;
         }
-        let layer = layer.map(|l| match l {
-            0 => Layer::Low,
-            1 => Layer::Medium,
-            _ => Layer::High,
+        let layer = layer.map(|l| {
+            Layer::ALL
+                .get(usize::from(l))
+                .copied()
+                .unwrap_or(Layer::High)
         });
         let key = (viewer, publisher, track);
         if self.videos.allocated.insert(key, layer) != Some(layer) {
