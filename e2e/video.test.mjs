@@ -10,10 +10,11 @@
 // - A shared screen reaches the others, shown big.
 // - A shared screen's sound (the fake capture plays the sharer's tone file) reaches the others
 //   while the sharer's microphone is muted, and stops with the sharing.
-// - A camera published in H264, and one in VP9 (its transceiver's codec preferences that codec
-//   alone, so the server's answer takes it) reaches the others, who decode it beside VP8
-//   cameras, and moves up a layer at a keyframe when pinned. Debian's Chromium encodes H264
-//   (OpenH264) and decodes it (FFmpeg): RTCRtpSender/Receiver.getCapabilities list it.
+// - A camera published in H264, one in VP9 and one in AV1 (its transceiver's codec preferences
+//   that codec alone, so the server's answer takes it) reaches the others, who decode it beside
+//   VP8 cameras, and moves up a layer at a keyframe when pinned. Debian's Chromium encodes H264
+//   (OpenH264) and decodes it (FFmpeg), and encodes AV1 (libaom): RTCRtpSender/Receiver
+//   .getCapabilities list them.
 //
 // Run from the repository root: node --test e2e/
 
@@ -154,11 +155,12 @@ function layersSent(want) {
  * `mime` alone (with its retransmission format), as a client preferring that codec would.
  */
 function offerOnly(mime) {
+  const SCALABILITY_MODE_NEEDED = ['video/VP9', 'video/AV1'];
   const add = RTCPeerConnection.prototype.addTransceiver;
   RTCPeerConnection.prototype.addTransceiver = function (trackOrKind, init) {
-    // Chromium sends VP9 in simulcast only when each layer names its scalability mode; else
-    // it sends the first layer alone (as one stream of spatial layers).
-    if (mime === 'video/VP9' && init?.sendEncodings?.length > 1) {
+    // Chromium sends VP9 and AV1 in simulcast only when each layer names its scalability
+    // mode; else it sends the first layer alone (VP9 as one stream of spatial layers).
+    if (SCALABILITY_MODE_NEEDED.includes(mime) && init?.sendEncodings?.length > 1) {
       init = { ...init, sendEncodings: init.sendEncodings.map((e) => ({ ...e, scalabilityMode: 'L1T3' })) };
     }
     const tr = add.call(this, trackOrKind, init);
@@ -184,8 +186,18 @@ async function videoCodecs() {
   const out = { sent: [], received: [] };
   stats.forEach((s) => {
     if (s.kind !== 'video') return;
-    if (s.type === 'outbound-rtp') out.sent.push({ rid: s.rid, codec: codecs.get(s.codecId), frames: s.framesEncoded ?? 0 });
-    if (s.type === 'inbound-rtp') out.received.push({ codec: codecs.get(s.codecId), frames: s.framesDecoded ?? 0, width: s.frameWidth ?? 0 });
+    if (s.type === 'outbound-rtp') {
+      out.sent.push({ rid: s.rid, codec: codecs.get(s.codecId), frames: s.framesEncoded ?? 0, encoder: s.encoderImplementation });
+    }
+    if (s.type === 'inbound-rtp') {
+      out.received.push({
+        codec: codecs.get(s.codecId),
+        frames: s.framesDecoded ?? 0,
+        width: s.frameWidth ?? 0,
+        keyframes: s.keyFramesDecoded ?? 0,
+        decoder: s.decoderImplementation,
+      });
+    }
   });
   return out;
 }
@@ -394,8 +406,8 @@ test('a shared screen\'s sound reaches the others while the sharer\'s microphone
   });
 });
 
-// Chromium 156 (Debian) encodes and decodes both. AV1 is not tried in a browser here.
-for (const codec of ['H264', 'VP9']) {
+// Chromium 156 (Debian) encodes and decodes all three (AV1 with libaom and dav1d).
+for (const codec of ['H264', 'VP9', 'AV1']) {
   test(`a camera published in ${codec} reaches the others beside VP8 cameras, and moves up a layer when pinned`, { timeout: 150_000 }, async (t) => {
     const mime = `video/${codec}`;
     await closeEarlierPages();
@@ -424,6 +436,8 @@ for (const codec of ['H264', 'VP9']) {
 
       // Carol pins Alice: the server moves her to Alice's full layer, at its keyframe, and
       // her big tile shows a larger picture than Bob's small one; it goes on decoding.
+      const carolOfAlice = async () => (await carol.page.evaluate(videoCodecs)).received.find((r) => r.codec === mime);
+      const before = await carolOfAlice();
       await carol.page.click(`#video-grid .tile[data-member="${ids[0]}"] .tile-pin`);
       await until(
         carol.page,
@@ -436,6 +450,10 @@ for (const codec of ['H264', 'VP9']) {
         `Carol seeing Alice (${codec}) larger than Bob`,
       );
       await waitDecoding(carol.page, [ids[0], ids[1]]);
+      // Her decoder went up too: a wider picture, from a keyframe decoded since the pin.
+      const pinned = await carolOfAlice();
+      t.diagnostic(`Carol's ${codec} stream before the pin ${JSON.stringify(before)}, after ${JSON.stringify(pinned)}`);
+      assert.ok(pinned.width > before.width && pinned.keyframes > before.keyframes, JSON.stringify({ before, pinned }));
     });
   });
 }
