@@ -32,6 +32,26 @@ use crate::video::clock::{self, SenderClock};
 use crate::video::layer::LayerSwitch;
 use crate::video::vp8::{Vp8Fields, Vp8Munger};
 
+/// How long a video packet sent is kept to be resent when a viewer reports it lost (NACK).
+/// A resend is of use only while the viewer's jitter buffer still waits for its frame, well
+/// under a second on a working link; the viewer asks again every round trip, a few times.
+/// libwebrtc keeps what it sent for max(1 s, 3 round trips), Janus 200 ms to 1 s. str0m's
+/// default, 3 s, held three times the memory for resends that come too late: every packet a
+/// viewer is sent stays in its stream's cache until it is this old, a slot of about 430 bytes
+/// per viewer (the cache's slots grow to fit the horizon and are never given back) and the
+/// payload, shared by the packet's viewers. Measured: 0.9 instead of 1.35 MiB per member in
+/// a 1 × 6 video room (docs/bench/log/2026-12-03-video-memory.md).
+pub const VIDEO_RESEND_HORIZON: Duration = Duration::from_secs(1);
+
+/// At most this many video packets kept per stream, whatever their age: the horizon at
+/// 5 Mbit/s (about 520 packets a second of 1,200 bytes). A camera's full layer, 1.5–2.5 Mbit/s,
+/// stays well under it, so the horizon is what bounds the cache; above, the oldest go first.
+pub const VIDEO_RESEND_PACKETS: usize = 512;
+
+/// Resends queued are dropped while they are over this share of what a stream sends: str0m's
+/// default, kept (its constant is not public).
+const RESEND_RATIO_CAP: Option<f32> = Some(0.15);
+
 /// A down-track's place in its participant's down-tracks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DownTrackKey(pub usize);
@@ -241,11 +261,23 @@ impl DownTrack {
         let Some(stream) = api.stream_tx_by_mid(dst_mid, None) else {
             return 0;
         };
-        if first_of_route && !video {
-            // Audio is never resent (not nackable), so its stream needs no resend cache and no
-            // history of bytes sent to cap resends by: str0m keeps one by default, an entry
-            // per packet.
-            stream.set_rtx_cache(0, Duration::ZERO, None);
+        if first_of_route {
+            match video {
+                // str0m keeps what a video stream sent for 3 s by default; a resend is of use
+                // only within the viewer's horizon (`VIDEO_RESEND_HORIZON`). Sized here, on
+                // the stream's first packet: resizing empties the cache, so a later change of
+                // the source's payload type (a codec change) loses the resends of the packets
+                // before it, which the viewer's decoder has left behind anyway.
+                true => stream.set_rtx_cache(
+                    VIDEO_RESEND_PACKETS,
+                    VIDEO_RESEND_HORIZON,
+                    RESEND_RATIO_CAP,
+                ),
+                // Audio is never resent (not nackable), so its stream needs no resend cache
+                // and no history of bytes sent to cap resends by: str0m keeps one by default,
+                // an entry per packet.
+                false => stream.set_rtx_cache(0, Duration::ZERO, None),
+            }
         }
         let mut written = 0;
         let wallclock = packet.received;

@@ -115,6 +115,13 @@ pub struct Harness {
     simulcast_next: Option<Codec>,
     /// The next client's session offers only these video codecs (all if empty).
     video_codecs_next: Vec<Codec>,
+    /// The next datagram from a core to this client at least this long is lost.
+    lose_next: Option<(u64, usize)>,
+    /// Datagrams lost by `lose_next`.
+    pub lost: u64,
+    /// What this client sends its core is held back until then, and the datagrams held.
+    hold: Option<(u64, Instant)>,
+    held_back: Vec<(usize, Transmit)>,
 }
 
 impl Harness {
@@ -135,7 +142,22 @@ impl Harness {
             rtp_mode_next: false,
             simulcast_next: None,
             video_codecs_next: Vec::new(),
+            lose_next: None,
+            lost: 0,
+            hold: None,
+            held_back: Vec::new(),
         }
+    }
+
+    /// The next datagram to client `id` of at least `len` bytes is lost on the way.
+    pub fn lose_next_to(&mut self, id: u64, len: usize) {
+        self.lose_next = Some((id, len));
+    }
+
+    /// What client `id` sends its core (reports, NACKs) is held back for `d`, then delivered
+    /// at once, in order.
+    pub fn hold_from(&mut self, id: u64, d: Duration) {
+        self.hold = Some((id, self.now + d));
     }
 
     /// One core whose participants have `slots` audio slots.
@@ -414,24 +436,41 @@ impl Harness {
         core.handle_datagram(now, t.proto, t.source, t.destination, &t.contents);
     }
 
+    /// Hands a client's datagram to its core, or holds it back (`hold_from`).
+    fn carry_from_client(&mut self, id: MemberId, worker: usize, t: Transmit) {
+        match self.hold {
+            Some((held, until)) if m(held) == id && self.now < until => {
+                self.held_back.push((worker, t));
+            }
+            _ => self.hand_to_core(worker, &t),
+        }
+    }
+
     /// Moves datagrams and signalling until everything is quiet.
     pub fn exchange(&mut self) {
         let now = self.now;
+        if self.hold.is_some_and(|(_, until)| now >= until) {
+            self.hold = None;
+            for (worker, t) in std::mem::take(&mut self.held_back) {
+                self.hand_to_core(worker, &t);
+            }
+        }
         for _ in 0..100 {
             let mut moved = false;
             for i in 0..self.clients.len() {
-                let worker = self.worker_of(self.clients[i].id.0).unwrap_or(0);
+                let id = self.clients[i].id;
+                let worker = self.worker_of(id.0).unwrap_or(0);
                 let held = std::mem::take(&mut self.clients[i].held);
                 for t in held {
                     moved = true;
-                    self.hand_to_core(worker, &t);
+                    self.carry_from_client(id, worker, t);
                 }
                 loop {
                     match self.clients[i].rtc.poll_output().unwrap() {
                         Output::Timeout(_) => break,
                         Output::Transmit(t) => {
                             moved = true;
-                            self.hand_to_core(worker, &t);
+                            self.carry_from_client(id, worker, t);
                         }
                         Output::Event(e) => self.clients[i].on_event(e),
                     }
@@ -480,6 +519,14 @@ impl Harness {
             .clients
             .iter_mut()
             .find(|c| c.proto == t.proto && c.addr == t.destination);
+        if let (Some(c), Some((id, len))) = (&to, self.lose_next)
+            && c.id == m(id)
+            && t.contents.len() >= len
+        {
+            self.lose_next = None;
+            self.lost += 1;
+            return;
+        }
         if let Some(c) = to.filter(|_| open) {
             let input = Input::Receive(
                 self.now,

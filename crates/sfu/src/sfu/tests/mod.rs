@@ -10,6 +10,7 @@ mod forwarding;
 mod frames;
 mod harness;
 mod hostile;
+mod resend;
 mod simulcast;
 mod slots;
 mod spread;
