@@ -56,6 +56,8 @@ pub struct Participant {
     pub quality: QualityTracker,
     /// Its bandwidth estimate, shared among the video tracks it is sent.
     pub bandwidth: ViewerBandwidth,
+    /// Whether its first offer had a video section (it came to publish video).
+    pub offered_video: bool,
 }
 
 /// Whether a participant's media is connected, and since when it is not.
@@ -99,6 +101,7 @@ impl Participant {
             },
             quality: QualityTracker::default(),
             bandwidth: ViewerBandwidth::default(),
+            offered_video: false,
         }
     }
 

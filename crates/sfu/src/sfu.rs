@@ -535,6 +535,13 @@ impl Sfu {
     /// bandwidth again.
     #[cfg(test)]
     fn set_test_estimate(&mut self, estimate: Option<u64>) {
+        // The first given replaces the estimator's from the start: where that stood is not a
+        // level the given one falls from.
+        if self.test.estimate.is_none() {
+            for (_, p) in self.participants.iter_mut() {
+                p.bandwidth.seen = None;
+            }
+        }
         self.test.estimate = estimate;
         self.allocate_viewers();
     }

@@ -455,6 +455,13 @@ impl UpTracks {
         self.slab.len()
     }
 
+    /// Whether a video track of `room` is known here (published on this core, or relayed to it).
+    pub fn has_video(&self, room: RoomId) -> bool {
+        self.slab
+            .iter()
+            .any(|(_, t)| t.room == room && t.kind == TrackKind::Video)
+    }
+
     pub fn shrink(&mut self) {
         if self.slab.is_empty() {
             self.slab = Slab::new();

@@ -94,6 +94,9 @@ impl Sfu {
                 if p.bandwidth.estimate.is_some() || estimate != super::bandwidth::ESTIMATOR_START {
                     p.bandwidth.estimate = Some(estimate);
                     self.allocate(key);
+                } else {
+                    // Where it stands, for its first step down to be seen as one.
+                    p.bandwidth.seen = Some(estimate);
                 }
             }
             Event::PeerStats(s) => p.quality.on_peer(&s),

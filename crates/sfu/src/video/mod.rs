@@ -3,6 +3,7 @@
 pub mod allocation;
 pub mod clock;
 pub mod dynacast;
+pub mod fall;
 pub mod keyframe;
 pub mod layer;
 pub mod throttle;

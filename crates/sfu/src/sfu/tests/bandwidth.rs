@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::harness::{Harness, RtpSeen, m};
 use crate::MediaEvent;
 use crate::video::allocation::{AUDIO_PER_SLOT, UPGRADE_PERCENT};
+use crate::video::fall::FALL_ENDS;
 
 /// Member 1 publishes in simulcast, member 2 views it in RTP mode (with `slots` audio slots);
 /// after two seconds, so that the layers' bitrates are measured.
@@ -91,8 +92,9 @@ fn the_layer_a_viewer_is_sent_follows_its_estimate_down_and_up_at_keyframes() {
     assert_eq!(layers_at(&mut h, share(medium, UPGRADE_PERCENT + 5)), [1]);
     // Room for the lowest only.
     assert_eq!(layers_at(&mut h, share(low, UPGRADE_PERCENT + 5)), [0]);
-    // Not even that: the track is paused for this viewer.
-    assert_eq!(layers_at(&mut h, low / 2), Vec::<u8>::new());
+    // Not even half of that (half is enough to keep a viewer's last picture): the track is
+    // paused for this viewer.
+    assert_eq!(layers_at(&mut h, low / 3), Vec::<u8>::new());
     // Wide again: the full layer.
     assert_eq!(layers_at(&mut h, 10 * high), [2]);
 
@@ -124,12 +126,20 @@ fn the_layer_a_viewer_is_sent_follows_its_estimate_down_and_up_at_keyframes() {
 }
 
 #[test]
-fn a_viewers_audio_slots_are_reserved_before_its_video() {
+fn a_viewers_voices_are_reserved_before_its_video_and_its_empty_slots_are_not() {
     let mut h = publisher_and_viewer(3);
     let [_, medium, _] = bitrates(&mut h);
-    let audio = 3 * AUDIO_PER_SLOT;
     let needed = share(medium, UPGRADE_PERCENT);
-    // What the medium layer needs fits the estimate, but not once the audio is set aside.
+    let [low, _, _] = bitrates(&mut h);
+    // No one speaks: the three slots send nothing, and nothing is set aside for them.
+    assert_eq!(layers_at(&mut h, needed + 2_000), [1]);
+    assert_eq!(layers_at(&mut h, share(low, UPGRADE_PERCENT + 5)), [0]);
+
+    // Member 3 speaks, on one of the viewer's slots: what the medium layer needs fits the
+    // estimate, but not once that voice is set aside; the two empty slots are not.
+    h.join(1, 3);
+    h.run(Duration::from_secs(1));
+    let audio = AUDIO_PER_SLOT;
     assert_eq!(layers_at(&mut h, needed + audio - 2_000), [0]);
     assert_eq!(layers_at(&mut h, needed + audio + 2_000), [1]);
 }
@@ -170,4 +180,46 @@ fn the_estimator_is_told_to_probe_for_the_next_layer_and_aims_at_the_best() {
         near(probe.desired, share(high, UPGRADE_PERCENT)),
         "{probe:?}"
     );
+}
+
+#[test]
+fn a_step_down_of_an_estimate_standing_far_above_what_is_sent_moves_the_viewer_down_at_once() {
+    let mut h = publisher_and_viewer(0);
+    let [_, _, high] = bitrates(&mut h);
+    assert_eq!(layers_at(&mut h, 10 * high), [2]);
+    // 7 % less: still nine times what the full layer needs, but a step down while it is sent
+    // says the path no longer carries it.
+    let stepped = 10 * high * 93 / 100;
+    assert_eq!(layers_at(&mut h, stepped), [1]);
+    // The fall over (no further step down for a while), the estimate alone decides again.
+    h.run(FALL_ENDS);
+    assert_eq!(layers_at(&mut h, stepped), [2]);
+}
+
+#[test]
+fn a_member_who_joins_a_room_with_video_has_an_estimator_and_one_who_joins_an_audio_room_has_none()
+{
+    // Member 2 joins room 1 once member 1's camera is there, without one of its own.
+    let mut h = Harness::with_slots(0);
+    h.join_simulcast(1, 1);
+    h.run(Duration::from_secs(1));
+    h.join_rtp_listener(1, 2);
+    // Member 3 joins room 2, where no one has video.
+    h.join(2, 4);
+    h.join_rtp_listener(2, 3);
+    h.run(Duration::from_secs(2));
+    let core = h.core(0);
+    let seen = |id| {
+        let key = core.participants.key_of(m(id)).expect("a session");
+        core.participants
+            .get(key)
+            .expect("its state")
+            .bandwidth
+            .seen
+    };
+    assert!(
+        seen(2).is_some(),
+        "the viewer's estimator reported where it stands"
+    );
+    assert_eq!(seen(3), None);
 }
